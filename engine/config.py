@@ -1,0 +1,239 @@
+"""Run configuration: typed models with a docstring per field, validated at load time.
+
+Torch-free by contract: the cockpit loads and validates configs without importing torch.
+
+A config file is YAML. Relative paths in it are resolved against the directory the command runs
+from, and ``run.yaml`` in the run directory holds the resolved, absolute form.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config a user wrote is wrong; the message names the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+
+class DemoDataConfig(_Section):
+    samples: int = Field(20_000, ge=100)
+    """Number of lines the demo corpus generator writes."""
+    seed: int = 1234
+    """Seed of the demo corpus generator; the same seed gives the same corpus byte for byte."""
+
+
+class DataConfig(_Section):
+    source: Literal["demo", "text"] = "demo"
+    """``demo``: generate the synthetic demo corpus at ``path`` if it is missing. ``text``: train
+    on the existing UTF-8 text file at ``path``, one document per line."""
+    path: Path = Path("data/demo/corpus.txt")
+    """The training text file."""
+    val_fraction: float = Field(0.01, ge=0.0, lt=0.5)
+    """Share of the token stream held out for validation."""
+    demo: DemoDataConfig = DemoDataConfig()
+    """Settings of the demo corpus generator (used when ``source`` is ``demo``)."""
+
+
+class TokenizerConfig(_Section):
+    path: Path = Path("data/demo/tokenizer")
+    """Directory of a Hugging Face tokenizer (``tokenizer.json``). Trained on the corpus when it
+    does not exist yet."""
+    vocab_size: int = Field(1024, ge=260, le=262_144)
+    """Vocabulary size when the tokenizer has to be trained."""
+
+
+class TrainConfig(_Section):
+    seq_len: int = Field(128, ge=8)
+    """Tokens per training sequence."""
+    micro_batch_size: int = Field(16, ge=1)
+    """Sequences per forward/backward pass on one process."""
+    grad_accum_steps: int = Field(1, ge=1)
+    """Micro batches accumulated into one optimizer step."""
+    max_steps: int = Field(300, ge=1)
+    """Optimizer steps of the whole run."""
+    lr: float = Field(3e-3, gt=0)
+    """Peak learning rate."""
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    """Final learning rate as a fraction of ``lr`` (cosine schedule)."""
+    warmup_steps: int = Field(30, ge=0)
+    """Linear warm-up steps from 0 to ``lr``."""
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    """Decay after warm-up."""
+    weight_decay: float = Field(0.1, ge=0)
+    """AdamW weight decay, applied to matrices only (not to norms or biases)."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas."""
+    grad_clip: float = Field(1.0, ge=0)
+    """Clip the global gradient norm to this value; 0 disables clipping."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Mixed precision mode passed to Accelerate (``fp32`` means none)."""
+    seed: int = 1234
+    """Seed for model initialisation and data order."""
+    log_every: int = Field(10, ge=1)
+    """Steps between ``metrics`` events (step 1 is always logged)."""
+    save_every: int = Field(0, ge=0)
+    """Steps between checkpoints; 0 saves only at the end (and on command)."""
+    threads: int = Field(0, ge=0)
+    """CPU threads for torch; 0 lets torch decide."""
+
+    @property
+    def tokens_per_micro_batch(self) -> int:
+        return self.seq_len * self.micro_batch_size
+
+
+class TelemetryConfig(_Section):
+    enabled: bool = True
+    """Sample CPU, RAM and GPU usage in a background thread and emit ``telemetry`` events."""
+    interval_s: float = Field(2.0, gt=0)
+    """Seconds between telemetry samples."""
+
+
+class EventsConfig(_Section):
+    enabled: bool = True
+    """Serve the live socket. ``events.jsonl`` is always written; turning this off is for
+    benchmarks only."""
+
+
+class RunConfig(_Section):
+    """One training run, as written in a config file and resolved into ``run.yaml``."""
+
+    name: str | None = None
+    """Run name; the run directory is ``<runs_dir>/<name>-<timestamp>`` unless given explicitly."""
+    runs_dir: Path = Path("runs")
+    """Where run directories are created."""
+    preset: str = "tiny"
+    """Model preset from ``presets/`` (``cockpit presets list``)."""
+    model: dict[str, Any] = {}
+    """Overrides of preset fields, e.g. ``{num_hidden_layers: 4}``."""
+    data: DataConfig = DataConfig()
+    """Training data."""
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    """Tokenizer."""
+    train: TrainConfig = TrainConfig()
+    """Optimisation and loop settings."""
+    telemetry: TelemetryConfig = TelemetryConfig()
+    """Machine telemetry."""
+    events: EventsConfig = EventsConfig()
+    """Live event channel."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "RunConfig":
+        if self.train.warmup_steps > self.train.max_steps:
+            raise ValueError(
+                f"train.warmup_steps ({self.train.warmup_steps}) is larger than train.max_steps ({self.train.max_steps})")
+        return self
+
+    def resolved(self, base: Path | None = None) -> "RunConfig":
+        """A copy whose relative paths are made absolute against ``base`` (default: the cwd)."""
+        base = Path(base or os.getcwd())
+        data = self.model_dump()
+        data["runs_dir"] = str((base / self.runs_dir).resolve())
+        data["data"]["path"] = str((base / self.data.path).resolve())
+        data["tokenizer"]["path"] = str((base / self.tokenizer.path).resolve())
+        return RunConfig.model_validate(data)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys.extend(_known_keys(ann, prefix + name + "."))
+    return keys
+
+
+def _did_you_mean(key: str) -> str:
+    matches = difflib.get_close_matches(key, _known_keys(RunConfig), n=1, cutoff=0.6)
+    return f" (did you mean '{matches[0]}'?)" if matches else ""
+
+
+def _format_validation_error(exc: ValidationError, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown key '{key}'{_did_you_mean(key)}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``train.lr=1e-3`` -> (["train", "lr"], 0.001); the value is parsed as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {item!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    for item in overrides:
+        path, value = parse_override(item)
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: '{part}' is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read, override and validate a config file; raises ConfigError with a clear message."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    data = apply_overrides(data, list(overrides))
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, str(path))) from None
+
+
+def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
+    """The resolved config of a run directory (``run.yaml``)."""
+    return load_config(Path(run_dir) / "run.yaml")
