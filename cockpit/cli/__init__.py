@@ -1,0 +1,51 @@
+"""The `cockpit` command. Keep this import light: no torch, no textual, no pydantic at start-up;
+each command imports what it needs when it runs."""
+
+from __future__ import annotations
+
+import typer
+
+from cockpit.cli import run as _run
+from cockpit.cli import runs as _runs
+from cockpit.cli.common import fail
+
+app = typer.Typer(
+    name="cockpit",
+    help="A terminal training cockpit for language models.",
+    add_completion=False,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context) -> None:
+    """A terminal training cockpit for language models.
+
+    With no command: opens the dashboard of the newest live run under ./runs.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from pathlib import Path
+
+    from cockpit.client import iter_runs
+    from engine.rundir import read_status
+
+    live = [r for r in iter_runs(Path("runs")) if read_status(r).get("alive")]
+    if not live:
+        typer.echo(ctx.get_help())
+        typer.echo("\nNo live run under ./runs. Start the demo with `cockpit run demo`.")
+        raise typer.Exit(0)
+    _runs.open_dashboard(live[0])
+
+
+_run.register(app)
+_runs.register(app)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main", "fail"]

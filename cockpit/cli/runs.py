@@ -1,0 +1,95 @@
+"""Commands about existing runs: `runs` lists them, `attach` opens one, `stop` ends one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cockpit.cli.common import fail
+
+RUNS_DIR_OPTION = typer.Option(Path("runs"), "--runs-dir", help="Where runs live.")
+
+
+def _find(ref: Optional[str], runs_dir: Path) -> Path:
+    from engine.config import ConfigError
+    from cockpit.launch import find_run
+
+    try:
+        return find_run(ref, runs_dir)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def open_dashboard(run_dir: Path, pid: int | None = None) -> None:
+    from cockpit.app import make_app
+    from engine.rundir import read_status
+
+    make_app(run_dir, pid=pid).run()
+    status = read_status(run_dir)
+    if status.get("alive") or (pid is not None and status.get("state") in ("unknown", "starting", "running")):
+        typer.echo(f"detached; the engine keeps training (pid {status.get('pid') or pid}).\n"
+                   f"  re-attach: cockpit attach {run_dir}")
+
+
+def attach(
+    run: Optional[str] = typer.Argument(None, help="Run directory or name (default: the newest run)."),
+    runs_dir: Path = RUNS_DIR_OPTION,
+) -> None:
+    """Open the dashboard of a live or finished run, history included."""
+    open_dashboard(_find(run, runs_dir))
+
+
+def runs(
+    runs_dir: Path = RUNS_DIR_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List runs with state, step, last loss and last checkpoint."""
+    import json
+
+    from cockpit import fmt
+    from cockpit.client import iter_runs, summarize_run
+
+    summaries = [summarize_run(r) for r in iter_runs(runs_dir)]
+    if as_json:
+        typer.echo(json.dumps(summaries, indent=2))
+        return
+    if not summaries:
+        typer.echo(f"no runs in {runs_dir} (start one with `cockpit run demo`)")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"runs in {runs_dir}", title_justify="left")
+    for col, justify in (("run", "left"), ("state", "left"), ("step", "right"), ("loss", "right"),
+                         ("last checkpoint", "left")):
+        table.add_column(col, justify=justify)
+    colors = {"running": "green", "finished": "cyan", "stopped": "yellow", "failed": "red", "dead": "red"}
+    for s in summaries:
+        step = "--" if s["step"] is None else (f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"]))
+        state = s["state"]
+        table.add_row(s["name"], f"[{colors.get(state, 'white')}]{state}[/]", step, fmt.loss(s["loss"]),
+                      s["last_checkpoint"] or "--")
+    Console().print(table)
+
+
+def stop(
+    run: Optional[str] = typer.Argument(None, help="Run directory or name (default: the newest run)."),
+    runs_dir: Path = RUNS_DIR_OPTION,
+) -> None:
+    """Ask a live run to stop gracefully: finish the step, save a checkpoint, exit."""
+    from cockpit.client import CommandRefused, EngineUnavailable, RunClient
+
+    run_dir = _find(run, runs_dir)
+    try:
+        RunClient(run_dir).send("stop")
+    except (EngineUnavailable, CommandRefused) as exc:
+        fail(str(exc))
+    typer.echo(f"stop requested: {run_dir} will save a checkpoint and exit")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("runs")(runs)
+    app.command("attach")(attach)
+    app.command("stop")(stop)

@@ -1,0 +1,107 @@
+"""Create a run directory and start its engine as a detached process. Torch-free.
+
+The engine gets its own session (``start_new_session``): closing the terminal, the app, or the
+SSH connection does not stop training. Its stdout and stderr go to ``logs/engine.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.config import ConfigError, RunConfig, load_config
+from engine.rundir import RunPaths, atomic_write_text
+import configs
+
+
+@dataclass
+class LaunchedRun:
+    run_dir: Path
+    pid: int
+    process: subprocess.Popen
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A config file path, or the name of a shipped config (``demo``)."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix in (".yaml", ".yml") or os.sep in name_or_path:
+        return path
+    builtin = configs.builtin(name_or_path)
+    if builtin is None:
+        shipped = ", ".join(sorted(p.stem for p in configs.DIR.glob("*.yaml")))
+        raise ConfigError(f"{name_or_path}: no such config file, and no shipped config of that name "
+                          f"(shipped: {shipped})")
+    return builtin
+
+
+def prepare_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Path, RunConfig]:
+    path = resolve_config_path(name_or_path)
+    return path, load_config(path, overrides).resolved()
+
+
+def new_run_dir(cfg: RunConfig, config_path: Path, run_dir: Path | None = None) -> Path:
+    """Create the run directory (mode 0700) with its resolved ``run.yaml``."""
+    if run_dir is None:
+        stem = cfg.name or config_path.stem
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = cfg.runs_dir / f"{stem}-{stamp}"
+        n = 2
+        while run_dir.exists():
+            run_dir = cfg.runs_dir / f"{stem}-{stamp}-{n}"
+            n += 1
+    run_dir = Path(run_dir).resolve()
+    paths = RunPaths(run_dir)
+    if paths.run_yaml.exists():
+        raise ConfigError(f"{run_dir}: already holds a run (run.yaml exists); choose another --run-dir")
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(run_dir, 0o700)
+    paths.logs.mkdir(exist_ok=True)
+    atomic_write_text(paths.run_yaml, cfg.to_yaml())
+    return run_dir
+
+
+def spawn_engine(run_dir: Path) -> LaunchedRun:
+    """Start ``python -m engine --run-dir RUN_DIR`` detached from this process and terminal."""
+    paths = RunPaths(run_dir)
+    paths.logs.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    with open(paths.engine_log, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "--run-dir", str(run_dir)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True, env=env,
+        )
+    return LaunchedRun(run_dir=run_dir, pid=proc.pid, process=proc)
+
+
+def find_run(ref: str | None, runs_dir: Path) -> Path:
+    """A run directory from a path, a name under ``runs_dir``, a unique name prefix, or None for
+    the newest run. Raises ConfigError naming what was looked for."""
+    from cockpit.client import iter_runs
+
+    if ref is None:
+        runs = iter_runs(runs_dir)
+        if not runs:
+            raise ConfigError(f"{runs_dir}: no runs yet (start one with `cockpit run demo`)")
+        return runs[0]
+    path = Path(ref)
+    if (path / "run.yaml").is_file():
+        return path.resolve()
+    if path.exists():
+        raise ConfigError(f"{ref}: not a run directory (no run.yaml)")
+    candidate = runs_dir / ref
+    if (candidate / "run.yaml").is_file():
+        return candidate.resolve()
+    matches = [p for p in iter_runs(runs_dir) if p.name.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0].resolve()
+    if len(matches) > 1:
+        names = ", ".join(p.name for p in matches[:5])
+        raise ConfigError(f"{ref}: matches several runs in {runs_dir}: {names}")
+    raise ConfigError(f"{ref}: no such run in {runs_dir} (`cockpit runs` lists them)")
