@@ -1,0 +1,128 @@
+"""The real `cockpit` command launching a real engine: headless, detach, and survival of the engine
+when the cockpit dies."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cockpit.client import read_events
+from engine.rundir import read_status
+
+pytestmark = pytest.mark.slow
+
+COCKPIT = [sys.executable, "-m", "cockpit"]
+
+
+def small_config(tmp_path: Path, data_dir: Path, **train) -> Path:
+    cfg = {
+        "name": "e2e",
+        "runs_dir": str(tmp_path / "runs"),
+        "preset": "tiny",
+        "data": {"source": "demo", "path": str(data_dir / "corpus.txt"), "demo": {"samples": 2000, "seed": 7}},
+        "tokenizer": {"path": str(data_dir / "tokenizer"), "vocab_size": 512},
+        "train": {"seq_len": 64, "micro_batch_size": 8, "max_steps": 30, "warmup_steps": 5, "log_every": 5,
+                  "save_every": 0, **train},
+        "telemetry": {"interval_s": 0.5},
+    }
+    path = tmp_path / "e2e.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("e2e-data")
+
+
+def wait_for(predicate, timeout=120.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting")
+
+
+def only_run(tmp_path: Path) -> Path:
+    runs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_headless_prints_progress_and_exits_with_the_result(tmp_path, data_dir):
+    config = small_config(tmp_path, data_dir)
+    proc = subprocess.run(COCKPIT + ["run", str(config), "--headless"], capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    steps = [ln for ln in lines if ln.startswith("step ")]
+    assert steps[0].startswith("step  1/30") and steps[-1].startswith("step 30/30")
+    assert all("loss" in ln and "tok/s" in ln and "ETA" in ln for ln in steps)
+    assert "state: finished at step 30" in proc.stdout
+    assert "checkpoint saved: checkpoints/checkpoint-30" in proc.stdout
+    run = only_run(tmp_path)
+    assert read_status(run)["state"] == "finished"
+    # run.yaml holds the resolved config, absolute paths included
+    resolved = yaml.safe_load((run / "run.yaml").read_text())
+    assert resolved["train"]["max_steps"] == 30 and Path(resolved["data"]["path"]).is_absolute()
+
+
+def test_headless_exit_code_is_1_when_the_run_fails(tmp_path, data_dir):
+    config = small_config(tmp_path, data_dir)
+    # A preset that does not exist passes config validation but fails in the engine.
+    proc = subprocess.run(COCKPIT + ["run", str(config), "--headless", "--set", "preset=no_such_preset"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "no_such_preset" in proc.stdout
+
+
+def test_detach_returns_at_once_and_the_run_goes_on(tmp_path, data_dir):
+    config = small_config(tmp_path, data_dir, max_steps=20)
+    t0 = time.monotonic()
+    proc = subprocess.run(COCKPIT + ["run", str(config), "--detach"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - t0 < 30
+    run = Path(proc.stdout.strip())
+    assert run == only_run(tmp_path)
+    status = wait_for(lambda: (s := read_status(run))["state"] in ("finished", "failed") and s)
+    assert status["state"] == "finished"
+    listing = subprocess.run(COCKPIT + ["runs", "--runs-dir", str(tmp_path / "runs"), "--json"],
+                             capture_output=True, text=True, check=True)
+    row = json.loads(listing.stdout)[0]
+    assert row["name"] == run.name and row["state"] == "finished" and row["step"] == 20
+
+
+def test_killing_the_cockpit_leaves_the_engine_training(tmp_path, data_dir):
+    config = small_config(tmp_path, data_dir, max_steps=100000, log_every=2)
+    cockpit = subprocess.Popen(COCKPIT + ["run", str(config), "--headless"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        run = wait_for(lambda: (tmp_path / "runs").is_dir() and only_run(tmp_path))
+        events = run / "events.jsonl"
+        wait_for(lambda: any(e["type"] == "metrics" for e in read_events(events)))
+        engine_pid = wait_for(lambda: read_status(run).get("pid"))
+        os.killpg(cockpit.pid, signal.SIGKILL)  # the cockpit and its terminal session die hard
+        cockpit.wait(10)
+        step_then = max(e["step"] for e in read_events(events) if e["type"] == "metrics")
+        wait_for(lambda: max(e["step"] for e in read_events(events) if e["type"] == "metrics") > step_then + 4)
+        assert read_status(run)["alive"] and read_status(run)["pid"] == engine_pid
+        # and it can still be stopped from another cockpit, gracefully
+        stop = subprocess.run(COCKPIT + ["stop", str(run)], capture_output=True, text=True, timeout=30)
+        assert stop.returncode == 0, stop.stderr
+        final = wait_for(lambda: (s := read_status(run))["state"] in ("stopped", "finished", "failed") and s)
+        assert final["state"] == "stopped"
+        assert final["last_checkpoint"] and (run / final["last_checkpoint"] / "model.safetensors").is_file()
+    finally:
+        if cockpit.poll() is None:
+            os.killpg(cockpit.pid, signal.SIGKILL)
+        pid = read_status(only_run(tmp_path)).get("pid") if (tmp_path / "runs").is_dir() else None
+        if pid and read_status(only_run(tmp_path)).get("alive"):
+            os.kill(pid, signal.SIGKILL)
