@@ -1,0 +1,159 @@
+"""Checkpoints: Hugging Face layout plus the training state, written atomically.
+
+``checkpoints/checkpoint-<step>/`` holds::
+
+    config.json, generation_config.json, model.safetensors    model.save_pretrained
+    tokenizer.json, tokenizer_config.json, ...                tokenizer.save_pretrained
+    training_state.pt    optimizer, scheduler, RNG states, data position, counters; tensors and
+                         primitives only, so torch.load(..., weights_only=True) reads it
+    manifest.json        step + sha256 and size of every other file
+
+It is written as ``checkpoints/.tmp-checkpoint-<step>`` and renamed when complete; then the text
+file ``checkpoints/latest`` is atomically replaced with the directory name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.rundir import atomic_write_text
+
+MANIFEST = "manifest.json"
+TRAINING_STATE = "training_state.pt"
+PREFIX = "checkpoint-"
+
+
+@dataclass(frozen=True)
+class SavedCheckpoint:
+    path: Path
+    step: int
+    size_bytes: int
+
+
+def checkpoint_name(step: int) -> str:
+    return f"{PREFIX}{step}"
+
+
+def _sha256(path: Path, fsync: bool = True) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+        if fsync:
+            os.fsync(f.fileno())
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_manifest(ckpt_dir: Path, step: int) -> dict:
+    """Hash every file of ``ckpt_dir`` (fsyncing it) into ``manifest.json``; returns the manifest."""
+    files = {}
+    for path in sorted(p for p in ckpt_dir.rglob("*") if p.is_file() and p.name != MANIFEST):
+        rel = path.relative_to(ckpt_dir).as_posix()
+        files[rel] = {"sha256": _sha256(path), "size": path.stat().st_size}
+    manifest = {"step": step, "created": time.time(), "files": files}
+    (ckpt_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return manifest
+
+
+def verify_checkpoint(ckpt_dir: str | os.PathLike) -> list[str]:
+    """Problems found comparing ``ckpt_dir`` with its manifest; [] when it is intact."""
+    ckpt_dir = Path(ckpt_dir)
+    try:
+        manifest = json.loads((ckpt_dir / MANIFEST).read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"{ckpt_dir / MANIFEST}: unreadable ({exc})"]
+    problems = []
+    for rel, meta in files.items():
+        path = ckpt_dir / rel
+        if not path.is_file():
+            problems.append(f"{rel}: missing")
+        elif path.stat().st_size != meta.get("size"):
+            problems.append(f"{rel}: size {path.stat().st_size}, manifest says {meta.get('size')}")
+        elif _sha256(path, fsync=False) != meta.get("sha256"):
+            problems.append(f"{rel}: sha256 differs from the manifest")
+    return problems
+
+
+def rng_state() -> dict[str, Any]:
+    """The RNG states of Python, NumPy and torch (CPU and CUDA) as tensors and primitives."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": {"version": version, "state": list(internal), "gauss_next": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
+    npst = state["numpy"]
+    np.random.set_state((npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"],
+                         npst["has_gauss"], npst["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(checkpoints_dir: str | os.PathLike, step: int, model, tokenizer,
+                    training_state: dict[str, Any]) -> SavedCheckpoint:
+    """Write checkpoint ``step`` under ``checkpoints_dir`` and point ``latest`` at it.
+
+    ``model`` is the unwrapped Transformers model; ``training_state`` must hold only tensors,
+    primitives, lists and dicts. An existing checkpoint of the same step is replaced."""
+    root = Path(checkpoints_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    name = checkpoint_name(step)
+    final, tmp = root / name, root / f".tmp-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        torch.save(training_state, tmp / TRAINING_STATE)
+        manifest = write_manifest(tmp, step)
+        _fsync_dir(tmp)
+        if final.exists():
+            old = root / f".old-{name}-{os.getpid()}"
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_text(root / "latest", name + "\n")
+    size = sum(f["size"] for f in manifest["files"].values()) + (final / MANIFEST).stat().st_size
+    return SavedCheckpoint(path=final, step=step, size_bytes=size)
+
+
+def load_training_state(ckpt_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """``training_state.pt`` of a checkpoint, read with ``weights_only=True``."""
+    return torch.load(Path(ckpt_dir) / TRAINING_STATE, map_location=map_location, weights_only=True)

@@ -1,0 +1,123 @@
+"""Text file -> token stream -> deterministic shuffled batches.
+
+The file holds one document per line; the stream is the documents' tokens with the end-of-text
+token after each. The tail ``val_fraction`` of the stream is held out. Training batches are
+``(micro_batch_size, seq_len)`` windows cut from the stream at multiples of ``seq_len`` and visited
+in a seeded random order per epoch; the iterator's position (epoch, index) is a small dict that a
+checkpoint stores, so a run can continue exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+#: Lines tokenized per batch call (bounds the memory of the intermediate encodings).
+_CHUNK_LINES = 10_000
+
+
+class DataError(ValueError):
+    """The training text cannot be used; the message names the file."""
+
+
+def tokenize_file(path: str | os.PathLike, tokenizer) -> np.ndarray:
+    """All documents of ``path`` (one per non-empty line) as one int32 token stream, with
+    ``tokenizer.eos_token_id`` after each document."""
+    path = Path(path)
+    eos = tokenizer.eos_token_id
+    backend = tokenizer.backend_tokenizer
+    parts: list[np.ndarray] = []
+
+    def flush(lines: list[str]) -> None:
+        ids: list[int] = []
+        for enc in backend.encode_batch(lines, add_special_tokens=False):
+            ids.extend(enc.ids)
+            ids.append(eos)
+        if ids:
+            parts.append(np.asarray(ids, dtype=np.int32))
+        lines.clear()
+
+    pending: list[str] = []
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: training text not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a text file") from None
+    with f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            if line.strip():
+                pending.append(line)
+            if len(pending) >= _CHUNK_LINES:
+                flush(pending)
+    flush(pending)
+    if not parts:
+        raise DataError(f"{path}: no text (every line is empty)")
+    return np.concatenate(parts)
+
+
+def split_tokens(tokens: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val): the last ``val_fraction`` of the stream is the validation part."""
+    n_val = int(len(tokens) * val_fraction)
+    return tokens[:len(tokens) - n_val], tokens[len(tokens) - n_val:]
+
+
+class BatchIterator:
+    """Endless iterator of ``(batch_size, seq_len)`` int64 token batches from a token stream.
+
+    Windows start at multiples of ``seq_len``; each epoch visits all of them in the order of a
+    permutation seeded with ``(seed, epoch)``. With several processes, process ``rank`` takes every
+    ``world_size``-th window of that order, so the processes never share a window.
+    """
+
+    def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, seed: int,
+                 rank: int = 0, world_size: int = 1):
+        self.tokens = tokens
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.n_windows = len(tokens) // seq_len
+        if self.n_windows < world_size:
+            raise DataError(f"the training text has {len(tokens)} tokens, fewer than "
+                            f"{world_size} sequence(s) of seq_len {seq_len}; use more text or a smaller seq_len")
+        self.epoch = 0
+        self.index = 0  # next position in this epoch's order, counted over all processes
+        self._order = self._permutation(0)
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "index": self.index, "seed": self.seed, "n_windows": self.n_windows}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.index = int(state["epoch"]), int(state["index"])
+        self._order = self._permutation(self.epoch)
+
+    def _next_window(self) -> int:
+        # Each call consumes world_size windows of the global order; this process keeps one.
+        if self.index + self.world_size > self.n_windows:  # a partial round is skipped
+            self.epoch += 1
+            self.index = 0
+            self._order = self._permutation(self.epoch)
+        window = int(self._order[self.index + self.rank])
+        self.index += self.world_size
+        return window
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        starts = np.array([self._next_window() for _ in range(self.batch_size)], dtype=np.int64) * self.seq_len
+        idx = starts[:, None] + np.arange(self.seq_len)[None, :]
+        return torch.from_numpy(self.tokens[idx].astype(np.int64))

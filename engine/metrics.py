@@ -1,0 +1,97 @@
+"""One interface for training metrics: ``MetricsLogger.log(metrics, step)`` fans out to sinks.
+
+A sink is anything with ``write(metrics, step)`` and ``close()``. The engine uses the event bus
+(``metrics`` events, what the cockpit shows) and the console (a plain line in ``logs/engine.log``);
+a TensorBoard sink is one more class with the same two methods.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from typing import Any, Protocol, TextIO
+
+log = logging.getLogger(__name__)
+
+
+class MetricsSink(Protocol):
+    def write(self, metrics: dict[str, Any], step: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class EventSink:
+    """``metrics`` events on the bus; ``metrics`` must hold the protocol's payload keys."""
+
+    def __init__(self, bus):
+        self.bus = bus
+
+    def write(self, metrics: dict[str, Any], step: int) -> None:
+        self.bus.emit("metrics", **{"step": step, **metrics})
+
+    def close(self) -> None:
+        pass
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+class ConsoleSink:
+    """One human-readable line per log step, e.g.
+    ``step   10/300 | loss 5.2311 | lr 1.00e-03 | gnorm 1.42 | 9,812 tok/s | 0.21 s/step | eta 1m02s``"""
+
+    def __init__(self, max_steps: int | None = None, stream: TextIO | None = None):
+        self.max_steps = max_steps
+        self.stream = stream
+
+    def write(self, metrics: dict[str, Any], step: int) -> None:
+        width = len(str(self.max_steps)) if self.max_steps else 0
+        parts = [f"step {step:>{width}}/{self.max_steps}" if self.max_steps else f"step {step}"]
+        if metrics.get("loss") is not None:
+            parts.append(f"loss {metrics['loss']:.4f}")
+        if metrics.get("lr") is not None:
+            parts.append(f"lr {metrics['lr']:.2e}")
+        if metrics.get("grad_norm") is not None:
+            parts.append(f"gnorm {metrics['grad_norm']:.2f}")
+        if metrics.get("tokens_per_s") is not None:
+            parts.append(f"{metrics['tokens_per_s']:,.0f} tok/s")
+        if metrics.get("step_time_s") is not None:
+            parts.append(f"{metrics['step_time_s']:.3f} s/step")
+        if metrics.get("mfu") is not None:
+            parts.append(f"mfu {100 * metrics['mfu']:.1f}%")
+        if "eta_s" in metrics:
+            parts.append(f"eta {_duration(metrics['eta_s'])}")
+        print(" | ".join(parts), file=self.stream or sys.stdout, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class MetricsLogger:
+    def __init__(self, sinks: list[MetricsSink]):
+        self.sinks = list(sinks)
+
+    def add_sink(self, sink: MetricsSink) -> None:
+        self.sinks.append(sink)
+
+    def log(self, metrics: dict[str, Any], step: int) -> None:
+        """Send ``metrics`` of optimizer step ``step`` to every sink. A failing sink is logged and
+        does not stop the others (nor the training)."""
+        for sink in self.sinks:
+            try:
+                sink.write(metrics, step)
+            except Exception:
+                log.exception("metrics sink %s failed", type(sink).__name__)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:
+                log.exception("metrics sink %s failed to close", type(sink).__name__)

@@ -1,0 +1,367 @@
+"""Training: config -> build -> train -> close.
+
+    run(run_dir, cfg)                      event bus, signals, telemetry; errors become events
+      Trainer.build()                      seeds, Accelerator, data, tokenizer, model, optimizer
+      Trainer.fit()                        the loop; returns "finished" or "stopped"
+        train_step()                       micro batches -> clip -> optimizer + scheduler step
+        log_metrics()                      at step 1, every log_every steps, and the last step
+        poll_controls()                    commands and signals, once per optimizer step
+        save(reason)                       checkpoints/checkpoint-<step>
+
+Only the logging steps read values back from the device (``.item()``); the loss and the gradient
+norm are summed as tensors in between. With several processes (``accelerate launch``), the main
+process owns the event bus and the checkpoints, and the others follow its commands.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers.utils import logging as hf_logging
+
+from engine.bus import EventBus
+from engine.checkpoint import rng_state, save_checkpoint
+from engine.config import RunConfig
+from engine.controls import Controls
+from engine.data.demo import generate_demo_corpus
+from engine.data.text import BatchIterator, DataError, split_tokens, tokenize_file
+from engine.data.tokenizer import has_tokenizer, load_tokenizer, train_tokenizer
+from engine.metrics import ConsoleSink, EventSink, MetricsLogger
+from engine.model import build_model, count_params, flops_per_token, model_config, peak_flops
+from engine.optim import build_optimizer, build_scheduler
+from engine.protocol import PROTOCOL_VERSION
+from engine.rundir import RunPaths
+from engine.telemetry import Telemetry
+from presets import PresetError
+
+#: Seconds between command polls while paused.
+PAUSE_POLL_S = 0.2
+
+
+class NullBus:
+    """The bus of processes other than the main one: events go nowhere, no commands arrive."""
+
+    def emit(self, type_: str, **payload) -> int:
+        return -1
+
+    def poll_commands(self) -> list[dict]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def device_description(accelerator: Accelerator) -> str:
+    device = accelerator.device
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} {torch.cuda.get_device_name(index)}"
+    return str(device.type)
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, paths: RunPaths, bus, controls: Controls, main_process: bool = True):
+        self.cfg, self.paths, self.bus, self.controls = cfg, paths, bus, controls
+        self.main_process = main_process
+        self.step = 0
+        self.tokens_seen = 0
+        self.state = "starting"
+        self.last_saved_step: int | None = None
+
+    # --- messages -------------------------------------------------------------------------
+
+    def info(self, message: str, level: str = "info") -> None:
+        """A ``log`` event and a line in engine.log."""
+        self.bus.emit("log", level=level, message=message)
+        if self.main_process:
+            print(f"[{level}] {message}", flush=True)
+
+    def set_state(self, state: str, reason: str | None = None) -> None:
+        self.state = state
+        payload = {"reason": reason} if reason else {}
+        self.bus.emit("status", state=state, step=self.step, **payload)
+
+    # --- build ----------------------------------------------------------------------------
+
+    def build(self) -> None:
+        cfg, train = self.cfg, self.cfg.train
+        if train.threads > 0:
+            torch.set_num_threads(train.threads)
+        mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[train.precision]
+        self.accelerator = acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed)
+        set_seed(train.seed)
+
+        with acc.main_process_first():
+            self.tokenizer, tokens = self.prepare_data()
+        self.train_tokens, self.val_tokens = split_tokens(tokens, cfg.data.val_fraction)
+        self.batches = BatchIterator(self.train_tokens, train.micro_batch_size, train.seq_len, train.seed,
+                                     rank=acc.process_index, world_size=acc.num_processes)
+        self.info(f"data: {len(tokens):,} tokens, {len(self.train_tokens):,} for training "
+                  f"({self.batches.n_windows:,} sequences of {train.seq_len}), {len(self.val_tokens):,} held out")
+
+        tok = self.tokenizer
+        self.model_config = model_config(cfg.preset, cfg.model, len(tok), bos_token_id=tok.bos_token_id,
+                                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        set_seed(train.seed)  # the initial weights depend on the seed only, not on the data steps above
+        model = build_model(self.model_config)
+        self.n_params = count_params(model)
+        optimizer = build_optimizer(model, train, fused=acc.device.type == "cuda")
+        self.scheduler = build_scheduler(optimizer, train)
+        # The scheduler stays unprepared: it is stepped once per optimizer step, whatever the
+        # number of processes (data sharding is done by BatchIterator, not by Accelerate).
+        self.model, self.optimizer = acc.prepare(model, optimizer)
+
+        self.tokens_per_step = train.tokens_per_micro_batch * train.grad_accum_steps * acc.num_processes
+        self.device = device_description(acc)
+        peak = peak_flops(self.device) if acc.device.type == "cuda" else None
+        self.peak_flops_total = peak * acc.num_processes if peak else None
+        self.flops_per_token = flops_per_token(self.model_config, self.n_params, train.seq_len)
+
+    def prepare_data(self):
+        """Corpus (generated for the demo), tokenizer (trained when missing), token stream."""
+        data, tok_cfg = self.cfg.data, self.cfg.tokenizer
+        if data.source == "demo" and not data.path.exists():
+            generate_demo_corpus(data.path, data.demo.samples, data.demo.seed)
+            self.info(f"generated demo corpus: {data.demo.samples:,} lines in {data.path}")
+        if not data.path.is_file():
+            raise DataError(f"{data.path}: training text not found")
+        if not has_tokenizer(tok_cfg.path):
+            t0 = time.perf_counter()
+            train_tokenizer(data.path, tok_cfg.path, tok_cfg.vocab_size)
+            tokenizer = load_tokenizer(tok_cfg.path)
+            self.info(f"trained tokenizer: {len(tokenizer):,} tokens (asked for {tok_cfg.vocab_size:,}) on "
+                      f"{data.path.name} in {time.perf_counter() - t0:.1f}s, saved to {tok_cfg.path}")
+        tokenizer = load_tokenizer(tok_cfg.path)
+        return tokenizer, tokenize_file(data.path, tokenizer)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def fit(self) -> str:
+        cfg, train, acc = self.cfg, self.cfg.train, self.accelerator
+        self.metrics = MetricsLogger([EventSink(self.bus), ConsoleSink(train.max_steps)] if acc.is_main_process else [])
+        self.bus.emit("hello", protocol=PROTOCOL_VERSION, config=cfg.model_dump(mode="json"), preset=cfg.preset,
+                      params=self.n_params, world_size=acc.num_processes, device=self.device, pid=os.getpid(),
+                      max_steps=train.max_steps, tokens_per_step=self.tokens_per_step)
+        self.info(f"model: preset {cfg.preset}, {self.n_params:,} parameters, vocab {len(self.tokenizer):,}; "
+                  f"device {self.device} x{acc.num_processes}; {self.tokens_per_step:,} tokens per step")
+        self.set_state("running")
+
+        self.t_start = time.perf_counter()
+        self._reset_interval()
+        self.poll_controls()
+        if self.controls.stop_reason:  # stopped before the first step: nothing worth saving
+            return "stopped"
+        while self.step < train.max_steps:
+            loss, grad_norm = self.train_step()
+            self.step += 1
+            self.tokens_seen += self.tokens_per_step
+            self.loss_sum += loss
+            if grad_norm is not None:
+                self.grad_norm_sum += grad_norm
+            self.interval_steps += 1
+            if self.step == 1 or self.step % train.log_every == 0 or self.step == train.max_steps:
+                self.log_metrics()
+
+            self.poll_controls()
+            if self.controls.stop_reason or self.step == train.max_steps:
+                break  # the final checkpoint below covers any pending request
+            if self.controls.checkpoint_requested:
+                self.controls.checkpoint_requested = False
+                self.save("command")
+            elif train.save_every and self.step % train.save_every == 0:
+                self.save("interval")
+            if self.controls.paused:
+                self.pause()
+                if self.controls.stop_reason:
+                    break
+
+        if self.interval_steps:
+            self.log_metrics()  # a stop between logging steps still reports its last steps
+        stopped = self.controls.stop_reason is not None
+        if not stopped:
+            self.set_state("checkpointing", "final checkpoint")
+        self.save("final", announce=False)
+        return "stopped" if stopped else "finished"
+
+    def train_step(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One optimizer step; returns the mean micro-batch loss and the gradient norm (tensors)."""
+        acc, model, accum = self.accelerator, self.model, self.cfg.train.grad_accum_steps
+        model.train()
+        loss_sum = torch.zeros((), device=acc.device)
+        for micro in range(accum):
+            x = next(self.batches).to(acc.device, non_blocking=True)
+            # Gradients are synchronised across processes on the last micro batch only.
+            with acc.no_sync(model) if micro < accum - 1 else nullcontext():
+                loss = model(input_ids=x, labels=x, use_cache=False).loss
+                acc.backward(loss / accum)
+            loss_sum += loss.detach()
+        max_norm = self.cfg.train.grad_clip or float("inf")
+        grad_norm = acc.clip_grad_norm_(model.parameters(), max_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss_sum / accum, grad_norm
+
+    def _reset_interval(self) -> None:
+        self.loss_sum = torch.zeros((), device=self.accelerator.device)
+        self.grad_norm_sum = torch.zeros((), device=self.accelerator.device)
+        self.interval_steps = 0
+        self.interval_t0 = time.perf_counter()
+        self.excluded_s = 0.0  # checkpoint and pause time inside the interval
+
+    def log_metrics(self) -> None:
+        acc, n = self.accelerator, self.interval_steps
+        loss = acc.reduce(self.loss_sum, "mean") if acc.num_processes > 1 else self.loss_sum
+        loss, grad_norm = loss.item() / n, self.grad_norm_sum.item() / n  # the host sync
+        now = time.perf_counter()
+        busy = max(now - self.interval_t0 - self.excluded_s, 1e-9)
+        step_time = busy / n
+        tokens_per_s = self.tokens_per_step * n / busy
+        mfu = self.flops_per_token * tokens_per_s / self.peak_flops_total if self.peak_flops_total else None
+        self.metrics.log({
+            "loss": loss,
+            "lr": self.scheduler.get_last_lr()[0],
+            "grad_norm": grad_norm,
+            "tokens_per_s": tokens_per_s,
+            "tokens_seen": self.tokens_seen,
+            "step_time_s": step_time,
+            "elapsed_s": now - self.t_start,
+            "eta_s": (self.cfg.train.max_steps - self.step) * step_time,
+            "mfu": mfu,
+        }, step=self.step)
+        self._reset_interval()
+
+    # --- commands, pause, checkpoints -----------------------------------------------------
+
+    def poll_controls(self) -> None:
+        before = self.controls.stop_reason
+        self.controls.poll()
+        if self.accelerator.num_processes > 1:
+            self._sync_controls()
+        if self.controls.stop_reason and not before:
+            self.set_state("stopping", self.controls.stop_reason)
+
+    def _sync_controls(self) -> None:
+        """Every process follows the main process's commands; a signal to any process stops all.
+        (A small collective per step, paid only with several processes.)"""
+        c = self.controls
+        flags = torch.tensor([c.checkpoint_requested, c.paused, c.stop_reason is not None],
+                             dtype=torch.int32, device=self.accelerator.device)
+        if not self.accelerator.is_main_process:
+            flags[:2] = 0
+        flags = self.accelerator.reduce(flags, "sum").tolist()
+        c.checkpoint_requested, c.paused = bool(flags[0]), bool(flags[1])
+        if flags[2] and c.stop_reason is None:
+            c.stop_reason = "stop requested on another process"
+
+    def pause(self) -> None:
+        t0, excluded = time.perf_counter(), self.excluded_s
+        self.set_state("paused")
+        while self.controls.paused and not self.controls.stop_reason:
+            time.sleep(PAUSE_POLL_S)
+            self.poll_controls()
+            if self.controls.checkpoint_requested and not self.controls.stop_reason:
+                self.controls.checkpoint_requested = False
+                self.save("command", resume_state="paused")
+        if not self.controls.stop_reason:
+            self.set_state("running")
+        self.excluded_s = excluded + time.perf_counter() - t0  # checkpoints inside counted once
+
+    def training_state(self) -> dict:
+        """Everything besides the weights needed to continue the run (tensors and primitives)."""
+        return {
+            "step": self.step,
+            "tokens_seen": self.tokens_seen,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "data": self.batches.state_dict(),
+            "rng": rng_state(),
+            "world_size": self.accelerator.num_processes,
+            "elapsed_s": time.perf_counter() - self.t_start,
+        }
+
+    def save(self, reason: str, announce: bool = True, resume_state: str = "running") -> None:
+        """Write a checkpoint of the current step (once per step) and emit a ``checkpoint`` event.
+
+        A failed mid-run checkpoint is reported and training goes on; a failed final one fails the run."""
+        if self.last_saved_step == self.step:
+            return
+        t0 = time.perf_counter()
+        acc = self.accelerator
+        if announce:
+            self.set_state("checkpointing", reason)
+        state = self.training_state()
+        acc.wait_for_everyone()
+        rel = f"{self.paths.checkpoints.name}/checkpoint-{self.step}"
+        if acc.is_main_process:
+            try:
+                saved = save_checkpoint(self.paths.checkpoints, self.step, acc.unwrap_model(self.model),
+                                        self.tokenizer, state)
+            except Exception as exc:
+                self.bus.emit("checkpoint", action="failed", step=self.step, path=rel, reason=reason,
+                              error=f"{type(exc).__name__}: {exc}")
+                if reason == "final":
+                    raise
+                self.info(f"checkpoint at step {self.step} failed: {exc}", level="error")
+            else:
+                self.bus.emit("checkpoint", action="saved", step=self.step, path=rel,
+                              size_bytes=saved.size_bytes, reason=reason)
+                print(f"saved {rel} ({saved.size_bytes / 1e6:.1f} MB, {reason}) "
+                      f"in {time.perf_counter() - t0:.1f}s", flush=True)
+        self.last_saved_step = self.step  # on every process, so they all skip or save alike
+        acc.wait_for_everyone()
+        if announce:
+            self.set_state(resume_state)
+        self.excluded_s += time.perf_counter() - t0
+
+
+def run(run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = None) -> int:
+    """Train the run in ``run_dir``; returns the process exit code (0 finished or stopped, 1 failed).
+
+    Every outcome ends with a terminal ``status`` event; a failure is an ``error`` event first.
+    ``controls`` may come with its signal handlers installed already (``python -m engine`` does so
+    before the slow imports, so an early SIGTERM is not lost)."""
+    paths = RunPaths(Path(run_dir).resolve())
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    hf_logging.disable_progress_bar()
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    try:
+        bus = EventBus(paths.root, serve=cfg.events.enabled) if main_process else NullBus()
+    except OSError as exc:
+        print(f"engine: cannot open the event bus in {paths.root}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    if controls is None:
+        controls = Controls()
+        controls.install_signal_handlers()
+    controls.bus = bus
+    trainer = Trainer(cfg, paths, bus, controls, main_process)
+    telemetry = None
+    try:
+        trainer.set_state("starting")
+        if cfg.telemetry.enabled and main_process:
+            telemetry = Telemetry(bus, cfg.telemetry.interval_s).start()
+        trainer.build()
+        final = trainer.fit()
+        trainer.set_state(final, controls.stop_reason or f"reached max_steps ({cfg.train.max_steps})")
+        print(f"run {final} at step {trainer.step}", flush=True)
+        return 0
+    except Exception as exc:
+        user_error = isinstance(exc, (DataError, PresetError))  # says what to fix; no class name needed
+        message = str(exc) if user_error else f"{type(exc).__name__}: {exc}"
+        tb = traceback.format_exc()
+        bus.emit("error", message=message, traceback=tb, step=trainer.step)
+        trainer.set_state("failed", message)
+        print(tb, file=sys.stderr, flush=True)
+        return 1
+    finally:
+        if telemetry is not None:
+            telemetry.stop()
+        bus.close()
