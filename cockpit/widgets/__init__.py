@@ -1,0 +1,1 @@
+"""Reusable dashboard widgets. The screen sets their reactives; they post messages up."""

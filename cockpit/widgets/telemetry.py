@@ -1,0 +1,70 @@
+"""Machine telemetry: CPU, RAM, the engine's memory, and each GPU (or "no GPU")."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from cockpit import units
+from cockpit.run_state import TelemetryView
+from cockpit.widgets.bars import meter
+
+
+def _short_gpu_name(name: str) -> str:
+    for prefix in ("NVIDIA ", "GeForce "):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    return name
+
+
+class TelemetryPanel(Widget):
+    DEFAULT_CSS = """
+    TelemetryPanel {
+        height: auto;
+    }
+    """
+
+    view: reactive[TelemetryView] = reactive(TelemetryView(known=False), layout=True)
+
+    def render(self) -> Group | Text:
+        v = self.view
+        if not v.known:
+            return Text("waiting for telemetry…", style="dim italic")
+        grid = Table.grid(expand=True, padding=(0, 1))
+        grid.add_column(style="dim", no_wrap=True, min_width=4)
+        grid.add_column(ratio=1)
+        grid.add_column(justify="right", no_wrap=True)
+
+        cpu = v.cpu_percent / 100 if v.cpu_percent is not None else None
+        grid.add_row("CPU", meter(cpu), Text(units.percent(v.cpu_percent), style="bold"))
+        ram = v.ram_used / v.ram_total if v.ram_used is not None and v.ram_total else None
+        grid.add_row("RAM", meter(ram), Text(units.bytes_pair(v.ram_used, v.ram_total), style="bold"))
+        parts: list = [grid]
+        if v.proc_rss is not None:
+            parts.append(Text.assemble(("engine RSS ", "dim"), (units.nbytes(v.proc_rss), "bold")))
+        if not v.gpus:
+            parts.append(Text("no GPU", style="dim italic"))
+        for g in v.gpus:
+            head = Table.grid(expand=True, padding=(0, 1))
+            head.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+            head.add_column(justify="right", no_wrap=True)
+            extra = []
+            if g.temp_c is not None:
+                extra.append(f"{g.temp_c:.0f}°C")
+            if g.power_w is not None:
+                extra.append(f"{g.power_w:.0f} W")
+            head.add_row(Text.assemble((f"GPU{g.index} ", "bold"), (_short_gpu_name(g.name), "")),
+                         Text("  ".join(extra), style="dim"))
+            rows = Table.grid(expand=True, padding=(0, 1))
+            rows.add_column(style="dim", no_wrap=True, min_width=4)
+            rows.add_column(ratio=1)
+            rows.add_column(justify="right", no_wrap=True)
+            util = g.util / 100 if g.util is not None else None
+            rows.add_row(" util", meter(util), Text(units.percent(g.util), style="bold"))
+            mem = g.mem_used / g.mem_total if g.mem_used is not None and g.mem_total else None
+            rows.add_row(" mem", meter(mem), Text(units.bytes_pair(g.mem_used, g.mem_total), style="bold"))
+            parts.extend([head, rows])
+        return Group(*parts)

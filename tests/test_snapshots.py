@@ -1,0 +1,66 @@
+"""SVG snapshots of the dashboard (pytest-textual-snapshot). Regenerate after a deliberate visual
+change with ``pytest tests/test_snapshots.py --snapshot-update`` and look at the SVGs under
+``tests/__snapshots__/test_snapshots/``."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cockpit.app import make_app
+from cockpit.screens.confirm import ConfirmScreen
+from tui_helpers import GPU_H100, T0, finished_run, fixture_events, wait_for, write_run
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch):
+    """Log lines show local clock times; pin the zone so the pictures match everywhere."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def _loaded(pilot) -> None:
+    app = pilot.app
+    await wait_for(lambda: app.dashboard is not None and app.dashboard.intake_done, 20,
+                   what="the run to be read")
+    await pilot.pause()
+
+
+def test_finished_gpu_run_120x36(snap_compare, tmp_path):
+    """A finished run with a GPU: the README picture."""
+    app = make_app(finished_run(tmp_path / "demo-run", gpus=[GPU_H100]))
+    assert snap_compare(app, terminal_size=(120, 36), run_before=_loaded)
+
+
+def test_failed_cpu_run_80x24(snap_compare, tmp_path):
+    """A run that failed two thirds in, on a CPU machine, in the smallest supported terminal."""
+    app = make_app(write_run(tmp_path / "oom-run", fixture_events(run="oom-run", final_state="failed")))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_loaded)
+
+
+def test_stop_confirmation_dialog(snap_compare, tmp_path):
+    """The modal that guards the stop key (on a run that still looks alive)."""
+    import json
+    import os
+
+    events = fixture_events(run="live-run")[:-3]
+    run = write_run(tmp_path / "live-run", events, state="running")
+    status = json.loads((run / "status.json").read_text())
+    status["pid"] = os.getpid()
+    (run / "status.json").write_text(json.dumps(status))
+    app = make_app(run)
+
+    async def ask(pilot) -> None:
+        await wait_for(lambda: app.dashboard is not None and app.dashboard.caught_up, 20)
+        app.dashboard.stop_following()
+        app.dashboard.clock = lambda: T0 + 80.0  # elapsed and ETA tick on the clock while running
+        app.dashboard.refresh_view()
+        await pilot.press("s")
+        await wait_for(lambda: isinstance(app.screen, ConfirmScreen), 10, what="the dialog")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=ask)
