@@ -29,7 +29,7 @@ from transformers.utils import logging as hf_logging
 
 from engine.bus import EventBus
 from engine.checkpoint import rng_state, save_checkpoint
-from engine.config import RunConfig
+from engine.config import ConfigError, RunConfig
 from engine.controls import Controls
 from engine.data.demo import generate_demo_corpus
 from engine.data.text import BatchIterator, DataError, split_tokens, tokenize_file
@@ -110,6 +110,9 @@ class Trainer:
         tok = self.tokenizer
         self.model_config = model_config(cfg.preset, cfg.model, len(tok), bos_token_id=tok.bos_token_id,
                                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        if train.seq_len > self.model_config.max_position_embeddings:
+            raise ConfigError(f"train.seq_len ({train.seq_len}) is longer than the model's max_position_embeddings "
+                              f"({self.model_config.max_position_embeddings}); lower it or set model.max_position_embeddings")
         set_seed(train.seed)  # the initial weights depend on the seed only, not on the data steps above
         model = build_model(self.model_config)
         self.n_params = count_params(model)
@@ -344,6 +347,8 @@ def run(run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = 
     controls.bus = bus
     trainer = Trainer(cfg, paths, bus, controls, main_process)
     telemetry = None
+    if main_process:
+        print(f"engine pid {os.getpid()}: run {paths.run_id} in {paths.root}", flush=True)
     try:
         trainer.set_state("starting")
         if cfg.telemetry.enabled and main_process:
@@ -351,15 +356,16 @@ def run(run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = 
         trainer.build()
         final = trainer.fit()
         trainer.set_state(final, controls.stop_reason or f"reached max_steps ({cfg.train.max_steps})")
-        print(f"run {final} at step {trainer.step}", flush=True)
+        if main_process:
+            print(f"run {final} at step {trainer.step}", flush=True)
         return 0
     except Exception as exc:
-        user_error = isinstance(exc, (DataError, PresetError))  # says what to fix; no class name needed
+        user_error = isinstance(exc, (ConfigError, DataError, PresetError))  # says what to fix; no class name needed
         message = str(exc) if user_error else f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc()
         bus.emit("error", message=message, traceback=tb, step=trainer.step)
         trainer.set_state("failed", message)
-        print(tb, file=sys.stderr, flush=True)
+        print(f"run failed: {message}" if user_error else tb, file=sys.stderr, flush=True)
         return 1
     finally:
         if telemetry is not None:
