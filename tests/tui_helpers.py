@@ -1,5 +1,5 @@
-"""Helpers for the TUI tests: finished-run fixtures written from fixed events, a real engine
-launcher, and waiting on the dashboard."""
+"""Helpers for the TUI tests: finished-run fixtures written from fixed events, and waiting on the
+dashboard. (Real engines come from the ``make_run_dir`` / ``start_engine`` fixtures of conftest.py.)"""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ import json
 import math
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -145,44 +142,3 @@ def screen_text(app) -> str:
 
 def engine_available() -> bool:
     return (REPO / "engine" / "train.py").exists() and (REPO / "engine" / "__main__.py").exists()
-
-
-def write_small_config(run_dir: Path, work: Path, max_steps: int = 40, **train: Any) -> Path:
-    """``run_dir/run.yaml`` for a small, quick CPU run on the demo data."""
-    from engine.config import RunConfig
-
-    train_cfg = {"max_steps": max_steps, "seq_len": 64, "micro_batch_size": 8, "log_every": 5,
-                 "save_every": 20, "warmup_steps": 5, "threads": 1}
-    train_cfg.update(train)
-    cfg = RunConfig.model_validate({
-        "name": run_dir.name,
-        "preset": "tiny",
-        "data": {"source": "demo", "path": str(work / "data" / "corpus.txt"), "demo": {"samples": 2000}},
-        "tokenizer": {"path": str(work / "data" / "tokenizer"), "vocab_size": 512},
-        "train": train_cfg,
-        "telemetry": {"interval_s": 1.0},
-    })
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "run.yaml").write_text(cfg.resolved(work).to_yaml(), encoding="utf-8")
-    return run_dir
-
-
-def start_engine(run_dir: Path) -> subprocess.Popen:
-    log = open(run_dir.parent / f"{run_dir.name}.engine-stdout.log", "wb")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "engine", "--run-dir", str(run_dir)], cwd=REPO,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
-
-
-def stop_engine(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(5)

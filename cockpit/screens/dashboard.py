@@ -140,9 +140,12 @@ class DashboardScreen(Screen):
 
     def on_mount(self) -> None:
         self.refresh_view()
-        self.run_worker(self._intake, thread=True, name="event-intake", group="intake",
-                        exit_on_error=False)
+        self._start_intake()
         self.set_interval(1.0, self._tick)
+
+    def _start_intake(self) -> None:
+        self.run_worker(partial(self._intake, self.state.last_seq + 1), thread=True,
+                        name="event-intake", group="intake", exit_on_error=False)
 
     def on_unmount(self) -> None:
         self.stop_following()
@@ -152,14 +155,14 @@ class DashboardScreen(Screen):
 
     # --- event intake (thread) --------------------------------------------------------------
 
-    def _intake(self) -> None:
+    def _intake(self, from_seq: int = 0) -> None:
         """Follow the run in a helper thread; post what arrives in ~100 ms batches."""
         q: queue.SimpleQueue = queue.SimpleQueue()
         stop = self._stop_following
 
         def pump() -> None:
             try:
-                for event in self.client.follow(stop=stop):
+                for event in self.client.follow(from_seq=from_seq, stop=stop):
                     q.put(event)
             except BaseException as exc:  # noqa: BLE001 - reported on the screen
                 q.put(_Failed(exc))
@@ -213,12 +216,18 @@ class DashboardScreen(Screen):
 
     def on_intake_ended(self, message: IntakeEnded) -> None:
         message.stop()
-        self.intake_done = True
-        self.caught_up = True
+        status = read_status(self.run_dir)
         if message.error is not None:
             text = str(message.error) or type(message.error).__name__
+            if status.get("alive") and not self.state.terminal:
+                # The engine is there but the stream broke: pick it up again where it stopped.
+                self.notify(f"{text}\nReconnecting…", title="Event stream interrupted",
+                            severity="warning", timeout=5)
+                self.set_timer(1.0, self._start_intake)
+                return
             self.notify(text, title="Cannot follow the run", severity="error", timeout=10)
-        status = read_status(self.run_dir)
+        self.intake_done = True
+        self.caught_up = True
         if not self.state.terminal and not status.get("alive"):
             final = status.get("state")
             self.state.mark_gone(final if final in TERMINAL_STATES else "dead")
