@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from cockpit import fmt
+from cockpit import units
 from cockpit.client import RunClient
 
 #: Exit code of `cockpit run --headless` for each final state of the engine.
@@ -20,21 +20,21 @@ def format_event(event: dict, max_steps: int | None) -> str | None:
     if kind == "metrics":
         total = f"/{max_steps}" if max_steps else ""
         width = len(str(max_steps)) if max_steps else 1
-        return (f"step {event['step']:>{width}}{total}  loss {fmt.loss(event['loss'])}  "
-                f"lr {fmt.lr(event.get('lr'))}  {fmt.si(event.get('tokens_per_s'))} tok/s  "
-                f"ETA {fmt.duration(event.get('eta_s'))}")
+        return (f"step {event['step']:>{width}}{total}  loss {units.loss(event['loss'])}  "
+                f"lr {units.lr(event.get('lr'))}  {units.rate(event.get('tokens_per_s'))}  "
+                f"ETA {units.duration(event.get('eta_s'))}")
     if kind == "hello":
-        return (f"engine up: preset {event['preset']}, {fmt.si(event['params'])} params, "
+        return (f"engine up: preset {event['preset']}, {units.si(event['params'])} params, "
                 f"device {event['device']}, {event['max_steps']} steps")
     if kind == "status":
         reason = f" ({event['reason']})" if event.get("reason") else ""
         return f"state: {event['state']} at step {event['step']}{reason}"
     if kind == "checkpoint":
-        size = f" ({fmt.size(event['size_bytes'])})" if event.get("size_bytes") else ""
+        size = f" ({units.nbytes(event['size_bytes'])})" if event.get("size_bytes") else ""
         err = f": {event['error']}" if event.get("error") else ""
         return f"checkpoint {event['action']}: {event['path']}{size}{err}"
     if kind == "eval":
-        return f"eval at step {event['step']}: loss {fmt.loss(event['loss'])}  ppl {event['perplexity']:.2f}"
+        return f"eval at step {event['step']}: loss {units.loss(event['loss'])}  ppl {event['perplexity']:.2f}"
     if kind == "log" and event["level"] in ("warning", "error", "info"):
         return f"[{event['level']}] {event['message']}"
     if kind == "error":

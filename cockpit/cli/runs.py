@@ -48,7 +48,7 @@ def runs(
     """List runs with state, step, last loss and last checkpoint."""
     import json
 
-    from cockpit import fmt
+    from cockpit import units
     from cockpit.client import iter_runs, summarize_run
 
     summaries = [summarize_run(r) for r in iter_runs(runs_dir)]
@@ -69,7 +69,7 @@ def runs(
     for s in summaries:
         step = "--" if s["step"] is None else (f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"]))
         state = s["state"]
-        table.add_row(s["name"], f"[{colors.get(state, 'white')}]{state}[/]", step, fmt.loss(s["loss"]),
+        table.add_row(s["name"], f"[{colors.get(state, 'white')}]{state}[/]", step, units.loss(s["loss"]),
                       s["last_checkpoint"] or "--")
     Console().print(table)
 
