@@ -96,17 +96,24 @@ class Telemetry:
         return self
 
     def _run(self) -> None:
+        """A sample at once (so a dashboard has numbers from the start), then one every
+        ``interval_s``, and a last one when stopped (so even the shortest run has one)."""
         gpus = GpuSampler()
         process = psutil.Process(os.getpid())
-        psutil.cpu_percent(interval=None)  # prime the counter; the first real sample is one interval later
+        psutil.cpu_percent(interval=0.1)  # prime the counter: cpu_percent measures since the last call
         try:
+            self._sample(process, gpus)
             while not self._stop.wait(self.interval_s):
-                try:
-                    self.bus.emit("telemetry", **sample_system(process, gpus))
-                except Exception:
-                    log.exception("telemetry sample failed")
+                self._sample(process, gpus)
+            self._sample(process, gpus)
         finally:
             gpus.close()
+
+    def _sample(self, process: psutil.Process, gpus: "GpuSampler") -> None:
+        try:
+            self.bus.emit("telemetry", **sample_system(process, gpus))
+        except Exception:
+            log.exception("telemetry sample failed")
 
     def stop(self) -> None:
         self._stop.set()

@@ -346,15 +346,21 @@ def run(run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = 
         controls.install_signal_handlers()
     controls.bus = bus
     trainer = Trainer(cfg, paths, bus, controls, main_process)
-    telemetry = None
+    telemetry = Telemetry(bus, cfg.telemetry.interval_s) if cfg.telemetry.enabled and main_process else None
+
+    def stop_telemetry() -> None:  # idempotent; its last sample must precede the terminal status
+        if telemetry is not None:
+            telemetry.stop()
+
     if main_process:
         print(f"engine pid {os.getpid()}: run {paths.run_id} in {paths.root}", flush=True)
     try:
         trainer.set_state("starting")
-        if cfg.telemetry.enabled and main_process:
-            telemetry = Telemetry(bus, cfg.telemetry.interval_s).start()
+        if telemetry is not None:
+            telemetry.start()
         trainer.build()
         final = trainer.fit()
+        stop_telemetry()
         trainer.set_state(final, controls.stop_reason or f"reached max_steps ({cfg.train.max_steps})")
         if main_process:
             print(f"run {final} at step {trainer.step}", flush=True)
@@ -363,11 +369,11 @@ def run(run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = 
         user_error = isinstance(exc, (ConfigError, DataError, PresetError))  # says what to fix; no class name needed
         message = str(exc) if user_error else f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc()
+        stop_telemetry()
         bus.emit("error", message=message, traceback=tb, step=trainer.step)
         trainer.set_state("failed", message)
         print(f"run failed: {message}" if user_error else tb, file=sys.stderr, flush=True)
         return 1
     finally:
-        if telemetry is not None:
-            telemetry.stop()
+        stop_telemetry()
         bus.close()
