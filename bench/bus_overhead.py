@@ -69,7 +69,7 @@ def main() -> None:
     results: dict[str, list[float]] = {"on": [], "off": []}
     with tempfile.TemporaryDirectory(prefix="cockpit-bench-") as tmp:
         work = Path(tmp)
-        one_run(work, "warmup", False, 20, 0)  # generates the corpus and tokenizer once
+        one_run(work, "warmup", False, 30, 0)  # generates the corpus and tokenizer once
         for i in range(args.repeats):
             for label in (("off", "on") if i % 2 == 0 else ("on", "off")):
                 sps = one_run(work, label, label == "on", args.steps, i)

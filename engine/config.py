@@ -166,12 +166,12 @@ def _did_you_mean(key: str) -> str:
 def _format_validation_error(exc: ValidationError, where: str) -> str:
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown key '{key}'{_did_you_mean(key)}")
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{where}: {key}: {msg}")
+        else:  # a check across fields has no single key; its message names them
+            lines.append(f"{where}: {key}: {msg}" if key else f"{where}: {msg}")
     return "\n".join(lines)
 
 

@@ -141,3 +141,9 @@ def test_stop_a_finished_run_says_the_engine_is_not_running(tmp_path):
     result = runner.invoke(app, ["stop", "alpha", "--runs-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "engine is not running" in result.output
+
+
+def test_cross_field_error_names_both_keys():
+    result = runner.invoke(app, ["run", "demo", "--detach", "--set", "train.max_steps=10"])
+    assert result.exit_code == 2
+    assert "demo.yaml: train.warmup_steps (30) is larger than train.max_steps (10)" in result.output
