@@ -237,3 +237,31 @@ def test_the_dashboard_does_not_import_torch():
     assert not [m for m in modules if m.split(".")[0] in ("torch", "transformers", "accelerate")]
     assert {m for m in modules if m.startswith("engine.")} <= {"engine.protocol", "engine.config",
                                                                "engine.rundir"}
+
+
+async def test_log_tail_follows_new_lines_of_a_live_run(tmp_path):
+    """Lines that arrive after attaching, more than the panel holds, keep the newest in view."""
+    from cockpit.widgets.log_tail import LogTail
+    from engine.bus import EventBus
+
+    run = tmp_path / "live-run"
+    run.mkdir()
+    (run / "run.yaml").write_text("name: live-run\n", encoding="utf-8")
+    bus = EventBus(run)
+    try:
+        bus.emit("status", state="running", step=0)
+        app = make_app(run)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await wait_for(lambda: app.dashboard is not None and "RUNNING" in screen_text(app),
+                           what="the live run to show")
+            for i in range(40):  # one at a time, as a run logs, crossing the point where the panel overflows
+                bus.emit("log", level="info", message=f"line number {i} of a long live log")
+                if i < 20:
+                    await pilot.pause(0.12)
+            await wait_for(lambda: "line number 39 " in screen_text(app), what="the newest log line in view")
+            log = app.dashboard.query_one(LogTail)
+            await pilot.pause()
+            assert log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y
+    finally:
+        bus.emit("status", state="stopped", step=0)
+        bus.close()
