@@ -8,7 +8,6 @@ socket is preferred for its push latency; the file is the fallback and the sourc
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import socket
 import threading
@@ -210,9 +209,3 @@ def summarize_run(run_dir: Path) -> dict:
                 summary["last_checkpoint"] = event["path"]
     return summary
 
-
-def load_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None

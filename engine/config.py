@@ -190,18 +190,29 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def set_dotted(data: dict, key: str, value: Any) -> dict:
+    """``set_dotted(d, "train.lr", 1e-3)`` sets ``d["train"]["lr"]``, making sections as needed."""
+    node = data
+    *parents, leaf = key.split(".")
+    for part in parents:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{key}: '{part}' is not a section")
+        node = child
+    node[leaf] = value
+    return data
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``--set key=value`` items to a config mapping."""
     for item in overrides:
         path, value = parse_override(item)
-        node = data
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: '{part}' is not a section")
-            node = child
-        node[path[-1]] = value
+        try:
+            set_dotted(data, ".".join(path), value)
+        except ConfigError as exc:
+            raise ConfigError(f"--set {item!r}: {exc}") from None
     return data
 
 

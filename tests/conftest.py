@@ -22,43 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-#: A run that trains in a few seconds on one CPU core: a 2-layer, 64-wide Llama on a small demo
-#: corpus. Dotted keys as in ``cockpit run --set``.
-SMALL_RUN: dict[str, Any] = {
-    "name": "test",
-    "preset": "tiny",
-    "model": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-              "num_key_value_heads": 2, "intermediate_size": 192},
-    "data.demo.samples": 2000,
-    "data.demo.seed": 7,
-    "tokenizer.vocab_size": 384,
-    "train.seq_len": 64,
-    "train.micro_batch_size": 8,
-    "train.max_steps": 30,
-    "train.warmup_steps": 5,
-    "train.lr": 0.005,
-    "train.log_every": 5,
-    "train.save_every": 0,
-    "train.threads": 1,
-    "telemetry.interval_s": 0.5,
-}
-
-
-def small_run_config(data_dir: Path, overrides: dict[str, Any] | None = None):
-    """The RunConfig of SMALL_RUN with ``overrides`` (dotted keys) applied, data in ``data_dir``."""
-    from engine.config import RunConfig
-
-    data: dict[str, Any] = {}
-    items = {**SMALL_RUN, "data.path": str(data_dir / "corpus.txt"),
-             "tokenizer.path": str(data_dir / "tokenizer"), **(overrides or {})}
-    for key, value in items.items():
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return RunConfig.model_validate(data)
-
+from helpers import small_run_config  # noqa: E402  (tests/ is on sys.path)
 
 @pytest.fixture(scope="session")
 def engine_data_dir(tmp_path_factory) -> Path:

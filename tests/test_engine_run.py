@@ -14,27 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cockpit.client import RunClient, read_events
+from cockpit.client import RunClient
 from engine.protocol import EVENT_PAYLOADS, PROTOCOL_VERSION
 from engine.rundir import RunPaths, latest_checkpoint, read_status
+from helpers import events_of, wait_for
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def events_of(run_dir: Path) -> list[dict]:
-    return list(read_events(RunPaths(run_dir).events))
-
-
-def wait_for(predicate, timeout: float = 90.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out waiting")
 
 
 def states(events: list[dict]) -> list[str]:

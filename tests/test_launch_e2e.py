@@ -14,6 +14,7 @@ import yaml
 
 from cockpit.client import read_events
 from engine.rundir import read_status
+from helpers import small_run_config, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -21,34 +22,11 @@ COCKPIT = [sys.executable, "-m", "cockpit"]
 
 
 def small_config(tmp_path: Path, data_dir: Path, **train) -> Path:
-    cfg = {
-        "name": "e2e",
-        "runs_dir": str(tmp_path / "runs"),
-        "preset": "tiny",
-        "data": {"source": "demo", "path": str(data_dir / "corpus.txt"), "demo": {"samples": 2000, "seed": 7}},
-        "tokenizer": {"path": str(data_dir / "tokenizer"), "vocab_size": 512},
-        "train": {"seq_len": 64, "micro_batch_size": 8, "max_steps": 30, "warmup_steps": 5, "log_every": 5,
-                  "save_every": 0, **train},
-        "telemetry": {"interval_s": 0.5},
-    }
+    """A config file for the shared small run, its runs under ``tmp_path/runs``."""
+    overrides = {"name": "e2e", "runs_dir": str(tmp_path / "runs"), **{f"train.{k}": v for k, v in train.items()}}
     path = tmp_path / "e2e.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(small_run_config(data_dir, overrides).to_yaml())
     return path
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("e2e-data")
-
-
-def wait_for(predicate, timeout=120.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out waiting")
 
 
 def only_run(tmp_path: Path) -> Path:
@@ -57,8 +35,8 @@ def only_run(tmp_path: Path) -> Path:
     return runs[0]
 
 
-def test_headless_prints_progress_and_exits_with_the_result(tmp_path, data_dir):
-    config = small_config(tmp_path, data_dir)
+def test_headless_prints_progress_and_exits_with_the_result(tmp_path, engine_data_dir):
+    config = small_config(tmp_path, engine_data_dir)
     proc = subprocess.run(COCKPIT + ["run", str(config), "--headless"], capture_output=True, text=True,
                           timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -75,8 +53,8 @@ def test_headless_prints_progress_and_exits_with_the_result(tmp_path, data_dir):
     assert resolved["train"]["max_steps"] == 30 and Path(resolved["data"]["path"]).is_absolute()
 
 
-def test_headless_exit_code_is_1_when_the_run_fails(tmp_path, data_dir):
-    config = small_config(tmp_path, data_dir)
+def test_headless_exit_code_is_1_when_the_run_fails(tmp_path, engine_data_dir):
+    config = small_config(tmp_path, engine_data_dir)
     # A preset that does not exist passes config validation but fails in the engine.
     proc = subprocess.run(COCKPIT + ["run", str(config), "--headless", "--set", "preset=no_such_preset"],
                           capture_output=True, text=True, timeout=120)
@@ -84,8 +62,8 @@ def test_headless_exit_code_is_1_when_the_run_fails(tmp_path, data_dir):
     assert "no_such_preset" in proc.stdout
 
 
-def test_detach_returns_at_once_and_the_run_goes_on(tmp_path, data_dir):
-    config = small_config(tmp_path, data_dir, max_steps=20)
+def test_detach_returns_at_once_and_the_run_goes_on(tmp_path, engine_data_dir):
+    config = small_config(tmp_path, engine_data_dir, max_steps=20)
     t0 = time.monotonic()
     proc = subprocess.run(COCKPIT + ["run", str(config), "--detach"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -100,8 +78,8 @@ def test_detach_returns_at_once_and_the_run_goes_on(tmp_path, data_dir):
     assert row["name"] == run.name and row["state"] == "finished" and row["step"] == 20
 
 
-def test_killing_the_cockpit_leaves_the_engine_training(tmp_path, data_dir):
-    config = small_config(tmp_path, data_dir, max_steps=100000, log_every=2)
+def test_killing_the_cockpit_leaves_the_engine_training(tmp_path, engine_data_dir):
+    config = small_config(tmp_path, engine_data_dir, max_steps=100000, log_every=2)
     cockpit = subprocess.Popen(COCKPIT + ["run", str(config), "--headless"], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
+
+from engine.rundir import atomic_write_text
 
 ADJECTIVES = ["red", "blue", "green", "small", "big", "quick", "lazy", "happy", "old", "young",
               "bright", "quiet"]
@@ -109,16 +110,5 @@ def generate_demo_corpus(path: str | os.PathLike, samples: int, seed: int) -> Pa
     """Write the demo corpus to ``path`` atomically (temporary file, then rename) and return it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            for line in demo_lines(samples, seed):
-                f.write(line + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_text(path, "".join(line + "\n" for line in demo_lines(samples, seed)))
     return path
