@@ -65,15 +65,99 @@ def new_run_dir(cfg: RunConfig, config_path: Path, run_dir: Path | None = None) 
     return run_dir
 
 
-def spawn_engine(run_dir: Path) -> LaunchedRun:
-    """Start ``python -m engine --run-dir RUN_DIR`` detached from this process and terminal."""
+@dataclass(frozen=True)
+class Topology:
+    """How many engine processes, on how many machines (``cockpit run --nproc/--nnodes ...``)."""
+
+    nproc: int = 1
+    """Processes on this machine (one per GPU, or CPU workers)."""
+    nnodes: int = 1
+    """Machines taking part."""
+    node_rank: int = 0
+    """This machine's index, 0 on the machine that owns the event bus and the dashboard."""
+    master_addr: str = "127.0.0.1"
+    """Address of node 0, reachable from every node."""
+    master_port: int = 29500
+    """TCP port of the rendezvous on node 0."""
+
+    def __post_init__(self) -> None:
+        if self.nproc < 1 or self.nnodes < 1:
+            raise ConfigError("--nproc and --nnodes must be at least 1")
+        if not 0 <= self.node_rank < self.nnodes:
+            raise ConfigError(f"--node-rank {self.node_rank} is outside 0..{self.nnodes - 1}")
+        if not 0 < self.master_port < 65536:
+            raise ConfigError(f"--master-port {self.master_port} is not a TCP port")
+
+    @property
+    def distributed(self) -> bool:
+        return self.nproc * self.nnodes > 1
+
+
+def count_gpus() -> int:
+    """NVIDIA GPUs visible through NVML (0 without a driver); torch-free, so the cockpit stays fast."""
+    try:
+        import pynvml
+    except ImportError:
+        return 0
+    try:
+        pynvml.nvmlInit()
+        try:
+            return int(pynvml.nvmlDeviceGetCount())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no driver, no library: a CPU machine
+        return 0
+
+
+def engine_command(run_dir: Path, topology: Topology = Topology(), gpus: int | None = None) -> list[str]:
+    """The command line that starts the engine processes of a run.
+
+    One process: ``python -m engine``. Several on GPUs: ``accelerate launch --multi_gpu`` (DDP).
+    Several on CPUs: ``torchrun`` (gloo); ``accelerate launch --cpu --num_processes N`` would start only
+    one process."""
+    engine = ["-m", "engine", "--run-dir", str(run_dir)]
+    t = topology
+    if not t.distributed:
+        return [sys.executable, *engine]
+    if gpus is None:
+        gpus = count_gpus()
+    if gpus:
+        return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                "--num_processes", str(t.nproc * t.nnodes), "--num_machines", str(t.nnodes),
+                "--machine_rank", str(t.node_rank), "--main_process_ip", t.master_addr,
+                "--main_process_port", str(t.master_port), "--mixed_precision", "no", "--dynamo_backend", "no",
+                *engine]
+    rendezvous = (["--standalone"] if t.nnodes == 1 else
+                  ["--nnodes", str(t.nnodes), "--node_rank", str(t.node_rank),
+                   "--master_addr", t.master_addr, "--master_port", str(t.master_port)])
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(t.nproc), *rendezvous, *engine]
+
+
+def join_run_dir(cfg: RunConfig, run_dir: Path) -> Path:
+    """The run directory a non-zero node joins: node 0 made it (shared filesystem), or this node
+    makes it with the same resolved config."""
+    run_dir = Path(run_dir).resolve()
+    paths = RunPaths(run_dir)
+    if paths.run_yaml.exists():
+        theirs = load_config(paths.run_yaml)
+        if theirs.model_dump() != cfg.model_dump():
+            raise ConfigError(f"{paths.run_yaml}: node 0 wrote a different config; run the same config on every node")
+        paths.logs.mkdir(exist_ok=True)
+        return run_dir
+    return new_run_dir(cfg, run_dir, run_dir)
+
+
+def spawn_engine(run_dir: Path, topology: Topology = Topology()) -> LaunchedRun:
+    """Start the engine of ``run_dir`` detached from this process and terminal."""
     paths = RunPaths(run_dir)
     paths.logs.mkdir(exist_ok=True)
     env = dict(os.environ)
     env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    if topology.distributed:
+        env.setdefault("OMP_NUM_THREADS", "1")  # what torchrun would set anyway, minus its warning
     with open(paths.engine_log, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "--run-dir", str(run_dir)],
+            engine_command(run_dir, topology),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, env=env,
         )

@@ -16,20 +16,35 @@ def run(
     headless: bool = typer.Option(False, "--headless", help="Print progress lines instead of the dashboard; exit with the run's result."),
     detach: bool = typer.Option(False, "--detach", help="Start the run, print its directory, and return."),
     set_: List[str] = typer.Option([], "--set", help="Override a config key: --set train.lr=1e-3 (repeatable)."),
+    nproc: int = typer.Option(1, "--nproc", help="Training processes on this machine: one per GPU, or CPU workers (torchrun, gloo)."),
+    nnodes: int = typer.Option(1, "--nnodes", help="Machines taking part (each runs this command with its --node-rank)."),
+    node_rank: int = typer.Option(0, "--node-rank", help="This machine's index; node 0 owns the events and the dashboard."),
+    master_addr: str = typer.Option("127.0.0.1", "--master-addr", help="Address of node 0, reachable from every node."),
+    master_port: int = typer.Option(29500, "--master-port", help="Rendezvous port on node 0."),
 ) -> None:
     """Start a training run. The engine runs in its own session and keeps training when the
     cockpit closes; `cockpit attach` re-opens it."""
     from engine.config import ConfigError
-    from cockpit.launch import new_run_dir, prepare_config, spawn_engine
+    from cockpit.launch import Topology, join_run_dir, new_run_dir, prepare_config, spawn_engine
 
     if headless and detach:
         fail("--headless and --detach exclude each other")
     try:
+        topology = Topology(nproc, nnodes, node_rank, master_addr, master_port)
         config_path, cfg = prepare_config(config, set_)
-        directory = new_run_dir(cfg, config_path, run_dir)
+        if node_rank > 0:
+            if run_dir is None:
+                fail("--node-rank > 0 needs --run-dir: the run directory node 0 uses, on a shared filesystem")
+            directory = join_run_dir(cfg, run_dir)
+        else:
+            directory = new_run_dir(cfg, config_path, run_dir)
     except ConfigError as exc:
         fail(str(exc))
-    launched = spawn_engine(directory)
+    launched = spawn_engine(directory, topology)
+    if node_rank > 0:  # workers only: node 0 has the events and the dashboard
+        typer.echo(f"node {node_rank}/{nnodes}: {nproc} engine process(es) for {directory}; "
+                   f"log: {directory / 'logs' / 'engine.log'}")
+        raise typer.Exit(launched.process.wait())
     if detach:
         typer.echo(str(directory))
         return

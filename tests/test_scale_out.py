@@ -1,0 +1,99 @@
+"""Scale-out: the launcher picks torchrun on CPUs and `accelerate launch --multi_gpu` on GPUs; a real
+2-process CPU DDP run (gloo) matches a 1-process run with the same global batch."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cockpit.cli import app
+from cockpit.launch import Topology, engine_command
+from engine.config import ConfigError
+from helpers import events_of, small_run_config
+
+RUN = Path("/runs/r")
+
+
+def test_one_process_is_plain_python_m_engine():
+    assert engine_command(RUN, Topology(), gpus=8) == [sys.executable, "-m", "engine", "--run-dir", "/runs/r"]
+
+
+def test_several_cpu_processes_use_torchrun_standalone():
+    cmd = engine_command(RUN, Topology(nproc=4), gpus=0)
+    assert cmd[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert cmd[cmd.index("--nproc_per_node") + 1] == "4" and "--standalone" in cmd
+    assert cmd[-4:] == ["-m", "engine", "--run-dir", "/runs/r"]
+
+
+def test_several_cpu_nodes_name_the_rendezvous():
+    cmd = engine_command(RUN, Topology(nproc=2, nnodes=3, node_rank=1, master_addr="10.0.0.5", master_port=1234), gpus=0)
+    assert "--standalone" not in cmd
+    pairs = dict(zip(cmd[3:13:2], cmd[4:14:2]))
+    assert pairs == {"--nproc_per_node": "2", "--nnodes": "3", "--node_rank": "1",
+                     "--master_addr": "10.0.0.5", "--master_port": "1234"}
+
+
+def test_gpus_use_accelerate_launch_multi_gpu_with_the_total_process_count():
+    cmd = engine_command(RUN, Topology(nproc=8, nnodes=2, node_rank=1, master_addr="node0"), gpus=8)
+    assert cmd[:4] == [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
+    assert cmd[cmd.index("--num_processes") + 1] == "16"
+    assert cmd[cmd.index("--num_machines") + 1] == "2" and cmd[cmd.index("--machine_rank") + 1] == "1"
+    assert cmd[cmd.index("--main_process_ip") + 1] == "node0"
+    assert "--cpu" not in cmd  # `accelerate launch --cpu --num_processes 2` starts one process only
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"nproc": 0}, "at least 1"),
+    ({"nnodes": 2, "node_rank": 2}, "outside 0..1"),
+    ({"master_port": 70000}, "not a TCP port"),
+])
+def test_bad_topology_is_refused(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        Topology(**kwargs)
+
+
+def test_cli_bad_topology_exits_2(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["run", "demo", "--detach", "--nnodes", "2", "--node-rank", "5"])
+    assert result.exit_code == 2 and "--node-rank 5 is outside 0..1" in result.output
+    result = runner.invoke(app, ["run", "demo", "--detach", "--nnodes", "2", "--node-rank", "1"])
+    assert result.exit_code == 2 and "--node-rank > 0 needs --run-dir" in result.output
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_match_one_with_the_same_global_batch(tmp_path, engine_data_dir):
+    config = tmp_path / "ddp.yaml"
+    overrides = {"runs_dir": str(tmp_path / "runs"), "train.max_steps": 20, "train.log_every": 1}
+    config.write_text(small_run_config(engine_data_dir, overrides).to_yaml())
+    base = [sys.executable, "-m", "cockpit", "run", str(config), "--headless"]
+    one = subprocess.run(base + ["--run-dir", str(tmp_path / "one"), "--set", "train.micro_batch_size=16"],
+                         capture_output=True, text=True, timeout=180)
+    assert one.returncode == 0, one.stdout + one.stderr
+    two = subprocess.run(base + ["--run-dir", str(tmp_path / "two"), "--set", "train.micro_batch_size=8",
+                                 "--nproc", "2"], capture_output=True, text=True, timeout=180)
+    assert two.returncode == 0, two.stdout + two.stderr + (tmp_path / "two/logs/engine.log").read_text()
+
+    events = events_of(tmp_path / "two")
+    assert [e["seq"] for e in events] == list(range(len(events)))  # rank 0 alone writes events
+    hellos = [e for e in events if e["type"] == "hello"]
+    assert len(hellos) == 1 and hellos[0]["world_size"] == 2
+    assert hellos[0]["tokens_per_step"] == next(e for e in events_of(tmp_path / "one") if e["type"] == "hello")["tokens_per_step"]
+
+    loss_one = {e["step"]: e["loss"] for e in events_of(tmp_path / "one") if e["type"] == "metrics"}
+    loss_two = {e["step"]: e["loss"] for e in events if e["type"] == "metrics"}
+    assert sorted(loss_two) == list(range(1, 21))
+    for step in loss_one:
+        assert loss_two[step] == pytest.approx(loss_one[step], abs=1e-4), step
+
+    checkpoints = sorted(p.name for p in (tmp_path / "two/checkpoints").iterdir() if p.is_dir())
+    assert checkpoints == ["checkpoint-20"]  # one complete checkpoint, no leftover temporary
+    ckpt = tmp_path / "two/checkpoints/checkpoint-20"
+    from engine.checkpoint import verify_checkpoint
+    assert verify_checkpoint(ckpt) == []
+    manifest = json.loads((ckpt / "manifest.json").read_text())
+    assert manifest["step"] == 20
+    from transformers import AutoModelForCausalLM
+    AutoModelForCausalLM.from_pretrained(ckpt)
