@@ -1,38 +1,92 @@
-"""Build the model from a preset: a Transformers ``LlamaForCausalLM`` with random weights."""
+"""Build the model from a preset: a Transformers causal LM with random weights.
+
+Families map to Transformers config classes; the model itself always comes from
+``AutoModelForCausalLM.from_config`` (no hand-written transformer):
+
+    llama     LlamaConfig     dense, grouped-query attention, SwiGLU MLP
+    mixtral   MixtralConfig   the same attention, a top-k routed mixture of SwiGLU experts per layer
+    gpt_neox  GPTNeoXConfig   GPT-NeoX / Pythia: parallel attention + GELU MLP, biases, LayerNorm
+
+Counting (``preset_summary``) builds the model on the meta device: no memory, no initialisation,
+a fraction of a second even for 9B parameters. Parameter counts are read off that model; for a
+mixture of experts the active count per token is the total minus the experts a token does not use,
+with one expert's size taken from the meta model itself.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from transformers import LlamaConfig, LlamaForCausalLM
+from presets import META_KEYS, PresetError, load_preset
 
-from presets import PresetError, load_preset
+#: family -> name of its Transformers config class.
+CONFIG_CLASSES = {"llama": "LlamaConfig", "mixtral": "MixtralConfig", "gpt_neox": "GPTNeoXConfig"}
 
-#: Preset keys that describe the preset rather than the model.
-_META_KEYS = ("family", "description")
+#: Bytes per parameter of training state with bf16 mixed precision and AdamW, as this engine trains
+#: (Accelerate ``mixed_precision="bf16"``: fp32 weights, bf16 autocast compute):
+#: fp32 weights 4 + fp32 gradients 4 + AdamW first and second moments 4 + 4.
+BYTES_PER_PARAM = {"weights": 4, "grads": 4, "optimizer": 8}
 
 
-def model_config(preset: str, overrides: dict[str, Any] | None, vocab_size: int, *,
+#: Rotary settings the config classes take and fold into ``rope_parameters``.
+_ROPE_KEYS = {"rope_theta", "partial_rotary_factor", "rotary_pct", "rotary_emb_base"}
+
+
+def config_class(family: str):
+    import transformers
+
+    try:
+        return getattr(transformers, CONFIG_CLASSES[family])
+    except KeyError:
+        raise PresetError(f"family {family!r} is not supported (known: {', '.join(CONFIG_CLASSES)})") from None
+
+
+def model_config(preset: str, overrides: dict[str, Any] | None = None, vocab_size: int | None = None, *,
                  bos_token_id: int | None = None, eos_token_id: int | None = None,
-                 pad_token_id: int | None = None) -> LlamaConfig:
+                 pad_token_id: int | None = None):
     """The Transformers config of ``preset`` with ``overrides`` (``cfg.model``) applied on top.
 
-    Raises PresetError for an unknown preset or an override key the model does not have."""
+    ``vocab_size`` (the tokenizer's, for training) replaces the preset's; without it the preset's
+    ``vocab_size`` is used (for counting). Raises PresetError for an unknown preset or a key the
+    model family does not have."""
     fields = load_preset(preset)
-    known = set(LlamaConfig().to_dict())
+    family = fields["family"]
+    cls = config_class(family)
+    known = set(cls().to_dict()) | _ROPE_KEYS
+    for key in fields:
+        if key not in META_KEYS and key not in known:
+            raise PresetError(f"preset {preset}: {key!r} is not a field of a {family} model")
     for key in overrides or {}:
-        if key in _META_KEYS or key not in known:
-            raise PresetError(f"model.{key}: not a field of a {fields['family']} model")
+        if key in META_KEYS or key not in known:
+            raise PresetError(f"model.{key}: not a field of a {family} model (preset {preset})")
     fields.update(overrides or {})
-    for key in _META_KEYS:
+    for key in META_KEYS:
         fields.pop(key, None)
-    return LlamaConfig(vocab_size=vocab_size, bos_token_id=bos_token_id, eos_token_id=eos_token_id,
-                       pad_token_id=pad_token_id, **fields)
+    if vocab_size is not None:
+        fields["vocab_size"] = vocab_size
+    return cls(bos_token_id=bos_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id, **fields)
 
 
-def build_model(config: LlamaConfig) -> LlamaForCausalLM:
+def family_of(config) -> str:
+    for family, name in CONFIG_CLASSES.items():
+        if type(config).__name__ == name:
+            return family
+    return config.model_type
+
+
+def build_model(config):
     """Random initialisation (seed torch first for a reproducible one)."""
-    return LlamaForCausalLM(config)
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_config(config)
+
+
+def build_meta_model(config):
+    """The model on the meta device: shapes only, no memory, no initialisation."""
+    import torch
+
+    with torch.device("meta"):
+        return build_model(config)
 
 
 def count_params(model) -> int:
@@ -40,10 +94,119 @@ def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def flops_per_token(config: LlamaConfig, n_params: int, seq_len: int) -> float:
-    """Training FLOPs per token: 6 x non-embedding parameters plus attention (PaLM, appendix B)."""
+def num_experts(config) -> tuple[int, int]:
+    """(experts per layer, experts per token); (0, 0) for a dense model."""
+    experts = getattr(config, "num_local_experts", None) or getattr(config, "num_experts", None) or 0
+    top_k = getattr(config, "num_experts_per_tok", None) or 0
+    return int(experts), int(top_k) if experts else 0
+
+
+def expert_sizes(model, config) -> list[int]:
+    """Parameters of one expert, per MoE layer, read off ``model`` (meta or real).
+
+    Works for fused expert modules (one ``[num_experts, ...]`` tensor per projection, Transformers 5)
+    and for a ``ModuleList`` of experts."""
+    import torch
+
+    n_exp, _ = num_experts(config)
+    if not n_exp:
+        return []
+    sizes = []
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] != "experts":
+            continue
+        if isinstance(module, torch.nn.ModuleList):
+            sizes.append(sum(p.numel() for p in module[0].parameters()))
+            continue
+        per = 0
+        for pname, p in module.named_parameters():
+            if p.dim() == 0 or p.shape[0] != n_exp:
+                raise ValueError(f"{name}.{pname}: not stacked over {n_exp} experts ({tuple(p.shape)})")
+            per += p.numel() // n_exp
+        sizes.append(per)
+    return sizes
+
+
+def active_params(model, config, total: int | None = None) -> int:
+    """Parameters one token passes through: the total minus the experts the router does not pick."""
+    total = count_params(model) if total is None else total
+    n_exp, top_k = num_experts(config)
+    return total - sum(size * (n_exp - top_k) for size in expert_sizes(model, config))
+
+
+def _inactive_params_formula(config) -> int:
+    """Unused expert parameters per token from the config alone (SwiGLU experts: 3 matrices).
+    Kept equal to the meta-model count by a test; used where no model is at hand."""
+    n_exp, top_k = num_experts(config)
+    if not n_exp:
+        return 0
+    per_expert = 3 * config.hidden_size * config.intermediate_size
+    return per_expert * (n_exp - top_k) * config.num_hidden_layers
+
+
+def flops_per_token(config, n_params: int, seq_len: int) -> float:
+    """Training FLOPs per token: 6 x active non-embedding parameters plus attention (PaLM, appendix B).
+
+    ``n_params`` is the total count; for a mixture of experts only the experts a token is routed to
+    count."""
+    n_active = n_params - _inactive_params_formula(config)
     n_embed = config.vocab_size * config.hidden_size
-    return 6.0 * (n_params - n_embed) + 12.0 * config.num_hidden_layers * config.hidden_size * seq_len
+    return 6.0 * (n_active - n_embed) + 12.0 * config.num_hidden_layers * config.hidden_size * seq_len
+
+
+def training_memory(n_params: int, config, seq_len: int) -> dict[str, int]:
+    """Estimated training memory in bytes, bf16 mixed precision + AdamW on one device, no sharding.
+
+    - ``weights``/``grads``/``optimizer``: fp32 weights (4 B), fp32 gradients (4 B) and AdamW's two
+      fp32 moments (8 B) per parameter: 16 B/param (``BYTES_PER_PARAM``), for all parameters,
+      experts included.
+    - ``activations_per_seq``: a rough extra for one sequence of ``seq_len`` tokens without
+      activation checkpointing: 34 x seq_len x hidden bytes per layer (Korthikanti et al. 2022,
+      16-bit activations, fused attention so no seq_len^2 scores; the MLP share, 19 of the 34,
+      scaled by experts per token for a mixture of experts) plus the logits (bf16 + fp32 for the
+      loss, 6 B x seq_len x vocab). Multiply by the micro batch size.
+    Framework overhead, the CUDA context and fragmentation are not included."""
+    _, top_k = num_experts(config)
+    per_layer = seq_len * config.hidden_size * (15 + 19 * max(top_k, 1))
+    activations = config.num_hidden_layers * per_layer + 6 * seq_len * config.vocab_size
+    mem = {key: n_params * b for key, b in BYTES_PER_PARAM.items()}
+    mem["states"] = sum(mem.values())
+    mem["activations_per_seq"] = activations
+    return mem
+
+
+def preset_summary(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything ``cockpit presets`` shows about one preset, counted on the meta device."""
+    fields = load_preset(name)
+    config = model_config(name, overrides)
+    model = build_meta_model(config)
+    total = count_params(model)
+    active = active_params(model, config, total)
+    n_exp, top_k = num_experts(config)
+    seq_len = config.max_position_embeddings
+    return {
+        "name": name,
+        "family": fields["family"],
+        "description": fields.get("description", ""),
+        "model_class": type(model).__name__,
+        "layers": config.num_hidden_layers,
+        "hidden": config.hidden_size,
+        "heads": config.num_attention_heads,
+        "kv_heads": getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
+        "intermediate": config.intermediate_size,
+        "experts": n_exp,
+        "experts_per_token": top_k,
+        "vocab_size": config.vocab_size,
+        "max_seq_len": seq_len,
+        "tied_embeddings": bool(getattr(config, "tie_word_embeddings", False)),
+        "total_params": total,
+        "active_params": active,
+        "expert_params": sum(expert_sizes(model, config)) if n_exp else 0,
+        "memory": {**training_memory(total, config, seq_len), "model": "bf16 mixed precision + AdamW: "
+                   "fp32 weights 4 B + fp32 grads 4 B + AdamW moments 8 B = 16 B/param; "
+                   "activations per sequence of max_seq_len, without checkpointing, extra"},
+        "flops_per_token": flops_per_token(config, total, seq_len),
+    }
 
 
 #: Dense bf16/fp16 tensor-core peak FLOP/s per GPU, by a substring of its name. Used for MFU only.

@@ -1,8 +1,13 @@
 """Model preset catalog: one YAML file per preset in this directory. Torch-free.
 
-A preset names a model ``family`` (only ``llama`` for now) and the fields of that family's
-Transformers config (``hidden_size``, ``num_hidden_layers``, ...). ``description`` is for people.
-The vocabulary size is not part of a preset: it comes from the tokenizer.
+A preset names a model ``family`` and the fields of that family's Transformers config
+(``hidden_size``, ``num_hidden_layers``, ...); ``description`` is for people.
+
+Families (see ``engine.model``): ``llama`` (dense, grouped-query attention; ``LlamaConfig``),
+``mixtral`` (mixture of experts, top-k routing; ``MixtralConfig``), ``gpt_neox`` (``GPTNeoXConfig``).
+
+``vocab_size`` in a preset is the vocabulary the preset is *counted* with (``cockpit presets``);
+a training run always takes the vocabulary size of its tokenizer instead.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ import yaml
 DIR = Path(__file__).resolve().parent
 
 #: Model families the engine can build.
-FAMILIES = ("llama",)
+FAMILIES = ("llama", "mixtral", "gpt_neox")
+
+#: Preset keys that describe the preset rather than the model's config.
+META_KEYS = ("family", "description")
 
 
 class PresetError(ValueError):

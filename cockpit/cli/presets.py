@@ -1,0 +1,124 @@
+"""`cockpit presets list|show`: the model preset catalog with exact parameter counts.
+
+Counts come from building each model on the meta device (shapes only, no memory), so they are
+the model's own, not a formula's. Training memory: bf16 mixed precision + AdamW, 16 B/param
+(fp32 weights 4 + fp32 grads 4 + AdamW moments 8), activations as a separate estimate.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from cockpit.cli.common import fail
+
+presets_app = typer.Typer(help="Model presets: parameters, shape and training memory.",
+                          no_args_is_help=True, rich_markup_mode=None)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _summaries(names: list[str]) -> list[dict]:
+    from engine.model import preset_summary
+    from presets import PresetError
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    try:
+        return [preset_summary(name) for name in names]
+    except PresetError as exc:
+        fail(str(exc))
+
+
+def _count(n: int) -> str:
+    for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return str(n)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def _experts(s: dict) -> str:
+    return f"{s['experts']} top{s['experts_per_token']}" if s["experts"] else "--"
+
+
+def list_cmd(as_json: bool = JSON_OPTION) -> None:
+    """List every preset: family, shape, total and active parameters, training memory."""
+    from presets import list_presets
+
+    summaries = _summaries(list_presets())
+    if as_json:
+        typer.echo(json.dumps(summaries, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from rich import box
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, padding=(0, 1), caption="params counted on the meta device; memory: training state, bf16 mixed precision + AdamW, "
+                          "16 B/param (fp32 weights, grads, 2 moments), activations extra (presets show NAME)", caption_justify="left")
+    for col, justify in (("preset", "left"), ("family", "left"), ("params", "right"), ("active", "right"),
+                         ("layers", "right"), ("hidden", "right"), ("heads", "right"), ("experts", "right"),
+                         ("memory", "right")):
+        table.add_column(col, justify=justify, no_wrap=True)
+    for s in summaries:
+        table.add_row(s["name"], s["family"], _count(s["total_params"]), _count(s["active_params"]),
+                      str(s["layers"]), str(s["hidden"]), f"{s['heads']}/{s['kv_heads']}", _experts(s),
+                      _gib(s["memory"]["states"]))
+    Console().print(table)
+
+
+def show(name: str = typer.Argument(..., help="Preset name (cockpit presets list)."),
+         as_json: bool = JSON_OPTION) -> None:
+    """One preset in detail: every count, the shape, and the training-memory breakdown."""
+    from presets import PresetError, load_preset
+
+    try:
+        fields = load_preset(name)
+    except PresetError as exc:
+        fail(str(exc))
+    s = _summaries([name])[0]
+    if as_json:
+        typer.echo(json.dumps({**s, "fields": fields}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    mem = s["memory"]
+    table = Table(title=f"preset {name}: {s['description']}", title_justify="left", show_header=False)
+    table.add_column("key")
+    table.add_column("value")
+    rows = [
+        ("family", f"{s['family']} ({s['model_class']})"),
+        ("total params", f"{s['total_params']:,}"),
+        ("active params / token", f"{s['active_params']:,}"
+         + (f"  ({s['experts'] - s['experts_per_token']} of {s['experts']} experts idle per layer)" if s["experts"] else "")),
+        ("layers", str(s["layers"])),
+        ("hidden", str(s["hidden"])),
+        ("heads (query / key-value)", f"{s['heads']} / {s['kv_heads']}"),
+        ("intermediate", str(s["intermediate"])),
+        ("experts", _experts(s)),
+        ("vocab (for counting)", f"{s['vocab_size']:,}" + ("  tied" if s["tied_embeddings"] else "  untied")),
+        ("max seq len", str(s["max_seq_len"])),
+        ("train FLOPs / token", f"{s['flops_per_token']:.3g}"),
+        ("memory: fp32 weights", _gib(mem["weights"])),
+        ("memory: fp32 grads", _gib(mem["grads"])),
+        ("memory: AdamW moments", _gib(mem["optimizer"])),
+        ("memory: training state", _gib(mem["states"]) + "  (bf16 mixed precision + AdamW, 16 B/param)"),
+        ("activations / sequence", _gib(mem["activations_per_seq"])
+         + f"  (rough, seq {s['max_seq_len']}, no checkpointing; x micro batch)"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    presets_app.command("list")(list_cmd)
+    presets_app.command("show")(show)
+    app.add_typer(presets_app, name="presets")
