@@ -1,7 +1,12 @@
-"""``python -m engine --run-dir DIR``: train the run described by ``DIR/run.yaml``.
+"""``python -m engine --run-dir DIR [--resume latest|PATH]``: train the run described by ``DIR/run.yaml``.
+
+``--resume latest`` continues from the checkpoint named by ``DIR/checkpoints/latest``; ``--resume
+PATH`` from the checkpoint directory ``PATH``. Either way the run goes on in ``DIR`` (see
+engine/resume.py).
 
 Exit codes: 0 finished or stopped, 1 failed (after an ``error`` event and ``status failed``),
-2 the run directory or its ``run.yaml`` is missing or invalid (one line on stderr).
+2 the run directory or its ``run.yaml`` is missing or invalid, or the checkpoint to resume from is
+missing, corrupt or lacks a part (one line on stderr; nothing in the run directory is changed).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine", description="cockpit training engine")
     parser.add_argument("--run-dir", required=True, type=Path, help="run directory holding run.yaml")
+    parser.add_argument("--resume", metavar="latest|PATH", default=None,
+                        help="continue from a checkpoint: 'latest' (DIR/checkpoints/latest) or a checkpoint directory")
     args = parser.parse_args(argv)
 
     from engine.config import ConfigError, read_run_config
@@ -35,15 +42,28 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"engine: {' / '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
-    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
 
     from engine.controls import Controls
+    from engine.resume import ResumeError, load_resume_point, resolve_checkpoint
 
+    try:
+        ckpt = resolve_checkpoint(run_dir, args.resume) if args.resume else None
+    except ResumeError as exc:
+        print(f"engine: {exc}", file=sys.stderr)
+        return 2
     controls = Controls()
     controls.install_signal_handlers()  # before the slow imports: an early SIGTERM is not lost
+    resume = None
+    if ckpt is not None:
+        try:
+            resume = load_resume_point(ckpt)  # reads the checkpoint (imports torch); writes nothing
+        except ResumeError as exc:
+            print(f"engine: {' / '.join(str(exc).splitlines())}", file=sys.stderr)
+            return 2
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     from engine.train import run
 
-    return run(run_dir, cfg, controls)
+    return run(run_dir, cfg, controls, resume=resume)
 
 
 if __name__ == "__main__":

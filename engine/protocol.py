@@ -86,6 +86,7 @@ EVENT_PAYLOADS: dict[str, dict[str, str]] = {
         "elapsed_s": "wall time since training started (float)",
         "eta_s": "optional: estimated seconds to the end of the run (float)",
         "mfu": "optional: model FLOPs utilisation in [0, 1], null on a CPU (float)",
+        "data_position": "optional: [epoch, index] of the training data iterator after this step (list)",
     },
     "eval": {
         "step": "optimizer step the evaluation ran at (int)",

@@ -129,20 +129,43 @@ class Trainer:
         self.flops_per_token = flops_per_token(self.model_config, self.n_params, train.seq_len)
 
     def prepare_data(self):
-        """Corpus (generated for the demo), tokenizer (trained when missing), token stream."""
+        """Tokenizer (trained when missing, except for shards) and token stream: a file tokenized in
+        memory (demo, text, jsonl) or prepared shards memory-mapped (shards)."""
         data, tok_cfg = self.cfg.data, self.cfg.tokenizer
+        if data.source == "shards":
+            from engine.data.shards import open_shards
+
+            if not has_tokenizer(tok_cfg.path):
+                raise DataError(f"{tok_cfg.path}: no tokenizer (tokenizer.json); shards are read with the "
+                                f"tokenizer they were written with, set tokenizer.path to it")
+            tokens = open_shards(data.path, tok_cfg.path, self.cfg.train.seq_len)
+            self.info(f"shards: {len(tokens):,} tokens ({tokens.dtype}) memory-mapped from {data.path}")
+            return load_tokenizer(tok_cfg.path), tokens
         if data.source == "demo" and not data.path.exists():
             generate_demo_corpus(data.path, data.demo.samples, data.demo.seed)
             self.info(f"generated demo corpus: {data.demo.samples:,} lines in {data.path}")
         if not data.path.is_file():
-            raise DataError(f"{data.path}: training text not found")
+            raise DataError(f"{data.path}: training {'JSONL' if data.source == 'jsonl' else 'text'} not found")
         if not has_tokenizer(tok_cfg.path):
             t0 = time.perf_counter()
-            train_tokenizer(data.path, tok_cfg.path, tok_cfg.vocab_size)
+            if data.source == "jsonl":  # the tokenizer learns from the documents, not the JSON around them
+                from engine.data.shards import jsonl_to_text
+
+                corpus = jsonl_to_text(data.path, tok_cfg.path.parent / f".{tok_cfg.path.name}.corpus-{os.getpid()}.txt")
+                try:
+                    train_tokenizer(corpus, tok_cfg.path, tok_cfg.vocab_size)
+                finally:
+                    corpus.unlink(missing_ok=True)
+            else:
+                train_tokenizer(data.path, tok_cfg.path, tok_cfg.vocab_size)
             tokenizer = load_tokenizer(tok_cfg.path)
             self.info(f"trained tokenizer: {len(tokenizer):,} tokens (asked for {tok_cfg.vocab_size:,}) on "
                       f"{data.path.name} in {time.perf_counter() - t0:.1f}s, saved to {tok_cfg.path}")
         tokenizer = load_tokenizer(tok_cfg.path)
+        if data.source == "jsonl":
+            from engine.data.shards import tokenize_jsonl
+
+            return tokenizer, tokenize_jsonl(data.path, tokenizer)
         return tokenizer, tokenize_file(data.path, tokenizer)
 
     # --- the loop -------------------------------------------------------------------------
