@@ -33,11 +33,18 @@ class DemoDataConfig(_Section):
 
 
 class DataConfig(_Section):
-    source: Literal["demo", "text"] = "demo"
-    """``demo``: generate the synthetic demo corpus at ``path`` if it is missing. ``text``: train
-    on the existing UTF-8 text file at ``path``, one document per line."""
+    source: Literal["demo", "text", "jsonl", "shards"] = "demo"
+    """Where the training tokens come from:
+    ``demo``: generate the synthetic demo corpus at ``path`` if it is missing, then as ``text``.
+    ``text``: the existing UTF-8 text file at ``path``, one document per line (smoke runs).
+    ``jsonl``: the file at ``path`` with one JSON object per line whose ``"text"`` string is a
+    document (smoke runs); a malformed line stops the run naming ``file:line``.
+    ``shards``: the prepared token shards in the directory ``path`` (``python -m engine.data.shards``),
+    memory-mapped, never loaded whole; they must have been written with this run's tokenizer and
+    ``train.seq_len``."""
     path: Path = Path("data/demo/corpus.txt")
-    """The training text file."""
+    """The training text file (``demo``, ``text``), JSONL file (``jsonl``) or shard directory
+    (``shards``)."""
     val_fraction: float = Field(0.01, ge=0.0, lt=0.5)
     """Share of the token stream held out for validation."""
     demo: DemoDataConfig = DemoDataConfig()
@@ -85,6 +92,13 @@ class TrainConfig(_Section):
     """Steps between checkpoints; 0 saves only at the end (and on command)."""
     threads: int = Field(0, ge=0)
     """CPU threads for torch; 0 lets torch decide."""
+    nonfinite: Literal["skip", "stop", "off"] = "skip"
+    """What a step whose loss or gradient norm is NaN/inf does, after an ``error`` event naming the
+    step: ``skip`` drops the batch (no optimizer update, gradients zeroed; the step is not counted);
+    ``stop`` saves a checkpoint of the last good state (the bad update is never applied) and ends
+    the run ``failed``; ``off`` does not check (saves one host sync per step on a GPU)."""
+    nonfinite_max_skips: int = Field(10, ge=1)
+    """With ``nonfinite: skip``, this many non-finite steps in a row stop the run as ``stop`` would."""
 
     @property
     def tokens_per_micro_batch(self) -> int:

@@ -1,0 +1,382 @@
+"""Prepared token shards: a token stream tokenized once, stored as flat memory-mapped files.
+
+Layout of a shard directory::
+
+    train_000.bin, train_001.bin, ...   raw little-endian token ids, uint16 when the vocabulary has
+                                        fewer than 65,536 entries, else uint32; no header
+    manifest.json                       format and version, dtype, the tokenizer's sha256 (of its
+                                        tokenizer.json) and vocabulary size, seq_len, per-shard
+                                        token counts and the total
+
+Every shard is written under a temporary name and renamed when complete; the manifest is written
+last (atomically), so a directory with a manifest is complete. Reading (``open_shards``) checks the
+manifest against the run: shards written by another tokenizer, for another sequence length, or
+cut short are refused with a message that says what to do. The tokens are never copied into RAM:
+``ShardTokens`` indexes the memory maps directly.
+
+Raw documents for shards or smoke runs come from a ``.txt`` file (one document per line) or a
+``.jsonl`` file (one JSON object per line with a ``"text"`` string); every document is followed by
+the tokenizer's end-of-text token.
+
+Command line (a full ``cockpit data prepare`` comes later)::
+
+    python -m engine.data.shards --input corpus.txt --tokenizer data/tok --out data/shards --seq-len 512
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from engine.data.text import DataError
+
+FORMAT = "cockpit-token-shards"
+VERSION = 1
+MANIFEST = "manifest.json"
+#: Tokens per shard file by default (200 MB as uint16).
+DEFAULT_SHARD_TOKENS = 100_000_000
+#: Documents tokenized per batch call.
+_CHUNK_DOCS = 10_000
+
+
+# --- tokenizer identity -----------------------------------------------------------------------
+
+def _tokenizer_json(tokenizer_dir: str | os.PathLike) -> Path:
+    path = Path(tokenizer_dir) / "tokenizer.json"
+    if not path.is_file():
+        raise DataError(f"{tokenizer_dir}: no tokenizer here (tokenizer.json is missing)")
+    return path
+
+
+def tokenizer_sha256(tokenizer_dir: str | os.PathLike) -> str:
+    """The sha256 of the tokenizer's ``tokenizer.json``: what a shard directory is tied to."""
+    return hashlib.sha256(_tokenizer_json(tokenizer_dir).read_bytes()).hexdigest()
+
+
+def tokenizer_vocab_size(tokenizer_dir: str | os.PathLike) -> int:
+    """Vocabulary size of the tokenizer, added tokens included."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(_tokenizer_json(tokenizer_dir))).get_vocab_size(with_added_tokens=True)
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """uint16 when every id fits (vocabulary < 65,536), else uint32."""
+    return np.dtype(np.uint16) if vocab_size < 65_536 else np.dtype(np.uint32)
+
+
+# --- documents --------------------------------------------------------------------------------
+
+def iter_documents(path: str | os.PathLike, kind: str | None = None) -> Iterator[str]:
+    """The documents of a ``.txt`` (one per non-empty line) or ``.jsonl`` (the ``"text"`` of each
+    object) file; ``kind`` ("text" or "jsonl") overrides the suffix. Errors name ``file:line``."""
+    path = Path(path)
+    kind = kind or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "text")
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: training data not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a {'JSONL' if kind == 'jsonl' else 'text'} file") from None
+    with f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            if not line.strip():
+                continue
+            if kind != "jsonl":
+                yield line
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                got = "an object without a \"text\" string" if isinstance(obj, dict) else type(obj).__name__
+                raise DataError(f"{path}:{lineno}: expected a JSON object with a \"text\" string, got {got}")
+            if obj["text"].strip():
+                yield obj["text"]
+
+
+def iter_token_chunks(path: str | os.PathLike, tokenizer, kind: str | None = None) -> Iterator[np.ndarray]:
+    """The token stream of a document file in int32 chunks, end-of-text after every document."""
+    eos = tokenizer.eos_token_id
+    backend = tokenizer.backend_tokenizer
+    docs: list[str] = []
+
+    def flush() -> np.ndarray:
+        ids: list[int] = []
+        for enc in backend.encode_batch(docs, add_special_tokens=False):
+            ids.extend(enc.ids)
+            ids.append(eos)
+        docs.clear()
+        return np.asarray(ids, dtype=np.int32)
+
+    for doc in iter_documents(path, kind):
+        docs.append(doc)
+        if len(docs) >= _CHUNK_DOCS:
+            yield flush()
+    if docs:
+        yield flush()
+
+
+def tokenize_jsonl(path: str | os.PathLike, tokenizer) -> np.ndarray:
+    """All documents of a JSONL file as one int32 token stream (as ``tokenize_file`` for text)."""
+    parts = list(iter_token_chunks(path, tokenizer, "jsonl"))
+    if not parts:
+        raise DataError(f"{path}: no text (no line has a non-empty \"text\")")
+    return np.concatenate(parts)
+
+
+def jsonl_to_text(path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """The documents of a JSONL file as a text file, one per line (newlines inside a document become
+    spaces), e.g. to train a tokenizer on."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
+        for doc in iter_documents(path, "jsonl"):
+            f.write(" ".join(doc.splitlines()) + "\n")
+    return out
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+def shard_name(index: int) -> str:
+    return f"train_{index:03d}.bin"
+
+
+def _atomic_write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_shards(tokens: np.ndarray | Iterable[np.ndarray], out_dir: str | os.PathLike,
+                 tokenizer_dir: str | os.PathLike, seq_len: int,
+                 shard_tokens: int = DEFAULT_SHARD_TOKENS) -> dict:
+    """Write a token stream (one array, or an iterable of arrays written as they come) as shards in
+    ``out_dir``, tied to the tokenizer in ``tokenizer_dir``; returns the manifest.
+
+    An existing shard directory is replaced: its manifest goes first, so an interrupted rewrite is
+    never mistaken for a complete one."""
+    if shard_tokens < 1:
+        raise ValueError("shard_tokens must be positive")
+    out_dir = Path(out_dir)
+    digest = tokenizer_sha256(tokenizer_dir)
+    vocab = tokenizer_vocab_size(tokenizer_dir)
+    dtype = token_dtype(vocab)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MANIFEST).unlink(missing_ok=True)
+    chunks = [tokens] if isinstance(tokens, np.ndarray) else tokens
+
+    counts: list[int] = []
+    state = {"f": None, "tmp": None, "n": 0}
+
+    def close_shard() -> None:
+        f = state["f"]
+        if f is None:
+            return
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+        os.replace(state["tmp"], out_dir / shard_name(len(counts)))
+        counts.append(state["n"])
+        state.update(f=None, tmp=None, n=0)
+
+    try:
+        for chunk in chunks:
+            chunk = np.asarray(chunk).reshape(-1)
+            if chunk.size and (chunk.min() < 0 or chunk.max() >= vocab):
+                bad = int(chunk.max() if chunk.max() >= vocab else chunk.min())
+                raise DataError(f"token id {bad} is outside the vocabulary of the tokenizer in {tokenizer_dir} "
+                                f"({vocab} entries)")
+            chunk = chunk.astype(dtype.newbyteorder("<"), copy=False)
+            while chunk.size:
+                if state["f"] is None:
+                    state["tmp"] = out_dir / f".{shard_name(len(counts))}.tmp-{os.getpid()}"
+                    state["f"] = open(state["tmp"], "wb")
+                take = min(shard_tokens - state["n"], chunk.size)
+                state["f"].write(chunk[:take].tobytes())
+                state["n"] += take
+                chunk = chunk[take:]
+                if state["n"] == shard_tokens:
+                    close_shard()
+        close_shard()
+    except BaseException:
+        if state["f"] is not None:
+            state["f"].close()
+            Path(state["tmp"]).unlink(missing_ok=True)
+        raise
+    if not counts:
+        raise DataError(f"no tokens to write to {out_dir}")
+    for stale in out_dir.glob("train_*.bin"):  # shards of an earlier, longer preparation
+        if stale.name not in {shard_name(i) for i in range(len(counts))}:
+            stale.unlink()
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "dtype": dtype.name,
+        "tokenizer": {"sha256": digest, "vocab_size": vocab, "path": str(Path(tokenizer_dir).resolve())},
+        "seq_len": seq_len,
+        "shards": [{"file": shard_name(i), "tokens": n} for i, n in enumerate(counts)],
+        "total_tokens": sum(counts),
+    }
+    _atomic_write_json(out_dir / MANIFEST, manifest)
+    return manifest
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+def read_manifest(shard_dir: str | os.PathLike) -> dict:
+    """The manifest of a shard directory, checked for shape; DataError when missing or malformed."""
+    shard_dir = Path(shard_dir)
+    path = shard_dir / MANIFEST
+    if not shard_dir.is_dir():
+        raise DataError(f"{shard_dir}: shard directory not found (prepare it with `python -m engine.data.shards`)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{shard_dir}: no {MANIFEST}; not a prepared shard directory, or its preparation "
+                        f"did not finish (prepare it again)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataError(f"{path}: not a {FORMAT} manifest")
+    if manifest.get("version") != VERSION:
+        raise DataError(f"{path}: format version {manifest.get('version')!r}, this engine reads version {VERSION}")
+    try:
+        np.dtype(manifest["dtype"])
+        manifest["tokenizer"]["sha256"], int(manifest["seq_len"])
+        for shard in manifest["shards"]:
+            shard["file"], int(shard["tokens"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path}: malformed manifest ({type(exc).__name__}: {exc})") from None
+    return manifest
+
+
+class ShardTokens:
+    """A read-only token stream over memory-mapped shards, indexed without copying them into RAM.
+
+    Supports ``len``, integer and integer-array indexing (returns the shard dtype) and step-1
+    slicing (returns another view), which is all ``split_tokens`` and ``BatchIterator`` need."""
+
+    def __init__(self, maps: list[np.ndarray], start: int = 0, stop: int | None = None):
+        self._maps = maps
+        self._offsets = np.cumsum([0] + [len(m) for m in maps])
+        self._start = start
+        self._stop = int(self._offsets[-1]) if stop is None else stop
+        self.dtype = maps[0].dtype
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __repr__(self) -> str:
+        return f"ShardTokens({len(self):,} tokens in {len(self._maps)} shard(s), {self.dtype})"
+
+    def _gather(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"token index out of range (0..{len(self) - 1})")
+        idx = idx + self._start
+        if len(self._maps) == 1:
+            return np.asarray(self._maps[0][idx])
+        out = np.empty(idx.shape, dtype=self.dtype)
+        which = np.searchsorted(self._offsets, idx, side="right") - 1
+        for s in np.unique(which):
+            mask = which == s
+            out[mask] = self._maps[s][idx[mask] - self._offsets[s]]
+        return out
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            if step != 1:
+                raise IndexError("ShardTokens slices take step 1 only")
+            return ShardTokens(self._maps, self._start + start, self._start + max(stop, start))
+        if isinstance(key, (int, np.integer)):
+            key = int(key) + (len(self) if key < 0 else 0)
+            return self._gather(np.array(key)).item()
+        return self._gather(key)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self._gather(np.arange(len(self)))
+        return out.astype(dtype) if dtype is not None else out
+
+
+def open_shards(shard_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
+                seq_len: int | None = None) -> ShardTokens:
+    """The token stream of a prepared shard directory, checked against this run's tokenizer and
+    ``seq_len``; raises DataError naming the directory and what to do."""
+    shard_dir = Path(shard_dir)
+    manifest = read_manifest(shard_dir)
+    ours = tokenizer_sha256(tokenizer_dir)
+    theirs = manifest["tokenizer"]["sha256"]
+    if theirs != ours:
+        raise DataError(f"shards in {shard_dir} were written with tokenizer sha256 {theirs[:12]}…, this run's "
+                        f"tokenizer in {tokenizer_dir} has {ours[:12]}…; prepare the shards again with this "
+                        f"tokenizer, or set tokenizer.path to the one they were written with")
+    if seq_len is not None and int(manifest["seq_len"]) != seq_len:
+        raise DataError(f"shards in {shard_dir} were prepared for seq_len {manifest['seq_len']}, this run uses "
+                        f"train.seq_len {seq_len}; set train.seq_len: {manifest['seq_len']} or prepare them again")
+    dtype = np.dtype(manifest["dtype"]).newbyteorder("<")
+    maps = []
+    for shard in manifest["shards"]:
+        path = shard_dir / shard["file"]
+        n = int(shard["tokens"])
+        expected = n * dtype.itemsize
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise DataError(f"{path}: shard missing (listed in {MANIFEST}); prepare the shards again") from None
+        if size != expected:
+            raise DataError(f"{path}: {size:,} bytes, but {MANIFEST} says {n:,} tokens x {dtype.itemsize} B = "
+                            f"{expected:,} bytes; the shard is truncated or damaged, prepare the shards again")
+        if n:
+            maps.append(np.memmap(path, dtype=dtype, mode="r", shape=(n,)))
+    if not maps:
+        raise DataError(f"{shard_dir}: the shards hold no tokens")
+    return ShardTokens(maps)
+
+
+# --- command line -----------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m engine.data.shards",
+                                     description="Tokenize a .txt or .jsonl file into token shards.")
+    parser.add_argument("--input", required=True, help=".txt (one document per line) or .jsonl (\"text\" key)")
+    parser.add_argument("--tokenizer", required=True, help="directory of a Hugging Face tokenizer (tokenizer.json)")
+    parser.add_argument("--out", required=True, help="shard directory to write")
+    parser.add_argument("--seq-len", type=int, required=True, help="sequence length the shards are for")
+    parser.add_argument("--shard-tokens", type=int, default=DEFAULT_SHARD_TOKENS, help="tokens per shard file")
+    args = parser.parse_args(argv)
+    from engine.data.tokenizer import load_tokenizer
+
+    try:
+        _tokenizer_json(args.tokenizer)
+        tokenizer = load_tokenizer(args.tokenizer)
+        manifest = write_shards(iter_token_chunks(args.input, tokenizer), args.out, args.tokenizer, args.seq_len,
+                                shard_tokens=args.shard_tokens)
+    except (DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {manifest['total_tokens']:,} tokens ({manifest['dtype']}) in {len(manifest['shards'])} shard(s) "
+          f"to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
