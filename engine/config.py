@@ -99,6 +99,21 @@ class TrainConfig(_Section):
     the run ``failed``; ``off`` does not check (saves one host sync per step on a GPU)."""
     nonfinite_max_skips: int = Field(10, ge=1)
     """With ``nonfinite: skip``, this many non-finite steps in a row stop the run as ``stop`` would."""
+    price_per_hour: float = Field(0.0, ge=0)
+    """What the machine costs in USD per hour; non-zero adds a running ``cost_usd`` (training wall
+    time since the run's first step, summed over resumes, start-up excluded) to the metrics."""
+    budget_usd: float = Field(0.0, ge=0)
+    """Checkpoint and stop (``stopped``) before ``cost_usd`` would pass this; 0 means no budget.
+    Needs ``price_per_hour``."""
+    max_hours: float = Field(0.0, ge=0)
+    """Checkpoint and stop (``stopped``) before the training wall time would pass this many hours;
+    0 means no limit."""
+
+    @model_validator(mode="after")
+    def _check_budget(self) -> "TrainConfig":
+        if self.budget_usd and not self.price_per_hour:
+            raise ValueError("train.budget_usd needs train.price_per_hour (USD per hour of this machine)")
+        return self
 
     @property
     def tokens_per_micro_batch(self) -> int:

@@ -87,6 +87,9 @@ EVENT_PAYLOADS: dict[str, dict[str, str]] = {
         "eta_s": "optional: estimated seconds to the end of the run (float)",
         "mfu": "optional: model FLOPs utilisation in [0, 1], null on a CPU (float)",
         "data_position": "optional: [epoch, index] of the training data iterator after this step (list)",
+        "cost_usd": "optional: train.price_per_hour x training wall time so far, all resumes (float)",
+        "data_wait_s": "optional: mean seconds per step spent waiting for training batches (float)",
+        "compute_s": "optional: mean seconds per step besides waiting for batches (float)",
     },
     "eval": {
         "step": "optimizer step the evaluation ran at (int)",

@@ -109,3 +109,48 @@ def load_resume_point(path: str | os.PathLike) -> ResumePoint:
     if missing:
         raise ResumeError(f"{path}: cannot resume, training_state.pt lacks {', '.join(missing)}")
     return ResumePoint(path=path, state=state)
+
+
+def restore(trainer, point: ResumePoint) -> None:
+    """Continue ``trainer`` (built, not yet fitted) exactly where checkpoint ``point`` left off:
+    weights, optimizer, scheduler, data position, counters, and last the RNG states (after
+    everything that draws from them)."""
+    from safetensors.torch import load_file
+
+    from engine.checkpoint import set_rng_state
+    from engine.config import ConfigError
+
+    state, acc = point.state, trainer.accelerator
+    model = acc.unwrap_model(trainer.model)
+    weights = load_file(point.path / "model.safetensors", device=str(acc.device))
+    result = model.load_state_dict(weights, strict=False)
+    own = model.state_dict()
+    loaded_ptrs = {own[k].data_ptr() for k in weights if k in own}
+    missing = [k for k in result.missing_keys if own[k].data_ptr() not in loaded_ptrs]  # tied weights are fine
+    if missing or result.unexpected_keys:
+        raise ConfigError(f"{point.path}: the checkpoint's weights do not fit this run's model "
+                          f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]}); "
+                          "resume with the config the checkpoint was trained with")
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.scheduler.load_state_dict(state["scheduler"])
+    data, batches = state["data"], trainer.batches
+    if int(data.get("n_windows", batches.n_windows)) != batches.n_windows:
+        raise ConfigError(f"{point.path}: the training data changed since the checkpoint "
+                          f"({data['n_windows']} sequences then, {batches.n_windows} now); "
+                          "an exact resume needs the same data and seq_len")
+    batches.load_state_dict(data)
+    trainer.step = int(state["step"])
+    trainer.tokens_seen = int(state["tokens_seen"])
+    best = state.get("best_eval_loss")
+    trainer.best_eval_loss = None if best is None else float(best)
+    trainer.elapsed_before = float(state.get("elapsed_s", 0.0))
+    trainer.nonfinite_skips = int(state.get("nonfinite_skips", 0))
+    saved_world = int(state.get("world_size", acc.num_processes))
+    if saved_world != acc.num_processes:
+        trainer.info(f"the checkpoint was written by {saved_world} process(es), this run has {acc.num_processes}: "
+                     "the data order continues, but the run is no longer bit-for-bit reproducible", level="warning")
+    set_rng_state(state["rng"])
+    trainer.last_saved_step = trainer.step  # the checkpoint of this step exists already
+    trainer.resumed_from = point
+    trainer.info(f"resumed from {point.path} at step {trainer.step} ({trainer.tokens_seen:,} tokens seen, "
+                 f"data epoch {batches.epoch} position {batches.index})")

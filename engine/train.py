@@ -38,12 +38,24 @@ from engine.metrics import ConsoleSink, EventSink, MetricsLogger
 from engine.model import build_model, count_params, flops_per_token, model_config, peak_flops
 from engine.optim import build_optimizer, build_scheduler
 from engine.protocol import PROTOCOL_VERSION
+from engine.resume import ResumePoint, restore
 from engine.rundir import RunPaths
 from engine.telemetry import Telemetry
 from presets import PresetError
 
 #: Seconds between command polls while paused.
 PAUSE_POLL_S = 0.2
+
+
+class TrainingFault(RuntimeError):
+    """The training step failed in a way the user can fix; the message says how."""
+
+
+def oom_message(step: int, train) -> str:
+    return (f"CUDA out of memory at step {step} (micro_batch_size {train.micro_batch_size}, seq_len {train.seq_len}, "
+            f"precision {train.precision}): lower train.micro_batch_size (and raise train.grad_accum_steps by the same "
+            f"factor to keep the batch), shorten train.seq_len, use precision bf16, or turn on "
+            f"train.gradient_checkpointing; no checkpoint was written for this step, the last saved one is intact")
 
 
 class NullBus:
@@ -75,6 +87,16 @@ class Trainer:
         self.tokens_seen = 0
         self.state = "starting"
         self.last_saved_step: int | None = None
+        self.best_eval_loss: float | None = None
+        self.elapsed_before = 0.0  # training wall time of the run before this process (resumed runs)
+        self.resumed_from: ResumePoint | None = None
+        self.end_reason: str | None = None  # why fit() ended "failed" (a fault it handled)
+        self.nonfinite_skips = 0  # steps dropped for a non-finite loss (train.nonfinite: skip)
+        self.checkpoint_s: list[float] = []  # measured checkpoint durations, for the budget prediction
+        self.data_wait_s = 0.0  # time spent waiting for batches in the logging interval
+        #: Test hook, never set in production: optimizer steps (1-based, comma-separated) whose loss
+        #: is made NaN (once each), to exercise train.nonfinite for real.
+        self.test_nan_steps = {int(x) for x in os.environ.get("COCKPIT_TEST_NAN_AT_STEPS", "").split(",") if x.strip()}
 
     # --- messages -------------------------------------------------------------------------
 
@@ -171,6 +193,8 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------------
 
     def fit(self) -> str:
+        """The loop; returns the final state: ``finished``, ``stopped`` or ``failed`` (with
+        ``self.end_reason`` saying why, e.g. a non-finite loss under ``train.nonfinite: stop``)."""
         cfg, train, acc = self.cfg, self.cfg.train, self.accelerator
         self.metrics = MetricsLogger([EventSink(self.bus), ConsoleSink(train.max_steps)] if acc.is_main_process else [])
         self.bus.emit("hello", protocol=PROTOCOL_VERSION, config=cfg.model_dump(mode="json"), preset=cfg.preset,
@@ -183,26 +207,40 @@ class Trainer:
         self.t_start = time.perf_counter()
         self._reset_interval()
         self.poll_controls()
+        self.check_limits(0.0)
         if self.controls.stop_reason:  # stopped before the first step: nothing worth saving
             return "stopped"
+        bad_in_a_row = 0
         while self.step < train.max_steps:
-            loss, grad_norm = self.train_step()
-            self.step += 1
-            self.tokens_seen += self.tokens_per_step
-            self.loss_sum += loss
-            if grad_norm is not None:
-                self.grad_norm_sum += grad_norm
-            self.interval_steps += 1
-            if self.step == 1 or self.step % train.log_every == 0 or self.step == train.max_steps:
-                self.log_metrics()
+            t_step = time.perf_counter()
+            try:
+                loss, grad_norm, finite = self.train_step()
+            except torch.cuda.OutOfMemoryError as exc:
+                self.optimizer.zero_grad(set_to_none=True)
+                raise TrainingFault(oom_message(self.step + 1, train)) from exc
+            if not finite:
+                bad_in_a_row += 1
+                if self.nonfinite_step(loss, grad_norm, bad_in_a_row):
+                    break
+            else:
+                bad_in_a_row = 0
+                self.step += 1
+                self.tokens_seen += self.tokens_per_step
+                self.loss_sum += loss
+                if grad_norm is not None:
+                    self.grad_norm_sum += grad_norm
+                self.interval_steps += 1
+                if self.step == 1 or self.step % train.log_every == 0 or self.step == train.max_steps:
+                    self.log_metrics()
 
             self.poll_controls()
+            self.check_limits(time.perf_counter() - t_step)
             if self.controls.stop_reason or self.step == train.max_steps:
                 break  # the final checkpoint below covers any pending request
             if self.controls.checkpoint_requested:
                 self.controls.checkpoint_requested = False
                 self.save("command")
-            elif train.save_every and self.step % train.save_every == 0:
+            elif finite and train.save_every and self.step % train.save_every == 0:
                 self.save("interval")
             if self.controls.paused:
                 self.pause()
@@ -211,30 +249,98 @@ class Trainer:
 
         if self.interval_steps:
             self.log_metrics()  # a stop between logging steps still reports its last steps
+        if self.end_reason:  # a fault: save the last good state, then fail
+            self.save("final", announce=False)
+            return "failed"
         stopped = self.controls.stop_reason is not None
         if not stopped:
             self.set_state("checkpointing", "final checkpoint")
         self.save("final", announce=False)
         return "stopped" if stopped else "finished"
 
-    def train_step(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One optimizer step; returns the mean micro-batch loss and the gradient norm (tensors)."""
-        acc, model, accum = self.accelerator, self.model, self.cfg.train.grad_accum_steps
+    def nonfinite_step(self, loss: torch.Tensor, grad_norm: torch.Tensor | None, in_a_row: int) -> bool:
+        """Report a step whose update was not applied; True when the run must end (``end_reason`` set)."""
+        train, step = self.cfg.train, self.step + 1
+        values = f"loss {loss.item():.4g}, grad_norm {float(grad_norm) if grad_norm is not None else float('nan'):.4g}"
+        if train.nonfinite == "skip" and in_a_row < train.nonfinite_max_skips:
+            self.nonfinite_skips += 1
+            self.bus.emit("error", step=step, message=f"non-finite loss at step {step} ({values}): batch skipped, "
+                          f"no optimizer update (train.nonfinite: skip)")
+            return False
+        why = ("train.nonfinite: stop" if train.nonfinite == "stop"
+               else f"{in_a_row} non-finite steps in a row, train.nonfinite_max_skips is {train.nonfinite_max_skips}")
+        self.end_reason = (f"non-finite loss at step {step} ({why}); the update was not applied, "
+                           f"checkpoint-{self.step} holds the last good state")
+        self.bus.emit("error", step=step, message=f"non-finite loss at step {step} ({values}): stopping ({why})")
+        return True
+
+    def check_limits(self, last_step_s: float) -> None:
+        """Stop cleanly before ``train.budget_usd`` or ``train.max_hours`` would be passed: when
+        the time so far, one more step and a checkpoint would go over (checked once per step)."""
+        train = self.cfg.train
+        if self.controls.stop_reason or not (train.max_hours or train.budget_usd):
+            return
+        if self.interval_steps:
+            last_step_s = max(last_step_s, (time.perf_counter() - self.interval_t0 - self.excluded_s) / self.interval_steps)
+        elapsed = self.elapsed_before + time.perf_counter() - self.t_start
+        projected = elapsed + last_step_s + self.checkpoint_s_estimate()
+        reason = None
+        if train.max_hours and projected > train.max_hours * 3600:
+            reason = (f"max_hours {train.max_hours:g} reached: {elapsed / 3600:.4f} h trained, one more step and "
+                      f"the checkpoint would pass it")
+        elif train.budget_usd and train.price_per_hour * projected / 3600 > train.budget_usd:
+            reason = (f"budget_usd {train.budget_usd:g} reached: ${self.cost_usd(elapsed):.4f} spent at "
+                      f"${train.price_per_hour:g}/h, one more step and the checkpoint would pass it")
+        if reason:
+            self.controls.stop_reason = reason
+            self.set_state("stopping", reason)
+
+    def checkpoint_s_estimate(self) -> float:
+        """Seconds a checkpoint takes: the slowest measured so far, or a guess from the model size
+        (weights and two Adam moments at 200 MB/s, plus half a second)."""
+        if self.checkpoint_s:
+            return max(self.checkpoint_s)
+        return 0.5 + self.n_params * 12 / 200e6
+
+    def cost_usd(self, elapsed_s: float) -> float | None:
+        price = self.cfg.train.price_per_hour
+        return price * elapsed_s / 3600 if price else None
+
+    def train_step(self) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+        """One optimizer step; returns the mean micro-batch loss and the gradient norm (tensors),
+        and whether they are finite. A non-finite step applies no update and leaves no gradients.
+        The finiteness check is the one host sync per step (none with ``train.nonfinite: off``)."""
+        acc, model, train = self.accelerator, self.model, self.cfg.train
+        accum = train.grad_accum_steps
         model.train()
         loss_sum = torch.zeros((), device=acc.device)
+        inject = self.step + 1 in self.test_nan_steps
+        if inject:
+            self.test_nan_steps.discard(self.step + 1)  # once per step number
         for micro in range(accum):
+            t0 = time.perf_counter()
             x = next(self.batches).to(acc.device, non_blocking=True)
+            self.data_wait_s += time.perf_counter() - t0
             # Gradients are synchronised across processes on the last micro batch only.
             with acc.no_sync(model) if micro < accum - 1 else nullcontext():
                 loss = model(input_ids=x, labels=x, use_cache=False).loss
+                if inject:
+                    loss = loss * float("nan")
                 acc.backward(loss / accum)
             loss_sum += loss.detach()
-        max_norm = self.cfg.train.grad_clip or float("inf")
+        max_norm = train.grad_clip or float("inf")
         grad_norm = acc.clip_grad_norm_(model.parameters(), max_norm)
+        loss_mean = loss_sum / accum
+        if train.nonfinite != "off":
+            # fp16: the grad scaler finds and skips inf gradients itself; only the loss is checked.
+            check = loss_mean if train.precision == "fp16" or grad_norm is None else loss_mean + grad_norm
+            if not bool(torch.isfinite(check)):
+                self.optimizer.zero_grad(set_to_none=True)
+                return loss_mean, grad_norm, False
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss_sum / accum, grad_norm
+        return loss_mean, grad_norm, True
 
     def _reset_interval(self) -> None:
         self.loss_sum = torch.zeros((), device=self.accelerator.device)
@@ -242,6 +348,7 @@ class Trainer:
         self.interval_steps = 0
         self.interval_t0 = time.perf_counter()
         self.excluded_s = 0.0  # checkpoint and pause time inside the interval
+        self.data_wait_s = 0.0
 
     def log_metrics(self) -> None:
         acc, n = self.accelerator, self.interval_steps
@@ -252,6 +359,8 @@ class Trainer:
         step_time = busy / n
         tokens_per_s = self.tokens_per_step * n / busy
         mfu = self.flops_per_token * tokens_per_s / self.peak_flops_total if self.peak_flops_total else None
+        elapsed = self.elapsed_before + now - self.t_start
+        data_wait = self.data_wait_s / n
         self.metrics.log({
             "loss": loss,
             "lr": self.scheduler.get_last_lr()[0],
@@ -259,9 +368,13 @@ class Trainer:
             "tokens_per_s": tokens_per_s,
             "tokens_seen": self.tokens_seen,
             "step_time_s": step_time,
-            "elapsed_s": now - self.t_start,
+            "elapsed_s": elapsed,
+            "data_position": [self.batches.epoch, self.batches.index],
             "eta_s": (self.cfg.train.max_steps - self.step) * step_time,
             "mfu": mfu,
+            "cost_usd": self.cost_usd(elapsed),
+            "data_wait_s": data_wait,
+            "compute_s": max(step_time - data_wait, 0.0),
         }, step=self.step)
         self._reset_interval()
 
@@ -306,12 +419,15 @@ class Trainer:
         return {
             "step": self.step,
             "tokens_seen": self.tokens_seen,
+            "best_eval_loss": self.best_eval_loss,
+            "device_type": self.accelerator.device.type,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "data": self.batches.state_dict(),
             "rng": rng_state(),
             "world_size": self.accelerator.num_processes,
-            "elapsed_s": time.perf_counter() - self.t_start,
+            "nonfinite_skips": self.nonfinite_skips,
+            "elapsed_s": self.elapsed_before + time.perf_counter() - self.t_start,
         }
 
     def save(self, reason: str, announce: bool = True, resume_state: str = "running") -> None:
@@ -342,6 +458,7 @@ class Trainer:
                               size_bytes=saved.size_bytes, reason=reason)
                 print(f"saved {rel} ({saved.size_bytes / 1e6:.1f} MB, {reason}) "
                       f"in {time.perf_counter() - t0:.1f}s", flush=True)
+        self.checkpoint_s.append(time.perf_counter() - t0)
         self.last_saved_step = self.step  # on every process, so they all skip or save alike
         acc.wait_for_everyone()
         if announce:
@@ -349,12 +466,14 @@ class Trainer:
         self.excluded_s += time.perf_counter() - t0
 
 
-def run(run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = None) -> int:
+def run(run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = None,
+        resume: ResumePoint | None = None) -> int:
     """Train the run in ``run_dir``; returns the process exit code (0 finished or stopped, 1 failed).
 
     Every outcome ends with a terminal ``status`` event; a failure is an ``error`` event first.
     ``controls`` may come with its signal handlers installed already (``python -m engine`` does so
-    before the slow imports, so an early SIGTERM is not lost)."""
+    before the slow imports, so an early SIGTERM is not lost). ``resume``: a checked checkpoint
+    (engine.resume.load_resume_point) to continue from."""
     paths = RunPaths(Path(run_dir).resolve())
     paths.logs.mkdir(parents=True, exist_ok=True)
     hf_logging.disable_progress_bar()
@@ -378,18 +497,26 @@ def run(run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = 
     if main_process:
         print(f"engine pid {os.getpid()}: run {paths.run_id} in {paths.root}", flush=True)
     try:
-        trainer.set_state("starting")
+        if resume is not None:
+            trainer.step = resume.step
+            trainer.set_state("starting", f"resumed from {resume.path.name}")
+        else:
+            trainer.set_state("starting")
         if telemetry is not None:
             telemetry.start()
         trainer.build()
+        if resume is not None:
+            restore(trainer, resume)
         final = trainer.fit()
         stop_telemetry()
-        trainer.set_state(final, controls.stop_reason or f"reached max_steps ({cfg.train.max_steps})")
+        trainer.set_state(final, trainer.end_reason or controls.stop_reason
+                          or f"reached max_steps ({cfg.train.max_steps})")
         if main_process:
-            print(f"run {final} at step {trainer.step}", flush=True)
-        return 0
+            print(f"run {final} at step {trainer.step}" + (f": {trainer.end_reason}" if trainer.end_reason else ""),
+                  flush=True)
+        return 1 if final == "failed" else 0
     except Exception as exc:
-        user_error = isinstance(exc, (ConfigError, DataError, PresetError))  # says what to fix; no class name needed
+        user_error = isinstance(exc, (ConfigError, DataError, PresetError, TrainingFault))  # says what to fix; no class name needed
         message = str(exc) if user_error else f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc()
         stop_telemetry()

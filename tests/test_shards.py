@@ -82,7 +82,9 @@ def test_dtype_follows_the_vocabulary(tmp_path, tok_dir, monkeypatch):
     ids = np.array([0, 70_000, 99_999, 5], dtype=np.int64)
     manifest = write_shards(ids, tmp_path / "big", tok_dir, seq_len=2)
     assert manifest["dtype"] == "uint32" and (tmp_path / "big" / "train_000.bin").stat().st_size == 16
-    np.testing.assert_array_equal(np.asarray(open_shards(tmp_path / "big", tok_dir)), ids)
+    one = open_shards(tmp_path / "big", tok_dir)
+    assert isinstance(one, np.memmap) and one.dtype == np.uint32  # a single shard is its memory map
+    np.testing.assert_array_equal(one, ids)
     with pytest.raises(DataError, match="token id 100000 is outside the vocabulary"):
         write_shards(np.array([100_000]), tmp_path / "bad", tok_dir, seq_len=2)
 

@@ -315,9 +315,12 @@ class ShardTokens:
 
 
 def open_shards(shard_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
-                seq_len: int | None = None) -> ShardTokens:
+                seq_len: int | None = None) -> np.memmap | ShardTokens:
     """The token stream of a prepared shard directory, checked against this run's tokenizer and
-    ``seq_len``; raises DataError naming the directory and what to do."""
+    ``seq_len``; raises DataError naming the directory and what to do.
+
+    One shard comes back as its ``np.memmap`` (a plain read-only numpy array), several as a
+    ``ShardTokens`` view over their memory maps; neither reads the tokens into RAM up front."""
     shard_dir = Path(shard_dir)
     manifest = read_manifest(shard_dir)
     ours = tokenizer_sha256(tokenizer_dir)
@@ -346,7 +349,7 @@ def open_shards(shard_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
             maps.append(np.memmap(path, dtype=dtype, mode="r", shape=(n,)))
     if not maps:
         raise DataError(f"{shard_dir}: the shards hold no tokens")
-    return ShardTokens(maps)
+    return maps[0] if len(maps) == 1 else ShardTokens(maps)
 
 
 # --- command line -----------------------------------------------------------------------------

@@ -1,0 +1,190 @@
+"""Faults and limits of the real engine on the CPU: a non-finite loss (injected through the test-only
+``COCKPIT_TEST_NAN_AT_STEPS`` hook) under ``train.nonfinite: skip`` and ``stop``; ``budget_usd`` and
+``max_hours`` stopping cleanly with a loadable checkpoint; and CUDA out-of-memory (raised by a fake
+forward, since there is no GPU here) reported with a suggestion and no checkpoint of the bad step."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.rundir import RunPaths, latest_checkpoint, read_status
+from helpers import events_of
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+TOKENS_PER_STEP = 8 * 64
+
+RUNS = {
+    "skip": ({"train.max_steps": 12, "train.log_every": 1, "train.nonfinite": "skip"}, "3"),
+    "stop": ({"train.max_steps": 20, "train.log_every": 1, "train.save_every": 5, "train.nonfinite": "stop"}, "7"),
+    "budget": ({"train.max_steps": 100_000, "train.warmup_steps": 5, "train.price_per_hour": 3600.0,
+                "train.budget_usd": 2.0}, ""),
+    "hours": ({"train.max_steps": 100_000, "train.warmup_steps": 5, "train.max_hours": 2.0 / 3600}, ""),
+}
+
+
+def launch(run_dir: Path, nan_steps: str) -> subprocess.Popen:
+    (run_dir / "logs").mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    if nan_steps:
+        env["COCKPIT_TEST_NAN_AT_STEPS"] = nan_steps
+    with open(run_dir / "logs" / "engine.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "engine", "--run-dir", str(run_dir)], cwd=REPO, env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="module")
+def runs(make_run_dir):
+    """The four runs at once: name -> (run_dir, exit code, events)."""
+    started = {}
+    for name, (overrides, nan_steps) in RUNS.items():
+        run_dir = make_run_dir(f"fault-{name}", {"telemetry.enabled": False, **overrides})
+        started[name] = (run_dir, launch(run_dir, nan_steps))
+    done = {}
+    try:
+        for name, (run_dir, proc) in started.items():
+            rc = proc.wait(timeout=150)
+            done[name] = (run_dir, rc, events_of(run_dir))
+    finally:
+        for _, proc in started.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return done
+
+
+def log_of(run_dir: Path) -> str:
+    return RunPaths(run_dir).engine_log.read_text(errors="replace")
+
+
+def test_nonfinite_skip_drops_the_batch_and_goes_on(runs):
+    from engine.checkpoint import load_training_state
+
+    run_dir, rc, events = runs["skip"]
+    assert rc == 0, log_of(run_dir)
+    errors = [e for e in events if e["type"] == "error"]
+    assert len(errors) == 1 and errors[0]["step"] == 3
+    assert "non-finite loss at step 3" in errors[0]["message"] and "skipped" in errors[0]["message"]
+    metrics = [e for e in events if e["type"] == "metrics"]
+    assert [m["step"] for m in metrics] == list(range(1, 13))  # the skipped batch is not a step
+    assert all(math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"]) for m in metrics)
+    assert metrics[-1]["tokens_seen"] == 12 * TOKENS_PER_STEP
+    assert metrics[-1]["data_position"][1] == 13 * 8  # 13 batches drawn: one was dropped
+    assert events[-1]["state"] == "finished"
+    state = load_training_state(latest_checkpoint(run_dir))
+    assert state["step"] == 12 and state["nonfinite_skips"] == 1
+
+
+def test_nonfinite_stop_saves_the_last_good_state_and_fails(runs):
+    from safetensors.torch import load_file
+
+    from engine.checkpoint import load_training_state, verify_checkpoint
+
+    run_dir, rc, events = runs["stop"]
+    assert rc == 1, log_of(run_dir)
+    error = next(e for e in events if e["type"] == "error")
+    assert error["step"] == 7 and "non-finite loss at step 7" in error["message"] and "stopping" in error["message"]
+    last = events[-1]
+    assert last["type"] == "status" and last["state"] == "failed" and last["step"] == 6
+    assert "non-finite loss at step 7" in last["reason"] and "checkpoint-6" in last["reason"]
+    assert read_status(run_dir)["state"] == "failed"
+    assert [m["step"] for m in events if m["type"] == "metrics"] == list(range(1, 7))
+    saved = [(e["step"], e["reason"]) for e in events if e["type"] == "checkpoint"]
+    assert saved == [(5, "interval"), (6, "final")]
+    ckpt = latest_checkpoint(run_dir)
+    assert ckpt.name == "checkpoint-6" and verify_checkpoint(ckpt) == []
+    assert all(t.isfinite().all() for t in load_file(ckpt / "model.safetensors").values())  # the bad update never applied
+    state = load_training_state(ckpt)
+    assert state["step"] == 6 and state["tokens_seen"] == 6 * TOKENS_PER_STEP
+
+
+@pytest.mark.parametrize("name, limit, word", [("budget", 2.0, "budget_usd 2"), ("hours", 2.0, "max_hours")])
+def test_budget_and_max_hours_stop_cleanly_before_the_limit(runs, name, limit, word):
+    from engine.resume import load_resume_point
+
+    run_dir, rc, events = runs[name]
+    assert rc == 0, log_of(run_dir)
+    last = events[-1]
+    assert last["type"] == "status" and last["state"] == "stopped" and word in last["reason"], last
+    states = [e["state"] for e in events if e["type"] == "status"]
+    assert states[-2:] == ["stopping", "stopped"]
+    final = [e for e in events if e["type"] == "checkpoint"][-1]
+    assert final["action"] == "saved" and final["reason"] == "final" and final["step"] == last["step"] > 0
+    point = load_resume_point(run_dir / final["path"])  # complete and resumable
+    assert point.step == last["step"]
+    running = next(e for e in events if e["type"] == "status" and e["state"] == "running")
+    assert final["ts"] - running["ts"] <= limit + 0.3  # stopped and saved before the limit (seconds, or $1/s)
+    metrics = [e for e in events if e["type"] == "metrics"]
+    if name == "budget":
+        assert all(m["cost_usd"] is not None for m in metrics)
+        assert 0 < metrics[-1]["cost_usd"] <= 2.0
+        assert metrics[-1]["cost_usd"] == pytest.approx(metrics[-1]["elapsed_s"] / 1.0 * 3600 / 3600)
+    else:
+        assert all(m.get("cost_usd") is None for m in metrics)
+    m = metrics[-1]
+    assert m["data_wait_s"] >= 0 and m["compute_s"] > 0
+    assert m["data_wait_s"] + m["compute_s"] == pytest.approx(m["step_time_s"], rel=1e-6)
+
+
+def test_budget_needs_a_price():
+    from engine.config import RunConfig
+
+    with pytest.raises(ValueError, match="budget_usd needs train.price_per_hour"):
+        RunConfig.model_validate({"train": {"budget_usd": 5}})
+
+
+# --- CUDA out of memory (no GPU here: a fake forward raises it) -------------------------------
+
+def test_cuda_oom_is_an_error_with_a_suggestion_and_no_checkpoint_of_the_step(engine_data_dir, tmp_path, monkeypatch):
+    import torch
+
+    import engine.train as train_mod
+    from engine.controls import Controls
+    from helpers import small_run_config
+
+    real_build = train_mod.build_model
+    calls = {"n": 0}
+
+    def build_model(config):
+        model = real_build(config)
+        forward = model.forward
+
+        def fake_forward(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return forward(*args, **kwargs)
+
+        model.forward = fake_forward
+        return model
+
+    monkeypatch.setattr(train_mod, "build_model", build_model)
+    cfg = small_run_config(engine_data_dir, {"train.max_steps": 10, "train.save_every": 2, "train.log_every": 1,
+                                             "telemetry.enabled": False, "events.enabled": False}).resolved(tmp_path)
+    run_dir = tmp_path / "oom"
+    run_dir.mkdir()
+    threads = torch.get_num_threads()
+    try:
+        rc = train_mod.run(run_dir, cfg, Controls())
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 1
+    events = events_of(run_dir)
+    error = next(e for e in events if e["type"] == "error")
+    assert error["step"] == 3
+    assert "CUDA out of memory at step 4" in error["message"]
+    assert "train.micro_batch_size" in error["message"] and "train.gradient_checkpointing" in error["message"]
+    assert "OutOfMemoryError" in error["traceback"]
+    assert events[-1]["type"] == "status" and events[-1]["state"] == "failed"
+    saved = [e["step"] for e in events if e["type"] == "checkpoint"]
+    assert saved == [2]  # the checkpoint before the fault, nothing after it
+    ckpts = RunPaths(run_dir).checkpoints
+    assert sorted(p.name for p in ckpts.iterdir()) == ["checkpoint-2", "latest"]
+    assert latest_checkpoint(run_dir).name == "checkpoint-2"
