@@ -108,6 +108,17 @@ class TrainConfig(_Section):
     max_hours: float = Field(0.0, ge=0)
     """Checkpoint and stop (``stopped``) before the training wall time would pass this many hours;
     0 means no limit."""
+    eval_every: int = Field(0, ge=0)
+    """Steps between evaluations on the held-out split (``eval`` events: loss, perplexity; also at
+    the last step); 0 turns evaluation off."""
+    eval_batches: int = Field(20, ge=1)
+    """Micro batches of held-out sequences per evaluation (the same ones every time)."""
+    save_total_limit: int = Field(0, ge=0)
+    """Keep at most this many checkpoints, deleting the oldest (``checkpoint`` events with action
+    ``pruned``); the latest and the one with the best held-out loss are always kept. 0 keeps all."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass instead of storing them: less memory (a larger
+    micro batch fits), about a third more compute."""
 
     @model_validator(mode="after")
     def _check_budget(self) -> "TrainConfig":

@@ -95,6 +95,9 @@ EVENT_PAYLOADS: dict[str, dict[str, str]] = {
         "step": "optimizer step the evaluation ran at (int)",
         "loss": "held-out loss (float)",
         "perplexity": "exp(loss) (float)",
+        "best": "optional: this is the lowest held-out loss of the run so far (bool)",
+        "best_loss": "optional: lowest held-out loss so far (float)",
+        "best_step": "optional: step of the lowest held-out loss so far (int)",
     },
     "telemetry": {
         "cpu_percent": "whole-machine CPU utilisation, 0-100 (float)",

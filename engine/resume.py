@@ -143,6 +143,8 @@ def restore(trainer, point: ResumePoint) -> None:
     trainer.tokens_seen = int(state["tokens_seen"])
     best = state.get("best_eval_loss")
     trainer.best_eval_loss = None if best is None else float(best)
+    best_step = state.get("best_eval_step")
+    trainer.best_eval_step = None if best_step is None else int(best_step)
     trainer.elapsed_before = float(state.get("elapsed_s", 0.0))
     trainer.nonfinite_skips = int(state.get("nonfinite_skips", 0))
     saved_world = int(state.get("world_size", acc.num_processes))

@@ -15,7 +15,9 @@ process owns the event bus and the checkpoints, and the others follow its comman
 
 from __future__ import annotations
 
+import math
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -32,6 +34,7 @@ from engine.checkpoint import rng_state, save_checkpoint
 from engine.config import ConfigError, RunConfig
 from engine.controls import Controls
 from engine.data.demo import generate_demo_corpus
+from engine.evaluate import evaluate
 from engine.data.text import BatchIterator, DataError, split_tokens, tokenize_file
 from engine.data.tokenizer import has_tokenizer, load_tokenizer, train_tokenizer
 from engine.metrics import ConsoleSink, EventSink, MetricsLogger
@@ -88,6 +91,7 @@ class Trainer:
         self.state = "starting"
         self.last_saved_step: int | None = None
         self.best_eval_loss: float | None = None
+        self.best_eval_step: int | None = None
         self.elapsed_before = 0.0  # training wall time of the run before this process (resumed runs)
         self.resumed_from: ResumePoint | None = None
         self.end_reason: str | None = None  # why fit() ended "failed" (a fault it handled)
@@ -232,6 +236,8 @@ class Trainer:
                 self.interval_steps += 1
                 if self.step == 1 or self.step % train.log_every == 0 or self.step == train.max_steps:
                     self.log_metrics()
+                if train.eval_every and (self.step % train.eval_every == 0 or self.step == train.max_steps):
+                    self.run_eval()
 
             self.poll_controls()
             self.check_limits(time.perf_counter() - t_step)
@@ -273,6 +279,50 @@ class Trainer:
                            f"checkpoint-{self.step} holds the last good state")
         self.bus.emit("error", step=step, message=f"non-finite loss at step {step} ({values}): stopping ({why})")
         return True
+
+    def configure_model(self) -> None:
+        """Model options applied after build: gradient checkpointing."""
+        if self.cfg.train.gradient_checkpointing:
+            model = self.accelerator.unwrap_model(self.model)
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.config.use_cache = False
+            self.info("gradient checkpointing on: activations are recomputed in the backward pass")
+
+    def run_eval(self) -> None:
+        """Held-out loss now: an ``eval`` event, and the best-eval tracker (its time is not step time)."""
+        t0, train = time.perf_counter(), self.cfg.train
+        loss = evaluate(self.model, self.val_tokens, seq_len=train.seq_len, batch_size=train.micro_batch_size,
+                        n_batches=train.eval_batches, device=self.accelerator.device, accelerator=self.accelerator)
+        best = math.isfinite(loss) and (self.best_eval_loss is None or loss < self.best_eval_loss)
+        if best:
+            self.best_eval_loss, self.best_eval_step = loss, self.step
+        self.bus.emit("eval", step=self.step, loss=loss, perplexity=math.exp(min(loss, 700.0)), best=best,
+                      best_loss=self.best_eval_loss, best_step=self.best_eval_step)
+        if self.main_process:
+            print(f"eval step {self.step} | loss {loss:.4f} | ppl {math.exp(min(loss, 700.0)):.2f}"
+                  + (" | best" if best else ""), flush=True)
+        self.excluded_s += time.perf_counter() - t0
+
+    def prune_checkpoints(self) -> None:
+        """Delete the oldest checkpoints beyond ``train.save_total_limit``, keeping the newest and
+        the one of the best held-out loss's step."""
+        limit = self.cfg.train.save_total_limit
+        if not limit:
+            return
+        root = self.paths.checkpoints
+        found = sorted((int(p.name.split("-", 1)[1]), p) for p in root.glob("checkpoint-*")
+                       if p.is_dir() and p.name.split("-", 1)[1].isdigit())
+        keep = {self.step, self.best_eval_step}
+        excess = len(found) - limit
+        for step, path in found:
+            if excess <= 0:
+                break
+            if step in keep:
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            excess -= 1
+            self.bus.emit("checkpoint", action="pruned", step=step, path=f"{root.name}/{path.name}",
+                          reason=f"save_total_limit {limit}")
 
     def check_limits(self, last_step_s: float) -> None:
         """Stop cleanly before ``train.budget_usd`` or ``train.max_hours`` would be passed: when
@@ -420,6 +470,7 @@ class Trainer:
             "step": self.step,
             "tokens_seen": self.tokens_seen,
             "best_eval_loss": self.best_eval_loss,
+            "best_eval_step": self.best_eval_step,
             "device_type": self.accelerator.device.type,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -456,6 +507,7 @@ class Trainer:
             else:
                 self.bus.emit("checkpoint", action="saved", step=self.step, path=rel,
                               size_bytes=saved.size_bytes, reason=reason)
+                self.prune_checkpoints()
                 print(f"saved {rel} ({saved.size_bytes / 1e6:.1f} MB, {reason}) "
                       f"in {time.perf_counter() - t0:.1f}s", flush=True)
         self.checkpoint_s.append(time.perf_counter() - t0)
@@ -505,6 +557,7 @@ def run(run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = 
         if telemetry is not None:
             telemetry.start()
         trainer.build()
+        trainer.configure_model()
         if resume is not None:
             restore(trainer, resume)
         final = trainer.fit()

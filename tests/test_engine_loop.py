@@ -1,0 +1,113 @@
+"""Loop features: held-out evaluation and the best-eval tracker, checkpoint pruning by
+``save_total_limit`` (keeping the latest and the best), the data-wait/compute split of step time,
+and gradient checkpointing (same losses, less memory)."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from engine.rundir import RunPaths, latest_checkpoint
+from helpers import events_of
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = {"train.max_steps": 20, "train.log_every": 1, "train.save_every": 5, "train.eval_every": 5,
+          "train.eval_batches": 2, "train.save_total_limit": 2, "data.val_fraction": 0.05, "telemetry.enabled": False}
+
+
+def launch(run_dir: Path) -> subprocess.Popen:
+    (run_dir / "logs").mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    with open(run_dir / "logs" / "engine.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "engine", "--run-dir", str(run_dir)], cwd=REPO, env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="module")
+def runs(make_run_dir):
+    dirs = {"plain": make_run_dir("loop-plain", CONFIG),
+            "gc": make_run_dir("loop-gc", {**CONFIG, "train.gradient_checkpointing": True})}
+    procs = {name: launch(d) for name, d in dirs.items()}
+    try:
+        rcs = {name: p.wait(timeout=150) for name, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for name, rc in rcs.items():
+        assert rc == 0, RunPaths(dirs[name]).engine_log.read_text(errors="replace")
+    return {name: (d, events_of(d)) for name, d in dirs.items()}
+
+
+def test_eval_events_at_every_eval_step_with_the_best_tracked(runs):
+    from engine.checkpoint import load_training_state
+
+    run_dir, events = runs["plain"]
+    evals = [e for e in events if e["type"] == "eval"]
+    assert [e["step"] for e in evals] == [5, 10, 15, 20]
+    best = math.inf
+    for e in evals:
+        assert math.isfinite(e["loss"]) and e["perplexity"] == pytest.approx(math.exp(e["loss"]))
+        assert e["best"] == (e["loss"] < best)
+        best = min(best, e["loss"])
+        assert e["best_loss"] == pytest.approx(best)
+    assert evals[-1]["loss"] < evals[0]["loss"]  # it learns, held out too
+    state = load_training_state(latest_checkpoint(run_dir))
+    assert state["best_eval_loss"] == pytest.approx(best)
+    assert state["best_eval_step"] == evals[-1]["best_step"]
+
+
+def test_save_total_limit_prunes_the_oldest_and_keeps_latest_and_best(runs):
+    run_dir, events = runs["plain"]
+    saved = [e["step"] for e in events if e["type"] == "checkpoint" and e["action"] == "saved"]
+    pruned = [e for e in events if e["type"] == "checkpoint" and e["action"] == "pruned"]
+    assert saved == [5, 10, 15, 20]
+    assert pruned and all(e["reason"] == "save_total_limit 2" for e in pruned)
+    left = sorted(int(p.name.split("-")[1]) for p in RunPaths(run_dir).checkpoints.glob("checkpoint-*"))
+    best_step = [e for e in events if e["type"] == "eval"][-1]["best_step"]
+    assert 20 in left and best_step in left and len(left) == 2 if best_step == 20 or best_step == 15 else 3
+    assert sorted(set(saved) - {e["step"] for e in pruned}) == left
+    assert latest_checkpoint(run_dir).name == "checkpoint-20"
+
+
+def test_prune_keeps_the_best_eval_checkpoint_even_when_oldest(tmp_path):
+    from engine.train import Trainer
+
+    ckpts = tmp_path / "checkpoints"
+    for step in (5, 10, 15, 20):
+        (ckpts / f"checkpoint-{step}").mkdir(parents=True)
+    emitted = []
+    fake = SimpleNamespace(cfg=SimpleNamespace(train=SimpleNamespace(save_total_limit=2)),
+                           paths=RunPaths(tmp_path), step=20, best_eval_step=5,
+                           bus=SimpleNamespace(emit=lambda type_, **p: emitted.append((type_, p))))
+    Trainer.prune_checkpoints(fake)
+    assert sorted(p.name for p in ckpts.iterdir()) == ["checkpoint-20", "checkpoint-5"]
+    assert [(t, p["action"], p["step"]) for t, p in emitted] == [("checkpoint", "pruned", 10), ("checkpoint", "pruned", 15)]
+
+
+def test_step_time_splits_into_data_wait_and_compute(runs):
+    _, events = runs["plain"]
+    for m in (e for e in events if e["type"] == "metrics"):
+        assert 0 <= m["data_wait_s"] < m["step_time_s"] and m["compute_s"] > 0
+        assert m["data_wait_s"] + m["compute_s"] == pytest.approx(m["step_time_s"], rel=1e-6)
+        assert m.get("cost_usd") is None  # no price_per_hour
+
+
+def test_gradient_checkpointing_gives_the_same_losses(runs):
+    _, plain = runs["plain"]
+    _, gc = runs["gc"]
+    assert any("gradient checkpointing on" in e.get("message", "") for e in gc if e["type"] == "log")
+    a = {e["step"]: e["loss"] for e in plain if e["type"] == "metrics"}
+    b = {e["step"]: e["loss"] for e in gc if e["type"] == "metrics"}
+    assert a.keys() == b.keys() == set(range(1, 21))
+    for step in a:
+        assert b[step] == pytest.approx(a[step], abs=1e-5), step
