@@ -64,7 +64,11 @@ def model_config(preset: str, overrides: dict[str, Any] | None = None, vocab_siz
         fields.pop(key, None)
     if vocab_size is not None:
         fields["vocab_size"] = vocab_size
-    return cls(bos_token_id=bos_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id, **fields)
+    try:
+        return cls(bos_token_id=bos_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id, **fields)
+    except Exception as exc:  # the config class's own validation: a wrong type or an inconsistent value
+        detail = str(exc).strip().replace("\n", " ")
+        raise PresetError(f"preset {preset} with model overrides {dict(overrides or {})}: {detail}") from None
 
 
 def family_of(config) -> str:
@@ -86,7 +90,10 @@ def build_meta_model(config):
     import torch
 
     with torch.device("meta"):
-        return build_model(config)
+        try:
+            return build_model(config)
+        except (ValueError, TypeError, AssertionError, RuntimeError) as exc:  # inconsistent shapes
+            raise PresetError(f"cannot build a {family_of(config)} model from this config: {exc}") from None
 
 
 def count_params(model) -> int:

@@ -126,3 +126,15 @@ def test_show_prints_counts_and_memory():
     assert "active params" in result.output and "AdamW" in result.output
     shown = json.loads(CliRunner().invoke(app, ["presets", "show", "tiny", "--json"]).output)
     assert shown["fields"]["family"] == "llama" and shown["total_params"] > 0
+
+
+def test_show_applies_overrides_like_a_run_config():
+    result = CliRunner().invoke(app, ["presets", "show", "mac_mini", "--json", "--set", "num_hidden_layers=2",
+                                      "--set", "model.num_local_experts=4"])
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.output)
+    assert (s["layers"], s["experts"]) == (2, 4) and s["fields"]["num_hidden_layers"] == 2
+    bad = CliRunner().invoke(app, ["presets", "show", "tiny", "--set", "num_experts_pe=2"])
+    assert bad.exit_code == 2 and "model.num_experts_pe: not a field of a llama model" in bad.output
+    typed = CliRunner().invoke(app, ["presets", "show", "tiny", "--set", "hidden_size=abc"])
+    assert typed.exit_code == 2 and "hidden_size" in typed.output and "Traceback" not in typed.output

@@ -19,7 +19,25 @@ presets_app = typer.Typer(help="Model presets: parameters, shape and training me
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
-def _summaries(names: list[str]) -> list[dict]:
+def _overrides(items: list[str]) -> dict:
+    """``--set num_hidden_layers=4`` (or ``model.num_hidden_layers=4``) -> {"num_hidden_layers": 4}."""
+    from engine.config import ConfigError, parse_override
+
+    out = {}
+    for item in items:
+        try:
+            path, value = parse_override(item)
+        except ConfigError as exc:
+            fail(str(exc))
+        if path[0] == "model" and len(path) > 1:
+            path = path[1:]
+        if len(path) != 1:
+            fail(f"--set {item!r}: expected a model field, e.g. num_hidden_layers=4")
+        out[path[0]] = value
+    return out
+
+
+def _summaries(names: list[str], overrides: dict | None = None) -> list[dict]:
     from engine.model import preset_summary
     from presets import PresetError
 
@@ -27,7 +45,7 @@ def _summaries(names: list[str]) -> list[dict]:
 
     hf_logging.set_verbosity_error()
     try:
-        return [preset_summary(name) for name in names]
+        return [preset_summary(name, overrides) for name in names]
     except PresetError as exc:
         fail(str(exc))
 
@@ -74,7 +92,9 @@ def list_cmd(as_json: bool = JSON_OPTION) -> None:
 
 
 def show(name: str = typer.Argument(..., help="Preset name (cockpit presets list)."),
-         as_json: bool = JSON_OPTION) -> None:
+         as_json: bool = JSON_OPTION,
+         overrides: list[str] = typer.Option([], "--set", help="Override a model field, e.g. --set num_hidden_layers=4 "
+                                             "(as `model:` in a run config); repeatable.")) -> None:
     """One preset in detail: every count, the shape, and the training-memory breakdown."""
     from presets import PresetError, load_preset
 
@@ -82,9 +102,10 @@ def show(name: str = typer.Argument(..., help="Preset name (cockpit presets list
         fields = load_preset(name)
     except PresetError as exc:
         fail(str(exc))
-    s = _summaries([name])[0]
+    model = _overrides(overrides)
+    s = _summaries([name], model)[0]
     if as_json:
-        typer.echo(json.dumps({**s, "fields": fields}, indent=2))
+        typer.echo(json.dumps({**s, "fields": {**fields, **model}}, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
