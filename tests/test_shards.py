@@ -151,7 +151,9 @@ def test_engine_trains_from_shards(tmp_path, corpus, tok_dir, other_tok_dir, str
     write_shards(stream, shard_dir, tok_dir, seq_len=64, shard_tokens=6000)
     run_dir = make_run_dir("shards", overrides={"data.source": "shards", "data.path": str(shard_dir),
                                                 "tokenizer.path": str(tok_dir), "train.max_steps": 10,
-                                                "train.warmup_steps": 2, "telemetry.enabled": False})
+                                                "train.warmup_steps": 2, "telemetry.enabled": False,
+                                                "train.eval_every": 5, "train.eval_batches": 2,
+                                                "data.val_fraction": 0.1})
     rc = start_engine(run_dir).wait(timeout=120)
     events = events_of(run_dir)
     log = (run_dir / "logs" / "engine.log").read_text()
@@ -159,6 +161,7 @@ def test_engine_trains_from_shards(tmp_path, corpus, tok_dir, other_tok_dir, str
     assert events[-1]["type"] == "status" and events[-1]["state"] == "finished"
     assert any("memory-mapped from" in e.get("message", "") for e in events if e["type"] == "log")
     assert [e["step"] for e in events if e["type"] == "metrics"][-1] == 10
+    assert [e["step"] for e in events if e["type"] == "eval"] == [5, 10]  # held-out tail of the shards
 
     # the same run with another tokenizer is refused with the message, not a traceback
     other = make_run_dir("shards-bad", overrides={"data.source": "shards", "data.path": str(shard_dir),
