@@ -119,6 +119,9 @@ class TrainConfig(_Section):
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass instead of storing them: less memory (a larger
     micro batch fits), about a third more compute."""
+    compile: bool = False
+    """Compile the model with ``torch.compile`` (in place: checkpoints keep their usual layout).
+    The first steps wait for the compilation (tens of seconds), later ones are faster on a GPU."""
 
     @model_validator(mode="after")
     def _check_budget(self) -> "TrainConfig":

@@ -1,8 +1,8 @@
 """One interface for training metrics: ``MetricsLogger.log(metrics, step)`` fans out to sinks.
 
 A sink is anything with ``write(metrics, step)`` and ``close()``. The engine uses the event bus
-(``metrics`` events, what the cockpit shows) and the console (a plain line in ``logs/engine.log``);
-a TensorBoard sink is one more class with the same two methods.
+(``metrics`` events, what the cockpit shows), the console (a plain line in ``logs/engine.log``) and,
+when the ``tensorboard`` package is installed, TensorBoard event files in ``run_dir/tensorboard``.
 """
 
 from __future__ import annotations
@@ -65,12 +65,42 @@ class ConsoleSink:
             parts.append(f"{metrics['step_time_s']:.3f} s/step")
         if metrics.get("mfu") is not None:
             parts.append(f"mfu {100 * metrics['mfu']:.1f}%")
+        if metrics.get("cost_usd") is not None:
+            parts.append(f"${metrics['cost_usd']:.2f}")
         if "eta_s" in metrics:
             parts.append(f"eta {_duration(metrics['eta_s'])}")
         print(" | ".join(parts), file=self.stream or sys.stdout, flush=True)
 
     def close(self) -> None:
         pass
+
+
+class TensorBoardSink:
+    """Every numeric metric as a TensorBoard scalar ``<prefix>/<name>`` (``train/loss``, ``eval/loss``)
+    through ``torch.utils.tensorboard``, written by its background thread."""
+
+    def __init__(self, log_dir, prefix: str = "train"):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+        self.prefix = prefix
+
+    def write(self, metrics: dict[str, Any], step: int, prefix: str | None = None) -> None:
+        for name, value in metrics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                self.writer.add_scalar(f"{prefix or self.prefix}/{name}", value, step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def tensorboard_sink(log_dir) -> TensorBoardSink | None:
+    """A TensorBoardSink, or None when the ``tensorboard`` package is not installed."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return None
+    return TensorBoardSink(log_dir)
 
 
 class MetricsLogger:

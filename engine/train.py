@@ -1,15 +1,22 @@
 """Training: config -> build -> train -> close.
 
-    run(run_dir, cfg)                      event bus, signals, telemetry; errors become events
+    run(run_dir, cfg, resume=None)         event bus, signals, telemetry; errors become events
       Trainer.build()                      seeds, Accelerator, data, tokenizer, model, optimizer
-      Trainer.fit()                        the loop; returns "finished" or "stopped"
-        train_step()                       micro batches -> clip -> optimizer + scheduler step
+      Trainer.configure_model()            gradient checkpointing, torch.compile
+      engine.resume.restore()              with --resume: weights, optimizer, scheduler, data, RNG
+      Trainer.fit()                        the loop; returns "finished", "stopped" or "failed"
+        train_step()                       micro batches -> clip -> finite? -> optimizer + scheduler step
+        nonfinite_step()                   train.nonfinite: skip the batch, or stop on the last good state
         log_metrics()                      at step 1, every log_every steps, and the last step
+        run_eval()                         every eval_every steps and the last: ``eval`` event, best tracked
         poll_controls()                    commands and signals, once per optimizer step
-        save(reason)                       checkpoints/checkpoint-<step>
+        check_limits()                     stop before budget_usd / max_hours would be passed
+        save(reason)                       checkpoints/checkpoint-<step>, then prune to save_total_limit
 
-Only the logging steps read values back from the device (``.item()``); the loss and the gradient
-norm are summed as tensors in between. With several processes (``accelerate launch``), the main
+Only the logging steps read the loss and gradient norm back from the device (``.item()``); they
+are summed as tensors in between. The one other host sync is the finiteness check of each step
+(a single boolean; ``train.nonfinite: off`` removes it). CUDA out of memory ends the run with an
+``error`` event that suggests what to change, and writes no checkpoint of the failed step. With several processes (``accelerate launch``), the main
 process owns the event bus and the checkpoints, and the others follow its commands.
 """
 
@@ -37,7 +44,7 @@ from engine.data.demo import generate_demo_corpus
 from engine.evaluate import evaluate
 from engine.data.text import BatchIterator, DataError, split_tokens, tokenize_file
 from engine.data.tokenizer import has_tokenizer, load_tokenizer, train_tokenizer
-from engine.metrics import ConsoleSink, EventSink, MetricsLogger
+from engine.metrics import ConsoleSink, EventSink, MetricsLogger, tensorboard_sink
 from engine.model import build_model, count_params, flops_per_token, model_config, peak_flops
 from engine.optim import build_optimizer, build_scheduler
 from engine.protocol import PROTOCOL_VERSION
@@ -94,6 +101,8 @@ class Trainer:
         self.best_eval_step: int | None = None
         self.elapsed_before = 0.0  # training wall time of the run before this process (resumed runs)
         self.resumed_from: ResumePoint | None = None
+        self.metrics: MetricsLogger | None = None
+        self.tensorboard = None
         self.end_reason: str | None = None  # why fit() ended "failed" (a fault it handled)
         self.nonfinite_skips = 0  # steps dropped for a non-finite loss (train.nonfinite: skip)
         self.checkpoint_s: list[float] = []  # measured checkpoint durations, for the budget prediction
@@ -201,6 +210,11 @@ class Trainer:
         ``self.end_reason`` saying why, e.g. a non-finite loss under ``train.nonfinite: stop``)."""
         cfg, train, acc = self.cfg, self.cfg.train, self.accelerator
         self.metrics = MetricsLogger([EventSink(self.bus), ConsoleSink(train.max_steps)] if acc.is_main_process else [])
+        self.tensorboard = tensorboard_sink(self.paths.tensorboard) if acc.is_main_process else None
+        if self.tensorboard is not None:
+            self.metrics.add_sink(self.tensorboard)
+        elif acc.is_main_process:
+            self.info("tensorboard is not installed: no TensorBoard event files (pip install tensorboard)")
         self.bus.emit("hello", protocol=PROTOCOL_VERSION, config=cfg.model_dump(mode="json"), preset=cfg.preset,
                       params=self.n_params, world_size=acc.num_processes, device=self.device, pid=os.getpid(),
                       max_steps=train.max_steps, tokens_per_step=self.tokens_per_step)
@@ -281,12 +295,15 @@ class Trainer:
         return True
 
     def configure_model(self) -> None:
-        """Model options applied after build: gradient checkpointing."""
+        """Model options applied after build: gradient checkpointing, torch.compile."""
         if self.cfg.train.gradient_checkpointing:
             model = self.accelerator.unwrap_model(self.model)
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.config.use_cache = False
             self.info("gradient checkpointing on: activations are recomputed in the backward pass")
+        if self.cfg.train.compile:
+            self.accelerator.unwrap_model(self.model).compile()  # in place: same module, same state_dict keys
+            self.info("torch.compile on: the first step waits for the compilation")
 
     def run_eval(self) -> None:
         """Held-out loss now: an ``eval`` event, and the best-eval tracker (its time is not step time)."""
@@ -296,6 +313,8 @@ class Trainer:
         best = math.isfinite(loss) and (self.best_eval_loss is None or loss < self.best_eval_loss)
         if best:
             self.best_eval_loss, self.best_eval_step = loss, self.step
+        if self.tensorboard is not None:
+            self.tensorboard.write({"loss": loss, "perplexity": math.exp(min(loss, 700.0))}, self.step, prefix="eval")
         self.bus.emit("eval", step=self.step, loss=loss, perplexity=math.exp(min(loss, 700.0)), best=best,
                       best_loss=self.best_eval_loss, best_step=self.best_eval_step)
         if self.main_process:
@@ -384,6 +403,8 @@ class Trainer:
         if train.nonfinite != "off":
             # fp16: the grad scaler finds and skips inf gradients itself; only the loss is checked.
             check = loss_mean if train.precision == "fp16" or grad_norm is None else loss_mean + grad_norm
+            if acc.num_processes > 1:  # a NaN on any process stops or skips on all of them alike
+                check = acc.reduce(check.float(), "sum")
             if not bool(torch.isfinite(check)):
                 self.optimizer.zero_grad(set_to_none=True)
                 return loss_mean, grad_norm, False
@@ -579,4 +600,6 @@ def run(run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = 
         return 1
     finally:
         stop_telemetry()
+        if trainer.metrics is not None:
+            trainer.metrics.close()
         bus.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine.rundir import RunPaths, latest_checkpoint, read_status
-from helpers import events_of
+from helpers import events_of, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +28,7 @@ RUNS = {
     "budget": ({"train.max_steps": 100_000, "train.warmup_steps": 5, "train.price_per_hour": 3600.0,
                 "train.budget_usd": 2.0}, ""),
     "hours": ({"train.max_steps": 100_000, "train.warmup_steps": 5, "train.max_hours": 2.0 / 3600}, ""),
+    "sigint": ({"train.max_steps": 100_000, "train.warmup_steps": 5}, ""),
 }
 
 
@@ -49,6 +51,9 @@ def runs(make_run_dir):
         started[name] = (run_dir, launch(run_dir, nan_steps))
     done = {}
     try:
+        sigint_dir, sigint_proc = started["sigint"]
+        wait_for(lambda: any(e["type"] == "metrics" for e in events_of(sigint_dir)), timeout=120)
+        sigint_proc.send_signal(signal.SIGINT)
         for name, (run_dir, proc) in started.items():
             rc = proc.wait(timeout=150)
             done[name] = (run_dir, rc, events_of(run_dir))
@@ -131,6 +136,18 @@ def test_budget_and_max_hours_stop_cleanly_before_the_limit(runs, name, limit, w
     m = metrics[-1]
     assert m["data_wait_s"] >= 0 and m["compute_s"] > 0
     assert m["data_wait_s"] + m["compute_s"] == pytest.approx(m["step_time_s"], rel=1e-6)
+
+
+def test_sigint_finishes_the_step_saves_a_resumable_checkpoint_and_exits_0(runs):
+    from engine.resume import load_resume_point
+
+    run_dir, rc, events = runs["sigint"]
+    assert rc == 0, log_of(run_dir)
+    last = events[-1]
+    assert last["type"] == "status" and last["state"] == "stopped" and last["reason"] == "SIGINT"
+    final = [e for e in events if e["type"] == "checkpoint"][-1]
+    assert final["action"] == "saved" and final["reason"] == "final" and final["step"] == last["step"]
+    assert load_resume_point(run_dir / final["path"]).step == last["step"]
 
 
 def test_budget_needs_a_price():

@@ -111,3 +111,45 @@ def test_gradient_checkpointing_gives_the_same_losses(runs):
     assert a.keys() == b.keys() == set(range(1, 21))
     for step in a:
         assert b[step] == pytest.approx(a[step], abs=1e-5), step
+
+
+def test_without_tensorboard_the_run_says_so_and_writes_no_event_files(runs):
+    run_dir, events = runs["plain"]
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        assert any("tensorboard is not installed" in e["message"] for e in events if e["type"] == "log")
+        assert not (run_dir / "tensorboard").exists()
+    else:
+        assert list((run_dir / "tensorboard").iterdir())
+
+
+def test_tensorboard_sink_writes_numeric_scalars(monkeypatch, tmp_path):
+    import types
+
+    from engine import metrics
+
+    calls = []
+
+    class FakeWriter:
+        def __init__(self, log_dir):
+            calls.append(("init", log_dir))
+
+        def add_scalar(self, tag, value, step):
+            calls.append((tag, value, step))
+
+        def close(self):
+            calls.append(("close",))
+
+    fake_tb = types.ModuleType("torch.utils.tensorboard")
+    fake_tb.SummaryWriter = FakeWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake_tb)
+    monkeypatch.setitem(sys.modules, "tensorboard", types.ModuleType("tensorboard"))
+    sink = metrics.tensorboard_sink(tmp_path / "tb")
+    assert sink is not None
+    logger = metrics.MetricsLogger([sink])
+    logger.log({"loss": 2.5, "lr": 1e-3, "mfu": None, "data_position": [0, 8], "eta_s": float("nan")}, step=7)
+    sink.write({"loss": 2.0}, 10, prefix="eval")
+    logger.close()
+    assert calls == [("init", str(tmp_path / "tb")), ("train/loss", 2.5, 7), ("train/lr", 1e-3, 7),
+                     ("eval/loss", 2.0, 10), ("close",)]
