@@ -47,7 +47,8 @@ def model_config(preset: str, overrides: dict[str, Any] | None = None, vocab_siz
     """The Transformers config of ``preset`` with ``overrides`` (``cfg.model``) applied on top.
 
     ``vocab_size`` (the tokenizer's, for training) replaces the preset's; without it the preset's
-    ``vocab_size`` is used (for counting). Raises PresetError for an unknown preset or a key the
+    ``vocab_size`` is used (for counting). An explicit ``vocab_size`` override pads the embedding
+    beyond the tokenizer's (never below it). Raises PresetError for an unknown preset or a key the
     model family does not have."""
     fields = load_preset(preset)
     family = fields["family"]
@@ -63,7 +64,11 @@ def model_config(preset: str, overrides: dict[str, Any] | None = None, vocab_siz
     for key in META_KEYS:
         fields.pop(key, None)
     if vocab_size is not None:
-        fields["vocab_size"] = vocab_size
+        padded = (overrides or {}).get("vocab_size")
+        if padded is not None and padded < vocab_size:
+            raise PresetError(f"model.vocab_size ({padded}) is smaller than the tokenizer's vocabulary ({vocab_size}); "
+                              f"remove it, or set at least {vocab_size} (e.g. a multiple of 64 for speed)")
+        fields["vocab_size"] = vocab_size if padded is None else padded
     try:
         return cls(bos_token_id=bos_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id, **fields)
     except Exception as exc:  # the config class's own validation: a wrong type or an inconsistent value

@@ -97,6 +97,9 @@ def test_overrides_apply_and_the_tokenizer_vocab_wins():
     small = preset_summary("dense_75m", {"num_hidden_layers": 2})
     assert small["layers"] == 2 and small["total_params"] < preset_summary("dense_75m")["total_params"]
     assert count_params(build_meta_model(model_config("tiny", None))) == preset_summary("tiny")["total_params"]
+    assert model_config("tiny", {"vocab_size": 320}, vocab_size=300).vocab_size == 320  # padded embedding
+    with pytest.raises(PresetError, match=r"model.vocab_size \(256\) is smaller than the tokenizer's vocabulary \(300\)"):
+        model_config("tiny", {"vocab_size": 256}, vocab_size=300)
     with pytest.raises(PresetError, match="model.num_local_experts: not a field of a llama model"):
         model_config("tiny", {"num_local_experts": 4})
 
