@@ -141,3 +141,30 @@ def test_show_applies_overrides_like_a_run_config():
     assert bad.exit_code == 2 and "model.num_experts_pe: not a field of a llama model" in bad.output
     typed = CliRunner().invoke(app, ["presets", "show", "tiny", "--set", "hidden_size=abc"])
     assert typed.exit_code == 2 and "hidden_size" in typed.output and "Traceback" not in typed.output
+
+
+SMALL_MODELS = {
+    "mac_nano": ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                  "intermediate_size": 64, "num_local_experts": 3}, "MixtralForCausalLM"),
+    "neox_1_2b": ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128},
+                  "GPTNeoXForCausalLM"),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(SMALL_MODELS))
+def test_engine_trains_a_shrunk_preset_and_its_checkpoint_loads(preset, make_run_dir, start_engine):
+    from transformers import AutoModelForCausalLM
+
+    from helpers import events_of
+
+    fields, class_name = SMALL_MODELS[preset]
+    run_dir = make_run_dir(preset, overrides={"preset": preset, "model": fields, "train.max_steps": 6,
+                                              "train.warmup_steps": 1, "telemetry.enabled": False})
+    rc = start_engine(run_dir).wait(timeout=150)
+    assert rc == 0, (run_dir / "logs" / "engine.log").read_text()
+    events = events_of(run_dir)
+    assert events[-1]["state"] == "finished"
+    hello = next(e for e in events if e["type"] == "hello")
+    model = AutoModelForCausalLM.from_pretrained(run_dir / "checkpoints" / "checkpoint-6")
+    assert type(model).__name__ == class_name and model.config.num_hidden_layers == 2
+    assert hello["params"] == sum(p.numel() for p in model.parameters())
