@@ -125,7 +125,9 @@ def test_budget_and_max_hours_stop_cleanly_before_the_limit(runs, name, limit, w
     point = load_resume_point(run_dir / final["path"])  # complete and resumable
     assert point.step == last["step"]
     running = next(e for e in events if e["type"] == "status" and e["state"] == "running")
-    assert final["ts"] - running["ts"] <= limit + 0.3  # stopped and saved before the limit (seconds, or $1/s)
+    # Stopped and saved before the limit (seconds, or $1/s); the margin covers a step or a save
+    # running slower than predicted on a loaded machine.
+    assert final["ts"] - running["ts"] <= limit + 0.5
     metrics = [e for e in events if e["type"] == "metrics"]
     if name == "budget":
         assert all(m["cost_usd"] is not None for m in metrics)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 N, K = 60, 10  # steps of the run, checkpoint interval
 CONFIG = {"train.max_steps": N, "train.log_every": 1, "train.save_every": K, "train.warmup_steps": 5,
-          "telemetry.enabled": False}
+          "train.eval_every": K, "train.eval_batches": 1, "data.val_fraction": 0.05, "telemetry.enabled": False}
 
 
 def launch(run_dir: Path, *args: str) -> subprocess.Popen:
@@ -103,6 +103,14 @@ def test_resumed_run_logs_the_same_losses_and_data_positions(runs):
     for (e0, i0), (e1, i1) in zip(positions, positions[1:]):
         assert (e1 == e0 and i1 == i0 + 8) or (e1 == e0 + 1 and i1 <= 8)
     assert events_b[-1]["type"] == "status" and events_b[-1]["state"] == "finished"
+
+    # Evaluations after the resume score the same, and the best-eval tracker carried over.
+    evals_a = {e["step"]: e for e in events_of(run_a) if e["type"] == "eval"}
+    evals_b = {e["step"]: e for e in events_b[marker:] if e["type"] == "eval"}
+    assert sorted(evals_b) == [s for s in sorted(evals_a) if s > k]
+    for step, e in evals_b.items():
+        assert e["loss"] == pytest.approx(evals_a[step]["loss"], abs=1e-6)
+        assert (e["best"], e["best_step"]) == (evals_a[step]["best"], evals_a[step]["best_step"])
 
 
 def test_resumed_run_ends_with_the_same_weights_and_state(runs):
