@@ -43,12 +43,13 @@ def format_event(event: dict, max_steps: int | None) -> str | None:
 
 
 def follow(run_dir: Path, pid: int | None = None, out: TextIO = sys.stdout,
-           stop: threading.Event | None = None) -> int:
-    """Print a run's progress until it ends; returns the exit code for its final state."""
+           stop: threading.Event | None = None, from_seq: int = 0) -> int:
+    """Print a run's progress from ``from_seq`` until it ends; returns the exit code for its final
+    state."""
     client = RunClient(run_dir, pid=pid)
     max_steps = None
     final = None
-    for event in client.follow(stop=stop):
+    for event in client.follow(from_seq=from_seq, stop=stop):
         if event["type"] == "hello":
             max_steps = event["max_steps"]
         if event["type"] == "status":

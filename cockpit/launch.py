@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config import ConfigError, RunConfig, load_config
+from engine.protocol import TERMINAL_STATES
 from engine.rundir import RunPaths, atomic_write_text
 import configs
 
@@ -109,13 +110,14 @@ def count_gpus() -> int:
         return 0
 
 
-def engine_command(run_dir: Path, topology: Topology = Topology(), gpus: int | None = None) -> list[str]:
+def engine_command(run_dir: Path, topology: Topology = Topology(), gpus: int | None = None,
+                   resume: str | None = None) -> list[str]:
     """The command line that starts the engine processes of a run.
 
     One process: ``python -m engine``. Several on GPUs: ``accelerate launch --multi_gpu`` (DDP).
     Several on CPUs: ``torchrun`` (gloo); ``accelerate launch --cpu --num_processes N`` would start only
     one process."""
-    engine = ["-m", "engine", "--run-dir", str(run_dir)]
+    engine = ["-m", "engine", "--run-dir", str(run_dir), *(["--resume", resume] if resume else [])]
     t = topology
     if not t.distributed:
         return [sys.executable, *engine]
@@ -147,7 +149,7 @@ def join_run_dir(cfg: RunConfig, run_dir: Path) -> Path:
     return new_run_dir(cfg, run_dir, run_dir)
 
 
-def spawn_engine(run_dir: Path, topology: Topology = Topology()) -> LaunchedRun:
+def spawn_engine(run_dir: Path, topology: Topology = Topology(), resume: str | None = None) -> LaunchedRun:
     """Start the engine of ``run_dir`` detached from this process and terminal."""
     paths = RunPaths(run_dir)
     paths.logs.mkdir(exist_ok=True)
@@ -157,7 +159,7 @@ def spawn_engine(run_dir: Path, topology: Topology = Topology()) -> LaunchedRun:
         env.setdefault("OMP_NUM_THREADS", "1")  # what torchrun would set anyway, minus its warning
     with open(paths.engine_log, "ab") as log:
         proc = subprocess.Popen(
-            engine_command(run_dir, topology),
+            engine_command(run_dir, topology, resume=resume),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, env=env,
         )
@@ -189,3 +191,69 @@ def find_run(ref: str | None, runs_dir: Path) -> Path:
         names = ", ".join(p.name for p in matches[:5])
         raise ConfigError(f"{ref}: matches several runs in {runs_dir}: {names}")
     raise ConfigError(f"{ref}: no such run in {runs_dir} (`cockpit runs` lists them)")
+
+
+def resume_target(spec: str, cfg: RunConfig, config_path: Path, run_dir: Path | None,
+                  overrides: list[str] | tuple[str, ...] = ()) -> tuple[Path, str]:
+    """The run directory to continue and the engine's ``--resume`` argument.
+
+    ``latest``: the newest checkpoint of ``--run-dir``, or of the newest run of this config under
+    ``runs_dir``. ``PATH``: a run directory (its newest checkpoint) or a checkpoint directory.
+    ``--set`` overrides are applied to the run's own ``run.yaml`` (to extend ``train.max_steps``,
+    say). Raises ConfigError naming what is wrong; changes nothing then."""
+    from cockpit.client import iter_runs
+    from engine.rundir import read_status
+
+    if spec == "latest":
+        if run_dir is not None:
+            target, arg = Path(run_dir), "latest"
+        else:
+            stem = cfg.name or config_path.stem
+            runs = [r for r in iter_runs(cfg.runs_dir)
+                    if r.name.startswith(f"{stem}-") and RunPaths(r).latest.is_file()]
+            if not runs:
+                raise ConfigError(f"{cfg.runs_dir}: no run of '{stem}' with a checkpoint to resume")
+            target, arg = runs[0], "latest"
+    else:
+        path = Path(spec)
+        if (path / "run.yaml").is_file():
+            target, arg = path, "latest"
+        elif path.is_dir() and path.parent.name == "checkpoints" and (path.parent.parent / "run.yaml").is_file():
+            target, arg = path.parent.parent, str(path.resolve())
+        else:
+            raise ConfigError(f"{spec}: neither a run directory nor a checkpoint directory of a run")
+    target = target.resolve()
+    paths = RunPaths(target)
+    if not paths.run_yaml.is_file():
+        raise ConfigError(f"{target}: not a run directory (no run.yaml)")
+    if arg == "latest" and not paths.latest.is_file():
+        raise ConfigError(f"{target}: has no checkpoint to resume from (no checkpoints/latest)")
+    status = read_status(target)
+    if status.get("alive") and status.get("state") not in TERMINAL_STATES:  # terminal: bus closed, exiting
+        raise ConfigError(f"{target}: its engine is still running; `cockpit attach` it instead")
+    if overrides:
+        updated = load_config(paths.run_yaml, overrides)
+        atomic_write_text(paths.run_yaml, updated.to_yaml())
+    return target, arg
+
+
+def wait_until_started(launched: LaunchedRun, events_before: int, timeout: float = 120.0) -> int | None:
+    """Wait until the engine writes its first new event (it accepted the run) or exits; returns its
+    exit code if it exited first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = launched.process.poll()
+        if code is not None:
+            return code
+        if count_events(launched.run_dir) > events_before:
+            return None
+        time.sleep(0.1)
+    return None
+
+
+def count_events(run_dir: Path) -> int:
+    try:
+        with open(RunPaths(run_dir).events, "rb") as f:
+            return sum(1 for line in f if line.endswith(b"\n"))
+    except FileNotFoundError:
+        return 0

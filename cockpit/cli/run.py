@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import List, Optional
 
@@ -21,18 +22,28 @@ def run(
     node_rank: int = typer.Option(0, "--node-rank", help="This machine's index; node 0 owns the events and the dashboard."),
     master_addr: str = typer.Option("127.0.0.1", "--master-addr", help="Address of node 0, reachable from every node."),
     master_port: int = typer.Option(29500, "--master-port", help="Rendezvous port on node 0."),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="latest|PATH",
+                                         help="Continue a run from a checkpoint, in its own run directory: 'latest' "
+                                              "(newest run of this config, or --run-dir), a run directory, or a checkpoint directory."),
 ) -> None:
     """Start a training run. The engine runs in its own session and keeps training when the
     cockpit closes; `cockpit attach` re-opens it."""
     from engine.config import ConfigError
-    from cockpit.launch import Topology, join_run_dir, new_run_dir, prepare_config, spawn_engine
+    from cockpit.launch import (Topology, count_events, join_run_dir, new_run_dir, prepare_config, resume_target,
+                                spawn_engine, wait_until_started)
 
     if headless and detach:
         fail("--headless and --detach exclude each other")
     try:
         topology = Topology(nproc, nnodes, node_rank, master_addr, master_port)
         config_path, cfg = prepare_config(config, set_)
-        if node_rank > 0:
+        resume_arg, from_seq = None, 0
+        if resume is not None:
+            if node_rank > 0:
+                fail("--resume is given to node 0; the other nodes join with --run-dir")
+            directory, resume_arg = resume_target(resume, cfg, config_path, run_dir, set_)
+            from_seq = count_events(directory)
+        elif node_rank > 0:
             if run_dir is None:
                 fail("--node-rank > 0 needs --run-dir: the run directory node 0 uses, on a shared filesystem")
             directory = join_run_dir(cfg, run_dir)
@@ -40,7 +51,12 @@ def run(
             directory = new_run_dir(cfg, config_path, run_dir)
     except ConfigError as exc:
         fail(str(exc))
-    launched = spawn_engine(directory, topology)
+    launched = spawn_engine(directory, topology, resume=resume_arg)
+    if resume_arg is not None:
+        code = wait_until_started(launched, from_seq)
+        if code is not None:  # the engine refused the checkpoint: its one line says why
+            lines = (directory / "logs" / "engine.log").read_text(errors="replace").strip().splitlines()
+            fail(lines[-1].removeprefix("engine: ") if lines else f"engine exited with {code}", 2 if code == 2 else 1)
     if node_rank > 0:  # workers only: node 0 has the events and the dashboard
         typer.echo(f"node {node_rank}/{nnodes}: {nproc} engine process(es) for {directory}; "
                    f"log: {directory / 'logs' / 'engine.log'}")
@@ -49,19 +65,23 @@ def run(
         typer.echo(str(directory))
         return
     if headless:
-        _headless(launched)
+        _headless(launched, from_seq)
         return
     from cockpit.cli.runs import open_dashboard
 
     open_dashboard(directory, pid=launched.pid)
 
 
-def _headless(launched) -> None:
+def _headless(launched, from_seq: int = 0) -> None:
     from cockpit import headless
 
     typer.echo(f"run {launched.run_dir} (engine pid {launched.pid}); log: {launched.run_dir / 'logs' / 'engine.log'}")
     try:
-        code = headless.follow(launched.run_dir, pid=launched.pid)
+        code = headless.follow(launched.run_dir, pid=launched.pid, from_seq=from_seq)
+        try:
+            launched.process.wait(timeout=60)  # the engine closes its files after the last event
+        except subprocess.TimeoutExpired:
+            pass
     except KeyboardInterrupt:
         typer.echo(f"\ndetached; the engine keeps training (pid {launched.pid}).\n"
                    f"  watch: cockpit attach {launched.run_dir}\n  stop:  cockpit stop {launched.run_dir}")
