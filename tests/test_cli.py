@@ -147,3 +147,11 @@ def test_cross_field_error_names_both_keys():
     result = runner.invoke(app, ["run", "demo", "--detach", "--set", "train.max_steps=10"])
     assert result.exit_code == 2
     assert "demo.yaml: train.warmup_steps (30) is larger than train.max_steps (10)" in result.output
+
+
+@pytest.mark.parametrize("name", ["demo", "production"])
+def test_shipped_configs_validate(name):
+    from cockpit.launch import prepare_config
+
+    _, cfg = prepare_config(name)
+    assert cfg.data.path.is_absolute()
