@@ -41,7 +41,7 @@ from engine.checkpoint import rng_state, save_checkpoint
 from engine.config import ConfigError, RunConfig
 from engine.controls import Controls
 from engine.data.demo import generate_demo_corpus
-from engine.evaluate import evaluate
+from engine.evaluate import NoHeldOutData, eval_windows, evaluate
 from engine.data.text import BatchIterator, DataError, split_tokens, tokenize_file
 from engine.data.tokenizer import has_tokenizer, load_tokenizer, train_tokenizer
 from engine.metrics import ConsoleSink, EventSink, MetricsLogger, tensorboard_sink
@@ -222,6 +222,11 @@ class Trainer:
                   f"device {self.device} x{acc.num_processes}; {self.tokens_per_step:,} tokens per step")
         self.set_state("running")
 
+        if train.eval_every:  # no held-out text to score: say so now, not at the first evaluation
+            try:
+                eval_windows(self.val_tokens, train.seq_len, 1)
+            except NoHeldOutData as exc:
+                raise ConfigError(str(exc)) from None
         self.t_start = time.perf_counter()
         self._reset_interval()
         self.poll_controls()

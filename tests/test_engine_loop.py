@@ -153,3 +153,26 @@ def test_tensorboard_sink_writes_numeric_scalars(monkeypatch, tmp_path):
     logger.close()
     assert calls == [("init", str(tmp_path / "tb")), ("train/loss", 2.5, 7), ("train/lr", 1e-3, 7),
                      ("eval/loss", 2.0, 10), ("close",)]
+
+
+def test_eval_without_held_out_text_fails_before_training_with_a_clear_message(engine_data_dir, tmp_path):
+    import torch
+
+    from engine.controls import Controls
+    from engine.train import run
+    from helpers import small_run_config
+
+    cfg = small_run_config(engine_data_dir, {"data.val_fraction": 0.0, "train.eval_every": 5, "train.max_steps": 10,
+                                             "telemetry.enabled": False, "events.enabled": False}).resolved(tmp_path)
+    run_dir = tmp_path / "no-val"
+    run_dir.mkdir()
+    threads = torch.get_num_threads()
+    try:
+        assert run(run_dir, cfg, Controls()) == 1
+    finally:
+        torch.set_num_threads(threads)
+    events = events_of(run_dir)
+    error = next(e for e in events if e["type"] == "error")
+    assert "held-out split has 0 tokens" in error["message"] and "data.val_fraction" in error["message"]
+    assert error["step"] == 0 and not [e for e in events if e["type"] == "metrics"]
+    assert events[-1]["state"] == "failed"
