@@ -260,3 +260,18 @@ def test_missing_or_bad_run_yaml_exits_2_with_one_line(tmp_path, content):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "run.yaml" in lines[0] and "Traceback" not in proc.stderr
     assert not (run_dir / "events.jsonl").exists()
+
+
+def test_tensorboard_event_files_hold_the_logged_metrics(finished_run):
+    """Read back with TensorBoard's own reader: train/loss at every logged step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _, events = finished_run
+    acc = EventAccumulator(str(RunPaths(run_dir).tensorboard))
+    acc.Reload()
+    logged = {e["step"]: e["loss"] for e in events if e["type"] == "metrics"}
+    scalars = {s.step: s.value for s in acc.Scalars("train/loss")}
+    assert sorted(scalars) == sorted(logged)
+    for step, loss in logged.items():
+        assert scalars[step] == pytest.approx(loss, rel=1e-6)
+    assert "train/lr" in acc.Tags()["scalars"]
