@@ -67,7 +67,11 @@ class TrainConfig(_Section):
     grad_accum_steps: int = Field(1, ge=1)
     """Micro batches accumulated into one optimizer step."""
     max_steps: int = Field(300, ge=1)
-    """Optimizer steps of the whole run."""
+    """Optimizer steps of the whole run (ignored when ``epochs`` is set)."""
+    epochs: float = Field(0.0, ge=0)
+    """When > 0, train this many passes over the training sequences instead of ``max_steps``: the
+    engine sets ``max_steps = ceil(epochs x sequences / sequences per optimizer step)`` once it has
+    read the data, and reports it in ``hello``."""
     lr: float = Field(3e-3, gt=0)
     """Peak learning rate."""
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
@@ -171,7 +175,7 @@ class RunConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "RunConfig":
-        if self.train.warmup_steps > self.train.max_steps:
+        if not self.train.epochs and self.train.warmup_steps > self.train.max_steps:
             raise ValueError(
                 f"train.warmup_steps ({self.train.warmup_steps}) is larger than train.max_steps ({self.train.max_steps})")
         return self

@@ -163,7 +163,10 @@ def flops_per_token(config, n_params: int, seq_len: int) -> float:
     count."""
     n_active = n_params - _inactive_params_formula(config)
     n_embed = config.vocab_size * config.hidden_size
-    return 6.0 * (n_active - n_embed) + 12.0 * config.num_hidden_layers * config.hidden_size * seq_len
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    # torchtitan: 6 N + 12 L H Q T, with H heads of Q dimensions each (H Q = hidden unless head_dim is set)
+    return 6.0 * (n_active - n_embed) + 12.0 * config.num_hidden_layers * heads * head_dim * seq_len
 
 
 def training_memory(n_params: int, config, seq_len: int) -> dict[str, int]:

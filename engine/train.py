@@ -141,6 +141,8 @@ class Trainer:
                                      rank=acc.process_index, world_size=acc.num_processes)
         self.info(f"data: {len(tokens):,} tokens, {len(self.train_tokens):,} for training "
                   f"({self.batches.n_windows:,} sequences of {train.seq_len}), {len(self.val_tokens):,} held out")
+        if train.epochs:
+            self.set_max_steps_from_epochs()
 
         tok = self.tokenizer
         self.model_config = model_config(cfg.preset, cfg.model, len(tok), bos_token_id=tok.bos_token_id,
@@ -162,6 +164,17 @@ class Trainer:
         peak = peak_flops(self.device) if acc.device.type == "cuda" else None
         self.peak_flops_total = peak * acc.num_processes if peak else None
         self.flops_per_token = flops_per_token(self.model_config, self.n_params, train.seq_len)
+
+    def set_max_steps_from_epochs(self) -> None:
+        train = self.cfg.train
+        per_step = train.micro_batch_size * train.grad_accum_steps * self.accelerator.num_processes
+        steps = max(1, math.ceil(train.epochs * self.batches.n_windows / per_step))
+        if train.warmup_steps > steps:
+            raise DataError(f"train.epochs {train.epochs:g} over {self.batches.n_windows:,} sequences is {steps:,} "
+                            f"steps, fewer than train.warmup_steps ({train.warmup_steps})")
+        train.max_steps = steps
+        self.info(f"{train.epochs:g} epoch(s) of {self.batches.n_windows:,} sequences, {per_step:,} per step: "
+                  f"{steps:,} steps")
 
     def prepare_data(self):
         """Tokenizer (trained when missing, except for shards) and token stream: a file tokenized in

@@ -275,3 +275,18 @@ def test_tensorboard_event_files_hold_the_logged_metrics(finished_run):
     for step, loss in logged.items():
         assert scalars[step] == pytest.approx(loss, rel=1e-6)
     assert "train/lr" in acc.Tags()["scalars"]
+
+
+def test_epochs_set_max_steps_from_the_data(make_run_dir, start_engine):
+    import math
+    import re
+
+    run_dir = make_run_dir("epochs", {"train.epochs": 0.25, "train.max_steps": 1, "train.warmup_steps": 2})
+    assert start_engine(run_dir).wait(timeout=120) == 0, engine_log(run_dir)
+    events = events_of(run_dir)
+    data_line = next(e["message"] for e in events if e["type"] == "log" and e["message"].startswith("data:"))
+    sequences = int(re.search(r"\(([\d,]+) sequences", data_line).group(1).replace(",", ""))
+    expected = math.ceil(0.25 * sequences / 8)  # micro batch 8, one process, no accumulation
+    hello = next(e for e in events if e["type"] == "hello")
+    assert hello["max_steps"] == expected > 1
+    assert events[-1]["state"] == "finished" and events[-1]["step"] == expected
