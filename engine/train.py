@@ -210,11 +210,7 @@ class Trainer:
             self.info(f"trained tokenizer: {len(tokenizer):,} tokens (asked for {tok_cfg.vocab_size:,}) on "
                       f"{data.path.name} in {time.perf_counter() - t0:.1f}s, saved to {tok_cfg.path}")
         tokenizer = load_tokenizer(tok_cfg.path)
-        if data.source == "jsonl":
-            from engine.data.shards import tokenize_jsonl
-
-            return tokenizer, tokenize_jsonl(data.path, tokenizer)
-        return tokenizer, tokenize_file(data.path, tokenizer)
+        return tokenizer, tokenize_file(data.path, tokenizer, "jsonl" if data.source == "jsonl" else "text")
 
     # --- the loop -------------------------------------------------------------------------
 

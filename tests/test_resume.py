@@ -4,7 +4,6 @@ weights; a checkpoint missing a part is refused (exit 2, one line, nothing chang
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from engine.data.demo import generate_demo_corpus
-from engine.data.shards import (MANIFEST, ShardTokens, iter_documents, open_shards, read_manifest, token_dtype,
-                                tokenize_jsonl, tokenizer_sha256, write_shards)
-from engine.data.text import BatchIterator, DataError, split_tokens, tokenize_file
+from engine.data.shards import (MANIFEST, ShardTokens, open_shards, read_manifest, token_dtype, tokenizer_sha256,
+                                write_shards)
+from engine.data.text import BatchIterator, DataError, iter_documents, split_tokens, tokenize_file
 from engine.data.tokenizer import load_tokenizer, train_tokenizer
 
 from helpers import events_of
@@ -123,14 +123,14 @@ def test_jsonl_documents_and_malformed_lines(tmp_path, tok_dir):
     good.write_text('{"text": "the cat sat"}\n\n{"text": "on the mat", "id": 2}\n', encoding="utf-8")
     assert list(iter_documents(good)) == ["the cat sat", "on the mat"]
     tok = load_tokenizer(tok_dir)
-    stream = tokenize_jsonl(good, tok)
+    stream = tokenize_file(good, tok, "jsonl")
     assert (stream == tok.eos_token_id).sum() == 2
     for line, message in (('{"text": "ok"', "not valid JSON"), ('{"txt": "x"}', 'without a "text" string'),
                           ('["text"]', "got list")):
         bad = tmp_path / "bad.jsonl"
         bad.write_text('{"text": "fine"}\n' + line + "\n", encoding="utf-8")
         with pytest.raises(DataError, match=rf"{bad}:2: .*{message}"):
-            tokenize_jsonl(bad, tok)
+            tokenize_file(bad, tok, "jsonl")
 
 
 def test_command_line_writes_shards(tmp_path, corpus, tok_dir):

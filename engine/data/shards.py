@@ -29,11 +29,11 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
-from engine.data.text import DataError
+from engine.data.text import DataError, iter_documents, iter_token_chunks
 
 FORMAT = "cockpit-token-shards"
 VERSION = 1
@@ -41,7 +41,6 @@ MANIFEST = "manifest.json"
 #: Tokens per shard file by default (200 MB as uint16).
 DEFAULT_SHARD_TOKENS = 100_000_000
 #: Documents tokenized per batch call.
-_CHUNK_DOCS = 10_000
 
 
 # --- tokenizer identity -----------------------------------------------------------------------
@@ -68,71 +67,6 @@ def tokenizer_vocab_size(tokenizer_dir: str | os.PathLike) -> int:
 def token_dtype(vocab_size: int) -> np.dtype:
     """uint16 when every id fits (vocabulary < 65,536), else uint32."""
     return np.dtype(np.uint16) if vocab_size < 65_536 else np.dtype(np.uint32)
-
-
-# --- documents --------------------------------------------------------------------------------
-
-def iter_documents(path: str | os.PathLike, kind: str | None = None) -> Iterator[str]:
-    """The documents of a ``.txt`` (one per non-empty line) or ``.jsonl`` (the ``"text"`` of each
-    object) file; ``kind`` ("text" or "jsonl") overrides the suffix. Errors name ``file:line``."""
-    path = Path(path)
-    kind = kind or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "text")
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"{path}: training data not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a {'JSONL' if kind == 'jsonl' else 'text'} file") from None
-    with f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-            if not line.strip():
-                continue
-            if kind != "jsonl":
-                yield line
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                got = "an object without a \"text\" string" if isinstance(obj, dict) else type(obj).__name__
-                raise DataError(f"{path}:{lineno}: expected a JSON object with a \"text\" string, got {got}")
-            if obj["text"].strip():
-                yield obj["text"]
-
-
-def iter_token_chunks(path: str | os.PathLike, tokenizer, kind: str | None = None) -> Iterator[np.ndarray]:
-    """The token stream of a document file in int32 chunks, end-of-text after every document."""
-    eos = tokenizer.eos_token_id
-    backend = tokenizer.backend_tokenizer
-    docs: list[str] = []
-
-    def flush() -> np.ndarray:
-        ids: list[int] = []
-        for enc in backend.encode_batch(docs, add_special_tokens=False):
-            ids.extend(enc.ids)
-            ids.append(eos)
-        docs.clear()
-        return np.asarray(ids, dtype=np.int32)
-
-    for doc in iter_documents(path, kind):
-        docs.append(doc)
-        if len(docs) >= _CHUNK_DOCS:
-            yield flush()
-    if docs:
-        yield flush()
-
-
-def tokenize_jsonl(path: str | os.PathLike, tokenizer) -> np.ndarray:
-    """All documents of a JSONL file as one int32 token stream (as ``tokenize_file`` for text)."""
-    parts = list(iter_token_chunks(path, tokenizer, "jsonl"))
-    if not parts:
-        raise DataError(f"{path}: no text (no line has a non-empty \"text\")")
-    return np.concatenate(parts)
 
 
 def jsonl_to_text(path: str | os.PathLike, out: str | os.PathLike) -> Path:

@@ -9,6 +9,7 @@ checkpoint stores, so a run can continue exactly where it stopped.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Iterator
@@ -17,50 +18,78 @@ import numpy as np
 import torch
 
 #: Lines tokenized per batch call (bounds the memory of the intermediate encodings).
-_CHUNK_LINES = 10_000
+_CHUNK_DOCS = 10_000
 
 
 class DataError(ValueError):
     """The training text cannot be used; the message names the file."""
 
 
-def tokenize_file(path: str | os.PathLike, tokenizer) -> np.ndarray:
-    """All documents of ``path`` (one per non-empty line) as one int32 token stream, with
-    ``tokenizer.eos_token_id`` after each document."""
+# --- documents --------------------------------------------------------------------------------
+
+def iter_documents(path: str | os.PathLike, kind: str | None = None) -> Iterator[str]:
+    """The documents of a ``.txt`` (one per non-empty line) or ``.jsonl`` (the ``"text"`` of each
+    object) file; ``kind`` ("text" or "jsonl") overrides the suffix. Errors name ``file:line``."""
     path = Path(path)
-    eos = tokenizer.eos_token_id
-    backend = tokenizer.backend_tokenizer
-    parts: list[np.ndarray] = []
-
-    def flush(lines: list[str]) -> None:
-        ids: list[int] = []
-        for enc in backend.encode_batch(lines, add_special_tokens=False):
-            ids.extend(enc.ids)
-            ids.append(eos)
-        if ids:
-            parts.append(np.asarray(ids, dtype=np.int32))
-        lines.clear()
-
-    pending: list[str] = []
+    kind = kind or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "text")
     try:
         f = open(path, "rb")
     except FileNotFoundError:
-        raise DataError(f"{path}: training text not found") from None
+        raise DataError(f"{path}: training data not found") from None
     except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a text file") from None
+        raise DataError(f"{path}: is a directory, not a {'JSONL' if kind == 'jsonl' else 'text'} file") from None
     with f:
         for lineno, raw in enumerate(f, 1):
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
                 raise DataError(f"{path}:{lineno}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-            if line.strip():
-                pending.append(line)
-            if len(pending) >= _CHUNK_LINES:
-                flush(pending)
-    flush(pending)
+            if not line.strip():
+                continue
+            if kind != "jsonl":
+                yield line
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                got = "an object without a \"text\" string" if isinstance(obj, dict) else type(obj).__name__
+                raise DataError(f"{path}:{lineno}: expected a JSON object with a \"text\" string, got {got}")
+            if obj["text"].strip():
+                yield obj["text"]
+
+
+def iter_token_chunks(path: str | os.PathLike, tokenizer, kind: str | None = None) -> Iterator[np.ndarray]:
+    """The token stream of a document file in int32 chunks, end-of-text after every document."""
+    eos = tokenizer.eos_token_id
+    backend = tokenizer.backend_tokenizer
+    docs: list[str] = []
+
+    def flush() -> np.ndarray:
+        ids: list[int] = []
+        for enc in backend.encode_batch(docs, add_special_tokens=False):
+            ids.extend(enc.ids)
+            ids.append(eos)
+        docs.clear()
+        return np.asarray(ids, dtype=np.int32)
+
+    for doc in iter_documents(path, kind):
+        docs.append(doc)
+        if len(docs) >= _CHUNK_DOCS:
+            yield flush()
+    if docs:
+        yield flush()
+
+
+
+def tokenize_file(path: str | os.PathLike, tokenizer, kind: str = "text") -> np.ndarray:
+    """All documents of ``path`` (``text``: one per non-empty line; ``jsonl``: the ``"text"`` of each
+    object) as one int32 token stream, with ``tokenizer.eos_token_id`` after each document."""
+    parts = list(iter_token_chunks(path, tokenizer, kind))
     if not parts:
-        raise DataError(f"{path}: no text (every line is empty)")
+        what = "no line has a non-empty \"text\"" if kind == "jsonl" else "every line is empty"
+        raise DataError(f"{path}: no text ({what})")
     return np.concatenate(parts)
 
 
