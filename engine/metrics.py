@@ -42,6 +42,18 @@ def _duration(seconds: float | None) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
+#: (metric, format) of the console line, in order; absent or None metrics are left out.
+CONSOLE_FIELDS = (
+    ("loss", "loss {:.4f}"),
+    ("lr", "lr {:.2e}"),
+    ("grad_norm", "gnorm {:.2f}"),
+    ("tokens_per_s", "{:,.0f} tok/s"),
+    ("step_time_s", "{:.3f} s/step"),
+    ("mfu", "mfu {:.1%}"),
+    ("cost_usd", "${:.2f}"),
+)
+
+
 class ConsoleSink:
     """One human-readable line per log step, e.g.
     ``step   10/300 | loss 5.2311 | lr 1.00e-03 | gnorm 1.42 | 9,812 tok/s | 0.21 s/step | eta 1m02s``"""
@@ -53,20 +65,7 @@ class ConsoleSink:
     def write(self, metrics: dict[str, Any], step: int) -> None:
         width = len(str(self.max_steps)) if self.max_steps else 0
         parts = [f"step {step:>{width}}/{self.max_steps}" if self.max_steps else f"step {step}"]
-        if metrics.get("loss") is not None:
-            parts.append(f"loss {metrics['loss']:.4f}")
-        if metrics.get("lr") is not None:
-            parts.append(f"lr {metrics['lr']:.2e}")
-        if metrics.get("grad_norm") is not None:
-            parts.append(f"gnorm {metrics['grad_norm']:.2f}")
-        if metrics.get("tokens_per_s") is not None:
-            parts.append(f"{metrics['tokens_per_s']:,.0f} tok/s")
-        if metrics.get("step_time_s") is not None:
-            parts.append(f"{metrics['step_time_s']:.3f} s/step")
-        if metrics.get("mfu") is not None:
-            parts.append(f"mfu {100 * metrics['mfu']:.1f}%")
-        if metrics.get("cost_usd") is not None:
-            parts.append(f"${metrics['cost_usd']:.2f}")
+        parts += [fmt.format(metrics[key]) for key, fmt in CONSOLE_FIELDS if metrics.get(key) is not None]
         if "eta_s" in metrics:
             parts.append(f"eta {_duration(metrics['eta_s'])}")
         print(" | ".join(parts), file=self.stream or sys.stdout, flush=True)
