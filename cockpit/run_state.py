@@ -216,8 +216,10 @@ class RunState:
         if not isinstance(state, str):
             return
         step = _int(e.get("step"))
-        if step is not None:
-            self.step = max(self.step, step)
+        if step is not None and step < self.step:
+            self._rewind(step)  # resumed from an earlier checkpoint: what came after it was redone
+        elif step is not None:
+            self.step = step
         reason = e.get("reason") if isinstance(e.get("reason"), str) else None
         changed = state != self.state
         # A routine checkpoint (running -> checkpointing -> running) is logged by its checkpoint
@@ -229,6 +231,15 @@ class RunState:
             self.ended_ts = ts
         if changed and not routine:
             self._log(ts, "state", f"{state}" + (f" — {reason}" if reason else ""))
+
+    def _rewind(self, step: int) -> None:
+        """Forget the loss and eval points after ``step``: a resumed run trains them again."""
+        self.step = step
+        keep = sum(1 for s in self.loss_steps if s <= step)
+        del self.loss_steps[keep:], self.loss_values[keep:]
+        keep = sum(1 for s in self.eval_steps if s <= step)
+        del self.eval_steps[keep:], self.eval_values[keep:]
+        self.ended_ts = None
 
     def _on_metrics(self, e: dict, ts: float | None) -> None:
         step = _int(e.get("step"))

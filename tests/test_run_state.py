@@ -189,3 +189,18 @@ def test_other_units():
     assert units.duration(7300) == "2h01m" and units.duration(90_000) == "1d01h"
     assert units.loss(2.34567) == "2.346" and units.loss(10.37) == "10.37" and units.loss(float("nan")) == "nan"
     assert units.lr(3e-4) == "3.00e-04" and units.integer(12345) == "12,345"
+
+
+def test_a_resume_from_an_earlier_checkpoint_drops_the_redone_points():
+    ev, s = Events(), RunState()
+    s.apply(ev("status", state="running", step=0))
+    for step in range(1, 31):
+        s.apply(metrics(ev, step, 5.0 - step / 10))
+    s.apply(ev("eval", step=20, loss=3.5, perplexity=33.1))
+    s.apply(ev("eval", step=30, loss=3.0, perplexity=20.1))
+    # killed at step 30, resumed from checkpoint-20: the engine says so and trains 21.. again
+    s.apply(ev("status", state="starting", step=20, reason="resumed from checkpoint-20"))
+    assert s.step == 20 and s.loss_steps == list(range(1, 21)) and s.eval_steps == [20]
+    for step in range(21, 26):
+        s.apply(metrics(ev, step, 1.0))
+    assert s.loss_steps == list(range(1, 26)) and s.loss_values[-1] == 1.0 and s.step == 25
