@@ -20,6 +20,19 @@ def _short_gpu_name(name: str) -> str:
     return name
 
 
+
+def _meter_grid() -> Table:
+    """Rows of label | meter | value."""
+    grid = Table.grid(expand=True, padding=(0, 1))
+    grid.add_column(style="dim", no_wrap=True, min_width=4)
+    grid.add_column(ratio=1)
+    grid.add_column(justify="right", no_wrap=True)
+    return grid
+
+
+def _fraction(part: float | None, whole: float | None) -> float | None:
+    return part / whole if part is not None and whole else None
+
 class TelemetryPanel(Widget):
     DEFAULT_CSS = """
     TelemetryPanel {
@@ -33,15 +46,10 @@ class TelemetryPanel(Widget):
         v = self.view
         if not v.known:
             return Text("waiting for telemetry…", style="dim italic")
-        grid = Table.grid(expand=True, padding=(0, 1))
-        grid.add_column(style="dim", no_wrap=True, min_width=4)
-        grid.add_column(ratio=1)
-        grid.add_column(justify="right", no_wrap=True)
-
-        cpu = v.cpu_percent / 100 if v.cpu_percent is not None else None
-        grid.add_row("CPU", meter(cpu), Text(units.percent(v.cpu_percent), style="bold"))
-        ram = v.ram_used / v.ram_total if v.ram_used is not None and v.ram_total else None
-        grid.add_row("RAM", meter(ram), Text(units.bytes_pair(v.ram_used, v.ram_total), style="bold"))
+        grid = _meter_grid()
+        grid.add_row("CPU", meter(_fraction(v.cpu_percent, 100)), Text(units.percent(v.cpu_percent), style="bold"))
+        grid.add_row("RAM", meter(_fraction(v.ram_used, v.ram_total)),
+                     Text(units.bytes_pair(v.ram_used, v.ram_total), style="bold"))
         parts: list = [grid]
         if v.proc_rss is not None:
             parts.append(Text.assemble(("engine RSS ", "dim"), (units.nbytes(v.proc_rss), "bold")))
@@ -58,13 +66,9 @@ class TelemetryPanel(Widget):
                 extra.append(f"{g.power_w:.0f} W")
             head.add_row(Text.assemble((f"GPU{g.index} ", "bold"), (_short_gpu_name(g.name), "")),
                          Text("  ".join(extra), style="dim"))
-            rows = Table.grid(expand=True, padding=(0, 1))
-            rows.add_column(style="dim", no_wrap=True, min_width=4)
-            rows.add_column(ratio=1)
-            rows.add_column(justify="right", no_wrap=True)
-            util = g.util / 100 if g.util is not None else None
-            rows.add_row(" util", meter(util), Text(units.percent(g.util), style="bold"))
-            mem = g.mem_used / g.mem_total if g.mem_used is not None and g.mem_total else None
-            rows.add_row(" mem", meter(mem), Text(units.bytes_pair(g.mem_used, g.mem_total), style="bold"))
+            rows = _meter_grid()
+            rows.add_row(" util", meter(_fraction(g.util, 100)), Text(units.percent(g.util), style="bold"))
+            rows.add_row(" mem", meter(_fraction(g.mem_used, g.mem_total)),
+                         Text(units.bytes_pair(g.mem_used, g.mem_total), style="bold"))
             parts.extend([head, rows])
         return Group(*parts)
