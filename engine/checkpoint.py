@@ -10,6 +10,10 @@
 
 It is written as ``checkpoints/.tmp-checkpoint-<step>`` and renamed when complete; then the text
 file ``checkpoints/latest`` is atomically replaced with the directory name.
+
+Weights and optimizer state are full (unsharded) state dicts keyed by parameter name, gathered and
+restored through ``torch.distributed.checkpoint.state_dict``: one format and one code path for a
+single process, DDP and FSDP alike, so a checkpoint resumes under another strategy or process count.
 """
 
 from __future__ import annotations
@@ -120,19 +124,70 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _options(**kwargs):
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, **kwargs)
+
+
+def gather_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Full model and optimizer state dicts on the CPU, keyed by parameter name, from a model as
+    prepared (plain, DDP or FSDP). With several processes every one must call it (FSDP gathers
+    the shards); only the main process gets the dicts, the others get empty ones."""
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer wraps it
+    return get_state_dict(model, inner, options=_options(cpu_offload=True))
+
+
+def with_tied_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``weights`` plus the names of tied parameters that ``save_pretrained`` left out (the output
+    embedding tied to the input one), so that a strict load sees every parameter."""
+    names_of: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        names_of.setdefault(id(param), []).append(name)
+    full = dict(weights)
+    for names in names_of.values():
+        present = [n for n in names if n in full]
+        for name in names:
+            if present and name not in full:
+                full[name] = full[present[0]]
+    return full
+
+
+def restore_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, weights: dict[str, torch.Tensor],
+                  optim_state: dict[str, Any]) -> None:
+    """Load full state dicts (as ``gather_state`` made them) into a prepared model and optimizer;
+    every process calls it with the same dicts. Raises KeyError or RuntimeError when they do not
+    fit the model (the names of the first offending parameters in the message)."""
+    from torch.distributed.checkpoint.state_dict import set_state_dict
+
+    inner = getattr(optimizer, "optimizer", optimizer)
+    unwrapped = getattr(model, "module", model)
+    expected = {n for n, _ in unwrapped.named_parameters(remove_duplicate=False)}
+    expected |= {n for n, _ in unwrapped.named_buffers() if n in weights}
+    weights = with_tied_weights(unwrapped, weights)
+    missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - set(unwrapped.state_dict()))
+    if missing or unexpected:
+        raise KeyError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    set_state_dict(model, inner, model_state_dict=weights, optim_state_dict=optim_state, options=_options(strict=False))
+
+
 def save_checkpoint(checkpoints_dir: str | os.PathLike, step: int, model, tokenizer,
-                    training_state: dict[str, Any]) -> SavedCheckpoint:
+                    training_state: dict[str, Any], model_state: dict[str, torch.Tensor] | None = None) -> SavedCheckpoint:
     """Write checkpoint ``step`` under ``checkpoints_dir`` and point ``latest`` at it.
 
-    ``model`` is the unwrapped Transformers model; ``training_state`` must hold only tensors,
-    primitives, lists and dicts. An existing checkpoint of the same step is replaced."""
+    ``model`` is the unwrapped Transformers model (its config and ``save_pretrained``);
+    ``model_state`` the full state dict to write (``gather_state``), else the model's own.
+    ``training_state`` must hold only tensors, primitives, lists and dicts. An existing
+    checkpoint of the same step is replaced."""
     root = Path(checkpoints_dir)
     root.mkdir(parents=True, exist_ok=True)
     name = checkpoint_name(step)
     final, tmp = root / name, root / f".tmp-{name}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, state_dict=model_state, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         torch.save(training_state, tmp / TRAINING_STATE)

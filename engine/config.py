@@ -97,12 +97,15 @@ class TrainConfig(_Section):
     threads: int = Field(0, ge=0)
     """CPU threads for torch; 0 lets torch decide."""
     nonfinite: Literal["skip", "stop", "off"] = "skip"
-    """What a step whose loss or gradient norm is NaN/inf does, after an ``error`` event naming the
-    step: ``skip`` drops the batch (no optimizer update, gradients zeroed; the step is not counted);
-    ``stop`` saves a checkpoint of the last good state (the bad update is never applied) and ends
-    the run ``failed``; ``off`` does not check (saves one host sync per step on a GPU)."""
+    """What a step whose loss or gradient norm is NaN/inf does. ``skip``: the optimizer skips that
+    update on the device (fused AdamW's ``found_inf``, as a grad scaler does), the step still counts
+    and the learning-rate schedule goes on; the skipped steps are read back with the metrics, so
+    their ``error`` events arrive at the next logging step and the loop never waits for the device.
+    ``stop``: checks every step on the host (one sync per step), saves a checkpoint of the last good
+    state (the bad update is never applied) and ends the run ``failed``. ``off``: no check."""
     nonfinite_max_skips: int = Field(10, ge=1)
-    """With ``nonfinite: skip``, this many non-finite steps in a row stop the run as ``stop`` would."""
+    """With ``nonfinite: skip``, this many non-finite steps in a row end the run ``failed`` with a
+    checkpoint (found at the logging step after them; none of their updates was applied)."""
     price_per_hour: float = Field(0.0, ge=0)
     """What the machine costs in USD per hour; non-zero adds a running ``cost_usd`` (training wall
     time since the run's first step, summed over resumes, start-up excluded) to the metrics."""
@@ -151,6 +154,28 @@ class EventsConfig(_Section):
     benchmarks only."""
 
 
+class FSDPConfig(_Section):
+    reshard_after_forward: bool = True
+    """Free each layer's gathered weights after its forward pass and gather them again for the
+    backward pass (ZeRO-3: the least memory), or keep them until then (ZeRO-2-like: less
+    communication, more memory)."""
+    cpu_offload: bool = False
+    """Keep the sharded parameters, gradients and optimizer state in CPU memory between uses: much
+    slower, for a model whose training state does not fit in the GPUs' memory otherwise."""
+
+
+class DistributedConfig(_Section):
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    """How several processes (``cockpit run --nproc``) share the work. ``ddp``: every GPU holds the
+    whole model, gradients and optimizer state, and gradients are averaged (the fastest while it
+    fits). ``fsdp``: PyTorch FSDP2 through Accelerate: parameters, gradients and optimizer state are
+    sharded across the GPUs, one unit per decoder layer, for models whose training state does not
+    fit on one GPU. FSDP needs CUDA GPUs; one process ignores the strategy. Checkpoints are the
+    same full state dicts either way, so a run can resume under the other strategy."""
+    fsdp: FSDPConfig = FSDPConfig()
+    """FSDP settings (with ``strategy: fsdp``)."""
+
+
 class RunConfig(_Section):
     """One training run, as written in a config file and resolved into ``run.yaml``."""
 
@@ -168,6 +193,8 @@ class RunConfig(_Section):
     """Tokenizer."""
     train: TrainConfig = TrainConfig()
     """Optimisation and loop settings."""
+    distributed: DistributedConfig = DistributedConfig()
+    """Several processes: data parallel or sharded."""
     telemetry: TelemetryConfig = TelemetryConfig()
     """Machine telemetry."""
     events: EventsConfig = EventsConfig()

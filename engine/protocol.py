@@ -77,7 +77,7 @@ EVENT_PAYLOADS: dict[str, dict[str, str]] = {
     },
     "metrics": {
         "step": "optimizer steps completed (int)",
-        "loss": "mean training loss over the logging interval (float)",
+        "loss": "mean training loss over the logging interval's applied steps, null when all were skipped (float)",
         "lr": "learning rate after this step (float)",
         "grad_norm": "optional: gradient norm before clipping (float)",
         "tokens_per_s": "training throughput over the logging interval, all processes (float)",
@@ -90,6 +90,7 @@ EVENT_PAYLOADS: dict[str, dict[str, str]] = {
         "cost_usd": "optional: train.price_per_hour x training wall time so far, all resumes (float)",
         "data_wait_s": "optional: mean seconds per step spent waiting for training batches (float)",
         "compute_s": "optional: mean seconds per step besides waiting for batches (float)",
+        "skipped_steps": "optional: steps of the interval whose update was skipped, non-finite (int)",
     },
     "eval": {
         "step": "optimizer step the evaluation ran at (int)",

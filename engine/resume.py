@@ -117,21 +117,16 @@ def restore(trainer, point: ResumePoint) -> None:
     everything that draws from them)."""
     from safetensors.torch import load_file
 
-    from engine.checkpoint import set_rng_state
+    from engine.checkpoint import restore_state, set_rng_state
     from engine.config import ConfigError
 
     state, acc = point.state, trainer.accelerator
-    model = acc.unwrap_model(trainer.model)
-    weights = load_file(point.path / "model.safetensors", device=str(acc.device))
-    result = model.load_state_dict(weights, strict=False)
-    own = model.state_dict()
-    loaded_ptrs = {own[k].data_ptr() for k in weights if k in own}
-    missing = [k for k in result.missing_keys if own[k].data_ptr() not in loaded_ptrs]  # tied weights are fine
-    if missing or result.unexpected_keys:
-        raise ConfigError(f"{point.path}: the checkpoint's weights do not fit this run's model "
-                          f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]}); "
-                          "resume with the config the checkpoint was trained with")
-    trainer.optimizer.load_state_dict(state["optimizer"])
+    weights = load_file(point.path / "model.safetensors")
+    try:
+        restore_state(trainer.model, trainer.optimizer, weights, state["optimizer"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"{point.path}: the checkpoint's weights or optimizer state do not fit this run's model "
+                          f"({exc}); resume with the config the checkpoint was trained with") from None
     trainer.scheduler.load_state_dict(state["scheduler"])
     data, batches = state["data"], trainer.batches
     if int(data.get("n_windows", batches.n_windows)) != batches.n_windows:

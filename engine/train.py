@@ -1,21 +1,24 @@
 """Training: config -> build -> train -> close.
 
     run(run_dir, cfg, resume=None)         event bus, signals, telemetry; errors become events
-      Trainer.build()                      seeds, Accelerator, data, tokenizer, model, optimizer
+      Trainer.build()                      seeds, Accelerator (DDP or FSDP), data, tokenizer, model, optimizer
       Trainer.configure_model()            gradient checkpointing, torch.compile
       engine.resume.restore()              with --resume: weights, optimizer, scheduler, data, RNG
       Trainer.fit()                        the loop; returns "finished", "stopped" or "failed"
-        train_step()                       micro batches -> clip -> finite? -> optimizer + scheduler step
-        nonfinite_step()                   train.nonfinite: skip the batch, or stop on the last good state
+        train_step()                       micro batches -> clip -> optimizer step unless non-finite -> scheduler
+        nonfinite_stop()                   train.nonfinite: stop -- checkpoint the last good state, fail
         log_metrics()                      at step 1, every log_every steps, and the last step
+          read_back()                      per-step losses and gradient norms; skipped steps -> error events
         run_eval()                         every eval_every steps and the last: ``eval`` event, best tracked
         poll_controls()                    commands and signals, once per optimizer step
         check_limits()                     stop before budget_usd / max_hours would be passed
         save(reason)                       checkpoints/checkpoint-<step>, then prune to save_total_limit
 
-Only the logging steps read the loss and gradient norm back from the device (``.item()``); they
-are summed as tensors in between. The one other host sync is the finiteness check of each step
-(a single boolean; ``train.nonfinite: off`` removes it). CUDA out of memory ends the run with an
+Only the logging steps (and checkpoints) read the losses and gradient norms back from the device;
+in between they stay there, one small tensor per step. A non-finite step is skipped on the device
+too (``train.nonfinite: skip``, fused AdamW's ``found_inf``), so the host never waits for the GPU
+inside the logging interval; ``train.nonfinite: stop`` checks each step on the host instead. With
+several processes, following commands costs one small collective per step. CUDA out of memory ends the run with an
 ``error`` event that suggests what to change, and writes no checkpoint of the failed step. With several processes (``accelerate launch``), the main
 process owns the event bus and the checkpoints, and the others follow its commands.
 """
@@ -37,16 +40,17 @@ from accelerate.utils import set_seed
 from transformers.utils import logging as hf_logging
 
 from engine.bus import EventBus
-from engine.checkpoint import rng_state, save_checkpoint
+from engine.checkpoint import gather_state, rng_state, save_checkpoint
 from engine.config import ConfigError, RunConfig
 from engine.controls import Controls
 from engine.data.demo import generate_demo_corpus
+from engine.distributed import accelerator_plugins, world_size
 from engine.evaluate import NoHeldOutData, eval_windows, evaluate
 from engine.data.text import BatchIterator, DataError, split_tokens, tokenize_file
 from engine.data.tokenizer import has_tokenizer, load_tokenizer, train_tokenizer
 from engine.metrics import ConsoleSink, EventSink, MetricsLogger, tensorboard_sink
 from engine.model import build_model, count_params, flops_per_token, model_config, peak_flops
-from engine.optim import build_optimizer, build_scheduler
+from engine.optim import build_optimizer, build_scheduler, can_skip_on_device, step_unless
 from engine.protocol import PROTOCOL_VERSION
 from engine.resume import ResumePoint, restore
 from engine.rundir import RunPaths
@@ -104,7 +108,8 @@ class Trainer:
         self.metrics: MetricsLogger | None = None
         self.tensorboard = None
         self.end_reason: str | None = None  # why fit() ended "failed" (a fault it handled)
-        self.nonfinite_skips = 0  # steps dropped for a non-finite loss (train.nonfinite: skip)
+        self.nonfinite_skips = 0  # steps whose update was skipped for a non-finite loss (train.nonfinite: skip)
+        self.nonfinite_in_a_row = 0
         self.checkpoint_s: list[float] = []  # measured checkpoint durations, for the budget prediction
         self.data_wait_s = 0.0  # time spent waiting for batches in the logging interval
         #: Test hook, never set in production: optimizer steps (1-based, comma-separated) whose loss
@@ -131,7 +136,9 @@ class Trainer:
         if train.threads > 0:
             torch.set_num_threads(train.threads)
         mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[train.precision]
-        self.accelerator = acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed)
+        cuda = torch.cuda.is_available()
+        self.accelerator = acc = Accelerator(cpu=not cuda, mixed_precision=mixed,
+                                             **accelerator_plugins(cfg.distributed, world_size(), cuda))
         set_seed(train.seed)
 
         with acc.main_process_first():
@@ -153,11 +160,12 @@ class Trainer:
         set_seed(train.seed)  # the initial weights depend on the seed only, not on the data steps above
         model = build_model(self.model_config)
         self.n_params = count_params(model)
-        optimizer = build_optimizer(model, train, fused=acc.device.type == "cuda")
+        optimizer = build_optimizer(model, train)
         self.scheduler = build_scheduler(optimizer, train)
         # The scheduler stays unprepared: it is stepped once per optimizer step, whatever the
         # number of processes (data sharding is done by BatchIterator, not by Accelerate).
         self.model, self.optimizer = acc.prepare(model, optimizer)
+        self.skip_on_device = can_skip_on_device(self.optimizer)
 
         self.tokens_per_step = train.tokens_per_micro_batch * train.grad_accum_steps * acc.num_processes
         self.device = device_description(acc)
@@ -242,30 +250,26 @@ class Trainer:
         self.check_limits(0.0)
         if self.controls.stop_reason:  # stopped before the first step: nothing worth saving
             return "stopped"
-        bad_in_a_row = 0
         while self.step < train.max_steps:
             t_step = time.perf_counter()
             try:
-                loss, grad_norm, finite = self.train_step()
+                values, applied = self.train_step()
             except torch.cuda.OutOfMemoryError as exc:
                 self.optimizer.zero_grad(set_to_none=True)
                 raise TrainingFault(oom_message(self.step + 1, train)) from exc
-            if not finite:
-                bad_in_a_row += 1
-                if self.nonfinite_step(loss, grad_norm, bad_in_a_row):
+            if not applied:  # train.nonfinite: stop
+                self.nonfinite_stop(values)
+                break
+            self.step += 1
+            self.tokens_seen += self.tokens_per_step
+            self.step_values.append(values)
+            self.interval_steps += 1
+            if self.step == 1 or self.step % train.log_every == 0 or self.step == train.max_steps:
+                self.log_metrics()
+                if self.end_reason:  # too many non-finite steps in a row
                     break
-            else:
-                bad_in_a_row = 0
-                self.step += 1
-                self.tokens_seen += self.tokens_per_step
-                self.loss_sum += loss
-                if grad_norm is not None:
-                    self.grad_norm_sum += grad_norm
-                self.interval_steps += 1
-                if self.step == 1 or self.step % train.log_every == 0 or self.step == train.max_steps:
-                    self.log_metrics()
-                if train.eval_every and (self.step % train.eval_every == 0 or self.step == train.max_steps):
-                    self.run_eval()
+            if train.eval_every and (self.step % train.eval_every == 0 or self.step == train.max_steps):
+                self.run_eval()
 
             self.poll_controls()
             self.check_limits(time.perf_counter() - t_step)
@@ -274,8 +278,10 @@ class Trainer:
             if self.controls.checkpoint_requested:
                 self.controls.checkpoint_requested = False
                 self.save("command")
-            elif finite and train.save_every and self.step % train.save_every == 0:
+            elif train.save_every and self.step % train.save_every == 0:
                 self.save("interval")
+            if self.end_reason:  # found by the read-back of a checkpoint
+                break
             if self.controls.paused:
                 self.pause()
                 if self.controls.stop_reason:
@@ -292,21 +298,45 @@ class Trainer:
         self.save("final", announce=False)
         return "stopped" if stopped else "finished"
 
-    def nonfinite_step(self, loss: torch.Tensor, grad_norm: torch.Tensor | None, in_a_row: int) -> bool:
-        """Report a step whose update was not applied; True when the run must end (``end_reason`` set)."""
-        train, step = self.cfg.train, self.step + 1
-        values = f"loss {loss.item():.4g}, grad_norm {float(grad_norm) if grad_norm is not None else float('nan'):.4g}"
-        if train.nonfinite == "skip" and in_a_row < train.nonfinite_max_skips:
-            self.nonfinite_skips += 1
-            self.bus.emit("error", step=step, message=f"non-finite loss at step {step} ({values}): batch skipped, "
-                          f"no optimizer update (train.nonfinite: skip)")
-            return False
-        why = ("train.nonfinite: stop" if train.nonfinite == "stop"
-               else f"{in_a_row} non-finite steps in a row, train.nonfinite_max_skips is {train.nonfinite_max_skips}")
-        self.end_reason = (f"non-finite loss at step {step} ({why}); the update was not applied, "
+    def nonfinite_stop(self, values: torch.Tensor) -> None:
+        """``train.nonfinite: stop`` found step ``self.step + 1`` non-finite (its update not applied)."""
+        step = self.step + 1
+        loss, grad_norm = values.tolist()
+        self.end_reason = (f"non-finite loss at step {step} (train.nonfinite: stop); the update was not applied, "
                            f"checkpoint-{self.step} holds the last good state")
-        self.bus.emit("error", step=step, message=f"non-finite loss at step {step} ({values}): stopping ({why})")
-        return True
+        self.bus.emit("error", step=step, message=f"non-finite loss at step {step} (loss {loss:.4g}, grad_norm "
+                      f"{grad_norm:.4g}): stopping (train.nonfinite: stop)")
+
+    def read_back(self) -> None:
+        """Bring the per-step losses and gradient norms kept on the device since the last read to
+        the host (the one host sync of a logging interval). Steps whose update was skipped for a
+        non-finite value become ``error`` events now; too many in a row set ``end_reason``."""
+        if not self.step_values:
+            return
+        acc, train = self.accelerator, self.cfg.train
+        values = torch.stack(self.step_values)
+        if acc.num_processes > 1:  # the loss of every process; the gradient norm is global already
+            values[:, 0] = acc.reduce(values[:, 0].contiguous(), "mean")
+        rows, first = values.tolist(), self.step - len(self.step_values) + 1
+        self.step_values.clear()
+        for step, (loss, grad_norm) in enumerate(rows, start=first):
+            # fp16: an inf gradient norm is the grad scaler's own business (it skipped and rescaled).
+            bad = not math.isfinite(loss) or (train.precision != "fp16" and not math.isfinite(grad_norm))
+            if train.nonfinite == "off" or not bad:
+                self.nonfinite_in_a_row = 0
+                self.interval_losses.append(loss)
+                if math.isfinite(grad_norm):
+                    self.interval_grad_norms.append(grad_norm)
+                continue
+            self.nonfinite_skips += 1
+            self.interval_skipped += 1
+            self.nonfinite_in_a_row += 1
+            self.bus.emit("error", step=step, message=f"non-finite loss at step {step} (loss {loss:.4g}, grad_norm "
+                          f"{grad_norm:.4g}): update skipped (train.nonfinite: skip)")
+            if self.nonfinite_in_a_row >= train.nonfinite_max_skips and not self.end_reason:
+                self.end_reason = (f"{self.nonfinite_in_a_row} non-finite steps in a row up to step {step} "
+                                   f"(train.nonfinite_max_skips is {train.nonfinite_max_skips}); their updates were not "
+                                   f"applied, checkpoint-{self.step} holds the last good weights")
 
     def configure_model(self) -> None:
         """Model options applied after build: gradient checkpointing, torch.compile."""
@@ -389,10 +419,11 @@ class Trainer:
         price = self.cfg.train.price_per_hour
         return price * elapsed_s / 3600 if price else None
 
-    def train_step(self) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
-        """One optimizer step; returns the mean micro-batch loss and the gradient norm (tensors),
-        and whether they are finite. A non-finite step applies no update and leaves no gradients.
-        The finiteness check is the one host sync per step (none with ``train.nonfinite: off``)."""
+    def train_step(self) -> tuple[torch.Tensor, bool]:
+        """One optimizer step. Returns ``[loss, grad_norm]`` (a tensor on the device: the mean
+        micro-batch loss and the norm before clipping) and whether the step went ahead: False
+        only under ``train.nonfinite: stop`` when the values are not finite (no update applied,
+        gradients cleared). Under ``skip`` a non-finite step is skipped on the device."""
         acc, model, train = self.accelerator, self.model, self.cfg.train
         accum = train.grad_accum_steps
         model.train()
@@ -411,34 +442,49 @@ class Trainer:
                     loss = loss * float("nan")
                 acc.backward(loss / accum)
             loss_sum += loss.detach()
-        max_norm = train.grad_clip or float("inf")
-        grad_norm = acc.clip_grad_norm_(model.parameters(), max_norm)
-        loss_mean = loss_sum / accum
-        if train.nonfinite != "off":
-            # fp16: the grad scaler finds and skips inf gradients itself; only the loss is checked.
-            check = loss_mean if train.precision == "fp16" or grad_norm is None else loss_mean + grad_norm
-            if acc.num_processes > 1:  # a NaN on any process stops or skips on all of them alike
-                check = acc.reduce(check.float(), "sum")
-            if not bool(torch.isfinite(check)):
-                self.optimizer.zero_grad(set_to_none=True)
-                return loss_mean, grad_norm, False
-        self.optimizer.step()
+        grad_norm = acc.clip_grad_norm_(model.parameters(), train.grad_clip or float("inf"))
+        if grad_norm is None:  # a strategy that does not report it
+            grad_norm = torch.zeros((), device=acc.device)
+        elif hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor of partial norms
+            grad_norm = grad_norm.full_tensor()
+        values = torch.stack([loss_sum / accum, grad_norm.detach().float().to(acc.device)])
+        skip = None
+        if train.nonfinite != "off" and train.precision != "fp16":  # fp16: the grad scaler skips inf steps
+            skip = ~torch.isfinite(values.sum())
+            if acc.num_processes > 1:  # a NaN on any process skips or stops on all of them alike
+                skip = acc.reduce(skip.float(), "sum") > 0
+            if train.nonfinite == "stop" or not self.skip_on_device:
+                if bool(skip):  # the host sync of ``stop``
+                    self.optimizer.zero_grad(set_to_none=True)
+                    if train.nonfinite == "stop":
+                        return values, False
+                    self.scheduler.step()
+                    return values, True
+                skip = None
+        if skip is None:
+            self.optimizer.step()
+        else:
+            step_unless(self.optimizer, skip)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss_mean, grad_norm, True
+        return values, True
 
     def _reset_interval(self) -> None:
-        self.loss_sum = torch.zeros((), device=self.accelerator.device)
-        self.grad_norm_sum = torch.zeros((), device=self.accelerator.device)
+        self.step_values: list[torch.Tensor] = []  # [loss, grad_norm] per step, on the device until read_back
+        self.interval_losses: list[float] = []  # steps whose update was applied
+        self.interval_grad_norms: list[float] = []
+        self.interval_skipped = 0
         self.interval_steps = 0
         self.interval_t0 = time.perf_counter()
         self.excluded_s = 0.0  # checkpoint and pause time inside the interval
         self.data_wait_s = 0.0
 
     def log_metrics(self) -> None:
-        acc, n = self.accelerator, self.interval_steps
-        loss = acc.reduce(self.loss_sum, "mean") if acc.num_processes > 1 else self.loss_sum
-        loss, grad_norm = loss.item() / n, self.grad_norm_sum.item() / n  # the host sync
+        n = self.interval_steps
+        self.read_back()
+        losses, norms = self.interval_losses, self.interval_grad_norms
+        loss = sum(losses) / len(losses) if losses else math.nan  # null when every step was skipped
+        grad_norm = sum(norms) / len(norms) if norms else None
         now = time.perf_counter()
         busy = max(now - self.interval_t0 - self.excluded_s, 1e-9)
         step_time = busy / n
@@ -460,6 +506,7 @@ class Trainer:
             "cost_usd": self.cost_usd(elapsed),
             "data_wait_s": data_wait,
             "compute_s": max(step_time - data_wait, 0.0),
+            **({"skipped_steps": self.interval_skipped} if self.interval_skipped else {}),
         }, step=self.step)
         self._reset_interval()
 
@@ -499,15 +546,16 @@ class Trainer:
             self.set_state("running")
         self.excluded_s = excluded + time.perf_counter() - t0  # checkpoints inside counted once
 
-    def training_state(self) -> dict:
-        """Everything besides the weights needed to continue the run (tensors and primitives)."""
+    def training_state(self, optimizer_state: dict) -> dict:
+        """Everything besides the weights needed to continue the run (tensors and primitives);
+        ``optimizer_state`` is the full one, keyed by parameter name (``gather_state``)."""
         return {
             "step": self.step,
             "tokens_seen": self.tokens_seen,
             "best_eval_loss": self.best_eval_loss,
             "best_eval_step": self.best_eval_step,
             "device_type": self.accelerator.device.type,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer_state,
             "scheduler": self.scheduler.state_dict(),
             "data": self.batches.state_dict(),
             "rng": rng_state(),
@@ -526,13 +574,15 @@ class Trainer:
         acc = self.accelerator
         if announce:
             self.set_state("checkpointing", reason)
-        state = self.training_state()
+        self.read_back()  # the skip count in the state is current
+        model_state, optim_state = gather_state(self.model, self.optimizer)  # every process takes part
+        state = self.training_state(optim_state)
         acc.wait_for_everyone()
         rel = f"{self.paths.checkpoints.name}/checkpoint-{self.step}"
         if acc.is_main_process:
             try:
                 saved = save_checkpoint(self.paths.checkpoints, self.step, acc.unwrap_model(self.model),
-                                        self.tokenizer, state)
+                                        self.tokenizer, state, model_state=model_state)
             except Exception as exc:
                 self.bus.emit("checkpoint", action="failed", step=self.step, path=rel, reason=reason,
                               error=f"{type(exc).__name__}: {exc}")

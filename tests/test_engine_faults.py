@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 TOKENS_PER_STEP = 8 * 64
 
 RUNS = {
-    "skip": ({"train.max_steps": 12, "train.log_every": 1, "train.nonfinite": "skip"}, "3"),
+    "skip": ({"train.max_steps": 12, "train.log_every": 5, "train.save_every": 4, "train.nonfinite": "skip"}, "3,9"),
     "stop": ({"train.max_steps": 20, "train.log_every": 1, "train.save_every": 5, "train.nonfinite": "stop"}, "7"),
     "budget": ({"train.max_steps": 100_000, "train.warmup_steps": 5, "train.price_per_hour": 3600.0,
                 "train.budget_usd": 2.0}, ""),
@@ -69,22 +69,38 @@ def log_of(run_dir: Path) -> str:
     return RunPaths(run_dir).engine_log.read_text(errors="replace")
 
 
-def test_nonfinite_skip_drops_the_batch_and_goes_on(runs):
+def test_nonfinite_skip_skips_the_update_on_the_device_and_goes_on(runs):
+    from safetensors.torch import load_file
+
     from engine.checkpoint import load_training_state
 
     run_dir, rc, events = runs["skip"]
     assert rc == 0, log_of(run_dir)
     errors = [e for e in events if e["type"] == "error"]
-    assert len(errors) == 1 and errors[0]["step"] == 3
-    assert "non-finite loss at step 3" in errors[0]["message"] and "skipped" in errors[0]["message"]
+    assert [e["step"] for e in errors] == [3, 9]
+    assert all(f"non-finite loss at step {e['step']}" in e["message"] and "update skipped" in e["message"]
+               for e in errors)
+    seq = {id(e): i for i, e in enumerate(events)}
     metrics = [e for e in events if e["type"] == "metrics"]
-    assert [m["step"] for m in metrics] == list(range(1, 13))  # the skipped batch is not a step
+    assert [m["step"] for m in metrics] == [1, 5, 10, 12]  # a skipped step still counts
+    # No host sync inside the interval: step 3's error arrives with the logging step after it.
+    at5 = next(m for m in metrics if m["step"] == 5)
+    assert seq[id(errors[0])] < seq[id(at5)] and not any(
+        e["type"] == "error" for e in events[:seq[id(errors[0])]])
+    assert {m["step"]: m.get("skipped_steps", 0) for m in metrics} == {1: 0, 5: 1, 10: 1, 12: 0}
     assert all(math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"]) for m in metrics)
     assert metrics[-1]["tokens_seen"] == 12 * TOKENS_PER_STEP
-    assert metrics[-1]["data_position"][1] == 13 * 8  # 13 batches drawn: one was dropped
+    assert metrics[-1]["data_position"][1] == 12 * 8  # one batch per step, skipped or not
     assert events[-1]["state"] == "finished"
-    state = load_training_state(latest_checkpoint(run_dir))
-    assert state["step"] == 12 and state["nonfinite_skips"] == 1
+    # The interval checkpoint at step 4 counts the skip that only the read-back saw.
+    assert load_training_state(run_dir / "checkpoints" / "checkpoint-4")["nonfinite_skips"] == 1
+    ckpt = latest_checkpoint(run_dir)
+    state = load_training_state(ckpt)
+    assert state["step"] == 12 and state["nonfinite_skips"] == 2
+    # NaN gradients applied once would have made every weight NaN.
+    assert all(t.isfinite().all() for t in load_file(ckpt / "model.safetensors").values())
+    # AdamW's own step count shows two updates were not applied.
+    assert {int(s["step"]) for s in state["optimizer"]["state"].values()} == {10}
 
 
 def test_nonfinite_stop_saves_the_last_good_state_and_fails(runs):

@@ -276,6 +276,44 @@ def test_checkpoint_is_atomic_verifiable_and_weights_only(tmp_path, tokenizer):
     assert any("config.json" in p for p in verify_checkpoint(saved.path))
 
 
+
+def test_gathered_state_restores_by_parameter_name_with_tied_weights(tmp_path, tokenizer):
+    from safetensors.torch import load_file
+
+    from engine.checkpoint import gather_state, load_training_state, restore_state, save_checkpoint
+    from engine.model import build_model, model_config
+
+    def make(layers=1):
+        torch.manual_seed(layers)
+        model = build_model(model_config("tiny", {"num_hidden_layers": layers, "hidden_size": 32,
+                                                  "intermediate_size": 64, "tie_word_embeddings": True},
+                                         vocab_size=len(tokenizer)))
+        return model, torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+
+    model, opt = make()
+    x = torch.tensor([[1, 2, 3, 4]])
+    model(input_ids=x, labels=x).loss.backward()
+    opt.step()
+    model_state, optim_state = gather_state(model, opt)
+    assert "model.embed_tokens.weight" in optim_state["state"]  # keyed by name, not by position
+    saved = save_checkpoint(tmp_path, 1, model, tokenizer, {"optimizer": optim_state}, model_state=model_state)
+    weights = load_file(saved.path / "model.safetensors")
+    assert "lm_head.weight" not in weights  # tied: written once
+
+    fresh, fresh_opt = make()
+    assert not torch.equal(fresh.model.embed_tokens.weight, model.model.embed_tokens.weight)
+    restore_state(fresh, fresh_opt, weights, load_training_state(saved.path)["optimizer"])
+    for (name, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert fresh.lm_head.weight is fresh.model.embed_tokens.weight
+    before = opt.state_dict()["state"]
+    after = fresh_opt.state_dict()["state"]
+    assert all(torch.equal(before[i]["exp_avg_sq"], after[i]["exp_avg_sq"]) for i in before)
+
+    other, other_opt = make(layers=2)
+    with pytest.raises(KeyError, match=r"missing \['model\.layers\.1\."):
+        restore_state(other, other_opt, weights, load_training_state(saved.path)["optimizer"])
+
 # --- telemetry --------------------------------------------------------------------------------
 
 def test_telemetry_sample_has_the_protocol_keys_and_degrades_without_nvml():

@@ -97,3 +97,39 @@ def test_two_cpu_processes_match_one_with_the_same_global_batch(tmp_path, engine
     assert manifest["step"] == 20
     from transformers import AutoModelForCausalLM
     AutoModelForCausalLM.from_pretrained(ckpt)
+    from engine.checkpoint import load_training_state
+    names = {n for n, _ in AutoModelForCausalLM.from_pretrained(ckpt).named_parameters()}
+    assert set(load_training_state(ckpt)["optimizer"]["state"]) == names  # full, by name, no "module." prefix
+
+    # The DDP checkpoint resumes in one process: full state dicts do not depend on the process count.
+    resumed = subprocess.run([sys.executable, "-m", "cockpit", "run", str(config), "--headless", "--resume",
+                              str(ckpt), "--set", "train.max_steps=22", "--set", "train.micro_batch_size=8"],
+                             capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    after = [e for e in events_of(tmp_path / "two") if e["type"] == "metrics" and e["seq"] > events[-1]["seq"]]
+    assert [e["step"] for e in after] == [21, 22] and all(e["loss"] < loss_two[1] for e in after)
+
+
+def test_fsdp_is_accelerates_fsdp2_plugin_on_gpus_and_refused_on_cpus():
+    from engine.config import DistributedConfig
+    from engine.distributed import accelerator_plugins
+
+    fsdp = DistributedConfig(strategy="fsdp", fsdp={"reshard_after_forward": False})
+    plugin = accelerator_plugins(fsdp, processes=4, cuda=True)["fsdp_plugin"]
+    assert plugin.fsdp_version == 2 and plugin.reshard_after_forward is False
+    assert plugin.auto_wrap_policy.__name__ == "transformer_auto_wrap_policy"  # one unit per decoder layer
+    assert accelerator_plugins(DistributedConfig(), processes=4, cuda=True) == {}  # ddp: Accelerate's default
+    assert accelerator_plugins(fsdp, processes=1, cuda=False) == {}  # one process: nothing to shard
+    with pytest.raises(ConfigError, match="distributed.strategy fsdp needs CUDA GPUs"):
+        accelerator_plugins(fsdp, processes=2, cuda=False)
+
+
+def test_cli_fsdp_on_cpu_processes_exits_2(tmp_path):
+    from cockpit.launch import count_gpus
+
+    if count_gpus():
+        pytest.skip("this machine has GPUs")
+    result = CliRunner().invoke(app, ["run", "demo", "--detach", "--nproc", "2", "--run-dir", str(tmp_path / "r"),
+                                      "--set", "distributed.strategy=fsdp"])
+    assert result.exit_code == 2 and "distributed.strategy fsdp needs CUDA GPUs" in result.output
+    assert not (tmp_path / "r").exists()  # refused before anything was made

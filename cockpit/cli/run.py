@@ -29,7 +29,8 @@ def run(
     """Start a training run. The engine runs in its own session and keeps training when the
     cockpit closes; `cockpit attach` re-opens it."""
     from engine.config import ConfigError
-    from cockpit.launch import (Topology, count_events, join_run_dir, new_run_dir, prepare_config, resume_target,
+    from engine.distributed import check_strategy
+    from cockpit.launch import (Topology, count_events, count_gpus, join_run_dir, new_run_dir, prepare_config, resume_target,
                                 spawn_engine, wait_until_started)
 
     if headless and detach:
@@ -37,6 +38,8 @@ def run(
     try:
         topology = Topology(nproc, nnodes, node_rank, master_addr, master_port)
         config_path, cfg = prepare_config(config, set_)
+        if topology.distributed:
+            check_strategy(cfg.distributed, topology.nproc * topology.nnodes, cuda=count_gpus() > 0)
         resume_arg, from_seq = None, 0
         if resume is not None:
             if node_rank > 0:
