@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -103,6 +103,11 @@ class TrainConfig(_Section):
     their ``error`` events arrive at the next logging step and the loop never waits for the device.
     ``stop``: checks every step on the host (one sync per step), saves a checkpoint of the last good
     state (the bad update is never applied) and ends the run ``failed``. ``off``: no check."""
+    @field_validator("nonfinite", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML reads a bare `off` as false
+
     nonfinite_max_skips: int = Field(10, ge=1)
     """With ``nonfinite: skip``, this many non-finite steps in a row end the run ``failed`` with a
     checkpoint (found at the logging step after them; none of their updates was applied)."""

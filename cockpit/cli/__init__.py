@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from cockpit.cli import check as _check
 from cockpit.cli import presets as _presets
 from cockpit.cli import run as _run
 from cockpit.cli import runs as _runs
@@ -42,6 +43,7 @@ def _root(ctx: typer.Context) -> None:
 
 
 _run.register(app)
+_check.register(app)
 _runs.register(app)
 _presets.register(app)
 

@@ -15,6 +15,15 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 EOS_TOKEN = "<|endoftext|>"
 
 
+#: End-of-text tokens of common tokenizers, tried in order when no tokenizer_config.json names one.
+EOS_CANDIDATES = (EOS_TOKEN, "<|end_of_text|>", "</s>", "<eos>", "<|eot_id|>")
+
+
+def guess_eos(vocab: dict[str, int]) -> str | None:
+    """The end-of-text token of a bare ``tokenizer.json``'s vocabulary, or None."""
+    return next((t for t in EOS_CANDIDATES if t in vocab), None)
+
+
 def has_tokenizer(path: str | os.PathLike) -> bool:
     return (Path(path) / "tokenizer.json").is_file()
 
@@ -63,8 +72,13 @@ def load_tokenizer(path: str | os.PathLike):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if tokenizer.eos_token_id is None:  # a bare tokenizer.json: no tokenizer_config.json names it
+        eos = guess_eos(tokenizer.get_vocab())
+        if eos is not None:
+            tokenizer.eos_token = eos
     if tokenizer.eos_token_id is None:
-        raise ValueError(f"{path}: the tokenizer has no end-of-text token (eos_token)")
+        raise ValueError(f"{path}: the tokenizer has no end-of-text token (eos_token in tokenizer_config.json, "
+                         f"or one of {', '.join(EOS_CANDIDATES)} in its vocabulary)")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
