@@ -155,3 +155,13 @@ def test_shipped_configs_validate(name):
 
     _, cfg = prepare_config(name)
     assert cfg.data.path.is_absolute()
+
+
+def test_nonfinite_off_survives_yaml(tmp_path):
+    """YAML 1.1 reads a bare `off` as false; `train.nonfinite: off` must still mean "off"."""
+    from engine.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  nonfinite: off\n")
+    assert load_config(path).train.nonfinite == "off"
+    assert load_config(path, ["train.nonfinite=skip"]).train.nonfinite == "skip"
