@@ -128,6 +128,8 @@ def restore(trainer, point: ResumePoint) -> None:
         raise ConfigError(f"{point.path}: the checkpoint's weights or optimizer state do not fit this run's model "
                           f"({exc}); resume with the config the checkpoint was trained with") from None
     trainer.scheduler.load_state_dict(state["scheduler"])
+    if acc.scaler is not None and "grad_scaler" in state:  # fp16: the loss scale goes on where it was
+        acc.scaler.load_state_dict(state["grad_scaler"])
     data, batches = state["data"], trainer.batches
     if int(data.get("n_windows", batches.n_windows)) != batches.n_windows:
         raise ConfigError(f"{point.path}: the training data changed since the checkpoint "

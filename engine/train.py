@@ -557,6 +557,7 @@ class Trainer:
             "device_type": self.accelerator.device.type,
             "optimizer": optimizer_state,
             "scheduler": self.scheduler.state_dict(),
+            **({"grad_scaler": self.accelerator.scaler.state_dict()} if self.accelerator.scaler is not None else {}),
             "data": self.batches.state_dict(),
             "rng": rng_state(),
             "world_size": self.accelerator.num_processes,
