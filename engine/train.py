@@ -10,15 +10,17 @@
         log_metrics()                      at step 1, every log_every steps, and the last step
           read_back()                      per-step losses and gradient norms; skipped steps -> error events
         run_eval()                         every eval_every steps and the last: ``eval`` event, best tracked
-        poll_controls()                    commands and signals, once per optimizer step
-        check_limits()                     stop before budget_usd / max_hours would be passed
+        poll_controls()                    commands, signals and limits: every step in one process,
+                                           agreed on about once a second with several
+          check_limits()                   stop before budget_usd / max_hours would be passed
         save(reason)                       checkpoints/checkpoint-<step>, then prune to save_total_limit
 
 Only the logging steps (and checkpoints) read the losses and gradient norms back from the device;
 in between they stay there, one small tensor per step. A non-finite step is skipped on the device
 too (``train.nonfinite: skip``, fused AdamW's ``found_inf``), so the host never waits for the GPU
 inside the logging interval; ``train.nonfinite: stop`` checks each step on the host instead. With
-several processes, following commands costs one small collective per step. CUDA out of memory ends the run with an
+several processes, commands, signals and limits are agreed on about once a second (a small
+all-reduce), so every process stops, pauses or saves at the same step. CUDA out of memory ends the run with an
 ``error`` event that suggests what to change, and writes no checkpoint of the failed step. With several processes (``accelerate launch``), the main
 process owns the event bus and the checkpoints, and the others follow its commands.
 """
@@ -59,6 +61,10 @@ from presets import PresetError
 
 #: Seconds between command polls while paused.
 PAUSE_POLL_S = 0.2
+#: With several processes, commands, signals and the budget are agreed on by a small all-reduce (a
+#: host sync) about this often, not every step; at most every CONTROL_SYNC_MAX_STEPS steps.
+CONTROL_SYNC_S = 1.0
+CONTROL_SYNC_MAX_STEPS = 100
 
 
 class TrainingFault(RuntimeError):
@@ -110,6 +116,8 @@ class Trainer:
         self.end_reason: str | None = None  # why fit() ended "failed" (a fault it handled)
         self.nonfinite_skips = 0  # steps whose update was skipped for a non-finite loss (train.nonfinite: skip)
         self.nonfinite_in_a_row = 0
+        self.control_every = 1  # steps between control checks (several processes: agreed at each sync)
+        self.next_control_step = 0
         self.checkpoint_s: list[float] = []  # measured checkpoint durations, for the budget prediction
         self.data_wait_s = 0.0  # time spent waiting for batches in the logging interval
         #: Test hook, never set in production: optimizer steps (1-based, comma-separated) whose loss
@@ -246,8 +254,7 @@ class Trainer:
                 raise ConfigError(str(exc)) from None
         self.t_start = time.perf_counter()
         self._reset_interval()
-        self.poll_controls()
-        self.check_limits(0.0)
+        self.poll_controls(force=True)
         if self.controls.stop_reason:  # stopped before the first step: nothing worth saving
             return "stopped"
         while self.step < train.max_steps:
@@ -271,8 +278,7 @@ class Trainer:
             if train.eval_every and (self.step % train.eval_every == 0 or self.step == train.max_steps):
                 self.run_eval()
 
-            self.poll_controls()
-            self.check_limits(time.perf_counter() - t_step)
+            self.poll_controls(time.perf_counter() - t_step)
             if self.controls.stop_reason or self.step == train.max_steps:
                 break  # the final checkpoint below covers any pending request
             if self.controls.checkpoint_requested:
@@ -387,16 +393,20 @@ class Trainer:
             self.bus.emit("checkpoint", action="pruned", step=step, path=f"{root.name}/{path.name}",
                           reason=f"save_total_limit {limit}")
 
+    def step_time_estimate(self, last_step_s: float) -> float:
+        """Seconds per step: the last one's, or the logging interval's mean when that is longer."""
+        if self.interval_steps:
+            return max(last_step_s, (time.perf_counter() - self.interval_t0 - self.excluded_s) / self.interval_steps)
+        return last_step_s
+
     def check_limits(self, last_step_s: float) -> None:
         """Stop cleanly before ``train.budget_usd`` or ``train.max_hours`` would be passed: when
-        the time so far, one more step and a checkpoint would go over (checked once per step)."""
+        the time so far, the steps until the next check and a checkpoint would go over."""
         train = self.cfg.train
         if self.controls.stop_reason or not (train.max_hours or train.budget_usd):
             return
-        if self.interval_steps:
-            last_step_s = max(last_step_s, (time.perf_counter() - self.interval_t0 - self.excluded_s) / self.interval_steps)
         elapsed = self.elapsed_before + time.perf_counter() - self.t_start
-        projected = elapsed + last_step_s + self.checkpoint_s_estimate()
+        projected = elapsed + self.control_every * self.step_time_estimate(last_step_s) + self.checkpoint_s_estimate()
         reason = None
         if train.max_hours and projected > train.max_hours * 3600:
             reason = (f"max_hours {train.max_hours:g} reached: {elapsed / 3600:.4f} h trained, one more step and "
@@ -406,7 +416,6 @@ class Trainer:
                       f"${train.price_per_hour:g}/h, one more step and the checkpoint would pass it")
         if reason:
             self.controls.stop_reason = reason
-            self.set_state("stopping", reason)
 
     def checkpoint_s_estimate(self) -> float:
         """Seconds a checkpoint takes: the slowest measured so far, or a guess from the model size
@@ -512,33 +521,44 @@ class Trainer:
 
     # --- commands, pause, checkpoints -----------------------------------------------------
 
-    def poll_controls(self) -> None:
+    def poll_controls(self, last_step_s: float = 0.0, force: bool = False) -> None:
+        """Take in commands and signals and check the limits. One process: every call. Several:
+        only at the agreed steps (or ``force``, which every process must pass alike), where
+        ``_sync_controls`` makes them all see the same requests, so none leaves the loop alone."""
+        several = self.accelerator.num_processes > 1
+        if several and not force and self.step < self.next_control_step:
+            return
         before = self.controls.stop_reason
         self.controls.poll()
-        if self.accelerator.num_processes > 1:
-            self._sync_controls()
+        self.check_limits(last_step_s)
+        if several:
+            self._sync_controls(self.step_time_estimate(last_step_s))
         if self.controls.stop_reason and not before:
             self.set_state("stopping", self.controls.stop_reason)
 
-    def _sync_controls(self) -> None:
-        """Every process follows the main process's commands; a signal to any process stops all.
-        (A small collective per step, paid only with several processes.)"""
-        c = self.controls
-        flags = torch.tensor([c.checkpoint_requested, c.paused, c.stop_reason is not None],
-                             dtype=torch.int32, device=self.accelerator.device)
-        if not self.accelerator.is_main_process:
-            flags[:2] = 0
-        flags = self.accelerator.reduce(flags, "sum").tolist()
+    def _sync_controls(self, step_s: float) -> None:
+        """Every process follows the main process's commands; a signal or a limit on any process
+        stops all. The main process also sets how many steps pass until the next sync (about
+        CONTROL_SYNC_S of training)."""
+        c, acc = self.controls, self.accelerator
+        every = max(1, min(CONTROL_SYNC_MAX_STEPS, int(CONTROL_SYNC_S / step_s))) if step_s > 0 else 1
+        flags = torch.tensor([c.checkpoint_requested, c.paused, c.stop_reason is not None, every],
+                             dtype=torch.int64, device=acc.device)
+        if not acc.is_main_process:
+            flags[[0, 1, 3]] = 0
+        flags = acc.reduce(flags, "sum").tolist()
         c.checkpoint_requested, c.paused = bool(flags[0]), bool(flags[1])
         if flags[2] and c.stop_reason is None:
             c.stop_reason = "stop requested on another process"
+        self.control_every = int(flags[3])
+        self.next_control_step = self.step + self.control_every
 
     def pause(self) -> None:
         t0, excluded = time.perf_counter(), self.excluded_s
         self.set_state("paused")
         while self.controls.paused and not self.controls.stop_reason:
             time.sleep(PAUSE_POLL_S)
-            self.poll_controls()
+            self.poll_controls(force=True)
             if self.controls.checkpoint_requested and not self.controls.stop_reason:
                 self.controls.checkpoint_requested = False
                 self.save("command", resume_state="paused")

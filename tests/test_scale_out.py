@@ -133,3 +133,37 @@ def test_cli_fsdp_on_cpu_processes_exits_2(tmp_path):
                                       "--set", "distributed.strategy=fsdp"])
     assert result.exit_code == 2 and "distributed.strategy fsdp needs CUDA GPUs" in result.output
     assert not (tmp_path / "r").exists()  # refused before anything was made
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_stop_together_on_a_stop_command(tmp_path, engine_data_dir):
+    """A command reaches rank 0 only; the processes agree on it at their next control sync, so
+    both leave the loop at the same step and write one final checkpoint together."""
+    import time
+
+    from engine.rundir import read_status
+    from helpers import wait_for
+
+    config = tmp_path / "ddp.yaml"
+    overrides = {"runs_dir": str(tmp_path / "runs"), "train.max_steps": 100_000, "train.log_every": 1}
+    config.write_text(small_run_config(engine_data_dir, overrides).to_yaml())
+    run_dir = tmp_path / "run"
+    started = subprocess.run([sys.executable, "-m", "cockpit", "run", str(config), "--detach", "--nproc", "2",
+                              "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stdout + started.stderr
+    wait_for(lambda: any(e["type"] == "metrics" and e["step"] >= 3 for e in events_of(run_dir)), timeout=120)
+    result = CliRunner().invoke(app, ["stop", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    wait_for(lambda: read_status(run_dir).get("state") == "stopped", timeout=60)
+    deadline = time.monotonic() + 30
+    while read_status(run_dir).get("alive") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    events = events_of(run_dir)
+    last = events[-1]
+    assert last["type"] == "status" and last["state"] == "stopped" and last["reason"] == "stop command"
+    saved = [e for e in events if e["type"] == "checkpoint" and e["action"] == "saved"]
+    assert len(saved) == 1 and saved[0]["step"] == last["step"] > 3
+    from engine.checkpoint import verify_checkpoint
+    assert verify_checkpoint(run_dir / saved[0]["path"]) == []
+    log = (run_dir / "logs" / "engine.log").read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
