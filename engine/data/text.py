@@ -17,6 +17,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from engine.data.formats import json_error  # the same words as cockpit check and cockpit data validate
+
 #: Lines tokenized per batch call (bounds the memory of the intermediate encodings).
 _CHUNK_DOCS = 10_000
 
@@ -43,7 +45,7 @@ def iter_documents(path: str | os.PathLike, kind: str | None = None) -> Iterator
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+                raise DataError(f"{path}:{lineno}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
             if not line.strip():
                 continue
             if kind != "jsonl":
@@ -52,7 +54,7 @@ def iter_documents(path: str | os.PathLike, kind: str | None = None) -> Iterator
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                raise DataError(f"{path}:{lineno}: {json_error(exc)}") from None
             if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
                 got = "an object without a \"text\" string" if isinstance(obj, dict) else type(obj).__name__
                 raise DataError(f"{path}:{lineno}: expected a JSON object with a \"text\" string, got {got}")
