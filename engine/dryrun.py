@@ -19,7 +19,9 @@ moments, so the peak covers it; its time does not count):
   On the CPU the resident set: the kernel's high-water mark (``VmHWM``) reset after the build
   (``/proc/self/clear_refs`` = 5), read after the steps, minus the resident set just before the
   model was built (imports, the family's modeling code included, tokenizer and token stream are the
-  baseline, not training);
+  baseline, not training; so is the runtime's one-time start-up -- the autograd engine, the thread
+  pools, oneDNN -- which ``warm_up_runtime`` triggers on a throwaway network before the baseline:
+  it varies with library versions by tens of MiB and does not grow with the model or the batch);
   ``absolute_bytes`` is the whole process's peak.
 - **step time**: mean wall time of the measured steps (the device synchronised after each),
   ``tokens_per_s`` from it.
@@ -79,6 +81,24 @@ def reset_rss_peak() -> bool:
         return False
 
 
+def warm_up_runtime(device: str = "cpu") -> None:
+    """Start what the first training step of any model starts once per process (autograd's engine,
+    the intra-op thread pool, oneDNN's kernels, fused AdamW) on a throwaway network, and free it,
+    so that a resident-set baseline taken afterwards holds it."""
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Embedding(64, 128), torch.nn.Linear(128, 256), torch.nn.SiLU(),
+                              torch.nn.Linear(256, 64)).to(device)
+    opt = torch.optim.AdamW(net.parameters(), fused=True)
+    tokens = torch.randint(0, 64, (8, 32), device=device)
+    for _ in range(2):
+        logits = net(tokens)
+        torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), tokens.flatten()).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    del net, opt, tokens, logits
+
+
 def redirect_generated_data(cfg, tmp: Path) -> list[str]:
     """Point what the run would create at launch into ``tmp``: a missing demo corpus and a missing
     tokenizer (trained by demo/text/jsonl runs). Returns what was redirected, for the report."""
@@ -118,6 +138,8 @@ def dry_run(cfg, steps: int = 3, warmup: int = 1, workdir: Path | None = None) -
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
         MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]  # imports the modeling code (~90 MiB resident): not training
+        if not cuda:
+            warm_up_runtime()
         baseline["rss"] = rss_bytes()
         baseline["cuda"] = torch.cuda.memory_allocated() if cuda else None
         return original_build_model(config)

@@ -383,3 +383,27 @@ def test_a_failing_dry_run_reports_why_and_exits_2(tmp_path):
     results = check_dry_run(CheckContext(None, cfg, dry_run=True))
     assert [(r.id, r.status, r.blocking) for r in results] == [("dry_run.steps", "fail", True)]
     assert f"{bad}:2" in results[0].detail and "cockpit data validate" in results[0].fix
+
+
+def test_measured_memory_warns_only_when_the_estimate_is_far_too_low(tmp_path):
+    from cockpit.checks.dry_run import TOLERANCE_BYTES, _memory_result
+
+    cfg = config(tmp_path, preset="tiny", train__seq_len=64, train__micro_batch_size=4,
+                 model={"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 192})
+    ctx = CheckContext(None, cfg, cache={"gpus": []})
+    want = estimate_memory(model_facts(cfg, 1000), cfg, 1, device="cpu")["training"]
+
+    def measured(got: int) -> dict:
+        return {"vocab_size": 1000, "peak": {"kind": "cpu_rss", "training_bytes": got, "baseline_bytes": 400 * MIB,
+                                             "absolute_bytes": 400 * MIB + got}}
+
+    near = _memory_result(ctx, measured(int(want * 1.1)), {})
+    assert near.status == "ok" and "estimated" in near.detail and ": -9%" in near.detail
+    far = _memory_result(ctx, measured(2 * want + TOLERANCE_BYTES), {})
+    assert far.status == "warn" and "too low" in far.detail and far.data["diff"] < -0.5
+    # more than 25% too low, but by less than TOLERANCE_BYTES: allocator noise, not a warning
+    assert want * 0.4 < TOLERANCE_BYTES
+    noise = _memory_result(ctx, measured(int(want * 1.4)), {})
+    assert noise.data["diff"] < -0.25 and noise.status == "ok"
+    beyond = _memory_result(ctx, measured(want + TOLERANCE_BYTES + MIB), {})
+    assert beyond.data["diff"] < -0.25 and beyond.status == "warn"
