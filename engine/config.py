@@ -39,14 +39,15 @@ class DataConfig(_Section):
     ``text``: the existing UTF-8 text file at ``path``, one document per line (smoke runs).
     ``jsonl``: the file at ``path`` with one JSON object per line whose ``"text"`` string is a
     document (smoke runs); a malformed line stops the run naming ``file:line``.
-    ``shards``: the prepared token shards in the directory ``path`` (``python -m engine.data.shards``),
-    memory-mapped, never loaded whole; they must have been written with this run's tokenizer and
-    ``train.seq_len``."""
+    ``shards``: the prepared token shards in the directory ``path`` (``cockpit data prepare``, or
+    ``python -m engine.data.shards``), memory-mapped, never loaded whole; they must have been
+    written with this run's tokenizer and ``train.seq_len``."""
     path: Path = Path("data/demo/corpus.txt")
     """The training text file (``demo``, ``text``), JSONL file (``jsonl``) or shard directory
     (``shards``)."""
     val_fraction: float = Field(0.01, ge=0.0, lt=0.5)
-    """Share of the token stream held out for validation."""
+    """Share of the token stream held out for validation (its tail). Shards prepared with a
+    validation split (``cockpit data prepare --val-fraction``) are evaluated on that split instead."""
     demo: DemoDataConfig = DemoDataConfig()
     """Settings of the demo corpus generator (used when ``source`` is ``demo``)."""
 

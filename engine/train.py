@@ -150,12 +150,16 @@ class Trainer:
         set_seed(train.seed)
 
         with acc.main_process_first():
-            self.tokenizer, tokens = self.prepare_data()
-        self.train_tokens, self.val_tokens = split_tokens(tokens, cfg.data.val_fraction)
+            self.tokenizer, tokens, held_out = self.prepare_data()
+        if held_out is None:
+            self.train_tokens, self.val_tokens = split_tokens(tokens, cfg.data.val_fraction)
+        else:  # the validation split prepared with the shards
+            self.train_tokens, self.val_tokens = tokens, held_out
         self.batches = BatchIterator(self.train_tokens, train.micro_batch_size, train.seq_len, train.seed,
                                      rank=acc.process_index, world_size=acc.num_processes)
-        self.info(f"data: {len(tokens):,} tokens, {len(self.train_tokens):,} for training "
-                  f"({self.batches.n_windows:,} sequences of {train.seq_len}), {len(self.val_tokens):,} held out")
+        self.info(f"data: {len(self.train_tokens) + len(self.val_tokens):,} tokens, {len(self.train_tokens):,} for "
+                  f"training ({self.batches.n_windows:,} sequences of {train.seq_len}), {len(self.val_tokens):,} held out"
+                  + (" (the shards' validation split)" if held_out is not None else ""))
         if train.epochs:
             self.set_max_steps_from_epochs()
 
@@ -193,8 +197,9 @@ class Trainer:
                   f"{steps:,} steps")
 
     def prepare_data(self):
-        """Tokenizer (trained when missing, except for shards) and token stream: a file tokenized in
-        memory (demo, text, jsonl) or prepared shards memory-mapped (shards)."""
+        """Tokenizer (trained when missing, except for shards), token stream and held-out stream: a
+        file tokenized in memory (demo, text, jsonl; held out: None, the tail is split off) or
+        prepared shards memory-mapped (shards; held out: their validation shards, if any)."""
         data, tok_cfg = self.cfg.data, self.cfg.tokenizer
         if data.source == "shards":
             from engine.data.shards import open_shards
@@ -203,8 +208,10 @@ class Trainer:
                 raise DataError(f"{tok_cfg.path}: no tokenizer (tokenizer.json); shards are read with the "
                                 f"tokenizer they were written with, set tokenizer.path to it")
             tokens = open_shards(data.path, tok_cfg.path, self.cfg.train.seq_len)
-            self.info(f"shards: {len(tokens):,} tokens ({tokens.dtype}) memory-mapped from {data.path}")
-            return load_tokenizer(tok_cfg.path), tokens
+            held_out = open_shards(data.path, tok_cfg.path, self.cfg.train.seq_len, split="val")
+            self.info(f"shards: {len(tokens):,} tokens ({tokens.dtype}) memory-mapped from {data.path}"
+                      + (f", {len(held_out):,} in validation shards" if held_out is not None else ""))
+            return load_tokenizer(tok_cfg.path), tokens, held_out
         if data.source == "demo" and not data.path.exists():
             generate_demo_corpus(data.path, data.demo.samples, data.demo.seed)
             self.info(f"generated demo corpus: {data.demo.samples:,} lines in {data.path}")
@@ -226,7 +233,7 @@ class Trainer:
             self.info(f"trained tokenizer: {len(tokenizer):,} tokens (asked for {tok_cfg.vocab_size:,}) on "
                       f"{data.path.name} in {time.perf_counter() - t0:.1f}s, saved to {tok_cfg.path}")
         tokenizer = load_tokenizer(tok_cfg.path)
-        return tokenizer, tokenize_file(data.path, tokenizer, "jsonl" if data.source == "jsonl" else "text")
+        return tokenizer, tokenize_file(data.path, tokenizer, "jsonl" if data.source == "jsonl" else "text"), None
 
     # --- the loop -------------------------------------------------------------------------
 

@@ -181,7 +181,8 @@ def test_trainer_prepares_jsonl_training_its_tokenizer_on_the_texts(tmp_path, co
     docs.write_text("".join(json.dumps({"text": line}) + "\n" for line in lines), encoding="utf-8")
     cfg = small_run_config(tmp_path, {"data.source": "jsonl", "data.path": str(docs),
                                       "tokenizer.path": str(tmp_path / "tok"), "tokenizer.vocab_size": 300})
-    tokenizer, tokens = Trainer(cfg, None, NullBus(), None).prepare_data()
+    tokenizer, tokens, held_out = Trainer(cfg, None, NullBus(), None).prepare_data()
+    assert held_out is None  # split off the stream's tail by the trainer
     assert not any('text":' in t for t in tokenizer.get_vocab())  # learnt from the texts, not the JSON
     assert (tokens == tokenizer.eos_token_id).sum() == len(lines)
     assert not list(tmp_path.glob(".tok.corpus-*"))  # the temporary text is gone

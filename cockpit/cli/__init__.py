@@ -6,9 +6,11 @@ from __future__ import annotations
 import typer
 
 from cockpit.cli import check as _check
+from cockpit.cli import data as _data
 from cockpit.cli import presets as _presets
 from cockpit.cli import run as _run
 from cockpit.cli import runs as _runs
+from cockpit.cli import tokenizer as _tokenizer
 from cockpit.cli.common import fail
 
 app = typer.Typer(
@@ -46,6 +48,8 @@ _run.register(app)
 _check.register(app)
 _runs.register(app)
 _presets.register(app)
+_data.register(app)
+_tokenizer.register(app)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ Raw documents for shards or smoke runs come from a ``.txt`` file (one document p
 ``.jsonl`` file (one JSON object per line with a ``"text"`` string); every document is followed by
 the tokenizer's end-of-text token.
 
-Command line (a full ``cockpit data prepare`` comes later)::
+Command line (``cockpit data prepare`` also deduplicates, filters and holds out a validation split)::
 
     python -m engine.data.shards --input corpus.txt --tokenizer data/tok --out data/shards --seq-len 512
 """
@@ -249,12 +249,14 @@ class ShardTokens:
 
 
 def open_shards(shard_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
-                seq_len: int | None = None) -> np.memmap | ShardTokens:
+                seq_len: int | None = None, split: str = "train") -> np.memmap | ShardTokens | None:
     """The token stream of a prepared shard directory, checked against this run's tokenizer and
     ``seq_len``; raises DataError naming the directory and what to do.
 
-    One shard comes back as its ``np.memmap`` (a plain read-only numpy array), several as a
-    ``ShardTokens`` view over their memory maps; neither reads the tokens into RAM up front."""
+    ``split`` "train" is the manifest's ``shards``; "val" its ``val_shards`` (written by
+    ``cockpit data prepare``), None when it has none. One shard comes back as its ``np.memmap`` (a
+    plain read-only numpy array), several as a ``ShardTokens`` view over their memory maps; neither
+    reads the tokens into RAM up front."""
     shard_dir = Path(shard_dir)
     manifest = read_manifest(shard_dir)
     ours = tokenizer_sha256(tokenizer_dir)
@@ -267,8 +269,9 @@ def open_shards(shard_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
         raise DataError(f"shards in {shard_dir} were prepared for seq_len {manifest['seq_len']}, this run uses "
                         f"train.seq_len {seq_len}; set train.seq_len: {manifest['seq_len']} or prepare them again")
     dtype = np.dtype(manifest["dtype"]).newbyteorder("<")
+    entries = manifest["shards"] if split == "train" else manifest.get("val_shards") or []
     maps = []
-    for shard in manifest["shards"]:
+    for shard in entries:
         path = shard_dir / shard["file"]
         n = int(shard["tokens"])
         expected = n * dtype.itemsize
@@ -282,6 +285,8 @@ def open_shards(shard_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
         if n:
             maps.append(np.memmap(path, dtype=dtype, mode="r", shape=(n,)))
     if not maps:
+        if split != "train":
+            return None
         raise DataError(f"{shard_dir}: the shards hold no tokens")
     return maps[0] if len(maps) == 1 else ShardTokens(maps)
 

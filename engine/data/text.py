@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from engine.data.formats import json_error  # the same words as cockpit check and cockpit data validate
 
@@ -149,6 +151,8 @@ class BatchIterator:
         return self
 
     def __next__(self) -> torch.Tensor:
+        import torch  # here, so that reading and tokenizing documents stays torch-free
+
         starts = np.array([self._next_window() for _ in range(self.batch_size)], dtype=np.int64) * self.seq_len
         idx = starts[:, None] + np.arange(self.seq_len)[None, :]
         return torch.from_numpy(self.tokens[idx].astype(np.int64))

@@ -1,7 +1,9 @@
 """Byte-level BPE tokenizer: trained on the corpus with the ``tokenizers`` library and saved in the
 Hugging Face layout, so ``AutoTokenizer.from_pretrained(dir)`` loads it.
 
-``<|endoftext|>`` is the only special token; it serves as end of text, beginning of text and padding.
+``<|endoftext|>`` serves as end of text, beginning of text and padding. ``cockpit tokenizer train``
+adds the chat markers ``<|im_start|>`` and ``<|im_end|>`` (``CHAT_TOKENS``) and a ChatML chat
+template, so ``tokenizer.apply_chat_template`` works on what it trains.
 """
 
 from __future__ import annotations
@@ -9,10 +11,16 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Iterable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 EOS_TOKEN = "<|endoftext|>"
+#: Chat markers of ``cockpit tokenizer train`` (ChatML).
+CHAT_TOKENS = ("<|im_start|>", "<|im_end|>")
+#: ChatML, as a Jinja chat template for ``tokenizer_config.json``.
+CHAT_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
+                 "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
 #: End-of-text tokens of common tokenizers, tried in order when no tokenizer_config.json names one.
@@ -28,8 +36,11 @@ def has_tokenizer(path: str | os.PathLike) -> bool:
     return (Path(path) / "tokenizer.json").is_file()
 
 
-def train_tokenizer(corpus: str | os.PathLike, out_dir: str | os.PathLike, vocab_size: int) -> Path:
-    """Train a byte-level BPE of ``vocab_size`` tokens on ``corpus`` and save it to ``out_dir``.
+def train_tokenizer(corpus: str | os.PathLike | None, out_dir: str | os.PathLike, vocab_size: int, *,
+                    texts: Iterable[str] | None = None, extra_special_tokens: tuple[str, ...] = (),
+                    chat_template: str | None = None, min_frequency: int = 2) -> Path:
+    """Train a byte-level BPE of ``vocab_size`` tokens on the text file ``corpus`` (or on ``texts``)
+    and save it to ``out_dir``, with ``<|endoftext|>`` and ``extra_special_tokens`` as special tokens.
 
     Written to a temporary directory beside ``out_dir`` and moved into place when complete
     (``tokenizer.json``, the marker of a complete tokenizer, last)."""
@@ -39,11 +50,18 @@ def train_tokenizer(corpus: str | os.PathLike, out_dir: str | os.PathLike, vocab
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS_TOKEN],
+    special = [EOS_TOKEN, *(t for t in extra_special_tokens if t != EOS_TOKEN)]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=special,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train([str(corpus)], trainer)
+    if texts is not None:
+        tok.train_from_iterator(texts, trainer)
+    else:
+        tok.train([str(corpus)], trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS_TOKEN, eos_token=EOS_TOKEN,
-                                   pad_token=EOS_TOKEN, model_max_length=1 << 30)
+                                   pad_token=EOS_TOKEN, model_max_length=1 << 30,
+                                   additional_special_tokens=special[1:] or None)
+    if chat_template:
+        fast.chat_template = chat_template
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
@@ -82,3 +100,27 @@ def load_tokenizer(path: str | os.PathLike):
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def eos_token_id(path: str | os.PathLike, tokenizer: Tokenizer | None = None) -> int:
+    """The end-of-text id of the tokenizer saved at ``path``, without transformers: the
+    ``eos_token`` of its tokenizer_config.json, else a known end-of-text token of its vocabulary.
+    Raises ValueError naming the directory when it has none."""
+    import json
+
+    path = Path(path)
+    tokenizer = tokenizer or Tokenizer.from_file(str(path / "tokenizer.json"))
+    name = None
+    config = path / "tokenizer_config.json"
+    if config.is_file():
+        try:
+            value = json.loads(config.read_text(encoding="utf-8")).get("eos_token")
+        except ValueError:
+            value = None
+        name = value.get("content") if isinstance(value, dict) else value
+    if not isinstance(name, str) or tokenizer.token_to_id(name) is None:
+        name = guess_eos(tokenizer.get_vocab())
+    if name is None:
+        raise ValueError(f"{path}: the tokenizer has no end-of-text token (eos_token in tokenizer_config.json, "
+                         f"or one of {', '.join(EOS_CANDIDATES)} in its vocabulary)")
+    return tokenizer.token_to_id(name)

@@ -1,0 +1,280 @@
+"""`cockpit data validate|stats|prepare`: find every bad line up front, look at the data, and turn
+raw documents into deduplicated, filtered token shards the engine streams from.
+
+Torch-free: reading and checking is ``engine.data.formats``, preparing ``engine.data.prepare``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from cockpit.cli.common import fail
+
+data_app = typer.Typer(help="Validate, inspect and prepare training data.", no_args_is_help=True,
+                       rich_markup_mode=None)
+
+FORMAT_CHOICES = ("auto", "text", "pretrain", "instruct", "chat", "tool", "reasoning", "kd")
+FORMAT_OPTION = typer.Option("auto", "--format", help="Record format: " + "|".join(FORMAT_CHOICES) + " (auto: detected).")
+#: Errors and warnings printed per file (all are counted).
+SHOWN_PROBLEMS = 20
+SHOWN_WARNINGS = 5
+
+
+def _format(value: str) -> str | None:
+    if value not in FORMAT_CHOICES:
+        fail(f"--format {value!r}: expected one of {', '.join(FORMAT_CHOICES)}")
+    return None if value == "auto" else value
+
+
+def _scan(path: Path, fmt: str | None):
+    from engine.data import formats
+
+    try:
+        return formats.scan(path, fmt)
+    except formats.FormatError as exc:
+        fail(str(exc))
+
+
+def validate(
+    paths: List[Path] = typer.Argument(..., help="Data files (text or JSONL) or shard directories."),
+    fmt: str = FORMAT_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Check every line: bad UTF-8, broken JSON, missing or mistyped keys, empty samples.
+
+    Prints `file:line: problem` for the first problems and a count per kind; exits 2 when any line
+    is unusable, 0 when every record can be trained on (warnings such as duplicates included)."""
+    from engine.data import formats
+
+    wanted = _format(fmt)
+    reports, bad = [], False
+    problems: dict[str, list] = {}
+    for path in paths:
+        if path.is_dir():
+            shards = formats.inspect_shards(path)
+            reports.append({"path": str(path), "format": "shards", "ok": shards.ok, "shards": shards.shards,
+                            "tokens": shards.tokens, "problems": [str(p) for p in shards.problems]})
+            bad |= not shards.ok
+            continue
+        if not path.exists():
+            fail(f"{path}: not found")
+        summary = _scan(path, wanted)
+        report = summary.to_json()
+        report["ok"] = summary.errors == 0
+        reports.append(report)
+        problems[str(path)] = summary.problems
+        bad |= summary.errors > 0
+    if as_json:
+        typer.echo(json.dumps({"ok": not bad, "files": reports}, indent=1, ensure_ascii=False))
+        raise typer.Exit(2 if bad else 0)
+    for r in reports:
+        if r["format"] == "shards":
+            head = f"{r['path']}: shard directory, {r['shards']} shard(s), {r['tokens']:,} tokens"
+            typer.echo(head + ("" if r["ok"] else f": {len(r['problems'])} problem(s)"))
+            for p in r["problems"][:SHOWN_PROBLEMS]:
+                typer.echo(f"  {p}", err=True)
+            continue
+        errors = [p for p in problems[r["path"]] if p.is_error]
+        warnings = [p for p in problems[r["path"]] if not p.is_error]
+        shown = errors[:SHOWN_PROBLEMS] + warnings[:SHOWN_WARNINGS]
+        for p in sorted(shown, key=lambda p: p.line):
+            typer.echo(str(p), err=True)
+        more = sum(r["counts"].values()) - len(shown)
+        if more > 0:
+            typer.echo(f"... and {more:,} more (--json lists the first {formats.Summary.max_problems} of each kind)", err=True)
+        kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(r["counts"].items(), key=lambda kv: -kv[1]))
+        verdict = "ok" if r["ok"] else f"{r['invalid']:,} unusable record(s)"
+        typer.echo(f"{r['path']}: {r['format']}, {r['records']:,} records, {r['valid']:,} valid: {verdict}"
+                   + (f"; problems: {kinds}" if kinds else ""))
+    raise typer.Exit(2 if bad else 0)
+
+
+def stats(
+    path: Path = typer.Argument(..., help="A data file (text or JSONL)."),
+    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer directory: token counts too."),
+    fmt: str = FORMAT_OPTION,
+    sample: int = typer.Option(20_000, "--sample", min=100, help="Records tokenized and scored (the first N)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Records, characters, tokens, length histogram, exact duplicates and quality signals."""
+    import numpy as np
+
+    from engine.data import formats
+    from engine.data.quality import QualityRules
+    from engine.data.signals import batch_signals
+
+    if not path.is_file():
+        fail(f"{path}: {'is a directory (a shard directory: cockpit data validate)' if path.is_dir() else 'not found'}")
+    wanted = _format(fmt)
+    tok = None
+    if tokenizer is not None:
+        if not (tokenizer / "tokenizer.json").is_file():
+            fail(f"--tokenizer {tokenizer}: no tokenizer here (tokenizer.json is missing)")
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(tokenizer / "tokenizer.json"))
+    try:
+        detected = wanted or formats.detect_format(path).format
+    except formats.FormatError as exc:
+        fail(str(exc))
+    if detected in (None, "shards"):
+        fail(f"{path}: unknown format; name it with --format")
+    summary = formats.Summary(str(path), detected)
+    texts: list[str] = []
+    for s in formats.iter_samples(path, detected):
+        summary.add(s)
+        if s.ok and s.text and s.text.strip() and len(texts) < sample:
+            texts.append(s.text)
+    report = summary.to_json()
+    report.pop("problems")
+    sampled = len(texts) < summary.valid - summary.empty
+    if texts:
+        sig = batch_signals(texts, None)
+        reasons = QualityRules().reasons(sig)
+
+        def dist(values) -> dict:
+            arr = np.asarray(values, dtype=float)
+            return {"mean": round(float(arr.mean()), 4), "p50": round(float(np.percentile(arr, 50)), 4),
+                    "p90": round(float(np.percentile(arr, 90)), 4), "max": round(float(arr.max()), 4)}
+
+        report["quality"] = {
+            "records": len(texts), "sampled": sampled,
+            "words": dist(sig.n_words), "symbol_ratio": dist(sig.symbol_ratio),
+            "dup_5gram_fraction": dist(sig.dup_ngram_fraction), "top_2gram_fraction": dist(sig.top_bigram_fraction),
+            "would_drop": {r: reasons.count(r) for r in sorted(set(filter(None, reasons)))},
+        }
+    if tok is not None and texts:
+        lengths = [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
+        per_char = sum(lengths) / max(1, sum(map(len, texts)))
+        stats_ = formats.LengthStats()
+        stats_.extend(lengths)
+        report["tokens"] = {"total": round(summary.chars * per_char) if sampled else sum(lengths),
+                            "estimated": sampled, "chars_per_token": round(1 / per_char, 3) if per_char else None,
+                            "lengths": stats_.to_json()}
+    if as_json:
+        typer.echo(json.dumps(report, indent=1, ensure_ascii=False))
+        return
+    _print_stats(report)
+
+
+def _print_stats(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    lengths = r["lengths_chars"]
+    table = Table(title=f"{r['path']} ({r['format']})", show_header=False, box=None, padding=(0, 2))
+    table.add_row("records", f"{r['records']:,} ({r['valid']:,} valid, {r['invalid']:,} invalid, {r['empty']:,} empty)")
+    table.add_row("characters", f"{r['chars']:,} (mean {lengths['mean']:,.0f} per record, p50 {lengths['p50']:,}, "
+                                f"p90 {lengths['p90']:,}, max {lengths['max']:,})")
+    table.add_row("exact duplicates", f"{r['duplicates']:,} ({r['duplicates'] / max(1, r['valid']):.1%})")
+    if "tokens" in r:
+        t = r["tokens"]
+        tl = t["lengths"]
+        table.add_row("tokens", f"{'~' if t['estimated'] else ''}{t['total']:,} ({t['chars_per_token']} characters per "
+                                f"token; per record p50 {tl['p50']:,}, p90 {tl['p90']:,}, max {tl['max']:,})")
+    q = r.get("quality")
+    if q:
+        of = f" (first {q['records']:,} records)" if q["sampled"] else ""
+        table.add_row("words per record", f"mean {q['words']['mean']:,.1f}, p90 {q['words']['p90']:,.0f}{of}")
+        table.add_row("symbol ratio", f"mean {q['symbol_ratio']['mean']:.3f}, p90 {q['symbol_ratio']['p90']:.3f}")
+        table.add_row("repeated 5-grams", f"mean {q['dup_5gram_fraction']['mean']:.3f}, p90 {q['dup_5gram_fraction']['p90']:.3f}")
+        table.add_row("top 2-gram share", f"mean {q['top_2gram_fraction']['mean']:.3f}, p90 {q['top_2gram_fraction']['p90']:.3f}")
+        drops = ", ".join(f"{k} {v:,}" for k, v in q["would_drop"].items()) or "none"
+        table.add_row("default filters drop", drops)
+    console.print(table)
+    hist = (r.get("tokens") or {}).get("lengths", {}).get("histogram") or lengths["histogram"]
+    unit = "tokens" if r.get("tokens") else "characters"
+    if hist:
+        top = max(b["count"] for b in hist) or 1
+        console.print(f"\nlength histogram ({unit} per record)")
+        for b in hist:
+            bar = "█" * max(0, round(30 * b["count"] / top))
+            console.print(f"  {b['lo']:>8,}-{b['hi'] - 1:<8,} {bar} {b['count']:,}")
+
+
+def prepare(
+    inputs: List[Path] = typer.Option(..., "--input", help="Input files (repeatable): text (one document per line) "
+                                                          "or JSONL with \"text\"."),
+    tokenizer: Path = typer.Option(..., "--tokenizer", help="Tokenizer directory (tokenizer.json)."),
+    out: Path = typer.Option(..., "--out", help="Shard directory to write."),
+    seq_len: int = typer.Option(..., "--seq-len", min=1, help="Sequence length of the run (train.seq_len)."),
+    val_fraction: float = typer.Option(0.005, "--val-fraction", min=0.0, max=0.99, help="Documents held out for evaluation."),
+    near_dup: float = typer.Option(0.8, "--near-dup-threshold", min=0.0, max=1.0,
+                                   help="Estimated Jaccard similarity from which a document is a near duplicate (0: off)."),
+    num_perm: int = typer.Option(128, "--minhash-perm", help="MinHash signature length (power of two, 8-1024)."),
+    no_exact_dedup: bool = typer.Option(False, "--no-exact-dedup", help="Keep exact duplicates."),
+    min_words: int = typer.Option(3, "--min-words", min=0, help="Drop documents with fewer words (0: off)."),
+    max_words: int = typer.Option(100_000, "--max-words", min=0, help="Drop documents with more words (0: off)."),
+    max_symbol_ratio: float = typer.Option(0.5, "--max-symbol-ratio", min=0.0, help="Drop above this symbol ratio (0: off)."),
+    max_repetition: float = typer.Option(0.3, "--max-repeated-5grams", min=0.0,
+                                         help="Drop above this share of repeated word 5-grams (0: off)."),
+    max_top_bigram: float = typer.Option(0.2, "--max-top-2gram", min=0.0, help="Drop above this share of the top word 2-gram (0: off)."),
+    shard_tokens: int = typer.Option(100_000_000, "--shard-tokens", min=1, help="Tokens per shard file."),
+    fmt: str = typer.Option("auto", "--format", help="auto|text|pretrain."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Drop malformed lines instead of stopping."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON at the end."),
+) -> None:
+    """Deduplicate (exact and MinHash), filter, tokenize and pack documents into token shards.
+
+    Re-running keeps the shards an interrupted run finished; the manifest is written last."""
+    from engine.data.prepare import PrepareError, PrepareSettings
+    from engine.data.prepare import prepare as run_prepare
+    from engine.data.quality import QualityRules
+
+    if num_perm & (num_perm - 1) or not 8 <= num_perm <= 1024:
+        fail(f"--minhash-perm {num_perm}: expected a power of two from 8 to 1024")
+    if near_dup >= 1.0:
+        fail("--near-dup-threshold must be below 1 (0 turns it off)")
+    rules = QualityRules(min_words=min_words, max_words=max_words or None, max_symbol_ratio=max_symbol_ratio or None,
+                         max_dup_ngram_fraction=max_repetition or None, max_top_bigram_fraction=max_top_bigram or None)
+    settings = PrepareSettings(seq_len=seq_len, val_fraction=val_fraction, near_dedup_threshold=near_dup or None,
+                               num_perm=num_perm, exact_dedup=not no_exact_dedup, rules=rules,
+                               shard_tokens=shard_tokens, format=None if fmt == "auto" else fmt,
+                               skip_invalid=skip_invalid)
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rate]}"),
+                  TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console,
+                  disable=as_json or not console.is_terminal) as bar:
+        task = bar.add_task("preparing", total=None, rate="", info="")
+
+        def show(p) -> None:
+            rate = f"{p.bytes_done / max(p.elapsed_s, 1e-9) / 1e6:.1f} MB/s" if p.elapsed_s else ""
+            dropped = sum(p.dropped.values())
+            bar.update(task, completed=p.bytes_done, total=p.bytes_total, rate=rate,
+                       description="replaying (finished shards kept)" if p.replaying else "preparing",
+                       info=f"{p.train_tokens + p.val_tokens:,} tokens, {p.shards} shard(s), {dropped:,} dropped")
+
+        try:
+            manifest = run_prepare(inputs, tokenizer, out, settings, progress=show)
+        except PrepareError as exc:
+            bar.stop()
+            fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(manifest, indent=1))
+        return
+    docs = manifest["documents"]
+    if manifest.get("skipped"):
+        typer.echo(f"{out}: already prepared with these inputs and settings (manifest.json); nothing to do")
+    drops = ", ".join(f"{k} {v:,}" for k, v in docs["dropped"].items()) or "none"
+    elapsed = manifest.get("elapsed_s")
+    typer.echo(f"{out}: {manifest['total_tokens']:,} training tokens in {len(manifest['shards'])} shard(s), "
+               f"{manifest['val_tokens']:,} validation tokens ({manifest['dtype']}, seq_len {manifest['seq_len']})"
+               + (f" in {elapsed:.1f} s" if elapsed else ""))
+    typer.echo(f"documents: {docs['read']:,} read, {docs['train']:,} train, {docs['val']:,} validation; dropped: {drops}")
+    typer.echo(f"train on it: cockpit run CONFIG --set data.source=shards --set data.path={out} "
+               f"--set tokenizer.path={tokenizer} --set train.seq_len={manifest['seq_len']}")
+
+
+def register(app: typer.Typer) -> None:
+    data_app.command("validate")(validate)
+    data_app.command("stats")(stats)
+    data_app.command("prepare")(prepare)
+    app.add_typer(data_app, name="data")

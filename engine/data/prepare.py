@@ -1,0 +1,428 @@
+"""``cockpit data prepare``: raw documents -> deduplicated, filtered, tokenized, packed token shards.
+
+    manifest = prepare(["corpus.jsonl"], "data/tok", "data/shards", PrepareSettings(seq_len=512))
+
+One streaming pass over the inputs, in order, a batch of documents at a time:
+
+1. read and validate every line (``engine.data.formats``; a bad line stops the run with its
+   ``file:line`` unless ``skip_invalid``);
+2. signals of the batch (``engine.data.signals``: words, symbols, repetition, exact keys, MinHash);
+3. per document, in order: exact duplicate? fails a quality rule (``engine.data.quality``)? near
+   duplicate of a kept document (``engine.data.dedup``, MinHash LSH)? -- the first reason drops it;
+4. a kept document is held out for validation when its content's draw is below ``val_fraction``;
+5. the batch's training documents are tokenized together (``tokenizers``' ``encode_batch``, which
+   uses every core), each followed by the end-of-text token, and appended to the current shard;
+   a shard closes at the first document boundary past ``shard_tokens`` tokens.
+
+The engine cuts the stream into ``seq_len`` windows (packing: documents run across windows,
+separated by end-of-text). Output, tied to the tokenizer's sha256 like ``engine.data.shards``::
+
+    train_000.bin ...  val_000.bin ...  manifest.json (written last: its presence means complete)
+
+Interrupted and re-run with the same inputs and settings, it keeps the shards that were complete
+(``prepare_state.json`` lists them, with the input position where each ended), replays the
+documents before that point through steps 1-4 only (so deduplication decides exactly alike;
+held-out documents are tokenized again), and goes on writing: the shards are byte-identical to an
+uninterrupted run's. Shard files are written under temporary names and renamed when complete, so
+nothing partial ever looks complete. Torch-free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from engine.data import formats
+from engine.data.dedup import EXACT, NEAR, Deduplicator
+from engine.data.quality import REASONS, QualityRules
+from engine.data.signals import batch_signals, split_draws
+
+STATE = "prepare_state.json"
+MANIFEST = "manifest.json"
+#: Formats whose records are plain documents (the others are rendered with a loss mask).
+DOCUMENT_FORMATS = ("text", "pretrain")
+#: Bytes of text per batch (signals, deduplication and tokenization work on a batch at once).
+BATCH_BYTES = 4 << 20
+BATCH_DOCS = 20_000
+
+
+class PrepareError(ValueError):
+    """The inputs, the tokenizer or the output directory cannot be used; the message names it."""
+
+
+@dataclass
+class PrepareSettings:
+    seq_len: int
+    """Sequence length the shards are for (the engine's ``train.seq_len``)."""
+    val_fraction: float = 0.005
+    """Share of the kept documents held out for evaluation (by content: a text always lands on the same side)."""
+    near_dedup_threshold: float | None = 0.8
+    """Estimated Jaccard similarity of word 5-grams from which a document is a near duplicate (None: off)."""
+    num_perm: int = 128
+    """MinHash signature length (a power of two)."""
+    exact_dedup: bool = True
+    """Drop documents whose words repeat an earlier document's exactly (case and spacing ignored)."""
+    rules: QualityRules = field(default_factory=QualityRules)
+    """Quality filters."""
+    shard_tokens: int = 100_000_000
+    """Tokens per shard file (a shard closes at the first document boundary past it)."""
+    format: str | None = None
+    """Input format (``text`` or ``pretrain``), None: detected per file."""
+    skip_invalid: bool = False
+    """Drop malformed lines (counted as ``invalid``) instead of stopping at the first."""
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["rules"] = self.rules.to_json()
+        return out
+
+
+@dataclass
+class Progress:
+    """What a progress display needs, after every batch."""
+
+    bytes_done: int = 0
+    bytes_total: int = 0
+    documents: int = 0
+    train_docs: int = 0
+    val_docs: int = 0
+    train_tokens: int = 0
+    val_tokens: int = 0
+    shards: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    replaying: bool = False
+    """Still before the resume point (finished shards are being skipped)."""
+    elapsed_s: float = 0.0
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    format: str
+    bytes: int
+
+
+def resolve_sources(inputs: list[str | os.PathLike], fmt: str | None) -> list[Source]:
+    """The input files with their formats; PrepareError for a missing file or an unusable format."""
+    if not inputs:
+        raise PrepareError("no input files")
+    sources = []
+    for item in inputs:
+        path = Path(item)
+        if not path.is_file():
+            raise PrepareError(f"{path}: {'is a directory, not a data file' if path.is_dir() else 'not found'}")
+        found = fmt
+        if found is None:
+            detection = formats.detect_format(path)
+            if detection.format is None:
+                raise PrepareError(f"{path}: unknown format ({detection.reason}); name it with --format")
+            found = detection.format
+        if found not in DOCUMENT_FORMATS:
+            raise PrepareError(f"{path}: {found} records are rendered with a chat template and a loss mask, which "
+                               f"data prepare does not do yet; pretraining data is text or JSONL with \"text\"")
+        sources.append(Source(path.resolve(), found, path.stat().st_size))
+    return sources
+
+
+def _fingerprint(sources: list[Source], tokenizer_sha: str, settings: PrepareSettings) -> str:
+    items = {"sources": [(str(s.path), s.format, s.bytes, s.path.stat().st_mtime_ns) for s in sources],
+             "tokenizer": tokenizer_sha, "settings": settings.to_json(), "version": 1}
+    return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
+
+
+def iter_batches(sources: list[Source], skip_invalid: bool, dropped: dict[str, int]
+                 ) -> Iterator[tuple[list[int], list[str], int]]:
+    """Batches of ``(positions, texts, bytes read so far)``: a position counts every line of every
+    input, so it says where in the inputs a document was. Empty samples are counted in ``dropped``;
+    a malformed line raises PrepareError (or is counted as ``invalid`` with ``skip_invalid``)."""
+    positions: list[int] = []
+    texts: list[str] = []
+    size = done = position = 0
+    for source in sources:
+        for sample in formats.iter_samples(source.path, source.format):
+            done += sample.nbytes
+            pos = position
+            position += 1
+            if not sample.ok:
+                if not skip_invalid:
+                    first = next(p for p in sample.problems if p.is_error)
+                    raise PrepareError(f"{first} (check the file with `cockpit data validate`; "
+                                       f"--skip-invalid drops such lines)")
+                dropped["invalid"] = dropped.get("invalid", 0) + 1
+                continue
+            if sample.text is None:  # a blank JSONL line: no record
+                continue
+            if not sample.text.strip():
+                dropped["empty"] = dropped.get("empty", 0) + 1
+                continue
+            positions.append(pos)
+            texts.append(sample.text)
+            size += len(sample.text)
+            if size >= BATCH_BYTES or len(texts) >= BATCH_DOCS:
+                yield positions, texts, done
+                positions, texts, size = [], [], 0
+    if texts:
+        yield positions, texts, done
+
+
+# --- output ----------------------------------------------------------------------------------
+
+def shard_file(split: str, index: int) -> str:
+    return f"{split}_{index:03d}.bin"
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class ShardWriter:
+    """Token shards of one split, closed at document boundaries; each written under a temporary
+    name, fsynced and renamed, and recorded with its sha256 and where in the inputs it ended."""
+
+    def __init__(self, out: Path, split: str, dtype: np.dtype, shard_tokens: int, done: list[dict] | None = None,
+                 on_shard: Callable[[], None] | None = None):
+        self.out, self.split, self.dtype, self.shard_tokens = out, split, dtype, shard_tokens
+        self.shards: list[dict] = list(done or [])
+        self.on_shard = on_shard
+        self._parts: list[np.ndarray] = []
+        self._n = 0
+
+    @property
+    def tokens(self) -> int:
+        return sum(s["tokens"] for s in self.shards) + self._n
+
+    def add(self, tokens: np.ndarray, doc_ends: np.ndarray, positions: list[int]) -> None:
+        """Append documents: ``tokens`` of all of them, ``doc_ends`` the cumulative token count at
+        the end of each, ``positions`` their input positions."""
+        start = 0
+        while start < len(tokens):
+            need = self.shard_tokens - self._n
+            # the first document whose end reaches the shard size closes the shard
+            i = int(np.searchsorted(doc_ends, start + need, side="left"))
+            if i >= len(doc_ends):
+                self._parts.append(tokens[start:])
+                self._n += len(tokens) - start
+                return
+            end = int(doc_ends[i])
+            self._parts.append(tokens[start:end])
+            self._n += end - start
+            self.close(end_position=positions[i] + 1)
+            start = end
+
+    def close(self, end_position: int | None) -> None:
+        """Write the current shard (if it has tokens)."""
+        if not self._n:
+            return
+        name = shard_file(self.split, len(self.shards))
+        tmp = self.out / f".{name}.tmp-{os.getpid()}"
+        digest = hashlib.sha256()
+        with open(tmp, "wb") as f:
+            for part in self._parts:
+                data = part.astype(self.dtype.newbyteorder("<"), copy=False).tobytes()
+                digest.update(data)
+                f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.out / name)
+        self.shards.append({"file": name, "tokens": self._n, "sha256": digest.hexdigest(),
+                            "end_position": end_position})
+        self._parts, self._n = [], 0
+        if self.on_shard is not None:
+            self.on_shard()
+
+
+# --- the pipeline ----------------------------------------------------------------------------
+
+def _load_state(out: Path, fingerprint: str) -> list[dict]:
+    """The complete training shards of an interrupted run with the same fingerprint ([] if none)."""
+    try:
+        state = json.loads((out / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+        return []
+    good = []
+    dtype_size = int(state.get("itemsize", 0))
+    for shard in state.get("train", []):
+        if shard.get("end_position") is None:  # the last shard: only the manifest completes it
+            break
+        path = out / shard["file"]
+        if not path.is_file() or path.stat().st_size != shard["tokens"] * dtype_size:
+            break
+        good.append(shard)
+    return good
+
+
+def _clear(out: Path, keep: set[str]) -> None:
+    """Remove what an earlier preparation left that is not kept: shards, temporaries."""
+    for path in out.iterdir():
+        name = path.name
+        stale = (name.startswith((".train_", ".val_", f".{STATE}", f".{MANIFEST}"))
+                 or (name.endswith(".bin") and name.startswith(("train_", "val_"))))
+        if stale and name not in keep and path.is_file():
+            path.unlink()
+
+
+def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, out_dir: str | os.PathLike,
+            settings: PrepareSettings, progress: Callable[[Progress], None] | None = None) -> dict:
+    """Prepare ``inputs`` into shards in ``out_dir`` (see the module docstring); returns the
+    manifest, which has ``"skipped": true`` when the directory was complete already."""
+    from tokenizers import Tokenizer
+
+    from engine.data.shards import FORMAT, VERSION, token_dtype, tokenizer_sha256
+    from engine.data.tokenizer import eos_token_id
+
+    if settings.seq_len < 1:
+        raise PrepareError(f"--seq-len must be positive, got {settings.seq_len}")
+    if not 0.0 <= settings.val_fraction < 1.0:
+        raise PrepareError(f"--val-fraction must be in [0, 1), got {settings.val_fraction}")
+    if settings.shard_tokens < 1:
+        raise PrepareError("--shard-tokens must be positive")
+    t0 = time.perf_counter()
+    tokenizer_dir = Path(tokenizer_dir)
+    tok_file = tokenizer_dir / "tokenizer.json"
+    if not tok_file.is_file():
+        raise PrepareError(f"{tokenizer_dir}: no tokenizer here (tokenizer.json is missing); train one with "
+                           "`cockpit tokenizer train`")
+    tokenizer = Tokenizer.from_file(str(tok_file))
+    try:
+        eos = eos_token_id(tokenizer_dir, tokenizer)
+    except ValueError as exc:
+        raise PrepareError(str(exc)) from None
+    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
+    dtype = token_dtype(vocab)
+    sources = resolve_sources(inputs, settings.format)
+    tok_sha = tokenizer_sha256(tokenizer_dir)
+    fingerprint = _fingerprint(sources, tok_sha, settings)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PrepareError(f"{out}: cannot create the output directory ({exc.strerror})") from None
+    try:
+        existing = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        if existing.get("prepare", {}).get("fingerprint") == fingerprint:
+            return {**existing, "skipped": True}
+    except (OSError, ValueError, AttributeError):
+        pass
+    (out / MANIFEST).unlink(missing_ok=True)  # from here on the directory is not complete
+    done = _load_state(out, fingerprint)
+    _clear(out, {s["file"] for s in done})
+    resume_at = done[-1]["end_position"] if done else 0
+
+    state = {"fingerprint": fingerprint, "itemsize": dtype.itemsize, "train": done}
+
+    def save_state() -> None:
+        state["train"] = train.shards
+        _atomic_json(out / STATE, state)
+
+    train = ShardWriter(out, "train", dtype, settings.shard_tokens, done, on_shard=save_state)
+    val_parts: list[tuple[np.ndarray, np.ndarray, list[int]]] = []
+    dedup = Deduplicator(settings.near_dedup_threshold, settings.num_perm)
+    rules = settings.rules
+    near = settings.near_dedup_threshold is not None
+    dropped: dict[str, int] = {}
+    prog = Progress(bytes_total=sum(s.bytes for s in sources), shards=len(done))
+    counts = {"train": 0, "val": 0}
+    val_tokens = 0
+
+    def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
+        ids: list[int] = []
+        ends = np.empty(len(encodings), dtype=np.int64)
+        for i, enc in enumerate(encodings):
+            ids.extend(enc.ids)
+            ids.append(eos)
+            ends[i] = len(ids)
+        return np.asarray(ids, dtype=np.int64), ends
+
+    for positions, texts, bytes_done in iter_batches(sources, settings.skip_invalid, dropped):
+        sig = batch_signals(texts, settings.num_perm if near else None)
+        reasons = rules.reasons(sig)
+        keys = sig.exact_keys.tolist()
+        draws = split_draws(sig.exact_keys) if settings.val_fraction else None
+        bands = dedup.band_keys(sig.signatures) if near else None
+        train_idx: list[int] = []
+        val_idx: list[int] = []
+        for i, reason in enumerate(reasons):
+            if settings.exact_dedup and not dedup.add_exact(keys[i]):
+                continue
+            if reason is not None:
+                dropped[reason] = dropped.get(reason, 0) + 1
+                continue
+            if near and not dedup.add_near(sig.signatures[i], bands[i]):
+                continue
+            if draws is not None and draws[i] < settings.val_fraction:
+                val_idx.append(i)
+            else:
+                train_idx.append(i)
+        counts["train"] += len(train_idx)
+        counts["val"] += len(val_idx)
+        if val_idx:
+            tokens, ends = tokenize([texts[i] for i in val_idx])
+            val_parts.append((tokens, ends, [positions[i] for i in val_idx]))
+            val_tokens += len(tokens)
+        fresh = [i for i in train_idx if positions[i] >= resume_at]  # before it: in a finished shard
+        if fresh:
+            tokens, ends = tokenize([texts[i] for i in fresh])
+            if int(tokens.max()) >= vocab:
+                raise PrepareError(f"token id {int(tokens.max())} is outside the vocabulary of {tokenizer_dir}")
+            train.add(tokens, ends, [positions[i] for i in fresh])
+        if progress is not None:
+            prog.bytes_done, prog.documents = bytes_done, positions[-1] + 1
+            prog.train_docs, prog.val_docs = counts["train"], counts["val"]
+            prog.train_tokens, prog.val_tokens, prog.shards = train.tokens, val_tokens, len(train.shards)
+            prog.dropped = {**dropped, **{k: v for k, v in dedup.counts.items() if v}}
+            prog.replaying = positions[-1] < resume_at
+            prog.elapsed_s = time.perf_counter() - t0
+            progress(prog)
+    train.close(end_position=None)
+    dropped.update({k: v for k, v in dedup.counts.items() if v})
+    if not train.shards:
+        raise PrepareError("no training tokens: every document was dropped or held out ("
+                           + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) or "no documents")
+                           + ")")
+    val = ShardWriter(out, "val", dtype, settings.shard_tokens)
+    for tokens, ends, positions in val_parts:
+        val.add(tokens, ends, positions)
+    val.close(end_position=None)
+
+    def entries(shards: list[dict]) -> list[dict]:
+        return [{"file": s["file"], "tokens": s["tokens"], "sha256": s["sha256"]} for s in shards]
+
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "dtype": dtype.name,
+        "tokenizer": {"sha256": tok_sha, "vocab_size": vocab, "path": str(tokenizer_dir.resolve())},
+        "seq_len": settings.seq_len,
+        "shards": entries(train.shards),
+        "total_tokens": train.tokens,
+        "val_shards": entries(val.shards),
+        "val_tokens": val.tokens,
+        "documents": {"read": counts["train"] + counts["val"] + sum(dropped.values()),
+                      "train": counts["train"], "val": counts["val"],
+                      "dropped": {k: dropped[k] for k in sorted(dropped)}},
+        "sources": [{"path": str(s.path), "format": s.format, "bytes": s.bytes} for s in sources],
+        "prepare": {"fingerprint": fingerprint, "settings": settings.to_json(),
+                    "drop_reasons": ["invalid", "empty", EXACT, *REASONS, NEAR]},
+    }
+    _atomic_json(out / MANIFEST, manifest)
+    (out / STATE).unlink(missing_ok=True)
+    manifest["elapsed_s"] = time.perf_counter() - t0
+    return manifest
