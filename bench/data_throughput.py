@@ -203,7 +203,8 @@ def main() -> int:
     print("| contender | median MB/s | runs (s) |")
     print("|-----------|------------:|----------|")
     for name in CONTENDERS:
-        print(f"| {name} | {med(name):.2f} | {', '.join(f'{x['seconds']:.2f}' for x in rows[name])} |")
+        runs = ", ".join(f"{x['seconds']:.2f}" for x in rows[name])
+        print(f"| {name} | {med(name):.2f} | {runs} |")
     print(f"| encode_batch calls alone | {encode_only:.2f} | |")
     print(f"\nprepare / encode script: {ratio:.3f} (target >= 0.7); prepare / encode_batch alone: {ratio_pure:.3f}")
     print(f"MinHash dedup (signals + LSH, no tokenization): {dedup_docs:,.0f} docs/s, {med('dedup'):.1f} MB/s")

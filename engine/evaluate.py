@@ -29,8 +29,11 @@ def eval_windows(val_tokens: np.ndarray, seq_len: int, n_windows: int, rank: int
 
 @torch.no_grad()
 def evaluate(model, val_tokens: np.ndarray, *, seq_len: int, batch_size: int, n_batches: int,
-             device, accelerator=None) -> float:
-    """Mean per-token loss of ``model`` on the held-out windows (all processes together)."""
+             device, accelerator=None, val_mask: np.ndarray | None = None) -> float:
+    """Mean per-token loss of ``model`` on the held-out windows (all processes together); with
+    ``val_mask`` (a fine-tuning loss mask), over the learnt tokens only."""
+    from engine.data.text import masked_labels
+
     rank = accelerator.process_index if accelerator is not None else 0
     world = accelerator.num_processes if accelerator is not None else 1
     starts = eval_windows(val_tokens, seq_len, n_batches * batch_size, rank, world)
@@ -41,10 +44,15 @@ def evaluate(model, val_tokens: np.ndarray, *, seq_len: int, batch_size: int, n_
         for i in range(0, len(starts), batch_size):
             chunk = starts[i:i + batch_size]
             idx = chunk[:, None] + np.arange(seq_len)[None, :]
-            x = torch.from_numpy(val_tokens[idx].astype(np.int64)).to(device)
-            loss = model(input_ids=x, labels=x, use_cache=False).loss
-            total[0] += loss.double() * len(chunk)
-            total[1] += len(chunk)
+            x_host = torch.from_numpy(val_tokens[idx].astype(np.int64))
+            y_host = masked_labels(x_host, None if val_mask is None else val_mask[idx])
+            scored = int((y_host[:, 1:] != -100).sum())  # the model predicts token t+1 from tokens up to t
+            x = x_host.to(device)
+            y = x if y_host is x_host else y_host.to(device)
+            loss = model(input_ids=x, labels=y, use_cache=False).loss  # every process runs every forward
+            if scored:  # a window of prompts only has no loss (NaN): it adds nothing
+                total[0] += loss.double() * scored
+                total[1] += scored
     finally:
         model.train(was_training)
     if accelerator is not None and world > 1:

@@ -36,6 +36,7 @@ import traceback
 from contextlib import nullcontext
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -151,12 +152,23 @@ class Trainer:
 
         with acc.main_process_first():
             self.tokenizer, tokens, held_out = self.prepare_data()
+        self.train_mask = self.val_mask = None
         if held_out is None:
             self.train_tokens, self.val_tokens = split_tokens(tokens, cfg.data.val_fraction)
         else:  # the validation split prepared with the shards
             self.train_tokens, self.val_tokens = tokens, held_out
+        if cfg.data.source == "shards":  # fine-tuning shards: learn only what the assistant says
+            from engine.data.shards import open_masks
+
+            self.train_mask = open_masks(cfg.data.path, "train")
+            if self.train_mask is not None:
+                self.val_mask = open_masks(cfg.data.path, "val") if held_out is not None else None
+                if held_out is None:  # the tail of the stream is held out: so is the tail of its mask
+                    self.train_mask, self.val_mask = split_tokens(self.train_mask, cfg.data.val_fraction)
+                self.info(f"loss mask: {int(np.count_nonzero(np.asarray(self.train_mask))):,} of "
+                          f"{len(self.train_mask):,} training tokens are learnt (the rest is prompt)")
         self.batches = BatchIterator(self.train_tokens, train.micro_batch_size, train.seq_len, train.seed,
-                                     rank=acc.process_index, world_size=acc.num_processes)
+                                     rank=acc.process_index, world_size=acc.num_processes, mask=self.train_mask)
         self.info(f"data: {len(self.train_tokens) + len(self.val_tokens):,} tokens, {len(self.train_tokens):,} for "
                   f"training ({self.batches.n_windows:,} sequences of {train.seq_len}), {len(self.val_tokens):,} held out"
                   + (" (the shards' validation split)" if held_out is not None else ""))
@@ -366,7 +378,8 @@ class Trainer:
         """Held-out loss now: an ``eval`` event, and the best-eval tracker (its time is not step time)."""
         t0, train = time.perf_counter(), self.cfg.train
         loss = evaluate(self.model, self.val_tokens, seq_len=train.seq_len, batch_size=train.micro_batch_size,
-                        n_batches=train.eval_batches, device=self.accelerator.device, accelerator=self.accelerator)
+                        n_batches=train.eval_batches, device=self.accelerator.device, accelerator=self.accelerator,
+                        val_mask=self.val_mask)
         best = math.isfinite(loss) and (self.best_eval_loss is None or loss < self.best_eval_loss)
         if best:
             self.best_eval_loss, self.best_eval_step = loss, self.step
@@ -449,11 +462,17 @@ class Trainer:
             self.test_nan_steps.discard(self.step + 1)  # once per step number
         for micro in range(accum):
             t0 = time.perf_counter()
-            x = next(self.batches).to(acc.device, non_blocking=True)
+            x_host, y_host = self.batches.take()
+            x = x_host.to(acc.device, non_blocking=True)
+            y = x if y_host is x_host else y_host.to(acc.device, non_blocking=True)
             self.data_wait_s += time.perf_counter() - t0
             # Gradients are synchronised across processes on the last micro batch only.
+            # A window of prompt tokens only (a fine-tuning mask) has no loss: it contributes zero
+            # gradients, through the graph, so that every process still takes part in the reduction.
+            learnt = y_host is x_host or bool((y_host[:, 1:] != -100).any())
             with acc.no_sync(model) if micro < accum - 1 else nullcontext():
-                loss = model(input_ids=x, labels=x, use_cache=False).loss
+                out = model(input_ids=x, labels=y if learnt else None, use_cache=False)
+                loss = out.loss if learnt else out.logits.sum() * 0.0
                 if inject:
                     loss = loss * float("nan")
                 acc.backward(loss / accum)

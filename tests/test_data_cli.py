@@ -188,3 +188,16 @@ def test_prepare_through_the_cli(tok_dir, tmp_path):
                  str(tmp_path / "o2"), "--seq-len", "32")
     assert bad.exit_code == 2 and "none.txt: not found" in bad.stderr
     assert invoke(*args, "--minhash-perm", "100").exit_code == 2
+
+
+def test_prepare_debug_shows_what_is_learnt(tok_dir, tmp_path):
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps(variant("instruct", i)) + "\n" for i in range(5)), encoding="utf-8")
+    result = invoke("data", "prepare", "--input", str(data), "--tokenizer", str(tok_dir), "--out", str(tmp_path / "o"),
+                    "--seq-len", "16", "--val-fraction", "0", "--debug", "2")
+    assert result.exit_code == 0, result.output
+    assert f"--- {data}:1 (instruct):" in result.stderr and f"--- {data}:2 (instruct):" in result.stderr
+    assert f"--- {data}:3" not in result.stderr
+    assert "<|im_start|>assistant\n5<|im_end|>" in result.stderr and "dim: context" in result.stderr
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["loss_mask"] and manifest["documents"]["train"] == 5

@@ -144,10 +144,8 @@ def test_refusals_name_the_problem(corpus, tmp_path):
     assert not (tmp_path / "out" / MANIFEST).exists()
     m = prepare([bad], tok, tmp_path / "out", PrepareSettings(seq_len=64, val_fraction=0, skip_invalid=True))
     assert m["documents"]["dropped"] == {"invalid": 2} and m["documents"]["train"] == 1
-    chat = tmp_path / "chat.jsonl"
-    chat.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n", encoding="utf-8")
-    with pytest.raises(PrepareError, match="chat records"):
-        prepare([chat], tok, tmp_path / "out2", PrepareSettings(seq_len=64))
+    with pytest.raises(PrepareError, match="--seq-len must be positive"):
+        prepare([bad], tok, tmp_path / "out", PrepareSettings(seq_len=0))
 
 
 def big_corpus(path: Path, mib: int) -> Path:
@@ -222,3 +220,19 @@ def test_the_engine_trains_and_evaluates_on_prepared_shards(corpus, tmp_path, ma
     assert [e["step"] for e in evals] == [5, 10] and all(np.isfinite(e["loss"]) for e in evals)
     logs = " ".join(e.get("message", "") for e in events if e["type"] == "log")
     assert "in validation shards" in logs and "the shards' validation split" in logs
+
+
+def test_shard_writer_closes_at_document_boundaries_in_uint32(tmp_path):
+    from engine.data.prepare import ShardWriter
+
+    closed = []
+    writer = ShardWriter(tmp_path, "train", np.dtype(np.uint32), shard_tokens=10, on_shard=lambda: closed.append(1))
+    tokens = np.arange(70_000, 70_025, dtype=np.int64)  # ids beyond uint16
+    writer.add(tokens[:12], np.array([4, 12]), [0, 1])  # the second document crosses 10: the shard closes after it
+    writer.add(tokens[12:], np.array([3, 13]), [2, 5])
+    writer.close(end_position=None)
+    assert [(s["file"], s["tokens"], s["end_position"]) for s in writer.shards] == [
+        ("train_000.bin", 12, 2), ("train_001.bin", 13, 6)]  # 13 >= 10: closed inside add
+    assert len(closed) == 2
+    back = np.concatenate([np.fromfile(tmp_path / s["file"], dtype="<u4") for s in writer.shards])
+    np.testing.assert_array_equal(back, tokens)

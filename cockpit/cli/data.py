@@ -215,8 +215,10 @@ def prepare(
                                          help="Drop above this share of repeated word 5-grams (0: off)."),
     max_top_bigram: float = typer.Option(0.2, "--max-top-2gram", min=0.0, help="Drop above this share of the top word 2-gram (0: off)."),
     shard_tokens: int = typer.Option(100_000_000, "--shard-tokens", min=1, help="Tokens per shard file."),
-    fmt: str = typer.Option("auto", "--format", help="auto|text|pretrain."),
+    fmt: str = FORMAT_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Drop malformed lines instead of stopping."),
+    debug: int = typer.Option(0, "--debug", min=0, help="First print N records as they will be trained on, the "
+                                                        "tokens the model does not learn from (prompts) dimmed."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON at the end."),
 ) -> None:
     """Deduplicate (exact and MinHash), filter, tokenize and pack documents into token shards.
@@ -234,12 +236,14 @@ def prepare(
                          max_dup_ngram_fraction=max_repetition or None, max_top_bigram_fraction=max_top_bigram or None)
     settings = PrepareSettings(seq_len=seq_len, val_fraction=val_fraction, near_dedup_threshold=near_dup or None,
                                num_perm=num_perm, exact_dedup=not no_exact_dedup, rules=rules,
-                               shard_tokens=shard_tokens, format=None if fmt == "auto" else fmt,
+                               shard_tokens=shard_tokens, format=_format(fmt),
                                skip_invalid=skip_invalid)
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
+    if debug:
+        _print_preview(console, inputs, tokenizer, debug, _format(fmt))
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rate]}"),
                   TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console,
                   disable=as_json or not console.is_terminal) as bar:
@@ -271,6 +275,27 @@ def prepare(
     typer.echo(f"documents: {docs['read']:,} read, {docs['train']:,} train, {docs['val']:,} validation; dropped: {drops}")
     typer.echo(f"train on it: cockpit run CONFIG --set data.source=shards --set data.path={out} "
                f"--set tokenizer.path={tokenizer} --set train.seq_len={manifest['seq_len']}")
+
+
+def _print_preview(console, inputs: list[Path], tokenizer: Path, n: int, fmt: str | None) -> None:
+    """``--debug``: records as the shards hold them, what the model does not learn from dimmed."""
+    from rich.text import Text
+
+    from engine.data.prepare import PrepareError, preview
+
+    try:
+        samples = preview(inputs, tokenizer, n, fmt)
+    except (PrepareError, ValueError) as exc:
+        fail(str(exc))
+    for s in samples:
+        console.print(Text(f"--- {s['path']}:{s['line']} ({s['format']}): {s['tokens']} tokens, {s['learnt']} learnt",
+                           style="bold"), soft_wrap=True)
+        text = Text()
+        for chunk, learnt in s["runs"]:
+            text.append(chunk, style="" if learnt else "dim")
+        console.print(text, soft_wrap=True)
+    if samples:
+        console.print(Text("(dim: context the model sees but does not learn from)", style="italic"))
 
 
 def register(app: typer.Typer) -> None:

@@ -14,10 +14,16 @@ One streaming pass over the inputs, in order, a batch of documents at a time:
    uses every core), each followed by the end-of-text token, and appended to the current shard;
    a shard closes at the first document boundary past ``shard_tokens`` tokens.
 
+Fine-tuning records (instruct, chat, tool, reasoning, kd) are rendered through the ChatML
+template with a loss mask over everything but what the assistant says (``engine.data.render``); the
+quality rules are for documents and do not apply to them. When any input is such a format, every
+shard has a uint8 mask beside it (1: the token is learnt; all 1 for plain documents) and the
+engine trains only on the learnt tokens.
+
 The engine cuts the stream into ``seq_len`` windows (packing: documents run across windows,
 separated by end-of-text). Output, tied to the tokenizer's sha256 like ``engine.data.shards``::
 
-    train_000.bin ...  val_000.bin ...  manifest.json (written last: its presence means complete)
+    train_000.bin [train_000.mask.bin] ...  val_000.bin ...  manifest.json (written last: complete)
 
 Interrupted and re-run with the same inputs and settings, it keeps the shards that were complete
 (``prepare_state.json`` lists them, with the input position where each ended), replays the
@@ -42,12 +48,15 @@ import numpy as np
 from engine.data import formats
 from engine.data.dedup import EXACT, NEAR, Deduplicator
 from engine.data.quality import REASONS, QualityRules
+from engine.data.render import CHAT_FORMATS, encode_segments_batch, markers_are_special, render_record
+from engine.data.shards import FORMAT, VERSION, atomic_write_json, shard_name, token_dtype, tokenizer_sha256
 from engine.data.signals import batch_signals, split_draws
 
 STATE = "prepare_state.json"
 MANIFEST = "manifest.json"
 #: Formats whose records are plain documents (the others are rendered with a loss mask).
 DOCUMENT_FORMATS = ("text", "pretrain")
+MASK_SUFFIX = ".mask.bin"
 #: Bytes of text per batch (signals, deduplication and tokenization work on a batch at once).
 BATCH_BYTES = 4 << 20
 BATCH_DOCS = 20_000
@@ -74,7 +83,7 @@ class PrepareSettings:
     shard_tokens: int = 100_000_000
     """Tokens per shard file (a shard closes at the first document boundary past it)."""
     format: str | None = None
-    """Input format (``text`` or ``pretrain``), None: detected per file."""
+    """Input format (``text``, ``pretrain`` or a chat format), None: detected per file."""
     skip_invalid: bool = False
     """Drop malformed lines (counted as ``invalid``) instead of stopping at the first."""
 
@@ -126,9 +135,9 @@ def resolve_sources(inputs: list[str | os.PathLike], fmt: str | None) -> list[So
             if detection.format is None:
                 raise PrepareError(f"{path}: unknown format ({detection.reason}); name it with --format")
             found = detection.format
-        if found not in DOCUMENT_FORMATS:
-            raise PrepareError(f"{path}: {found} records are rendered with a chat template and a loss mask, which "
-                               f"data prepare does not do yet; pretraining data is text or JSONL with \"text\"")
+        if found not in DOCUMENT_FORMATS + CHAT_FORMATS:
+            raise PrepareError(f"{path}: cannot prepare {found!r} data (text, pretrain or one of "
+                               f"{', '.join(CHAT_FORMATS)})")
         sources.append(Source(path.resolve(), found, path.stat().st_size))
     return sources
 
@@ -139,13 +148,24 @@ def _fingerprint(sources: list[Source], tokenizer_sha: str, settings: PrepareSet
     return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
 
 
-def iter_batches(sources: list[Source], skip_invalid: bool, dropped: dict[str, int]
-                 ) -> Iterator[tuple[list[int], list[str], int]]:
-    """Batches of ``(positions, texts, bytes read so far)``: a position counts every line of every
-    input, so it says where in the inputs a document was. Empty samples are counted in ``dropped``;
-    a malformed line raises PrepareError (or is counted as ``invalid`` with ``skip_invalid``)."""
-    positions: list[int] = []
-    texts: list[str] = []
+@dataclass
+class Batch:
+    positions: list[int]
+    """Where each record is in the inputs: a position counts every line of every input."""
+    texts: list[str]
+    """What signals and deduplication look at (``formats.sample_text``)."""
+    records: list
+    """The parsed records (rendered for chat formats)."""
+    formats: list[str]
+    bytes_done: int
+    """Input bytes read so far."""
+
+
+def iter_batches(sources: list[Source], skip_invalid: bool, dropped: dict[str, int]) -> Iterator[Batch]:
+    """Batches of valid, non-empty records in input order. Empty samples are counted in
+    ``dropped``; a malformed line raises PrepareError (or is counted as ``invalid`` with
+    ``skip_invalid``)."""
+    batch = Batch([], [], [], [], 0)
     size = done = position = 0
     for source in sources:
         for sample in formats.iter_samples(source.path, source.format):
@@ -164,63 +184,60 @@ def iter_batches(sources: list[Source], skip_invalid: bool, dropped: dict[str, i
             if not sample.text.strip():
                 dropped["empty"] = dropped.get("empty", 0) + 1
                 continue
-            positions.append(pos)
-            texts.append(sample.text)
+            batch.positions.append(pos)
+            batch.texts.append(sample.text)
+            batch.records.append(sample.record)
+            batch.formats.append(source.format)
             size += len(sample.text)
-            if size >= BATCH_BYTES or len(texts) >= BATCH_DOCS:
-                yield positions, texts, done
-                positions, texts, size = [], [], 0
-    if texts:
-        yield positions, texts, done
+            if size >= BATCH_BYTES or len(batch.texts) >= BATCH_DOCS:
+                batch.bytes_done = done
+                yield batch
+                batch, size = Batch([], [], [], [], 0), 0
+    if batch.texts:
+        batch.bytes_done = done
+        yield batch
 
 
 # --- output ----------------------------------------------------------------------------------
 
-def shard_file(split: str, index: int) -> str:
-    return f"{split}_{index:03d}.bin"
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 class ShardWriter:
     """Token shards of one split, closed at document boundaries; each written under a temporary
-    name, fsynced and renamed, and recorded with its sha256 and where in the inputs it ended."""
+    name, fsynced and renamed, and recorded with its sha256 and where in the inputs it ended.
+    With ``masks``, every shard has a uint8 loss mask beside it (``train_000.mask.bin``)."""
 
     def __init__(self, out: Path, split: str, dtype: np.dtype, shard_tokens: int, done: list[dict] | None = None,
-                 on_shard: Callable[[], None] | None = None):
+                 on_shard: Callable[[], None] | None = None, masks: bool = False):
         self.out, self.split, self.dtype, self.shard_tokens = out, split, dtype, shard_tokens
         self.shards: list[dict] = list(done or [])
         self.on_shard = on_shard
+        self.masks = masks
         self._parts: list[np.ndarray] = []
+        self._mask_parts: list[np.ndarray] = []
         self._n = 0
 
     @property
     def tokens(self) -> int:
         return sum(s["tokens"] for s in self.shards) + self._n
 
-    def add(self, tokens: np.ndarray, doc_ends: np.ndarray, positions: list[int]) -> None:
+    def add(self, tokens: np.ndarray, doc_ends: np.ndarray, positions: list[int],
+            mask: np.ndarray | None = None) -> None:
         """Append documents: ``tokens`` of all of them, ``doc_ends`` the cumulative token count at
-        the end of each, ``positions`` their input positions."""
+        the end of each, ``positions`` their input positions, ``mask`` their loss mask (with
+        ``masks``; None: every token is learnt)."""
+        if self.masks and mask is None:
+            mask = np.ones(len(tokens), dtype=np.uint8)
         start = 0
         while start < len(tokens):
             need = self.shard_tokens - self._n
             # the first document whose end reaches the shard size closes the shard
             i = int(np.searchsorted(doc_ends, start + need, side="left"))
-            if i >= len(doc_ends):
-                self._parts.append(tokens[start:])
-                self._n += len(tokens) - start
-                return
-            end = int(doc_ends[i])
+            end = len(tokens) if i >= len(doc_ends) else int(doc_ends[i])
             self._parts.append(tokens[start:end])
+            if self.masks:
+                self._mask_parts.append(mask[start:end])
             self._n += end - start
+            if i >= len(doc_ends):
+                return
             self.close(end_position=positions[i] + 1)
             start = end
 
@@ -228,7 +245,7 @@ class ShardWriter:
         """Write the current shard (if it has tokens)."""
         if not self._n:
             return
-        name = shard_file(self.split, len(self.shards))
+        name = shard_name(len(self.shards), self.split)
         tmp = self.out / f".{name}.tmp-{os.getpid()}"
         digest = hashlib.sha256()
         with open(tmp, "wb") as f:
@@ -238,10 +255,20 @@ class ShardWriter:
                 f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        entry = {"file": name, "tokens": self._n, "sha256": digest.hexdigest(), "end_position": end_position}
+        if self.masks:  # the mask first: a shard file present means its mask is too
+            mask_name = name.removesuffix(".bin") + MASK_SUFFIX
+            data = np.concatenate(self._mask_parts).astype(np.uint8).tobytes()
+            mask_tmp = self.out / f".{mask_name}.tmp-{os.getpid()}"
+            with open(mask_tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(mask_tmp, self.out / mask_name)
+            entry.update(mask_file=mask_name, mask_sha256=hashlib.sha256(data).hexdigest())
         os.replace(tmp, self.out / name)
-        self.shards.append({"file": name, "tokens": self._n, "sha256": digest.hexdigest(),
-                            "end_position": end_position})
-        self._parts, self._n = [], 0
+        self.shards.append(entry)
+        self._parts, self._mask_parts, self._n = [], [], 0
         if self.on_shard is not None:
             self.on_shard()
 
@@ -264,6 +291,9 @@ def _load_state(out: Path, fingerprint: str) -> list[dict]:
         path = out / shard["file"]
         if not path.is_file() or path.stat().st_size != shard["tokens"] * dtype_size:
             break
+        mask = out / shard["mask_file"] if shard.get("mask_file") else None
+        if mask is not None and (not mask.is_file() or mask.stat().st_size != shard["tokens"]):
+            break
         good.append(shard)
     return good
 
@@ -284,7 +314,6 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
     manifest, which has ``"skipped": true`` when the directory was complete already."""
     from tokenizers import Tokenizer
 
-    from engine.data.shards import FORMAT, VERSION, token_dtype, tokenizer_sha256
     from engine.data.tokenizer import eos_token_id
 
     if settings.seq_len < 1:
@@ -322,17 +351,18 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
         pass
     (out / MANIFEST).unlink(missing_ok=True)  # from here on the directory is not complete
     done = _load_state(out, fingerprint)
-    _clear(out, {s["file"] for s in done})
+    _clear(out, {s["file"] for s in done} | {s["mask_file"] for s in done if s.get("mask_file")})
     resume_at = done[-1]["end_position"] if done else 0
 
     state = {"fingerprint": fingerprint, "itemsize": dtype.itemsize, "train": done}
 
     def save_state() -> None:
         state["train"] = train.shards
-        _atomic_json(out / STATE, state)
+        atomic_write_json(out / STATE, state)
 
-    train = ShardWriter(out, "train", dtype, settings.shard_tokens, done, on_shard=save_state)
-    val_parts: list[tuple[np.ndarray, np.ndarray, list[int]]] = []
+    masked = any(src.format in CHAT_FORMATS for src in sources)
+    train = ShardWriter(out, "train", dtype, settings.shard_tokens, done, on_shard=save_state, masks=masked)
+    val_parts: list[tuple[np.ndarray, np.ndarray, list[int], np.ndarray | None]] = []
     dedup = Deduplicator(settings.near_dedup_threshold, settings.num_perm)
     rules = settings.rules
     near = settings.near_dedup_threshold is not None
@@ -341,18 +371,34 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
     counts = {"train": 0, "val": 0}
     val_tokens = 0
 
-    def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
+    def tokenize(batch: Batch, idx: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Tokens, cumulative document ends and (with masks) the loss mask of records ``idx``."""
+        docs = [i for i in idx if batch.formats[i] in DOCUMENT_FORMATS]
+        chats = [i for i in idx if batch.formats[i] not in DOCUMENT_FORMATS]
+        per_doc: dict[int, tuple[list[int], list[int] | None]] = {}
+        if docs:
+            for i, enc in zip(docs, tokenizer.encode_batch([batch.texts[i] for i in docs], add_special_tokens=False)):
+                per_doc[i] = (enc.ids + [eos], None)
+        if chats:
+            rendered = [render_record(batch.formats[i], batch.records[i]) for i in chats]
+            for i, (ids, mask) in zip(chats, encode_segments_batch(tokenizer, rendered, eos)):
+                per_doc[i] = (ids, mask)
         ids: list[int] = []
-        ends = np.empty(len(encodings), dtype=np.int64)
-        for i, enc in enumerate(encodings):
-            ids.extend(enc.ids)
-            ids.append(eos)
-            ends[i] = len(ids)
-        return np.asarray(ids, dtype=np.int64), ends
+        mask: list[int] = []
+        ends = np.empty(len(idx), dtype=np.int64)
+        for j, i in enumerate(idx):
+            doc_ids, doc_mask = per_doc[i]
+            ids.extend(doc_ids)
+            if masked:
+                mask.extend(doc_mask if doc_mask is not None else [1] * len(doc_ids))
+            ends[j] = len(ids)
+        tokens = np.asarray(ids, dtype=np.int64)
+        if len(tokens) and int(tokens.max()) >= vocab:
+            raise PrepareError(f"token id {int(tokens.max())} is outside the vocabulary of {tokenizer_dir}")
+        return tokens, ends, (np.asarray(mask, dtype=np.uint8) if masked else None)
 
-    for positions, texts, bytes_done in iter_batches(sources, settings.skip_invalid, dropped):
-        sig = batch_signals(texts, settings.num_perm if near else None)
+    for batch in iter_batches(sources, settings.skip_invalid, dropped):
+        sig = batch_signals(batch.texts, settings.num_perm if near else None)
         reasons = rules.reasons(sig)
         keys = sig.exact_keys.tolist()
         draws = split_draws(sig.exact_keys) if settings.val_fraction else None
@@ -362,7 +408,7 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
         for i, reason in enumerate(reasons):
             if settings.exact_dedup and not dedup.add_exact(keys[i]):
                 continue
-            if reason is not None:
+            if reason is not None and batch.formats[i] in DOCUMENT_FORMATS:  # conversations are short by nature
                 dropped[reason] = dropped.get(reason, 0) + 1
                 continue
             if near and not dedup.add_near(sig.signatures[i], bands[i]):
@@ -374,21 +420,19 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
         counts["train"] += len(train_idx)
         counts["val"] += len(val_idx)
         if val_idx:
-            tokens, ends = tokenize([texts[i] for i in val_idx])
-            val_parts.append((tokens, ends, [positions[i] for i in val_idx]))
+            tokens, ends, mask = tokenize(batch, val_idx)
+            val_parts.append((tokens, ends, [batch.positions[i] for i in val_idx], mask))
             val_tokens += len(tokens)
-        fresh = [i for i in train_idx if positions[i] >= resume_at]  # before it: in a finished shard
+        fresh = [i for i in train_idx if batch.positions[i] >= resume_at]  # before it: in a finished shard
         if fresh:
-            tokens, ends = tokenize([texts[i] for i in fresh])
-            if int(tokens.max()) >= vocab:
-                raise PrepareError(f"token id {int(tokens.max())} is outside the vocabulary of {tokenizer_dir}")
-            train.add(tokens, ends, [positions[i] for i in fresh])
+            tokens, ends, mask = tokenize(batch, fresh)
+            train.add(tokens, ends, [batch.positions[i] for i in fresh], mask)
         if progress is not None:
-            prog.bytes_done, prog.documents = bytes_done, positions[-1] + 1
+            prog.bytes_done, prog.documents = batch.bytes_done, batch.positions[-1] + 1
             prog.train_docs, prog.val_docs = counts["train"], counts["val"]
             prog.train_tokens, prog.val_tokens, prog.shards = train.tokens, val_tokens, len(train.shards)
             prog.dropped = {**dropped, **{k: v for k, v in dedup.counts.items() if v}}
-            prog.replaying = positions[-1] < resume_at
+            prog.replaying = batch.positions[-1] < resume_at
             prog.elapsed_s = time.perf_counter() - t0
             progress(prog)
     train.close(end_position=None)
@@ -397,13 +441,13 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
         raise PrepareError("no training tokens: every document was dropped or held out ("
                            + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) or "no documents")
                            + ")")
-    val = ShardWriter(out, "val", dtype, settings.shard_tokens)
-    for tokens, ends, positions in val_parts:
-        val.add(tokens, ends, positions)
+    val = ShardWriter(out, "val", dtype, settings.shard_tokens, masks=masked)
+    for tokens, ends, positions, mask in val_parts:
+        val.add(tokens, ends, positions, mask)
     val.close(end_position=None)
 
     def entries(shards: list[dict]) -> list[dict]:
-        return [{"file": s["file"], "tokens": s["tokens"], "sha256": s["sha256"]} for s in shards]
+        return [{k: v for k, v in s.items() if k != "end_position"} for s in shards]
 
     manifest = {
         "format": FORMAT,
@@ -415,6 +459,8 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
         "total_tokens": train.tokens,
         "val_shards": entries(val.shards),
         "val_tokens": val.tokens,
+        "loss_mask": masked,
+        "chat_markers_special": markers_are_special(tokenizer) if masked else None,
         "documents": {"read": counts["train"] + counts["val"] + sum(dropped.values()),
                       "train": counts["train"], "val": counts["val"],
                       "dropped": {k: dropped[k] for k in sorted(dropped)}},
@@ -422,7 +468,44 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
         "prepare": {"fingerprint": fingerprint, "settings": settings.to_json(),
                     "drop_reasons": ["invalid", "empty", EXACT, *REASONS, NEAR]},
     }
-    _atomic_json(out / MANIFEST, manifest)
+    atomic_write_json(out / MANIFEST, manifest)
     (out / STATE).unlink(missing_ok=True)
     manifest["elapsed_s"] = time.perf_counter() - t0
     return manifest
+
+
+def preview(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, n: int = 3,
+            fmt: str | None = None) -> list[dict]:
+    """The first ``n`` valid records of the inputs as the shards will hold them: ``{"path", "line",
+    "format", "runs": [(text, learnt), ...]}``, each run the decoded text of consecutive tokens
+    with the same mask (``cockpit data prepare --debug``)."""
+    from tokenizers import Tokenizer
+
+    from engine.data.tokenizer import eos_token_id
+
+    tokenizer_dir = Path(tokenizer_dir)
+    if not (tokenizer_dir / "tokenizer.json").is_file():
+        raise PrepareError(f"{tokenizer_dir}: no tokenizer here (tokenizer.json is missing)")
+    tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    eos = eos_token_id(tokenizer_dir, tokenizer)
+    out = []
+    for source in resolve_sources(inputs, fmt):
+        for sample in formats.iter_samples(source.path, source.format):
+            if len(out) >= n:
+                return out
+            if not sample.ok or not sample.text or not sample.text.strip():
+                continue
+            if source.format in DOCUMENT_FORMATS:
+                ids = tokenizer.encode(sample.text, add_special_tokens=False).ids + [eos]
+                mask = [1] * len(ids)
+            else:
+                [(ids, mask)] = encode_segments_batch(tokenizer, [render_record(source.format, sample.record)], eos)
+            runs: list[tuple[str, bool]] = []
+            start = 0
+            for i in range(1, len(ids) + 1):
+                if i == len(ids) or mask[i] != mask[start]:
+                    runs.append((tokenizer.decode(ids[start:i], skip_special_tokens=False), bool(mask[start])))
+                    start = i
+            out.append({"path": str(source.path), "line": sample.line, "format": source.format, "runs": runs,
+                        "tokens": len(ids), "learnt": int(sum(mask))})
+    return out

@@ -82,11 +82,12 @@ def jsonl_to_text(path: str | os.PathLike, out: str | os.PathLike) -> Path:
 
 # --- writing ----------------------------------------------------------------------------------
 
-def shard_name(index: int) -> str:
-    return f"train_{index:03d}.bin"
+def shard_name(index: int, split: str = "train") -> str:
+    return f"{split}_{index:03d}.bin"
 
 
-def _atomic_write_json(path: Path, data: dict) -> None:
+def atomic_write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file, fsynced, then renamed."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
@@ -166,7 +167,7 @@ def write_shards(tokens: np.ndarray | Iterable[np.ndarray], out_dir: str | os.Pa
         "shards": [{"file": shard_name(i), "tokens": n} for i, n in enumerate(counts)],
         "total_tokens": sum(counts),
     }
-    _atomic_write_json(out_dir / MANIFEST, manifest)
+    atomic_write_json(out_dir / MANIFEST, manifest)
     return manifest
 
 
@@ -288,6 +289,29 @@ def open_shards(shard_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
         if split != "train":
             return None
         raise DataError(f"{shard_dir}: the shards hold no tokens")
+    return maps[0] if len(maps) == 1 else ShardTokens(maps)
+
+
+def open_masks(shard_dir: str | os.PathLike, split: str = "train") -> np.memmap | ShardTokens | None:
+    """The loss mask (uint8, 1 = learnt) beside the shards of ``split`` (``cockpit data prepare``
+    writes one when fine-tuning records are rendered), memory-mapped; None when the shards have
+    none. Call it after ``open_shards`` checked the manifest."""
+    shard_dir = Path(shard_dir)
+    manifest = read_manifest(shard_dir)
+    if not manifest.get("loss_mask"):
+        return None
+    entries = manifest["shards"] if split == "train" else manifest.get("val_shards") or []
+    maps = []
+    for shard in entries:
+        n = int(shard["tokens"])
+        path = shard_dir / str(shard.get("mask_file"))
+        if not shard.get("mask_file") or not path.is_file() or path.stat().st_size != n:
+            raise DataError(f"{path}: loss mask missing or not {n:,} bytes (listed in {MANIFEST}); "
+                            "prepare the shards again")
+        if n:
+            maps.append(np.memmap(path, dtype=np.uint8, mode="r", shape=(n,)))
+    if not maps:
+        return None
     return maps[0] if len(maps) == 1 else ShardTokens(maps)
 
 

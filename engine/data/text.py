@@ -103,17 +103,34 @@ def split_tokens(tokens: np.ndarray, val_fraction: float) -> tuple[np.ndarray, n
     return tokens[:len(tokens) - n_val], tokens[len(tokens) - n_val:]
 
 
+def masked_labels(x: torch.Tensor, mask: np.ndarray | None) -> torch.Tensor:
+    """Labels for inputs ``x``: ``x`` itself, or with -100 (ignored by the loss) where ``mask`` is 0."""
+    if mask is None:
+        return x
+    import torch
+
+    labels = x.clone()
+    labels[torch.from_numpy(np.asarray(mask) == 0)] = -100
+    return labels
+
+
 class BatchIterator:
     """Endless iterator of ``(batch_size, seq_len)`` int64 token batches from a token stream.
 
     Windows start at multiples of ``seq_len``; each epoch visits all of them in the order of a
     permutation seeded with ``(seed, epoch)``. With several processes, process ``rank`` takes every
     ``world_size``-th window of that order, so the processes never share a window.
+
+    ``mask`` (uint8, aligned with ``tokens``, 1 = learnt) makes ``take`` return labels that ignore
+    (-100) the tokens it masks: the prompt of a fine-tuning record.
     """
 
     def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, seed: int,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, mask: np.ndarray | None = None):
+        if mask is not None and len(mask) != len(tokens):
+            raise DataError(f"the loss mask has {len(mask):,} entries for {len(tokens):,} tokens")
         self.tokens = tokens
+        self.mask = mask
         self.batch_size = batch_size
         self.seq_len = seq_len
         self.seed = seed
@@ -151,8 +168,14 @@ class BatchIterator:
         return self
 
     def __next__(self) -> torch.Tensor:
+        return self.take()[0]
+
+    def take(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next ``(input_ids, labels)``: labels are the inputs (the same tensor) without a mask,
+        else a copy with -100 where the mask is 0."""
         import torch  # here, so that reading and tokenizing documents stays torch-free
 
         starts = np.array([self._next_window() for _ in range(self.batch_size)], dtype=np.int64) * self.seq_len
         idx = starts[:, None] + np.arange(self.seq_len)[None, :]
-        return torch.from_numpy(self.tokens[idx].astype(np.int64))
+        x = torch.from_numpy(self.tokens[idx].astype(np.int64))
+        return x, masked_labels(x, None if self.mask is None else self.mask[idx])
