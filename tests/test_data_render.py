@@ -127,3 +127,19 @@ def test_the_engine_fine_tunes_on_masked_shards(tok_dir, tmp_path, make_run_dir,
     assert losses and all(np.isfinite(losses))
     assert [e for e in events if e["type"] == "eval"][0]["loss"] > 0
     assert not [e for e in events if e["type"] == "error"]
+
+
+def test_readiness_check_reports_the_prepared_split_and_the_mask(tok_dir, tmp_path):
+    from cockpit.checks.base import CheckContext
+    from cockpit.checks.dataset import check_dataset
+    from engine.config import RunConfig
+
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"count to {i}", "output": " ".join(map(str, range(i)))}) + "\n"
+                            for i in range(1, 200)), encoding="utf-8")
+    m = prepare([data], tok_dir, tmp_path / "shards", PrepareSettings(seq_len=16, val_fraction=0.2))
+    cfg = RunConfig.model_validate({"data": {"source": "shards", "path": str(tmp_path / "shards")},
+                                    "tokenizer": {"path": str(tok_dir)}, "train": {"seq_len": 16}}).resolved(tmp_path)
+    tokens = next(r for r in check_dataset(CheckContext(config_path=None, cfg=cfg)) if r.id == "dataset.tokens")
+    assert tokens.status == "ok" and f"{m['val_tokens']:,} in the validation shards" in tokens.detail
+    assert f"{m['total_tokens']:,} training tokens" in tokens.detail and "loss mask" in tokens.detail

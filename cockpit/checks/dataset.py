@@ -304,14 +304,14 @@ def _check_shards(ctx: CheckContext) -> list[CheckResult]:
     if not path.is_dir():
         what = "not found" if not path.exists() else "is a file, not a shard directory"
         return [result("dataset.path", "Shard directory", "fail", f"data.path: {path} {what}",
-                       "prepare shards with `python -m engine.data.shards --input FILE --tokenizer DIR --out DIR "
+                       "prepare shards with `cockpit data prepare --input FILE --tokenizer DIR --out DIR "
                        "--seq-len N`, or set data.source to text or jsonl for a file")]
     out = [result("dataset.path", "Shard directory", "ok", f"{path}")]
     shards = inspect_shards(path)
     if shards.manifest is None or shards.problems:
         out.append(result("dataset.manifest", "Shard manifest", "fail",
                           _quote(shards.problems[:QUOTED], len(shards.problems)),
-                          "prepare the shards again (python -m engine.data.shards)",
+                          "prepare the shards again (cockpit data prepare)",
                           problems=[str(p) for p in shards.problems]))
         return out
     m = shards.manifest
@@ -334,11 +334,20 @@ def _check_shards(ctx: CheckContext) -> list[CheckResult]:
     if too_few is not None:
         out.append(too_few)
     else:
-        val = int(total * cfg.data.val_fraction)
+        prepared_val = int(m.get("val_tokens") or 0) if m.get("val_shards") else 0
+        val = prepared_val or int(total * cfg.data.val_fraction)
+        held = (f"{val:,} in the validation shards" if prepared_val
+                else f"{val:,} held out (data.val_fraction {cfg.data.val_fraction})")
+        docs = m.get("documents") or {}
+        dropped = docs.get("dropped") or {}
+        extra = (f"; prepared from {docs.get('read', 0):,} records, {sum(dropped.values()):,} dropped ("
+                 + ", ".join(f"{k} {v:,}" for k, v in dropped.items()) + ")") if dropped else ""
+        mask = "; fine-tuning loss mask: only the assistant's tokens are learnt" if m.get("loss_mask") else ""
+        train_tokens = total if prepared_val else total - val
         out.append(result("dataset.tokens", "Tokens", "ok",
-                          f"{total:,} tokens = {total // seq_len:,} sequences of {seq_len}; {val:,} held out "
-                          f"(data.val_fraction {cfg.data.val_fraction})",
-                          tokens=total, sequences=total // seq_len, val_tokens=val))
+                          f"{train_tokens:,} training tokens = {train_tokens // seq_len:,} sequences of {seq_len}; "
+                          f"{held}{extra}{mask}",
+                          tokens=total, sequences=total // seq_len, val_tokens=val, loss_mask=bool(m.get("loss_mask"))))
     ctx.cache["dataset"] = {"source": "shards", "path": str(path), "format": "shards", "records": None,
                             "documents": None, "chars": None, "bytes": None, "tokens": total,
                             "tokens_estimated": False, "sequences": total // seq_len, "shards": shards.shards,

@@ -178,7 +178,7 @@ def read_manifest(shard_dir: str | os.PathLike) -> dict:
     shard_dir = Path(shard_dir)
     path = shard_dir / MANIFEST
     if not shard_dir.is_dir():
-        raise DataError(f"{shard_dir}: shard directory not found (prepare it with `python -m engine.data.shards`)")
+        raise DataError(f"{shard_dir}: shard directory not found (prepare it with `cockpit data prepare`)")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
