@@ -186,7 +186,10 @@ def test_prepare_through_the_cli(tok_dir, tmp_path):
 
     bad = invoke("data", "prepare", "--input", str(tmp_path / "none.txt"), "--tokenizer", str(tok_dir), "--out",
                  str(tmp_path / "o2"), "--seq-len", "32")
-    assert bad.exit_code == 2 and "none.txt: not found" in bad.stderr
+    assert bad.exit_code == 2 and f"--input {tmp_path / 'none.txt'}: not found" in bad.stderr
+    pattern = invoke("data", "prepare", "--input", str(tmp_path / "*.txt"), "--tokenizer", str(tok_dir), "--out",
+                     str(tmp_path / "o3"), "--seq-len", "32")
+    assert pattern.exit_code == 0 and "1 shard(s)" in pattern.stdout  # p.txt, through the glob
     assert invoke(*args, "--minhash-perm", "100").exit_code == 2
 
 

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from cockpit.cli.common import fail
+from cockpit.cli.common import expand_files, fail
 
 data_app = typer.Typer(help="Validate, inspect and prepare training data.", no_args_is_help=True,
                        rich_markup_mode=None)
@@ -198,8 +198,8 @@ def _print_stats(r: dict) -> None:
 
 
 def prepare(
-    inputs: List[Path] = typer.Option(..., "--input", help="Input files (repeatable): text (one document per line) "
-                                                          "or JSONL with \"text\"."),
+    inputs: List[str] = typer.Option(..., "--input", help="Input files or globs (repeatable): text (one document "
+                                                         "per line), JSONL with \"text\", or fine-tuning JSONL."),
     tokenizer: Path = typer.Option(..., "--tokenizer", help="Tokenizer directory (tokenizer.json)."),
     out: Path = typer.Option(..., "--out", help="Shard directory to write."),
     seq_len: int = typer.Option(..., "--seq-len", min=1, help="Sequence length of the run (train.seq_len)."),
@@ -230,6 +230,7 @@ def prepare(
 
     if num_perm & (num_perm - 1) or not 8 <= num_perm <= 1024:
         fail(f"--minhash-perm {num_perm}: expected a power of two from 8 to 1024")
+    files = expand_files(inputs, "--input")
     if near_dup >= 1.0:
         fail("--near-dup-threshold must be below 1 (0 turns it off)")
     rules = QualityRules(min_words=min_words, max_words=max_words or None, max_symbol_ratio=max_symbol_ratio or None,
@@ -243,7 +244,7 @@ def prepare(
 
     console = Console(stderr=True)
     if debug:
-        _print_preview(console, inputs, tokenizer, debug, _format(fmt))
+        _print_preview(console, files, tokenizer, debug, _format(fmt))
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rate]}"),
                   TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console,
                   disable=as_json or not console.is_terminal) as bar:
@@ -257,7 +258,7 @@ def prepare(
                        info=f"{p.train_tokens + p.val_tokens:,} tokens, {p.shards} shard(s), {dropped:,} dropped")
 
         try:
-            manifest = run_prepare(inputs, tokenizer, out, settings, progress=show)
+            manifest = run_prepare(files, tokenizer, out, settings, progress=show)
         except PrepareError as exc:
             bar.stop()
             fail(str(exc))

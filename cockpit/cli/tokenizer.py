@@ -6,14 +6,13 @@ layout, so ``AutoTokenizer.from_pretrained(DIR)`` and the engine load it as they
 
 from __future__ import annotations
 
-import glob
 import json
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from cockpit.cli.common import fail
+from cockpit.cli.common import expand_files, fail
 
 tokenizer_app = typer.Typer(help="Train a tokenizer on your data, or inspect one.", no_args_is_help=True,
                             rich_markup_mode=None)
@@ -21,19 +20,6 @@ tokenizer_app = typer.Typer(help="Train a tokenizer on your data, or inspect one
 #: Shown by ``inspect`` when no ``--text`` is given: prose, code, digits, non-Latin script, emoji.
 SAMPLES = ("The quick brown fox jumps over the lazy dog.", "def add(a, b):\n    return a + b",
            "3 + 4 = 7; 1234567 * 89 = 109876463", "Grüße aus Köln — 東京は晴れ 🙂")
-
-
-def expand_files(patterns: list[str]) -> list[Path]:
-    """Files named by ``patterns`` (globs, ``**`` included, expanded here so quoting works), in order,
-    each once; a pattern that names nothing is a usage error."""
-    found: list[Path] = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
-        files = [Path(m) for m in matches if Path(m).is_file()]
-        if not files:
-            fail(f"--files {pattern}: no such file" if not glob.has_magic(pattern) else f"--files {pattern}: matches no file")
-        found.extend(f for f in files if f not in found)
-    return found
 
 
 def iter_texts(files: list[Path]):
@@ -120,7 +106,9 @@ def inspect(
         enc = tok.encode(item, add_special_tokens=False)
         encodings.append({"text": item, "tokens": enc.tokens, "ids": enc.ids,
                           "round_trip": tok.decode(enc.ids, skip_special_tokens=False) == item})
-    ratio = None
+    chars = sum(len(e["text"]) for e in encodings)
+    ratio = {"records": len(encodings), "chars": chars, "tokens": sum(len(e["ids"]) for e in encodings),
+             "chars_per_token": chars / max(1, sum(len(e["ids"]) for e in encodings)), "of": "the texts above"}
     if sample is not None:
         if not sample.is_file():
             fail(f"--sample {sample}: not found")
@@ -133,7 +121,7 @@ def inspect(
             fail(f"--sample {sample}: no text in it")
         n_tokens = sum(len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False))
         ratio = {"records": len(texts), "chars": sum(map(len, texts)), "tokens": n_tokens,
-                 "chars_per_token": sum(map(len, texts)) / max(1, n_tokens)}
+                 "chars_per_token": sum(map(len, texts)) / max(1, n_tokens), "of": str(sample)}
     chat = (file.parent / "chat_template.jinja").is_file() or bool(config.get("chat_template"))
     report = {"path": str(file.parent), "vocab_size": tok.get_vocab_size(with_added_tokens=True),
               "model": json.loads(tok.to_str()).get("model", {}).get("type"), "special_tokens": special,
@@ -151,9 +139,8 @@ def inspect(
         flag = "" if e["round_trip"] else "   (does not decode back to the same text)"
         typer.echo(f"\n{e['text']!r}: {len(e['ids'])} tokens for {len(e['text'])} characters{flag}")
         typer.echo("  " + " | ".join(e["tokens"][:40]) + (" ..." if len(e["tokens"]) > 40 else ""))
-    if ratio:
-        typer.echo(f"\n{sample}: {ratio['chars_per_token']:.2f} characters per token over {ratio['records']:,} "
-                   f"records ({ratio['chars']:,} characters, {ratio['tokens']:,} tokens)")
+    typer.echo(f"\n{ratio['of']}: {ratio['chars_per_token']:.2f} characters per token over {ratio['records']:,} "
+               f"record(s) ({ratio['chars']:,} characters, {ratio['tokens']:,} tokens)")
 
 
 def register(app: typer.Typer) -> None:
