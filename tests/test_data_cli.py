@@ -204,3 +204,25 @@ def test_prepare_debug_shows_what_is_learnt(tok_dir, tmp_path):
     assert "<|im_start|>assistant\n5<|im_end|>" in result.stderr and "dim: context" in result.stderr
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert manifest["loss_mask"] and manifest["documents"]["train"] == 5
+
+
+def test_a_broken_tokenizer_or_undecodable_data_exit_2_naming_them(tok_dir, tmp_path):
+    bad = tmp_path / "badtok"
+    bad.mkdir()
+    (bad / "tokenizer.json").write_text("{not json", encoding="utf-8")
+    src = corpus(tmp_path / "d.txt", 20)
+    for args in (["data", "prepare", "--input", str(src), "--tokenizer", str(bad), "--out", str(tmp_path / "o"),
+                  "--seq-len", "8"],
+                 ["data", "stats", str(src), "--tokenizer", str(bad)],
+                 ["tokenizer", "inspect", str(bad)]):
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"{bad / 'tokenizer.json'}: not a valid tokenizer.json (" in result.stderr and "Traceback" not in result.output
+    binary = tmp_path / "b.txt"
+    binary.write_bytes(b"\xff\xfe\x00 junk\n\xfa\n")
+    result = invoke("data", "prepare", "--input", str(binary), "--tokenizer", str(tok_dir), "--out", str(tmp_path / "o"),
+                    "--seq-len", "8")
+    assert result.exit_code == 2 and "2 line(s) read, none of them UTF-8 text" in result.stderr
+    result = invoke("data", "prepare", "--input", str(binary), "--format", "text", "--tokenizer", str(tok_dir),
+                    "--out", str(tmp_path / "o"), "--seq-len", "8")
+    assert result.exit_code == 2 and f"{binary}:1: not UTF-8 (invalid start byte at byte 0)" in result.stderr

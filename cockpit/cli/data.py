@@ -112,11 +112,12 @@ def stats(
     wanted = _format(fmt)
     tok = None
     if tokenizer is not None:
-        if not (tokenizer / "tokenizer.json").is_file():
-            fail(f"--tokenizer {tokenizer}: no tokenizer here (tokenizer.json is missing)")
-        from tokenizers import Tokenizer
+        from engine.data.tokenizer import read_tokenizer
 
-        tok = Tokenizer.from_file(str(tokenizer / "tokenizer.json"))
+        try:
+            tok = read_tokenizer(tokenizer)
+        except ValueError as exc:
+            fail(f"--tokenizer {exc}")
     try:
         detected = wanted or formats.detect_format(path).format
     except formats.FormatError as exc:

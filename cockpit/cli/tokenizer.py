@@ -84,17 +84,13 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Vocabulary size, special tokens, sample encodings and characters per token."""
-    from tokenizers import Tokenizer
-
-    from engine.data.tokenizer import guess_eos
+    from engine.data.tokenizer import guess_eos, read_tokenizer
 
     file = directory if directory.is_file() else directory / "tokenizer.json"
-    if not file.is_file():
-        fail(f"{directory}: no tokenizer here (tokenizer.json is missing)")
     try:
-        tok = Tokenizer.from_file(str(file))
-    except Exception as exc:  # the library's own parse errors
-        fail(f"{file}: not a tokenizer.json ({exc})")
+        tok = read_tokenizer(directory)
+    except ValueError as exc:
+        fail(str(exc))
     config = _config(file.parent)
     vocab = tok.get_vocab(with_added_tokens=True)
     special = {role: _token_name(config.get(f"{role}_token")) for role in ("bos", "eos", "pad", "unk")}

@@ -316,11 +316,14 @@ def detect_format(path: str | os.PathLike, max_records: int = DETECT_RECORDS) ->
         return Detection("shards", f"directory without {SHARD_MANIFEST}")
     votes: dict[str, int] = {}
     keys: dict[str, set[str]] = {}
-    objects = lines = 0
+    objects = lines = undecodable = 0
     for _, raw in _read_lines(path):
         try:
             line = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
+            undecodable += 1
+            if undecodable >= max_records:
+                break
             continue
         if not line:
             continue
@@ -340,7 +343,8 @@ def detect_format(path: str | os.PathLike, max_records: int = DETECT_RECORDS) ->
         if lines >= max_records:
             break
     if lines == 0:
-        return Detection(None, "no non-blank line")
+        return Detection(None, f"{undecodable} line(s) read, none of them UTF-8 text" if undecodable
+                         else "no non-blank line")
     if path.suffix.lower() not in JSONL_SUFFIXES and objects * 2 <= lines:
         return Detection("text", f"{lines - objects} of the first {lines} lines are not JSON objects")
     if not votes:

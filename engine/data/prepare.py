@@ -308,14 +308,22 @@ def _clear(out: Path, keep: set[str]) -> None:
             path.unlink()
 
 
+def _load_tokenizer(tokenizer_dir: Path):
+    """The tokenizer and its end-of-text id; PrepareError naming the directory."""
+    from engine.data.tokenizer import eos_token_id, read_tokenizer
+
+    try:
+        tokenizer = read_tokenizer(tokenizer_dir)
+        return tokenizer, eos_token_id(tokenizer_dir, tokenizer)
+    except ValueError as exc:
+        hint = "; train one with `cockpit tokenizer train`" if "missing" in str(exc) else ""
+        raise PrepareError(f"{exc}{hint}") from None
+
+
 def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, out_dir: str | os.PathLike,
             settings: PrepareSettings, progress: Callable[[Progress], None] | None = None) -> dict:
     """Prepare ``inputs`` into shards in ``out_dir`` (see the module docstring); returns the
     manifest, which has ``"skipped": true`` when the directory was complete already."""
-    from tokenizers import Tokenizer
-
-    from engine.data.tokenizer import eos_token_id
-
     if settings.seq_len < 1:
         raise PrepareError(f"--seq-len must be positive, got {settings.seq_len}")
     if not 0.0 <= settings.val_fraction < 1.0:
@@ -324,15 +332,7 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
         raise PrepareError("--shard-tokens must be positive")
     t0 = time.perf_counter()
     tokenizer_dir = Path(tokenizer_dir)
-    tok_file = tokenizer_dir / "tokenizer.json"
-    if not tok_file.is_file():
-        raise PrepareError(f"{tokenizer_dir}: no tokenizer here (tokenizer.json is missing); train one with "
-                           "`cockpit tokenizer train`")
-    tokenizer = Tokenizer.from_file(str(tok_file))
-    try:
-        eos = eos_token_id(tokenizer_dir, tokenizer)
-    except ValueError as exc:
-        raise PrepareError(str(exc)) from None
+    tokenizer, eos = _load_tokenizer(tokenizer_dir)
     vocab = tokenizer.get_vocab_size(with_added_tokens=True)
     dtype = token_dtype(vocab)
     sources = resolve_sources(inputs, settings.format)
@@ -479,15 +479,7 @@ def preview(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, n
     """The first ``n`` valid records of the inputs as the shards will hold them: ``{"path", "line",
     "format", "runs": [(text, learnt), ...]}``, each run the decoded text of consecutive tokens
     with the same mask (``cockpit data prepare --debug``)."""
-    from tokenizers import Tokenizer
-
-    from engine.data.tokenizer import eos_token_id
-
-    tokenizer_dir = Path(tokenizer_dir)
-    if not (tokenizer_dir / "tokenizer.json").is_file():
-        raise PrepareError(f"{tokenizer_dir}: no tokenizer here (tokenizer.json is missing)")
-    tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
-    eos = eos_token_id(tokenizer_dir, tokenizer)
+    tokenizer, eos = _load_tokenizer(Path(tokenizer_dir))
     out = []
     for source in resolve_sources(inputs, fmt):
         for sample in formats.iter_samples(source.path, source.format):

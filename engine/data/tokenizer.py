@@ -102,6 +102,19 @@ def load_tokenizer(path: str | os.PathLike):
     return tokenizer
 
 
+def read_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """The ``tokenizers`` Tokenizer of a directory's ``tokenizer.json`` (or of that file), without
+    transformers; ValueError naming the file when it is missing or not a tokenizer."""
+    path = Path(path)
+    file = path if path.is_file() else path / "tokenizer.json"
+    if not file.is_file():
+        raise ValueError(f"{path}: no tokenizer here (tokenizer.json is missing)")
+    try:
+        return Tokenizer.from_file(str(file))
+    except Exception as exc:  # the library raises a bare Exception for a malformed file
+        raise ValueError(f"{file}: not a valid tokenizer.json ({exc})") from None
+
+
 def eos_token_id(path: str | os.PathLike, tokenizer: Tokenizer | None = None) -> int:
     """The end-of-text id of the tokenizer saved at ``path``, without transformers: the
     ``eos_token`` of its tokenizer_config.json, else a known end-of-text token of its vocabulary.
@@ -109,7 +122,7 @@ def eos_token_id(path: str | os.PathLike, tokenizer: Tokenizer | None = None) ->
     import json
 
     path = Path(path)
-    tokenizer = tokenizer or Tokenizer.from_file(str(path / "tokenizer.json"))
+    tokenizer = tokenizer or read_tokenizer(path)
     name = None
     config = path / "tokenizer_config.json"
     if config.is_file():
