@@ -263,6 +263,11 @@ def prepare(
         except PrepareError as exc:
             bar.stop()
             fail(str(exc))
+        except KeyboardInterrupt:
+            bar.stop()
+            typer.echo(f"interrupted: the finished shards in {out} are kept; run the same command again to "
+                       "continue (the manifest is written when it completes)", err=True)
+            raise typer.Exit(130)
     if as_json:
         typer.echo(json.dumps(manifest, indent=1))
         return
