@@ -332,6 +332,8 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
         raise PrepareError("--shard-tokens must be positive")
     t0 = time.perf_counter()
     tokenizer_dir = Path(tokenizer_dir)
+    if tokenizer_dir.is_file():  # its tokenizer.json named directly
+        tokenizer_dir = tokenizer_dir.parent
     tokenizer, eos = _load_tokenizer(tokenizer_dir)
     vocab = tokenizer.get_vocab_size(with_added_tokens=True)
     dtype = token_dtype(vocab)
