@@ -281,7 +281,7 @@ def prepare(
                + (f" in {elapsed:.1f} s" if elapsed else ""))
     typer.echo(f"documents: {docs['read']:,} read, {docs['train']:,} train, {docs['val']:,} validation; dropped: {drops}")
     typer.echo(f"train on it: cockpit run CONFIG --set data.source=shards --set data.path={out} "
-               f"--set tokenizer.path={tokenizer} --set train.seq_len={manifest['seq_len']}")
+               f"--set tokenizer.path={manifest['tokenizer']['path']} --set train.seq_len={manifest['seq_len']}")
 
 
 def _print_preview(console, inputs: list[Path], tokenizer: Path, n: int, fmt: str | None) -> None:
