@@ -153,20 +153,19 @@ class Trainer:
         with acc.main_process_first():
             self.tokenizer, tokens, held_out = self.prepare_data()
         self.train_mask = self.val_mask = None
-        if held_out is None:
-            self.train_tokens, self.val_tokens = split_tokens(tokens, cfg.data.val_fraction)
-        else:  # the validation split prepared with the shards
-            self.train_tokens, self.val_tokens = tokens, held_out
         if cfg.data.source == "shards":  # fine-tuning shards: learn only what the assistant says
             from engine.data.shards import open_masks
 
-            self.train_mask = open_masks(cfg.data.path, "train")
+            self.train_mask, self.val_mask = open_masks(cfg.data.path, "train"), open_masks(cfg.data.path, "val")
+        if held_out is None:  # the tail of the stream is held out, and the tail of its mask
+            self.train_tokens, self.val_tokens = split_tokens(tokens, cfg.data.val_fraction)
             if self.train_mask is not None:
-                self.val_mask = open_masks(cfg.data.path, "val") if held_out is not None else None
-                if held_out is None:  # the tail of the stream is held out: so is the tail of its mask
-                    self.train_mask, self.val_mask = split_tokens(self.train_mask, cfg.data.val_fraction)
-                self.info(f"loss mask: {int(np.count_nonzero(np.asarray(self.train_mask))):,} of "
-                          f"{len(self.train_mask):,} training tokens are learnt (the rest is prompt)")
+                self.train_mask, self.val_mask = split_tokens(self.train_mask, cfg.data.val_fraction)
+        else:  # the validation split prepared with the shards
+            self.train_tokens, self.val_tokens = tokens, held_out
+        if self.train_mask is not None:
+            self.info(f"loss mask: {int(np.count_nonzero(np.asarray(self.train_mask))):,} of "
+                      f"{len(self.train_mask):,} training tokens are learnt (the rest is prompt)")
         self.batches = BatchIterator(self.train_tokens, train.micro_batch_size, train.seq_len, train.seed,
                                      rank=acc.process_index, world_size=acc.num_processes, mask=self.train_mask)
         self.info(f"data: {len(self.train_tokens) + len(self.val_tokens):,} tokens, {len(self.train_tokens):,} for "

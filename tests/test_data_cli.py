@@ -111,7 +111,7 @@ def corpus(path: Path, n: int = 400) -> Path:
 @pytest.fixture(scope="module")
 def tok_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cli-tok")
-    src = corpus(root / "a.txt")
+    corpus(root / "a.txt")
     (root / "b.jsonl").write_text(json.dumps({"text": "a jsonl document about omega"}) + "\n", encoding="utf-8")
     result = invoke("tokenizer", "train", "--files", str(root / "*.txt"), "--files", str(root / "b.jsonl"),
                     "--vocab-size", "320", "--out", str(root / "tok"))

@@ -249,6 +249,18 @@ class ShardTokens:
         return out.astype(dtype) if dtype is not None else out
 
 
+def _split_entries(manifest: dict, split: str) -> list[dict]:
+    """The manifest's shard entries of ``split``: "train" (``shards``) or "val" (``val_shards``)."""
+    return manifest["shards"] if split == "train" else manifest.get("val_shards") or []
+
+
+def _stream(maps: list[np.ndarray]) -> np.memmap | ShardTokens | None:
+    """One memory map as itself, several as a ShardTokens view, none as None."""
+    if not maps:
+        return None
+    return maps[0] if len(maps) == 1 else ShardTokens(maps)
+
+
 def open_shards(shard_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
                 seq_len: int | None = None, split: str = "train") -> np.memmap | ShardTokens | None:
     """The token stream of a prepared shard directory, checked against this run's tokenizer and
@@ -270,9 +282,8 @@ def open_shards(shard_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
         raise DataError(f"shards in {shard_dir} were prepared for seq_len {manifest['seq_len']}, this run uses "
                         f"train.seq_len {seq_len}; set train.seq_len: {manifest['seq_len']} or prepare them again")
     dtype = np.dtype(manifest["dtype"]).newbyteorder("<")
-    entries = manifest["shards"] if split == "train" else manifest.get("val_shards") or []
     maps = []
-    for shard in entries:
+    for shard in _split_entries(manifest, split):
         path = shard_dir / shard["file"]
         n = int(shard["tokens"])
         expected = n * dtype.itemsize
@@ -285,11 +296,9 @@ def open_shards(shard_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
                             f"{expected:,} bytes; the shard is truncated or damaged, prepare the shards again")
         if n:
             maps.append(np.memmap(path, dtype=dtype, mode="r", shape=(n,)))
-    if not maps:
-        if split != "train":
-            return None
+    if not maps and split == "train":
         raise DataError(f"{shard_dir}: the shards hold no tokens")
-    return maps[0] if len(maps) == 1 else ShardTokens(maps)
+    return _stream(maps)
 
 
 def open_masks(shard_dir: str | os.PathLike, split: str = "train") -> np.memmap | ShardTokens | None:
@@ -300,9 +309,8 @@ def open_masks(shard_dir: str | os.PathLike, split: str = "train") -> np.memmap 
     manifest = read_manifest(shard_dir)
     if not manifest.get("loss_mask"):
         return None
-    entries = manifest["shards"] if split == "train" else manifest.get("val_shards") or []
     maps = []
-    for shard in entries:
+    for shard in _split_entries(manifest, split):
         n = int(shard["tokens"])
         path = shard_dir / str(shard.get("mask_file"))
         if not shard.get("mask_file") or not path.is_file() or path.stat().st_size != n:
@@ -310,9 +318,7 @@ def open_masks(shard_dir: str | os.PathLike, split: str = "train") -> np.memmap 
                             "prepare the shards again")
         if n:
             maps.append(np.memmap(path, dtype=np.uint8, mode="r", shape=(n,)))
-    if not maps:
-        return None
-    return maps[0] if len(maps) == 1 else ShardTokens(maps)
+    return _stream(maps)
 
 
 # --- command line -----------------------------------------------------------------------------

@@ -175,7 +175,7 @@ def batch_signals(texts: list[str], num_perm: int | None = 128) -> BatchSignals:
     # exact key: the words in order (a polynomial over their hashes), so case and spacing do not count
     with np.errstate(over="ignore"):
         position = np.arange(len(words)) - first_word[doc_of_word] if len(words) else zero
-        weighted = words * _POWERS(position)
+        weighted = words * _word_powers(position)
         keys = np.zeros(n, dtype=np.uint64)
         if len(words):
             np.add.at(keys, doc_of_word, weighted)
@@ -212,7 +212,7 @@ def batch_signals(texts: list[str], num_perm: int | None = 128) -> BatchSignals:
                         exact_keys=keys, signatures=signatures)
 
 
-def _POWERS(position: np.ndarray) -> np.ndarray:
+def _word_powers(position: np.ndarray) -> np.ndarray:
     """``M ** position`` mod 2^64 for word positions (a cached table, grown as needed)."""
     global _POWER_TABLE
     need = int(position.max()) + 1 if len(position) else 1
