@@ -362,13 +362,9 @@ def choose_text_unit(path: str | os.PathLike, unit: str = "auto") -> UnitChoice:
         return UnitChoice("line", f"auto: no blank line in {head}")
     if blank < AUTO_MIN_BLANK_SHARE * lines:
         return UnitChoice("line", f"auto: only {blank:,} blank line(s) in {head}")
-    if multiline < AUTO_MIN_MULTILINE_BLOCKS:
-        return UnitChoice("line", f"auto: {multiline} blank-line separated block(s) of several lines in {head}")
-    if multiline < AUTO_MIN_MULTILINE_SHARE * blocks:
-        return UnitChoice("line", f"auto: {blocks - multiline:,} of the {blocks:,} blank-line separated blocks in "
-                                  f"{head} are single lines")
-    return UnitChoice("paragraph", f"auto: {multiline:,} of the {blocks:,} blank-line separated blocks in {head} "
-                                   f"span several lines")
+    several = multiline >= AUTO_MIN_MULTILINE_BLOCKS and multiline >= AUTO_MIN_MULTILINE_SHARE * blocks
+    return UnitChoice("paragraph" if several else "line",
+                      f"auto: {multiline:,} of the {blocks:,} blank-line separated blocks in {head} span several lines")
 
 
 def iter_text_documents(path: str | os.PathLike, unit: str) -> Iterator[Sample]:
@@ -388,7 +384,9 @@ def iter_text_documents(path: str | os.PathLike, unit: str) -> Iterator[Sample]:
     after_blank = False
 
     def document() -> Sample:
-        text = "\n".join(lines).strip("\n")
+        first = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+        last = next((i for i in range(len(lines), first, -1) if lines[i - 1].strip()), first)
+        text = "\n".join(lines[first:last])  # without the blank lines around it (unit file)
         if problems:
             return Sample(start, None, list(problems), None, nbytes, nlines)
         found = [] if text.strip() else [Problem(name, start, "empty sample", "empty")]
