@@ -185,7 +185,7 @@ def test_stats_and_validate_report_the_unit(stage):
     assert by_line["text_unit_reason"] == "as set" and by_line["duplicates"] == len(paragraphs) + len(paragraphs) // 4 - 4
     result = runner.invoke(app, ["data", "validate", str(path)])
     assert result.exit_code == 0, result.output
-    assert result.stdout == (f"{path}: text (one document per blank-line separated paragraph ({reason})), "
+    assert result.stdout == (f"{path}: text, one document per blank-line separated paragraph ({reason}), "
                              f"{len(paragraphs)} records, {len(paragraphs)} valid: ok\n")
     bad = runner.invoke(app, ["data", "validate", str(path), "--text-unit", "page"])
     assert bad.exit_code == 2 and bad.stderr == "error: --text-unit 'page': expected one of auto, line, paragraph, file\n"

@@ -112,7 +112,7 @@ def validate(
         kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(r["counts"].items(), key=lambda kv: -kv[1]))
         verdict = "ok" if r["ok"] else f"{r['invalid']:,} unusable record(s)"
         cut = _documents(r)
-        typer.echo(f"{r['path']}: {r['format']}{f' ({cut})' if cut else ''}, {r['records']:,} records, {r['valid']:,} valid: "
+        typer.echo(f"{r['path']}: {r['format']}{f', {cut}' if cut else ''}, {r['records']:,} records, {r['valid']:,} valid: "
                    f"{verdict}" + (f"; problems: {kinds}" if kinds else ""))
     raise typer.Exit(2 if bad else 0)
 

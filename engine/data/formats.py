@@ -156,10 +156,10 @@ class Problem:
 
 @dataclass(slots=True)
 class Sample:
-    """One line of a data file, read and checked."""
+    """One record of a data file (a JSONL line, a text document), read and checked."""
 
     line: int
-    """1-based line number."""
+    """1-based line number (of a text document: its first line)."""
     text: str | None
     """The sample's text (``sample_text``), or None when the line is blank or has an error."""
     problems: list[Problem]
@@ -324,7 +324,7 @@ class UnitChoice:
     lines``); ``as set`` otherwise."""
 
     def describe(self) -> str:
-        """``one document per paragraph (auto: ...)``: how the file is cut, for reports."""
+        """``one document per blank-line separated paragraph (auto: ...)``: how the file is cut, for reports."""
         what = {"line": "one document per line", "paragraph": "one document per blank-line separated paragraph",
                 "file": "the whole file is one document"}[self.unit]
         return f"{what} ({self.reason})"
