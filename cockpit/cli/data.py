@@ -159,7 +159,7 @@ def stats(
                 texts.append(s.text)
     except formats.FormatError as exc:
         fail(str(exc))
-    if summary.records and summary.valid == 0 and summary.counts.get("utf8"):
+    if summary.records and summary.counts.get("utf8") == summary.invalid == summary.records:  # no UTF-8 record
         fail(f"{path}: not a text file (no line of it is UTF-8: {summary.first(('utf8',), 1)[0]})")
     report = summary.to_json()
     report.pop("problems")
