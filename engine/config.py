@@ -45,6 +45,13 @@ class DataConfig(_Section):
     path: Path = Path("data/demo/corpus.txt")
     """The training text file (``demo``, ``text``), JSONL file (``jsonl``) or shard directory
     (``shards``)."""
+    text_unit: Literal["auto", "line", "paragraph", "file"] = "auto"
+    """What a document of a text file (``demo``, ``text``) is; each is followed by the end-of-text
+    token, and exact duplicates and short documents are judged per document (``cockpit data
+    prepare --text-unit`` takes the same values). ``line``: every non-empty line. ``paragraph``:
+    every block of lines between blank lines, its newlines kept (a book, a play). ``file``: the
+    whole file. ``auto``: ``paragraph`` when the head of the file has blank-line separated blocks of
+    several lines, else ``line`` (``engine.data.formats.choose_text_unit``)."""
     val_fraction: float = Field(0.01, ge=0.0, lt=0.5)
     """Share of the token stream held out for validation (its tail). Shards prepared with a
     validation split (``cockpit data prepare --val-fraction``) are evaluated on that split instead."""

@@ -244,7 +244,8 @@ class Trainer:
             self.info(f"trained tokenizer: {len(tokenizer):,} tokens (asked for {tok_cfg.vocab_size:,}) on "
                       f"{data.path.name} in {time.perf_counter() - t0:.1f}s, saved to {tok_cfg.path}")
         tokenizer = load_tokenizer(tok_cfg.path)
-        return tokenizer, tokenize_file(data.path, tokenizer, "jsonl" if data.source == "jsonl" else "text"), None
+        return tokenizer, tokenize_file(data.path, tokenizer, "jsonl" if data.source == "jsonl" else "text",
+                                        data.text_unit), None
 
     # --- the loop -------------------------------------------------------------------------
 

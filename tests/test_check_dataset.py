@@ -304,6 +304,18 @@ def test_text_source_with_json_lines_warns(tmp_path):
     assert "data.source: jsonl" in fmt.fix
 
 
+def test_a_binary_file_is_not_text(tmp_path):
+    # token shards of small ids decode as UTF-8 line by line; their NUL bytes give them away
+    (tmp_path / "train_000.bin").write_bytes(np.arange(3, 3000, dtype=np.uint16).tobytes())
+    for source in ("text", "jsonl"):
+        results = check_dataset(make_ctx(tmp_path, data={"source": source, "path": "train_000.bin"}))
+        assert [r.id for r in results] == ["dataset.path", "dataset.format"]
+        fmt = results[1]
+        assert fmt.status == "fail" and fmt.blocking and fmt.data["binary"]
+        assert fmt.detail == (f"{tmp_path / 'train_000.bin'}: not a text file (binary: NUL bytes in its first 64 KB); "
+                              f"training data is UTF-8 text or JSONL")
+
+
 def test_text_with_bad_utf8_empty_and_duplicates(tmp_path):
     path = tmp_path / "c.txt"
     path.write_bytes(b"hello world\nbad \xc3\x28 byte\n\nhello   world\nfine\n")

@@ -219,10 +219,34 @@ def test_a_broken_tokenizer_or_undecodable_data_exit_2_naming_them(tok_dir, tmp_
         assert result.exit_code == 2, (args, result.output)
         assert f"{bad / 'tokenizer.json'}: not a valid tokenizer.json (" in result.stderr and "Traceback" not in result.output
     binary = tmp_path / "b.txt"
-    binary.write_bytes(b"\xff\xfe\x00 junk\n\xfa\n")
+    binary.write_bytes(b"\xff\xfe junk\n\xfa\n")
     result = invoke("data", "prepare", "--input", str(binary), "--tokenizer", str(tok_dir), "--out", str(tmp_path / "o"),
                     "--seq-len", "8")
-    assert result.exit_code == 2 and "2 line(s) read, none of them UTF-8 text" in result.stderr
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {binary}: not a text file (2 line(s) read, none of them UTF-8 text); training " \
+                            f"data is UTF-8 text or JSONL\n"
     result = invoke("data", "prepare", "--input", str(binary), "--format", "text", "--tokenizer", str(tok_dir),
                     "--out", str(tmp_path / "o"), "--seq-len", "8")
     assert result.exit_code == 2 and f"{binary}:1: not UTF-8 (invalid start byte at byte 0)" in result.stderr
+
+
+def test_stats_on_a_binary_file_says_it_is_not_text(tmp_path):
+    # token shards of small ids: NUL bytes, and every line decodes as UTF-8
+    shard = tmp_path / "train_000.bin"
+    shard.write_bytes(bytes(range(1, 120)) * 3 + b"\x00\x00\x07\x00\n\x00" * 50)
+    undecodable = tmp_path / "u.txt"
+    undecodable.write_bytes(b"\xff\xfe junk\n\xfa\n")
+    for path, why in ((shard, "binary: NUL bytes in its first 64 KB"),
+                      (undecodable, "2 line(s) read, none of them UTF-8 text")):
+        for args in (["data", "stats", str(path)], ["data", "prepare", "--input", str(path), "--tokenizer",
+                                                    str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
+                                                    "--seq-len", "8"]):
+            result = invoke(*args)
+            assert result.exit_code == 2, (args, result.output)
+            if args[1] == "stats":
+                assert result.stdout == ""
+                assert result.stderr == f"error: {path}: not a text file ({why}); training data is UTF-8 text or JSONL\n"
+    result = invoke("data", "stats", str(undecodable), "--format", "text")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (f"error: {undecodable}: not a text file (no line of it is UTF-8: {undecodable}:1: "
+                             f"not UTF-8 (invalid start byte at byte 0))\n")

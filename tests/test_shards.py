@@ -125,7 +125,7 @@ def test_jsonl_documents_and_malformed_lines(tmp_path, tok_dir):
     tok = load_tokenizer(tok_dir)
     stream = tokenize_file(good, tok, "jsonl")
     assert (stream == tok.eos_token_id).sum() == 2
-    for line, message in (('{"text": "ok"', r"invalid JSON \(Expecting ',' delimiter at column 14\)"), ('{"txt": "x"}', 'without a "text" string'),
+    for line, message in (('{"text": "ok"', r"invalid JSON \(Expecting ',' delimiter at column 14\)"), ('{"txt": "x"}', r"missing key 'text' \(pretrain\)"),
                           ('["text"]', "got list")):
         bad = tmp_path / "bad.jsonl"
         bad.write_text('{"text": "fine"}\n' + line + "\n", encoding="utf-8")

@@ -2,13 +2,14 @@
 valid, and how much there is (samples, characters, tokens, sequences of ``train.seq_len``), with
 empty and duplicate samples and over-long samples.
 
-Files are validated line by line with ``engine.data.formats`` and tokenized with the ``tokenizers``
-library (no torch, no transformers). Every line is always validated; a file larger than
+Files are validated line by line with ``engine.data.formats`` (a text file cut into documents by
+``data.text_unit``, as the engine cuts it) and tokenized with the ``tokenizers`` library (no torch,
+no transformers). Every line is always validated; a file larger than
 ``FULL_TOKENIZE_BYTES`` has only an even sample of its lines tokenized, and the token figures say
 they are estimates. Shard directories are checked from their manifest and file sizes, never read.
 
 Facts for later checks go to ``ctx.cache["dataset"]``: ``source``, ``path``, ``format``,
-``records``, ``documents`` (valid, non-empty samples), ``chars``, ``bytes``, ``tokens`` (with one
+``records``, ``documents`` (valid, non-empty samples), ``text_unit`` (line, paragraph or file; None for JSONL), ``chars``, ``bytes``, ``tokens`` (with one
 end-of-text per document, as the engine's stream; None without a tokenizer), ``tokens_estimated``,
 ``sequences`` (tokens // seq_len; None without tokens), ``will_create``.
 """
@@ -21,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.checks.base import CheckContext, CheckResult, result
-from engine.data.formats import (ERROR_KINDS, Detection, FormatError, LengthStats, Summary, detect_format,
-                                 inspect_shards, iter_samples)
+from engine.data.formats import (ERROR_KINDS, Detection, FormatError, LengthStats, Summary, UnitChoice,
+                                 choose_text_unit, detect_format, inspect_shards, iter_samples)
 
 #: Files up to this size are tokenized whole; larger ones only in part.
 FULL_TOKENIZE_BYTES = 64 << 20
@@ -94,13 +95,17 @@ def _check_path(ctx: CheckContext) -> CheckResult | None:
     return None
 
 
-def _check_format(ctx: CheckContext, path: Path) -> tuple[str, CheckResult]:
-    """The format to validate the file as, and the ``dataset.format`` result."""
+def _check_format(ctx: CheckContext, path: Path, unit: UnitChoice) -> tuple[str, CheckResult]:
+    """The format to validate the file as, and the ``dataset.format`` result (``unit``: how a text
+    file is cut into documents)."""
     source = ctx.cfg.data.source
     try:
         found = detect_format(path)
     except FormatError as exc:  # unreadable between the checks
         found = Detection(None, str(exc))
+    if found.binary:
+        return "text", result("dataset.format", "Format", "fail", found.error(path),
+                              "point data.path at the training text", format=None, binary=True)
     if source == "jsonl":
         if found.format == "pretrain":
             return "pretrain", result("dataset.format", "Format", "ok", f"pretrain JSONL ({found.reason})",
@@ -121,7 +126,8 @@ def _check_format(ctx: CheckContext, path: Path) -> tuple[str, CheckResult]:
                               f"{path}: lines are JSON objects ({found.format}: {found.reason}), but data.source "
                               f"{source} trains on every line as raw text, JSON syntax included",
                               "set data.source: jsonl for pretrain JSONL", format="text", looks_like=found.format)
-    return "text", result("dataset.format", "Format", "ok", "text: one document per line", format="text")
+    return "text", result("dataset.format", "Format", "ok", f"text: {unit.describe()}", format="text",
+                          text_unit=unit.unit)
 
 
 def _check_file(ctx: CheckContext) -> list[CheckResult]:
@@ -132,8 +138,14 @@ def _check_file(ctx: CheckContext) -> list[CheckResult]:
     path = Path(cfg.data.path)
     size = path.stat().st_size
     out = [result("dataset.path", "Data file", "ok", f"{path}: {_size(size)}", bytes=size)]
-    fmt, fmt_result = _check_format(ctx, path)
+    try:
+        unit = choose_text_unit(path, cfg.data.text_unit)
+    except FormatError as exc:  # unreadable between the checks
+        return out + [result("dataset.format", "Format", "fail", str(exc), "check data.path")]
+    fmt, fmt_result = _check_format(ctx, path, unit)
     out.append(fmt_result)
+    if fmt_result.data.get("binary"):
+        return out
 
     tok = _load_tokenizer(cfg)
     every = 1 if size <= FULL_TOKENIZE_BYTES else math.ceil(size / SAMPLE_TOKENIZE_BYTES)
@@ -151,7 +163,9 @@ def _check_file(ctx: CheckContext) -> list[CheckResult]:
             over += n > cfg.train.seq_len
         batch.clear()
 
-    for sample in iter_samples(path, fmt):
+    if fmt == "text":
+        summary.unit = unit
+    for sample in iter_samples(path, fmt, unit.unit):
         summary.add(sample)
         if tok is None or sample.text is None or not sample.ok or not sample.text.strip():
             continue
@@ -182,6 +196,7 @@ def _check_file(ctx: CheckContext) -> list[CheckResult]:
     out.append(_duplicates_result(ctx, summary))
     ctx.cache["dataset"] = {
         "source": cfg.data.source, "path": str(path), "format": fmt, "records": summary.records,
+        "text_unit": unit.unit if fmt == "text" else None,
         "documents": documents, "invalid": summary.invalid, "chars": summary.chars, "bytes": size,
         "tokens": total_tokens, "tokens_estimated": estimated and total_tokens is not None,
         "sequences": None if total_tokens is None else total_tokens // cfg.train.seq_len, "will_create": False,
@@ -190,14 +205,12 @@ def _check_file(ctx: CheckContext) -> list[CheckResult]:
 
 
 def _load_tokenizer(cfg):
-    file = Path(cfg.tokenizer.path) / "tokenizer.json"
-    if not file.is_file():
-        return None
-    from tokenizers import Tokenizer
+    """The run's tokenizer as the engine encodes with it (no padding, no truncation), or None."""
+    from engine.data.tokenizer import read_tokenizer
 
     try:
-        return Tokenizer.from_file(str(file))
-    except Exception:  # the tokenizer check reports it
+        return read_tokenizer(Path(cfg.tokenizer.path) / "tokenizer.json")
+    except ValueError:  # missing or malformed: the tokenizer check reports it
         return None
 
 

@@ -1,6 +1,8 @@
 """Tokenizer: loads from the local directory (a Hugging Face tokenizer directory or a bare
-``tokenizer.json``), its vocabulary fits the model's embedding, it has its special tokens, and it
-round-trips text. Read with the ``tokenizers`` library (fast, no transformers import).
+``tokenizer.json``), its vocabulary fits the model's embedding, it has its special tokens, it
+round-trips text, and whether its ``tokenizer.json`` turns on padding or truncation (the engine and
+``cockpit data prepare`` turn them off for encoding). Read with the ``tokenizers`` library (fast,
+no transformers import).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import json
 from pathlib import Path
 
 from cockpit.checks.base import CheckContext, CheckResult, result
-from engine.data.tokenizer import EOS_CANDIDATES, guess_eos
+from engine.data.tokenizer import EOS_CANDIDATES, encoding_note, guess_eos, open_tokenizer, plain_encoding
 
 #: Text a byte-level tokenizer must give back unchanged.
 SAMPLE = "The quick brown fox, 3.14 km/h!\n  Ünïcödé: naïve café, 東京, emoji 🚀."
@@ -49,13 +51,13 @@ def check_tokenizer(ctx: CheckContext) -> list[CheckResult]:
         return [result("tokenizer.load", "Tokenizer", "fail", f"tokenizer.path: {tok_dir} {what}",
                        "point tokenizer.path at the tokenizer the shards were written with (cockpit tokenizer train makes one)")]
 
-    from tokenizers import Tokenizer
-
     try:
-        tok = Tokenizer.from_file(str(file))
-    except Exception as exc:
+        tok = open_tokenizer(file)
+    except ValueError as exc:
         return [result("tokenizer.load", "Tokenizer", "fail", f"{file}: cannot be loaded ({exc})",
                        "re-create the tokenizer (cockpit tokenizer train)")]
+    note = encoding_note(tok)
+    plain_encoding(tok)
     vocab = tok.get_vocab(with_added_tokens=True)
     size = max(len(vocab), tok.get_vocab_size(with_added_tokens=True))
     ctx.cache["tokenizer"] = {"vocab_size": size, "will_train": False}
@@ -83,6 +85,9 @@ def check_tokenizer(ctx: CheckContext) -> list[CheckResult]:
     else:
         shown = ", ".join(f"{k} {v}" if v else f"{k} = eos" for k, v in specials.items())
         out.append(result("tokenizer.special", "Special tokens", "ok", shown, **specials))
+
+    out.append(result("tokenizer.encoding", "Padding and truncation", "ok",
+                      note or "off in tokenizer.json: documents are encoded whole", turned_off=note is not None))
 
     ids = tok.encode(SAMPLE, add_special_tokens=False).ids
     back = tok.decode(ids, skip_special_tokens=False)

@@ -19,6 +19,9 @@ data_app = typer.Typer(help="Validate, inspect and prepare training data.", no_a
 
 FORMAT_CHOICES = ("auto", "text", "pretrain", "instruct", "chat", "tool", "reasoning", "kd")
 FORMAT_OPTION = typer.Option("auto", "--format", help="Record format: " + "|".join(FORMAT_CHOICES) + " (auto: detected).")
+TEXT_UNIT_OPTION = typer.Option("auto", "--text-unit", help="What a document of a text file is: auto|line|paragraph|file "
+                                "(auto: paragraph when the file has blank-line separated blocks of several lines, "
+                                "else line).")
 #: Errors and warnings printed per file (all are counted).
 SHOWN_PROBLEMS = 20
 SHOWN_WARNINGS = 5
@@ -30,18 +33,37 @@ def _format(value: str) -> str | None:
     return None if value == "auto" else value
 
 
-def _scan(path: Path, fmt: str | None):
+def _text_unit(value: str) -> str:
+    from engine.data.formats import TEXT_UNITS
+
+    if value not in TEXT_UNITS:
+        fail(f"--text-unit {value!r}: expected one of {', '.join(TEXT_UNITS)}")
+    return value
+
+
+def _scan(path: Path, fmt: str | None, unit: str):
     from engine.data import formats
 
     try:
-        return formats.scan(path, fmt)
+        return formats.scan(path, fmt, unit=unit)
     except formats.FormatError as exc:
         fail(str(exc))
+
+
+def _documents(report: dict) -> str | None:
+    """How a text file (a report or manifest source with ``text_unit``) is cut into documents,
+    e.g. ``one document per line (auto: no blank line in the first 2,000 lines)``; None for JSONL."""
+    from engine.data.formats import UnitChoice
+
+    if "text_unit" not in report:
+        return None
+    return UnitChoice(report["text_unit"], report["text_unit_reason"]).describe()
 
 
 def validate(
     paths: List[Path] = typer.Argument(..., help="Data files (text or JSONL) or shard directories."),
     fmt: str = FORMAT_OPTION,
+    text_unit: str = TEXT_UNIT_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Check every line: bad UTF-8, broken JSON, missing or mistyped keys, empty samples.
@@ -51,6 +73,7 @@ def validate(
     from engine.data import formats
 
     wanted = _format(fmt)
+    unit = _text_unit(text_unit)
     reports, bad = [], False
     problems: dict[str, list] = {}
     for path in paths:
@@ -62,7 +85,7 @@ def validate(
             continue
         if not path.exists():
             fail(f"{path}: not found")
-        summary = _scan(path, wanted)
+        summary = _scan(path, wanted, unit)
         report = summary.to_json()
         report["ok"] = summary.errors == 0
         reports.append(report)
@@ -88,8 +111,9 @@ def validate(
             typer.echo(f"... and {more:,} more (--json lists the first {formats.Summary.max_problems} of each kind)", err=True)
         kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(r["counts"].items(), key=lambda kv: -kv[1]))
         verdict = "ok" if r["ok"] else f"{r['invalid']:,} unusable record(s)"
-        typer.echo(f"{r['path']}: {r['format']}, {r['records']:,} records, {r['valid']:,} valid: {verdict}"
-                   + (f"; problems: {kinds}" if kinds else ""))
+        cut = _documents(r)
+        typer.echo(f"{r['path']}: {r['format']}{f', {cut}' if cut else ''}, {r['records']:,} records, {r['valid']:,} valid: "
+                   f"{verdict}" + (f"; problems: {kinds}" if kinds else ""))
     raise typer.Exit(2 if bad else 0)
 
 
@@ -97,6 +121,7 @@ def stats(
     path: Path = typer.Argument(..., help="A data file (text or JSONL)."),
     tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer directory: token counts too."),
     fmt: str = FORMAT_OPTION,
+    text_unit: str = TEXT_UNIT_OPTION,
     sample: int = typer.Option(20_000, "--sample", min=100, help="Records tokenized and scored (the first N)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
@@ -110,6 +135,7 @@ def stats(
     if not path.is_file():
         fail(f"{path}: {'is a directory (a shard directory: cockpit data validate)' if path.is_dir() else 'not found'}")
     wanted = _format(fmt)
+    unit = _text_unit(text_unit)
     tok = None
     if tokenizer is not None:
         from engine.data.tokenizer import read_tokenizer
@@ -119,17 +145,22 @@ def stats(
         except ValueError as exc:
             fail(f"--tokenizer {exc}")
     try:
-        detected = wanted or formats.detect_format(path).format
+        detection = formats.detect_format(path) if wanted is None else None
+        if detection is not None and detection.format is None:
+            fail(detection.error(path))
+        detected = wanted or detection.format
+        summary = formats.Summary(str(path), detected)
+        if detected == "text":
+            summary.unit = formats.choose_text_unit(path, unit)
+        texts: list[str] = []
+        for s in formats.iter_samples(path, detected, summary.unit.unit if summary.unit else unit):
+            summary.add(s)
+            if s.ok and s.text and s.text.strip() and len(texts) < sample:
+                texts.append(s.text)
     except formats.FormatError as exc:
         fail(str(exc))
-    if detected in (None, "shards"):
-        fail(f"{path}: unknown format; name it with --format")
-    summary = formats.Summary(str(path), detected)
-    texts: list[str] = []
-    for s in formats.iter_samples(path, detected):
-        summary.add(s)
-        if s.ok and s.text and s.text.strip() and len(texts) < sample:
-            texts.append(s.text)
+    if summary.records and summary.counts.get("utf8") == summary.invalid == summary.records:  # no UTF-8 record
+        fail(f"{path}: not a text file (no line of it is UTF-8: {summary.first(('utf8',), 1)[0]})")
     report = summary.to_json()
     report.pop("problems")
     sampled = len(texts) < summary.valid - summary.empty
@@ -169,6 +200,8 @@ def _print_stats(r: dict) -> None:
     console = Console()
     lengths = r["lengths_chars"]
     table = Table(title=f"{r['path']} ({r['format']})", show_header=False, box=None, padding=(0, 2))
+    if "text_unit" in r:
+        table.add_row("documents", _documents(r))
     table.add_row("records", f"{r['records']:,} ({r['valid']:,} valid, {r['invalid']:,} invalid, {r['empty']:,} empty)")
     table.add_row("characters", f"{r['chars']:,} (mean {lengths['mean']:,.0f} per record, p50 {lengths['p50']:,}, "
                                 f"p90 {lengths['p90']:,}, max {lengths['max']:,})")
@@ -199,8 +232,8 @@ def _print_stats(r: dict) -> None:
 
 
 def prepare(
-    inputs: List[str] = typer.Option(..., "--input", help="Input files or globs (repeatable): text (one document "
-                                                         "per line), JSONL with \"text\", or fine-tuning JSONL."),
+    inputs: List[str] = typer.Option(..., "--input", help="Input files or globs (repeatable): text (documents "
+                                                         "by --text-unit), JSONL with \"text\", or fine-tuning JSONL."),
     tokenizer: Path = typer.Option(..., "--tokenizer", help="Tokenizer directory (tokenizer.json)."),
     out: Path = typer.Option(..., "--out", help="Shard directory to write."),
     seq_len: int = typer.Option(..., "--seq-len", min=1, help="Sequence length of the run (train.seq_len)."),
@@ -217,6 +250,7 @@ def prepare(
     max_top_bigram: float = typer.Option(0.2, "--max-top-2gram", min=0.0, help="Drop above this share of the top word 2-gram (0: off)."),
     shard_tokens: int = typer.Option(100_000_000, "--shard-tokens", min=1, help="Tokens per shard file."),
     fmt: str = FORMAT_OPTION,
+    text_unit: str = TEXT_UNIT_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Drop malformed lines instead of stopping."),
     debug: int = typer.Option(0, "--debug", min=0, help="First print N records as they will be trained on, the "
                                                         "tokens the model does not learn from (prompts) dimmed."),
@@ -239,13 +273,13 @@ def prepare(
     settings = PrepareSettings(seq_len=seq_len, val_fraction=val_fraction, near_dedup_threshold=near_dup or None,
                                num_perm=num_perm, exact_dedup=not no_exact_dedup, rules=rules,
                                shard_tokens=shard_tokens, format=_format(fmt),
-                               skip_invalid=skip_invalid)
+                               skip_invalid=skip_invalid, text_unit=_text_unit(text_unit))
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
     if debug:
-        _print_preview(console, files, tokenizer, debug, _format(fmt))
+        _print_preview(console, files, tokenizer, debug, _format(fmt), settings.text_unit)
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rate]}"),
                   TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console,
                   disable=as_json or not console.is_terminal) as bar:
@@ -280,18 +314,21 @@ def prepare(
                f"{manifest['val_tokens']:,} validation tokens ({manifest['dtype']}, seq_len {manifest['seq_len']})"
                + (f" in {elapsed:.1f} s" if elapsed else ""))
     typer.echo(f"documents: {docs['read']:,} read, {docs['train']:,} train, {docs['val']:,} validation; dropped: {drops}")
+    for source in manifest["sources"]:
+        if "text_unit" in source:
+            typer.echo(f"{source['path']}: {_documents(source)}")
     typer.echo(f"train on it: cockpit run CONFIG --set data.source=shards --set data.path={out} "
                f"--set tokenizer.path={manifest['tokenizer']['path']} --set train.seq_len={manifest['seq_len']}")
 
 
-def _print_preview(console, inputs: list[Path], tokenizer: Path, n: int, fmt: str | None) -> None:
+def _print_preview(console, inputs: list[Path], tokenizer: Path, n: int, fmt: str | None, text_unit: str) -> None:
     """``--debug``: records as the shards hold them, what the model does not learn from dimmed."""
     from rich.text import Text
 
     from engine.data.prepare import PrepareError, preview
 
     try:
-        samples = preview(inputs, tokenizer, n, fmt)
+        samples = preview(inputs, tokenizer, n, fmt, text_unit)
     except (PrepareError, ValueError) as exc:
         fail(str(exc))
     for s in samples:

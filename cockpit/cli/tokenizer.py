@@ -23,7 +23,7 @@ SAMPLES = ("The quick brown fox jumps over the lazy dog.", "def add(a, b):\n    
 
 
 def iter_texts(files: list[Path]):
-    """The text of every valid record of ``files``: lines of text files, the content fields of JSONL
+    """The text of every valid record of ``files``: documents of text files (``--text-unit auto``), the content fields of JSONL
     records (``engine.data.formats.sample_text``); bad lines are skipped (``data validate`` finds them)."""
     from engine.data import formats
 
@@ -83,14 +83,17 @@ def inspect(
     sample_records: int = typer.Option(2000, "--sample-records", min=1, help="Records of --sample to read."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
-    """Vocabulary size, special tokens, sample encodings and characters per token."""
-    from engine.data.tokenizer import guess_eos, read_tokenizer
+    """Vocabulary size, special tokens, sample encodings and characters per token; says when its
+    tokenizer.json turns on padding or truncation (turned off for encoding)."""
+    from engine.data.tokenizer import encoding_note, guess_eos, open_tokenizer, plain_encoding
 
     file = directory if directory.is_file() else directory / "tokenizer.json"
     try:
-        tok = read_tokenizer(directory)
+        tok = open_tokenizer(directory)
     except ValueError as exc:
         fail(str(exc))
+    note = encoding_note(tok)
+    plain_encoding(tok)  # encoded as the engine and data prepare encode
     config = _config(file.parent)
     vocab = tok.get_vocab(with_added_tokens=True)
     special = {role: _token_name(config.get(f"{role}_token")) for role in ("bos", "eos", "pad", "unk")}
@@ -121,7 +124,8 @@ def inspect(
     chat = (file.parent / "chat_template.jinja").is_file() or bool(config.get("chat_template"))
     report = {"path": str(file.parent), "vocab_size": tok.get_vocab_size(with_added_tokens=True),
               "model": json.loads(tok.to_str()).get("model", {}).get("type"), "special_tokens": special,
-              "added_special_tokens": added, "chat_template": chat, "encodings": encodings, "sample": ratio}
+              "added_special_tokens": added, "chat_template": chat, "encodings": encodings, "sample": ratio,
+              "padding_truncation": note}
     if as_json:
         typer.echo(json.dumps(report, indent=1, ensure_ascii=False))
         return
@@ -129,6 +133,8 @@ def inspect(
     typer.echo(f"{file.parent}: {report['model']} tokenizer, {report['vocab_size']:,} tokens")
     typer.echo("special tokens: " + ", ".join(f"{role} {name!r}" for role, name in special.items() if name)
                + (f"; added: {', '.join(added)}" if added else "") + f"; chat template: {'yes' if chat else 'no'}")
+    if note:
+        typer.echo(note)
     if missing:
         typer.echo("warning: no end-of-text token: the engine needs one (eos_token in tokenizer_config.json)")
     for e in encodings:

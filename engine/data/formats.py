@@ -6,7 +6,8 @@ the engine's training stack. Nothing here loads a whole file: lines are read one
 
 Formats (``FORMATS``):
 
-``text``       plain UTF-8, one document per line
+``text``       plain UTF-8; its document unit (``TEXT_UNITS``) is a line, a blank-line separated
+               paragraph or the whole file (``choose_text_unit`` picks one for ``auto``)
 ``pretrain``   JSONL, ``{"text": str}``
 ``instruct``   JSONL, ``{"instruction": str, "input": str (optional), "output": str}``
 ``chat``       JSONL, ``{"messages": [{"role": system|user|assistant|tool, "content": str}, ...]}``
@@ -18,6 +19,16 @@ Formats (``FORMATS``):
                (``engine.data.shards``)
 
 Extra keys in a record are allowed; an optional key may be absent or ``null``.
+
+Text units (``--text-unit``, ``data.text_unit``): ``line`` (every non-empty line is a document),
+``paragraph`` (blocks separated by blank lines, newlines inside a block kept: a book or a play keeps
+its speaker names and stage directions inside the speech they belong to), ``file`` (the whole file
+is one document) and ``auto``, which reads the head of the file (``AUTO_LINES`` lines): it is
+``paragraph`` when blank lines are at least ``AUTO_MIN_BLANK_SHARE`` of the lines, at least
+``AUTO_MIN_MULTILINE_BLOCKS`` blank-line separated blocks span several lines and they are at least
+``AUTO_MIN_MULTILINE_SHARE`` of the blocks; else ``line`` (a one-document-per-line corpus has no
+blank lines, a stray one, or blank lines between single lines).
+A text sample is one document: its ``line`` is where the document starts.
 
 Usage::
 
@@ -50,7 +61,7 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Literal, get_args
 
 #: Every format, in the order detection prefers them on a tie.
 FORMATS: tuple[str, ...] = ("text", "pretrain", "instruct", "chat", "tool", "reasoning", "kd", "shards")
@@ -98,6 +109,21 @@ _HINT_KEYS: tuple[tuple[str, str], ...] = (
 _EXPECTED = {str: "a string", list: "a list", dict: "an object"}
 #: Records read by ``detect_format``.
 DETECT_RECORDS = 200
+#: Bytes at the head of a file that must hold no NUL byte for it to be text.
+BINARY_SNIFF_BYTES = 64 << 10
+
+#: What a document of a plain text file is (see the module docstring).
+TextUnit = Literal["auto", "line", "paragraph", "file"]
+TEXT_UNITS: tuple[str, ...] = get_args(TextUnit)
+#: Lines (at most; and at most ``AUTO_BYTES``) of a file's head that ``auto`` decides on.
+AUTO_LINES = 2_000
+AUTO_BYTES = 1 << 20
+#: ``auto`` is ``paragraph`` when blank lines are at least this share of the head's lines...
+AUTO_MIN_BLANK_SHARE = 0.05
+#: ... at least this many of its blank-line separated blocks have two lines or more...
+AUTO_MIN_MULTILINE_BLOCKS = 3
+#: ... and they are at least this share of the blocks.
+AUTO_MIN_MULTILINE_SHARE = 0.25
 
 
 class FormatError(ValueError):
@@ -130,17 +156,20 @@ class Problem:
 
 @dataclass(slots=True)
 class Sample:
-    """One line of a data file, read and checked."""
+    """One record of a data file (a JSONL line, a text document), read and checked."""
 
     line: int
-    """1-based line number."""
+    """1-based line number (of a text document: its first line)."""
     text: str | None
     """The sample's text (``sample_text``), or None when the line is blank or has an error."""
     problems: list[Problem]
     record: Any = None
     """The parsed JSON value (JSONL) or the line (text); None when it could not be read."""
     nbytes: int = 0
-    """Bytes of the line, newline included."""
+    """Bytes of the line, newline included (of a text document: of its lines and the blank lines
+    after it)."""
+    nlines: int = 1
+    """Lines of the file the sample spans (a text document of several lines, the blank lines after it)."""
 
     @property
     def ok(self) -> bool:
@@ -242,23 +271,22 @@ def _read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
         yield from enumerate(f, 1)
 
 
-def iter_samples(path: str | os.PathLike, fmt: str) -> Iterator[Sample]:
-    """Every line of the file at ``path`` read as format ``fmt`` (``text`` or a JSONL format), with
-    its problems; raises FormatError only when the file cannot be opened."""
+def iter_samples(path: str | os.PathLike, fmt: str, unit: str = "auto") -> Iterator[Sample]:
+    """Every record of the file at ``path`` read as format ``fmt`` (``text``, whose documents are
+    cut by ``unit``, or a JSONL format: a line each), with its problems; raises FormatError only when
+    the file cannot be opened."""
     if fmt != "text" and fmt not in SCHEMAS:
         raise FormatError(f"{path}: {fmt!r} is not a line format (text or one of {', '.join(JSONL_FORMATS)})")
+    if fmt == "text":
+        yield from iter_text_documents(path, choose_text_unit(path, unit).unit)
+        return
     name = str(path)
     content = CONTENT_KEYS.get(fmt, ())
     for lineno, raw in _read_lines(Path(path)):
         try:
             line = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as exc:
-            yield Sample(lineno, None, [Problem(name, lineno, f"not UTF-8 ({exc.reason} at byte {exc.start})", "utf8")],
-                         None, len(raw))
-            continue
-        if fmt == "text":
-            problems = [] if line.strip() else [Problem(name, lineno, "empty sample", "empty")]
-            yield Sample(lineno, line, problems, line, len(raw))
+            yield Sample(lineno, None, [_utf8_problem(name, lineno, exc)], None, len(raw))
             continue
         if not line.strip():
             yield Sample(lineno, None, [Problem(name, lineno, "blank line", "blank")], None, len(raw))
@@ -281,6 +309,124 @@ def iter_samples(path: str | os.PathLike, fmt: str) -> Iterator[Sample]:
         yield Sample(lineno, text, problems, record, len(raw))
 
 
+def _utf8_problem(name: str, lineno: int, exc: UnicodeDecodeError) -> Problem:
+    return Problem(name, lineno, f"not UTF-8 ({exc.reason} at byte {exc.start})", "utf8")
+
+
+# --- plain text: documents by unit ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UnitChoice:
+    unit: str
+    """``line``, ``paragraph`` or ``file``."""
+    reason: str
+    """Why, for ``auto`` (e.g. ``auto: 40 of the 52 blank-line separated blocks ... span several
+    lines``); ``as set`` otherwise."""
+
+    def describe(self) -> str:
+        """``one document per blank-line separated paragraph (auto: ...)``: how the file is cut, for reports."""
+        what = {"line": "one document per line", "paragraph": "one document per blank-line separated paragraph",
+                "file": "the whole file is one document"}[self.unit]
+        return f"{what} ({self.reason})"
+
+
+def choose_text_unit(path: str | os.PathLike, unit: str = "auto") -> UnitChoice:
+    """The document unit of the text file at ``path``: ``unit`` itself unless it is ``auto``, which
+    reads the file's head and decides by the rule of the module docstring. FormatError for an
+    unknown unit or a file that cannot be opened."""
+    if unit not in TEXT_UNITS:
+        raise FormatError(f"text unit {unit!r}: expected one of {', '.join(TEXT_UNITS)}")
+    if unit != "auto":
+        return UnitChoice(unit, "as set")
+    lines = blank = blocks = multiline = 0
+    current = 0  # lines of the block being read
+    read = 0
+    for _, raw in _read_lines(Path(path)):
+        lines += 1
+        read += len(raw)
+        if raw.strip():
+            current += 1
+        else:
+            blank += 1
+            if current:
+                blocks += 1
+                multiline += current > 1
+            current = 0
+        if lines >= AUTO_LINES or read >= AUTO_BYTES:
+            break
+    if current:
+        blocks += 1
+        multiline += current > 1
+    head = f"the first {lines:,} lines"
+    if not blank:
+        return UnitChoice("line", f"auto: no blank line in {head}")
+    if blank < AUTO_MIN_BLANK_SHARE * lines:
+        return UnitChoice("line", f"auto: only {blank:,} blank line(s) in {head}")
+    several = multiline >= AUTO_MIN_MULTILINE_BLOCKS and multiline >= AUTO_MIN_MULTILINE_SHARE * blocks
+    return UnitChoice("paragraph" if several else "line",
+                      f"auto: {multiline:,} of the {blocks:,} blank-line separated blocks in {head} span several lines")
+
+
+def iter_text_documents(path: str | os.PathLike, unit: str) -> Iterator[Sample]:
+    """The documents of a plain text file cut by ``unit`` (``line``, ``paragraph`` or ``file``) as
+    ``text`` samples: the one reader of text for ``scan``, ``cockpit data prepare`` and the engine.
+
+    ``line``: a sample per line (an empty one is an ``empty`` warning). ``paragraph``: a sample per
+    block of non-blank lines, joined by newlines; blank lines only separate. ``file``: one sample of
+    every line. An undecodable line makes its document unusable (a ``utf8`` error at that line)."""
+    if unit not in ("line", "paragraph", "file"):
+        raise FormatError(f"text unit {unit!r}: expected line, paragraph or file")
+    name = str(path)
+    start = 0
+    lines: list[str] = []
+    problems: list[Problem] = []
+    nbytes = nlines = 0
+    after_blank = False
+
+    def document() -> Sample:
+        first = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+        last = next((i for i in range(len(lines), first, -1) if lines[i - 1].strip()), first)
+        text = "\n".join(lines[first:last])  # without the blank lines around it (unit file)
+        if problems:
+            return Sample(start, None, list(problems), None, nbytes, nlines)
+        found = [] if text.strip() else [Problem(name, start, "empty sample", "empty")]
+        return Sample(start, text, found, text, nbytes, nlines)
+
+    for lineno, raw in _read_lines(Path(path)):
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            line, bad = None, _utf8_problem(name, lineno, exc)
+        else:
+            bad = None
+        if unit == "line":
+            if bad is not None:
+                yield Sample(lineno, None, [bad], None, len(raw))
+            else:
+                yield Sample(lineno, line, [] if line.strip() else [Problem(name, lineno, "empty sample", "empty")],
+                             line, len(raw))
+            continue
+        blank = line is not None and not line.strip()
+        if unit == "paragraph" and not blank and after_blank and start:  # a new block: the last one is done
+            yield document()
+            lines.clear()
+            problems.clear()
+            nbytes = nlines = start = 0
+        nbytes += len(raw)
+        nlines += 1
+        after_blank = blank
+        if blank and unit == "paragraph":
+            continue
+        if not start and (not blank or unit == "file"):
+            start = lineno
+        if bad is not None:
+            problems.append(bad)
+        else:
+            lines.append(line)
+    if unit != "line" and (start or nlines):
+        yield document() if start else Sample(1, "", [Problem(name, 1, "empty sample", "empty")], "", nbytes, nlines)
+
+
 # --- detection --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -289,6 +435,14 @@ class Detection:
     """The detected format, or None when nothing matched."""
     reason: str
     """How it was decided, e.g. ``keys instruction, output in 50 of the first 50 records``."""
+    binary: bool = False
+    """The file is not text at all (NUL bytes, or no UTF-8 line)."""
+
+    def error(self, path: str | os.PathLike) -> str:
+        """The one-line error for a file whose format was not detected, naming it."""
+        if self.binary:
+            return f"{path}: not a text file ({self.reason}); training data is UTF-8 text or JSONL"
+        return f"{path}: unknown format ({self.reason}); name it with --format"
 
 
 def classify_record(record: Any) -> str | None:
@@ -302,10 +456,18 @@ def classify_record(record: Any) -> str | None:
     return next((fmt for key, fmt in _HINT_KEYS if key in record), None)
 
 
+def _has_nul(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return b"\x00" in f.read(BINARY_SNIFF_BYTES)
+    except FileNotFoundError:
+        raise FormatError(f"{path}: not found") from None
+
+
 def detect_format(path: str | os.PathLike, max_records: int = DETECT_RECORDS) -> Detection:
     """The format of a file or shard directory, from its first ``max_records`` readable records.
 
-    A directory is ``shards``. A file is JSONL when its suffix says so (``.jsonl``, ``.ndjson``) or
+    A directory is ``shards``. A file with a NUL byte in its head is binary (no format). A file is JSONL when its suffix says so (``.jsonl``, ``.ndjson``) or
     most of its first non-blank lines are JSON objects, else ``text``; a JSONL file's format is the
     one most of its first records' keys match (``classify_record``). Raises FormatError when the
     path does not exist."""
@@ -314,6 +476,8 @@ def detect_format(path: str | os.PathLike, max_records: int = DETECT_RECORDS) ->
         if (path / SHARD_MANIFEST).is_file():
             return Detection("shards", f"directory with {SHARD_MANIFEST}")
         return Detection("shards", f"directory without {SHARD_MANIFEST}")
+    if _has_nul(path):
+        return Detection(None, f"binary: NUL bytes in its first {BINARY_SNIFF_BYTES >> 10} KB", binary=True)
     votes: dict[str, int] = {}
     keys: dict[str, set[str]] = {}
     objects = lines = undecodable = 0
@@ -344,7 +508,7 @@ def detect_format(path: str | os.PathLike, max_records: int = DETECT_RECORDS) ->
             break
     if lines == 0:
         return Detection(None, f"{undecodable} line(s) read, none of them UTF-8 text" if undecodable
-                         else "no non-blank line")
+                         else "no non-blank line", binary=bool(undecodable))
     if path.suffix.lower() not in JSONL_SUFFIXES and objects * 2 <= lines:
         return Detection("text", f"{lines - objects} of the first {lines} lines are not JSON objects")
     if not votes:
@@ -438,7 +602,8 @@ class Summary:
     lines: int = 0
     """Lines read."""
     records: int = 0
-    """Samples: every line of a text file, every non-blank line of a JSONL file."""
+    """Samples: every document of a text file (every line for unit ``line``), every non-blank line
+    of a JSONL file."""
     invalid: int = 0
     """Records with at least one error."""
     empty: int = 0
@@ -461,8 +626,11 @@ class Summary:
     """Distinct texts remembered for duplicates; past it, later records are compared with those only."""
     _seen: dict[int, int] = field(default_factory=dict, repr=False)
 
+    unit: UnitChoice | None = None
+    """How a text file was cut into documents (None for JSONL)."""
+
     def add(self, sample: Sample) -> None:
-        self.lines += 1
+        self.lines += sample.nlines
         self.bytes += sample.nbytes
         if not (sample.text is None and sample.ok):  # a blank JSONL line is not a record
             self.records += 1
@@ -510,19 +678,24 @@ class Summary:
         return {"path": self.path, "format": self.format, "lines": self.lines, "records": self.records,
                 "valid": self.valid, "invalid": self.invalid, "empty": self.empty, "duplicates": self.duplicates,
                 "chars": self.chars, "bytes": self.bytes, "errors": self.errors, "counts": dict(self.counts),
-                "problems": [str(p) for p in self.problems], "lengths_chars": self.lengths.to_json()}
+                "problems": [str(p) for p in self.problems], "lengths_chars": self.lengths.to_json(),
+                **({"text_unit": self.unit.unit, "text_unit_reason": self.unit.reason} if self.unit else {})}
 
 
-def scan(path: str | os.PathLike, fmt: str | None = None, max_problems: int = 100) -> Summary:
-    """Validate and summarise a ``text`` or JSONL file in one streaming pass; ``fmt`` None detects
-    it (FormatError when it cannot be)."""
+def scan(path: str | os.PathLike, fmt: str | None = None, max_problems: int = 100, unit: str = "auto") -> Summary:
+    """Validate and summarise a ``text`` (cut into documents by ``unit``) or JSONL file in one
+    streaming pass; ``fmt`` None detects it (FormatError when it cannot be)."""
     if fmt is None:
         detection = detect_format(path)
         if detection.format is None or detection.format == "shards":
-            raise FormatError(f"{path}: cannot scan as a line format ({detection.reason})")
+            raise FormatError(detection.error(path) if detection.format is None
+                              else f"{path}: cannot scan as a line format ({detection.reason})")
         fmt = detection.format
     summary = Summary(str(path), fmt, max_problems=max_problems)
-    for sample in iter_samples(path, fmt):
+    if fmt == "text":
+        summary.unit = choose_text_unit(path, unit)
+        unit = summary.unit.unit
+    for sample in iter_samples(path, fmt, unit):
         summary.add(sample)
     return summary
 

@@ -4,8 +4,9 @@
 
 One streaming pass over the inputs, in order, a batch of documents at a time:
 
-1. read and validate every line (``engine.data.formats``; a bad line stops the run with its
-   ``file:line`` unless ``skip_invalid``);
+1. read and validate every record (``engine.data.formats``: a JSONL line, or a text document, a
+   line, paragraph or whole file by ``text_unit``; a bad one stops the run with its ``file:line``
+   unless ``skip_invalid``);
 2. signals of the batch (``engine.data.signals``: words, symbols, repetition, exact keys, MinHash);
 3. per document, in order: exact duplicate? fails a quality rule (``engine.data.quality``)? near
    duplicate of a kept document (``engine.data.dedup``, MinHash LSH)? -- the first reason drops it;
@@ -86,6 +87,9 @@ class PrepareSettings:
     """Input format (``text``, ``pretrain`` or a chat format), None: detected per file."""
     skip_invalid: bool = False
     """Drop malformed lines (counted as ``invalid``) instead of stopping at the first."""
+    text_unit: str = "auto"
+    """Document unit of text inputs: ``line``, ``paragraph``, ``file`` or ``auto`` (chosen per file,
+    ``engine.data.formats.choose_text_unit``)."""
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -118,10 +122,19 @@ class Source:
     path: Path
     format: str
     bytes: int
+    unit: formats.UnitChoice | None = None
+    """How a text input is cut into documents (None for JSONL)."""
+
+    def to_json(self) -> dict:
+        out = {"path": str(self.path), "format": self.format, "bytes": self.bytes}
+        if self.unit is not None:
+            out.update(text_unit=self.unit.unit, text_unit_reason=self.unit.reason)
+        return out
 
 
-def resolve_sources(inputs: list[str | os.PathLike], fmt: str | None) -> list[Source]:
-    """The input files with their formats; PrepareError for a missing file or an unusable format."""
+def resolve_sources(inputs: list[str | os.PathLike], fmt: str | None, text_unit: str = "auto") -> list[Source]:
+    """The input files with their formats (and document units, for text); PrepareError for a
+    missing file or an unusable format."""
     if not inputs:
         raise PrepareError("no input files")
     sources = []
@@ -133,25 +146,33 @@ def resolve_sources(inputs: list[str | os.PathLike], fmt: str | None) -> list[So
         if found is None:
             detection = formats.detect_format(path)
             if detection.format is None:
-                raise PrepareError(f"{path}: unknown format ({detection.reason}); name it with --format")
+                raise PrepareError(detection.error(path))
             found = detection.format
         if found not in DOCUMENT_FORMATS + CHAT_FORMATS:
             raise PrepareError(f"{path}: cannot prepare {found!r} data (text, pretrain or one of "
                                f"{', '.join(CHAT_FORMATS)})")
-        sources.append(Source(path.resolve(), found, path.stat().st_size))
+        try:
+            unit = formats.choose_text_unit(path, text_unit) if found == "text" else None
+        except formats.FormatError as exc:
+            raise PrepareError(str(exc)) from None
+        sources.append(Source(path.resolve(), found, path.stat().st_size, unit))
     return sources
 
 
 def _fingerprint(sources: list[Source], tokenizer_sha: str, settings: PrepareSettings) -> str:
-    items = {"sources": [(str(s.path), s.format, s.bytes, s.path.stat().st_mtime_ns) for s in sources],
-             "tokenizer": tokenizer_sha, "settings": settings.to_json(), "version": 1}
+    items = {"sources": [(str(s.path), s.format, s.bytes, s.path.stat().st_mtime_ns, s.unit and s.unit.unit)
+                         for s in sources],
+             "tokenizer": tokenizer_sha, "version": 1,
+             # the units the sources were cut into count, not how they were asked for
+             "settings": {k: v for k, v in settings.to_json().items() if k != "text_unit"}}
     return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
 class Batch:
     positions: list[int]
-    """Where each record is in the inputs: a position counts every line of every input."""
+    """Where each record is in the inputs: a position counts every record (JSONL line, text
+    document) of every input."""
     texts: list[str]
     """What signals and deduplication look at (``formats.sample_text``)."""
     records: list
@@ -168,7 +189,7 @@ def iter_batches(sources: list[Source], skip_invalid: bool, dropped: dict[str, i
     batch = Batch([], [], [], [], 0)
     size = done = position = 0
     for source in sources:
-        for sample in formats.iter_samples(source.path, source.format):
+        for sample in _samples(source):
             done += sample.nbytes
             pos = position
             position += 1
@@ -196,6 +217,10 @@ def iter_batches(sources: list[Source], skip_invalid: bool, dropped: dict[str, i
     if batch.texts:
         batch.bytes_done = done
         yield batch
+
+
+def _samples(source: Source) -> Iterator[formats.Sample]:
+    return formats.iter_samples(source.path, source.format, source.unit.unit if source.unit else "line")
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -275,13 +300,27 @@ class ShardWriter:
 
 # --- the pipeline ----------------------------------------------------------------------------
 
-def _load_state(out: Path, fingerprint: str) -> list[dict]:
-    """The complete training shards of an interrupted run with the same fingerprint ([] if none)."""
+def _text_units(sources: list[Source]) -> dict[str, str]:
+    return {str(s.path): s.unit.unit for s in sources if s.unit is not None}
+
+
+def _load_state(out: Path, fingerprint: str, units: dict[str, str]) -> list[dict]:
+    """The complete training shards of an interrupted run with the same fingerprint ([] if none).
+    PrepareError when that run cut a text input into other documents (``units``: path -> unit)."""
     try:
         state = json.loads((out / STATE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+    if not isinstance(state, dict):
+        return []
+    theirs = state.get("text_units")
+    if isinstance(theirs, dict):
+        for path, unit in units.items():
+            if theirs.get(path, unit) != unit:
+                raise PrepareError(f"{out}: an interrupted preparation cut {path} into {theirs[path]} documents, this "
+                                   f"run into {unit} documents; continue it with --text-unit {theirs[path]}, or "
+                                   f"delete {out / STATE} to start over")
+    if state.get("fingerprint") != fingerprint:
         return []
     good = []
     dtype_size = int(state.get("itemsize", 0))
@@ -337,7 +376,7 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
     tokenizer, eos = _load_tokenizer(tokenizer_dir)
     vocab = tokenizer.get_vocab_size(with_added_tokens=True)
     dtype = token_dtype(vocab)
-    sources = resolve_sources(inputs, settings.format)
+    sources = resolve_sources(inputs, settings.format, settings.text_unit)
     tok_sha = tokenizer_sha256(tokenizer_dir)
     fingerprint = _fingerprint(sources, tok_sha, settings)
     out = Path(out_dir)
@@ -351,12 +390,12 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
             return {**existing, "skipped": True}
     except (OSError, ValueError, AttributeError):
         pass
+    done = _load_state(out, fingerprint, _text_units(sources))
     (out / MANIFEST).unlink(missing_ok=True)  # from here on the directory is not complete
-    done = _load_state(out, fingerprint)
     _clear(out, {s["file"] for s in done} | {s["mask_file"] for s in done if s.get("mask_file")})
     resume_at = done[-1]["end_position"] if done else 0
 
-    state = {"fingerprint": fingerprint, "itemsize": dtype.itemsize, "train": done}
+    state = {"fingerprint": fingerprint, "itemsize": dtype.itemsize, "train": done, "text_units": _text_units(sources)}
 
     def save_state() -> None:
         state["train"] = train.shards
@@ -466,7 +505,7 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
         "documents": {"read": counts["train"] + counts["val"] + sum(dropped.values()),
                       "train": counts["train"], "val": counts["val"],
                       "dropped": {k: dropped[k] for k in sorted(dropped)}},
-        "sources": [{"path": str(s.path), "format": s.format, "bytes": s.bytes} for s in sources],
+        "sources": [s.to_json() for s in sources],
         "prepare": {"fingerprint": fingerprint, "settings": settings.to_json(),
                     "drop_reasons": ["invalid", "empty", EXACT, *REASONS, NEAR]},
     }
@@ -477,14 +516,14 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
 
 
 def preview(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, n: int = 3,
-            fmt: str | None = None) -> list[dict]:
+            fmt: str | None = None, text_unit: str = "auto") -> list[dict]:
     """The first ``n`` valid records of the inputs as the shards will hold them: ``{"path", "line",
     "format", "runs": [(text, learnt), ...]}``, each run the decoded text of consecutive tokens
     with the same mask (``cockpit data prepare --debug``)."""
     tokenizer, eos = _load_tokenizer(Path(tokenizer_dir))
     out = []
-    for source in resolve_sources(inputs, fmt):
-        for sample in formats.iter_samples(source.path, source.format):
+    for source in resolve_sources(inputs, fmt, text_unit):
+        for sample in _samples(source):
             if len(out) >= n:
                 return out
             if not sample.ok or not sample.text or not sample.text.strip():

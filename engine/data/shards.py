@@ -14,8 +14,8 @@ manifest against the run: shards written by another tokenizer, for another seque
 cut short are refused with a message that says what to do. The tokens are never copied into RAM:
 ``ShardTokens`` indexes the memory maps directly.
 
-Raw documents for shards or smoke runs come from a ``.txt`` file (one document per line) or a
-``.jsonl`` file (one JSON object per line with a ``"text"`` string); every document is followed by
+Raw documents for shards or smoke runs come from a ``.txt`` file (a document per line, paragraph
+or file: ``engine.data.formats.TEXT_UNITS``) or a ``.jsonl`` file (one JSON object per line with a ``"text"`` string); every document is followed by
 the tokenizer's end-of-text token.
 
 Command line (``cockpit data prepare`` also deduplicates, filters and holds out a validation split)::
@@ -33,6 +33,7 @@ from typing import Iterable
 
 import numpy as np
 
+from engine.data.formats import TEXT_UNITS
 from engine.data.text import DataError, iter_documents, iter_token_chunks
 
 FORMAT = "cockpit-token-shards"
@@ -329,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m engine.data.shards",
                                      description="Tokenize a .txt or .jsonl file into token shards.")
-    parser.add_argument("--input", required=True, help=".txt (one document per line) or .jsonl (\"text\" key)")
+    parser.add_argument("--input", required=True, help=".txt (documents by --text-unit) or .jsonl (\"text\" key)")
+    parser.add_argument("--text-unit", default="auto", choices=TEXT_UNITS, help="document of a .txt: a line, a "
+                        "blank-line separated paragraph, the whole file, or auto (paragraph or line, by its head)")
     parser.add_argument("--tokenizer", required=True, help="directory of a Hugging Face tokenizer (tokenizer.json)")
     parser.add_argument("--out", required=True, help="shard directory to write")
     parser.add_argument("--seq-len", type=int, required=True, help="sequence length the shards are for")
@@ -340,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _tokenizer_json(args.tokenizer)
         tokenizer = load_tokenizer(args.tokenizer)
-        manifest = write_shards(iter_token_chunks(args.input, tokenizer), args.out, args.tokenizer, args.seq_len,
+        manifest = write_shards(iter_token_chunks(args.input, tokenizer, unit=args.text_unit), args.out, args.tokenizer, args.seq_len,
                                 shard_tokens=args.shard_tokens)
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,7 +1,9 @@
 """Text file -> token stream -> deterministic shuffled batches.
 
-The file holds one document per line; the stream is the documents' tokens with the end-of-text
-token after each. The tail ``val_fraction`` of the stream is held out. Training batches are
+A text file's documents are its lines, paragraphs or the whole file (``data.text_unit``,
+``engine.data.formats.iter_text_documents``: the same reader as ``cockpit data prepare`` and
+``cockpit check``); a JSONL file's are the ``"text"`` of each line. The stream is the documents'
+tokens with the end-of-text token after each. The tail ``val_fraction`` of the stream is held out. Training batches are
 ``(micro_batch_size, seq_len)`` windows cut from the stream at multiples of ``seq_len`` and visited
 in a seeded random order per epoch; the iterator's position (epoch, index) is a small dict that a
 checkpoint stores, so a run can continue exactly where it stopped.
@@ -9,7 +11,6 @@ checkpoint stores, so a run can continue exactly where it stopped.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -19,9 +20,10 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-from engine.data.formats import json_error  # the same words as cockpit check and cockpit data validate
+# the same reader, and words, as cockpit check and cockpit data validate|prepare
+from engine.data.formats import JSONL_SUFFIXES, FormatError, iter_samples
 
-#: Lines tokenized per batch call (bounds the memory of the intermediate encodings).
+#: Documents tokenized per batch call (bounds the memory of the intermediate encodings).
 _CHUNK_DOCS = 10_000
 
 
@@ -31,40 +33,28 @@ class DataError(ValueError):
 
 # --- documents --------------------------------------------------------------------------------
 
-def iter_documents(path: str | os.PathLike, kind: str | None = None) -> Iterator[str]:
-    """The documents of a ``.txt`` (one per non-empty line) or ``.jsonl`` (the ``"text"`` of each
-    object) file; ``kind`` ("text" or "jsonl") overrides the suffix. Errors name ``file:line``."""
+def iter_documents(path: str | os.PathLike, kind: str | None = None, unit: str = "auto") -> Iterator[str]:
+    """The documents of a ``.txt`` file (cut by ``unit``: ``line``, ``paragraph``, ``file`` or
+    ``auto``, see ``engine.data.formats``) or ``.jsonl`` file (the ``"text"`` of each object);
+    ``kind`` ("text" or "jsonl") overrides the suffix. Errors name ``file:line``."""
     path = Path(path)
-    kind = kind or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "text")
+    kind = kind or ("jsonl" if path.suffix.lower() in JSONL_SUFFIXES else "text")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a {'JSONL' if kind == 'jsonl' else 'text'} file")
     try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"{path}: training data not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a {'JSONL' if kind == 'jsonl' else 'text'} file") from None
-    with f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-            if not line.strip():
-                continue
-            if kind != "jsonl":
-                yield line
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: {json_error(exc)}") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                got = "an object without a \"text\" string" if isinstance(obj, dict) else type(obj).__name__
-                raise DataError(f"{path}:{lineno}: expected a JSON object with a \"text\" string, got {got}")
-            if obj["text"].strip():
-                yield obj["text"]
+        for sample in iter_samples(path, "pretrain" if kind == "jsonl" else "text", unit):
+            if not sample.ok:
+                raise DataError(str(next(p for p in sample.problems if p.is_error)))
+            if sample.text is not None and sample.text.strip():
+                yield sample.text
+    except FormatError as exc:
+        if not path.exists():
+            raise DataError(f"{path}: training data not found") from None
+        raise DataError(str(exc)) from None
 
 
-def iter_token_chunks(path: str | os.PathLike, tokenizer, kind: str | None = None) -> Iterator[np.ndarray]:
+def iter_token_chunks(path: str | os.PathLike, tokenizer, kind: str | None = None,
+                      unit: str = "auto") -> Iterator[np.ndarray]:
     """The token stream of a document file in int32 chunks, end-of-text after every document."""
     eos = tokenizer.eos_token_id
     backend = tokenizer.backend_tokenizer
@@ -78,7 +68,7 @@ def iter_token_chunks(path: str | os.PathLike, tokenizer, kind: str | None = Non
         docs.clear()
         return np.asarray(ids, dtype=np.int32)
 
-    for doc in iter_documents(path, kind):
+    for doc in iter_documents(path, kind, unit):
         docs.append(doc)
         if len(docs) >= _CHUNK_DOCS:
             yield flush()
@@ -87,10 +77,10 @@ def iter_token_chunks(path: str | os.PathLike, tokenizer, kind: str | None = Non
 
 
 
-def tokenize_file(path: str | os.PathLike, tokenizer, kind: str = "text") -> np.ndarray:
-    """All documents of ``path`` (``text``: one per non-empty line; ``jsonl``: the ``"text"`` of each
+def tokenize_file(path: str | os.PathLike, tokenizer, kind: str = "text", unit: str = "auto") -> np.ndarray:
+    """All documents of ``path`` (``text``: cut by ``unit``; ``jsonl``: the ``"text"`` of each
     object) as one int32 token stream, with ``tokenizer.eos_token_id`` after each document."""
-    parts = list(iter_token_chunks(path, tokenizer, kind))
+    parts = list(iter_token_chunks(path, tokenizer, kind, unit))
     if not parts:
         what = "no line has a non-empty \"text\"" if kind == "jsonl" else "every line is empty"
         raise DataError(f"{path}: no text ({what})")

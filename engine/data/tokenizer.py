@@ -1,6 +1,12 @@
 """Byte-level BPE tokenizer: trained on the corpus with the ``tokenizers`` library and saved in the
 Hugging Face layout, so ``AutoTokenizer.from_pretrained(dir)`` loads it.
 
+Every tokenizer loaded for encoding (``load_tokenizer``, ``read_tokenizer``) has padding and
+truncation turned off, whatever its ``tokenizer.json`` says (BERT-style tokenizers ship with
+``"padding"`` and ``"truncation"`` on): documents are packed whole into one token stream, so padding
+would fill the shards with pad tokens and truncation would cut every document at its
+``max_length``. ``encoding_note`` says what a file had on.
+
 ``<|endoftext|>`` serves as end of text, beginning of text and padding. ``cockpit tokenizer train``
 adds the chat markers ``<|im_start|>`` and ``<|im_end|>`` (``CHAT_TOKENS``) and a ChatML chat
 template, so ``tokenizer.apply_chat_template`` works on what it trains.
@@ -86,10 +92,12 @@ def train_tokenizer(corpus: str | os.PathLike | None, out_dir: str | os.PathLike
 
 
 def load_tokenizer(path: str | os.PathLike):
-    """The tokenizer saved at ``path`` (a ``PreTrainedTokenizerFast``) with an EOS token set."""
+    """The tokenizer saved at ``path`` (a ``PreTrainedTokenizerFast``) with an EOS token set and
+    padding and truncation off (``plain_encoding``)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(path))
+    plain_encoding(tokenizer.backend_tokenizer)
     if tokenizer.eos_token_id is None:  # a bare tokenizer.json: no tokenizer_config.json names it
         eos = guess_eos(tokenizer.get_vocab())
         if eos is not None:
@@ -102,9 +110,10 @@ def load_tokenizer(path: str | os.PathLike):
     return tokenizer
 
 
-def read_tokenizer(path: str | os.PathLike) -> Tokenizer:
-    """The ``tokenizers`` Tokenizer of a directory's ``tokenizer.json`` (or of that file), without
-    transformers; ValueError naming the file when it is missing or not a tokenizer."""
+def open_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """The ``tokenizers`` Tokenizer of a directory's ``tokenizer.json`` (or of that file) exactly as
+    saved, padding and truncation included; ValueError naming the file when it is missing or not a
+    tokenizer. Encode with ``read_tokenizer``'s instead."""
     path = Path(path)
     file = path if path.is_file() else path / "tokenizer.json"
     if not file.is_file():
@@ -113,6 +122,38 @@ def read_tokenizer(path: str | os.PathLike) -> Tokenizer:
         return Tokenizer.from_file(str(file))
     except Exception as exc:  # the library raises a bare Exception for a malformed file
         raise ValueError(f"{file}: not a valid tokenizer.json ({exc})") from None
+
+
+def read_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """The ``tokenizers`` Tokenizer of a directory's ``tokenizer.json`` (or of that file), without
+    transformers, padding and truncation off; ValueError naming the file when it is missing or not
+    a tokenizer."""
+    return plain_encoding(open_tokenizer(path))
+
+
+def plain_encoding(tokenizer: Tokenizer) -> Tokenizer:
+    """``tokenizer`` with padding and truncation turned off (in place): a document encodes to all
+    of its tokens and nothing else."""
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def encoding_note(tokenizer: Tokenizer) -> str | None:
+    """What the saved tokenizer (``open_tokenizer``) turns on that encoding turns off, e.g.
+    ``tokenizer.json enables padding to 128 and truncation at 128: both are turned off for encoding;
+    ...``; None when it has neither."""
+    pad, trunc = tokenizer.padding, tokenizer.truncation
+    found = []
+    if pad:
+        found.append(f"padding to {pad['length']}" if pad.get("length") else "padding to the longest in a batch")
+    if trunc:
+        found.append(f"truncation at {trunc['max_length']}")
+    if not found:
+        return None
+    both = "both are" if len(found) == 2 else "it is"
+    return (f"tokenizer.json enables {' and '.join(found)}: {both} turned off for encoding; documents are "
+            f"packed whole into one token stream, end-of-text between them")
 
 
 def eos_token_id(path: str | os.PathLike, tokenizer: Tokenizer | None = None) -> int:
