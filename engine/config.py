@@ -36,7 +36,7 @@ class DataConfig(_Section):
     source: Literal["demo", "text", "jsonl", "shards"] = "demo"
     """Where the training tokens come from:
     ``demo``: generate the synthetic demo corpus at ``path`` if it is missing, then as ``text``.
-    ``text``: the existing UTF-8 text file at ``path``, one document per line (smoke runs).
+    ``text``: the existing UTF-8 text file at ``path``, its documents cut by ``text_unit``.
     ``jsonl``: the file at ``path`` with one JSON object per line whose ``"text"`` string is a
     document (smoke runs); a malformed line stops the run naming ``file:line``.
     ``shards``: the prepared token shards in the directory ``path`` (``cockpit data prepare``, or
