@@ -45,6 +45,8 @@ def check(
         first = [loaded]
         if path is None:
             path = resolve_config_path(config)
+        elif (note := cfg.train.warmup_note()) is not None:
+            typer.echo(f"note: {note}", err=True)
     ctx = CheckContext(config_path=path, cfg=cfg, nproc=nproc, dry_run=dry_run, price_per_hour=price_per_hour)
     report = run_checks(ctx, first)
     if as_json:
