@@ -106,6 +106,14 @@ def test_shards_of_another_tokenizer(tmp_path, tokenizers):
     assert "written with tokenizer sha256" in line
 
 
+def test_a_tokenizer_larger_than_the_embedding(tmp_path, corpus, tokenizers):
+    tok_a, _ = tokenizers
+    config = write_config(tmp_path, **{"data.source": "text", "data.path": str(corpus), "tokenizer.path": str(tok_a),
+                                       "model.vocab_size": 256})
+    line = refused(tmp_path, [str(config)], str(tok_a), "model.vocab_size")
+    assert "do not fit the model's embedding of 256" in line
+
+
 def test_the_demo_before_its_data_exists_passes_the_preflight(tmp_path):
     from cockpit.checks.preflight import preflight
     from cockpit.launch import prepare_config
