@@ -40,6 +40,14 @@ def model_positions(cfg) -> tuple[int | None, str]:
     return (int(value), f"preset {cfg.preset}") if value else (None, "")
 
 
+def notes(cfg) -> list[str]:
+    """What the run will do otherwise than the config says, for ``note:`` lines (``cockpit run``,
+    ``cockpit check``). With ``train.epochs`` the engine knows the steps only once it has read
+    the data, and says so itself."""
+    note = None if cfg.train.epochs else cfg.train.warmup_note()
+    return [note] if note else []
+
+
 def _missing(path: Path) -> str:
     """What is wrong with a path that is not the file or directory wanted."""
     if not path.exists():

@@ -85,13 +85,13 @@ def run(
 def _preflight(cfg, config_path: Path, processes: int, data: bool = True) -> None:
     """Refuse what would fail in the engine (exit 2, one line), before anything is created; print
     the notes on what the run will do differently from what was written."""
+    from cockpit.checks.config import notes
     from cockpit.checks.preflight import preflight
 
     problem = preflight(cfg, config_path, processes, data=data)
     if problem is not None:
         fail(problem)
-    note = cfg.train.warmup_note()
-    if note is not None:
+    for note in notes(cfg):
         typer.echo(f"note: {note}", err=True)
 
 
