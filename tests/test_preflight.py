@@ -106,6 +106,23 @@ def test_shards_of_another_tokenizer(tmp_path, tokenizers):
     assert "written with tokenizer sha256" in line
 
 
+def test_truncated_shards_name_the_first_one(tmp_path, tokenizers):
+    import json
+
+    from engine.data.shards import write_shards
+
+    tok_a, _ = tokenizers
+    shards = tmp_path / "shards"
+    write_shards(np.arange(6000, dtype=np.int32) % 280, shards, tok_a, seq_len=64, shard_tokens=2000)
+    files = [shards / s["file"] for s in json.loads((shards / "manifest.json").read_text())["shards"]]
+    for file in files[:2]:
+        file.write_bytes(file.read_bytes()[:100])
+    config = write_config(tmp_path, **{"data.source": "shards", "data.path": str(shards), "tokenizer.path": str(tok_a),
+                                       "train.seq_len": 64})
+    line = refused(tmp_path, [str(config)], f"{files[0]}: 100 bytes")
+    assert "truncated or damaged" in line and str(files[1]) not in line
+
+
 def test_a_tokenizer_larger_than_the_embedding(tmp_path, corpus, tokenizers):
     tok_a, _ = tokenizers
     config = write_config(tmp_path, **{"data.source": "text", "data.path": str(corpus), "tokenizer.path": str(tok_a),

@@ -72,10 +72,11 @@ def preflight(cfg, config_path: Path, nproc: int = 1, data: bool = True) -> str 
 
 
 def one_line(r: CheckResult, subject: Path | None = None) -> str:
-    """A failed result as one line: its first quoted problem (``file:line: ...``) when the detail
-    quotes some, else the detail; prefixed with ``subject`` unless it names it; the fix if short."""
+    """A failed result as one line: the first problem its detail quotes (``file:line: ...``, after a
+    header ending in ``:``), else its first line; prefixed with ``subject`` unless it names it; the
+    fix if short."""
     lines = r.detail.splitlines()
-    line = lines[1] if len(lines) > 1 else lines[0]
+    line = lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]
     if subject is not None and str(subject) not in line:
         line = f"{subject}: {line}"
     if r.fix and len(r.fix) <= SHORT_FIX:
