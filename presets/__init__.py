@@ -80,11 +80,24 @@ def load_preset(name: str) -> dict:
     return data
 
 
+def _as_text_hint(value) -> str:
+    """How to write a number YAML read as text (``1e-5``: YAML 1.1 wants a dot, ``1.0e-5``)."""
+    try:
+        number = float(value) if isinstance(value, str) else None
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number):
+        return ""
+    mantissa, _, exponent = repr(number).partition("e")
+    written = (mantissa if "." in mantissa else f"{mantissa}.0") + (f"e{exponent}" if exponent else "")
+    return f" (YAML read {value} as text: write {written})"
+
+
 def check_overrides(name: str, overrides: dict) -> None:
     """Check a run's ``model:`` overrides against preset ``name``, torch-free (at config load): each
     key is a field of the preset's family (``FIELDS``; "did you mean" for a near miss), sizes and
-    counts (``COUNT_FIELDS``) are positive integers and numbers are finite. Raises PresetError
-    naming ``model.<key>``."""
+    counts (``COUNT_FIELDS``) are positive integers, and numbers (a float, or a field the preset
+    gives a float) are finite numbers. Raises PresetError naming ``model.<key>``."""
     fields = load_preset(name)
     family = fields["family"]
     for key, value in overrides.items():
@@ -96,5 +109,6 @@ def check_overrides(name: str, overrides: dict) -> None:
         if key in COUNT_FIELDS:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise PresetError(f"model.{key}: {value!r} is not allowed: a positive integer (1 or more)")
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise PresetError(f"model.{key}: {value!r} is not allowed: a finite number")
+        elif isinstance(value, float) or isinstance(fields.get(key), float):  # a number in the preset stays one
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise PresetError(f"model.{key}: {value!r} is not allowed: a finite number" + _as_text_hint(value))
