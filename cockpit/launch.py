@@ -62,7 +62,7 @@ def new_run_dir(cfg: RunConfig, config_path: Path, run_dir: Path | None = None) 
     run_dir.mkdir(mode=0o700, exist_ok=True)
     os.chmod(run_dir, 0o700)
     paths.logs.mkdir(exist_ok=True)
-    atomic_write_text(paths.run_yaml, cfg.to_yaml())
+    write_run_config(run_dir, cfg)
     return run_dir
 
 
@@ -194,13 +194,14 @@ def find_run(ref: str | None, runs_dir: Path) -> Path:
 
 
 def resume_target(spec: str, cfg: RunConfig, config_path: Path, run_dir: Path | None,
-                  overrides: list[str] | tuple[str, ...] = ()) -> tuple[Path, str]:
-    """The run directory to continue and the engine's ``--resume`` argument.
+                  overrides: list[str] | tuple[str, ...] = ()) -> tuple[Path, str, RunConfig]:
+    """The run directory to continue, the engine's ``--resume`` argument, and the run's config.
 
     ``latest``: the newest checkpoint of ``--run-dir``, or of the newest run of this config under
     ``runs_dir``. ``PATH``: a run directory (its newest checkpoint) or a checkpoint directory.
-    ``--set`` overrides are applied to the run's own ``run.yaml`` (to extend ``train.max_steps``,
-    say). Raises ConfigError naming what is wrong; changes nothing then."""
+    The config is the run's own ``run.yaml`` with the ``--set`` overrides applied (to extend
+    ``train.max_steps``, say); ``write_run_config`` saves it once the caller has checked it.
+    Raises ConfigError naming what is wrong; changes nothing."""
     from cockpit.client import iter_runs
     from engine.rundir import read_status
 
@@ -231,10 +232,12 @@ def resume_target(spec: str, cfg: RunConfig, config_path: Path, run_dir: Path | 
     status = read_status(target)
     if status.get("alive") and status.get("state") not in TERMINAL_STATES:  # terminal: bus closed, exiting
         raise ConfigError(f"{target}: its engine is still running; `cockpit attach` it instead")
-    if overrides:
-        updated = load_config(paths.run_yaml, overrides)
-        atomic_write_text(paths.run_yaml, updated.to_yaml())
-    return target, arg
+    return target, arg, load_config(paths.run_yaml, overrides)
+
+
+def write_run_config(run_dir: Path, cfg: RunConfig) -> None:
+    """Replace the run's ``run.yaml`` (atomically) with ``cfg``."""
+    atomic_write_text(RunPaths(run_dir).run_yaml, cfg.to_yaml())
 
 
 def wait_until_started(launched: LaunchedRun, events_before: int, timeout: float = 120.0) -> int | None:

@@ -22,7 +22,8 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
+                              allow_inf_nan=False)
 
 
 class DemoDataConfig(_Section):
@@ -85,13 +86,22 @@ class TrainConfig(_Section):
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     """Final learning rate as a fraction of ``lr`` (cosine schedule)."""
     warmup_steps: int = Field(30, ge=0)
-    """Linear warm-up steps from 0 to ``lr``."""
+    """Linear warm-up steps from 0 to ``lr``; a run shorter than this warms up over all its steps
+    (``warmup``: clamped to ``max_steps``, with a note)."""
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     """Decay after warm-up."""
     weight_decay: float = Field(0.1, ge=0)
     """AdamW weight decay, applied to matrices only (not to norms or biases)."""
     betas: tuple[float, float] = (0.9, 0.95)
-    """AdamW betas."""
+    """AdamW betas, each in [0, 1)."""
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in value):
+            raise ValueError(f"each AdamW beta must be in [0, 1), got [{value[0]:g}, {value[1]:g}]")
+        return value
+
     grad_clip: float = Field(1.0, ge=0)
     """Clip the global gradient norm to this value; 0 disables clipping."""
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
@@ -153,6 +163,19 @@ class TrainConfig(_Section):
     def tokens_per_micro_batch(self) -> int:
         return self.seq_len * self.micro_batch_size
 
+    @property
+    def warmup(self) -> int:
+        """The warm-up steps the run takes: ``warmup_steps``, at most ``max_steps`` (with ``epochs``,
+        once the engine has set ``max_steps`` from the data)."""
+        return min(self.warmup_steps, self.max_steps)
+
+    def warmup_note(self) -> str | None:
+        """The note saying that ``warmup_steps`` is clamped to a shorter run, or None."""
+        if self.warmup == self.warmup_steps:
+            return None
+        return (f"train.warmup_steps {self.warmup_steps} is clamped to train.max_steps {self.max_steps}: "
+                f"the learning rate warms up over the whole run")
+
 
 class TelemetryConfig(_Section):
     enabled: bool = True
@@ -199,7 +222,8 @@ class RunConfig(_Section):
     preset: str = "tiny"
     """Model preset from ``presets/`` (``cockpit presets list``)."""
     model: dict[str, Any] = {}
-    """Overrides of preset fields, e.g. ``{num_hidden_layers: 4}``."""
+    """Overrides of preset fields, e.g. ``{num_hidden_layers: 4}``; sizes and counts are positive
+    integers (``presets.check_overrides``)."""
     data: DataConfig = DataConfig()
     """Training data."""
     tokenizer: TokenizerConfig = TokenizerConfig()
@@ -213,11 +237,19 @@ class RunConfig(_Section):
     events: EventsConfig = EventsConfig()
     """Live event channel."""
 
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        from presets import preset_path
+
+        preset_path(value)  # PresetError (a ValueError) names the known presets
+        return value
+
     @model_validator(mode="after")
-    def _check(self) -> "RunConfig":
-        if not self.train.epochs and self.train.warmup_steps > self.train.max_steps:
-            raise ValueError(
-                f"train.warmup_steps ({self.train.warmup_steps}) is larger than train.max_steps ({self.train.max_steps})")
+    def _check_model(self) -> "RunConfig":
+        from presets import check_overrides
+
+        check_overrides(self.preset, self.model)  # PresetError names the key: model.<field>
         return self
 
     def resolved(self, base: Path | None = None) -> "RunConfig":
@@ -250,11 +282,30 @@ def _did_you_mean(key: str) -> str:
     return f" (did you mean '{matches[0]}'?)" if matches else ""
 
 
+def _allowed_range(loc: tuple) -> str:
+    """``> 0``, ``>= 0, < 0.5``...: the bounds of the numeric field at ``loc``, or ``""``."""
+    model: Any = RunConfig
+    info = None
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not isinstance(part, str) or not fields or part not in fields:
+            return ""
+        info = fields[part]
+        model = info.annotation
+    symbols = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    bounds = [f"{sym} {getattr(m, name):g}" for m in (info.metadata if info else ())
+              for name, sym in symbols.items() if getattr(m, name, None) is not None]
+    return ", ".join(bounds)
+
+
 def _format_validation_error(exc: ValidationError, where: str) -> str:
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "finite_number":
+            allowed = _allowed_range(err["loc"])
+            msg = f"{err['input']} is not allowed: a finite number" + (f" {allowed}" if allowed else "")
         if err["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown key '{key}'{_did_you_mean(key)}")
         else:  # a check across fields has no single key; its message names them
@@ -322,7 +373,8 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: invalid YAML: {problem}") from None
     if data is None:
-        data = {}
+        raise ConfigError(f"{path}: is empty; write the keys to change (every key is documented in "
+                          f"engine/config.py), or run the shipped demo: cockpit run demo")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
     data = apply_overrides(data, list(overrides))

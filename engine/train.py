@@ -49,7 +49,7 @@ from engine.controls import Controls
 from engine.data.demo import generate_demo_corpus
 from engine.distributed import accelerator_plugins, world_size
 from engine.evaluate import NoHeldOutData, eval_windows, evaluate
-from engine.data.text import BatchIterator, DataError, split_tokens, tokenize_file
+from engine.data.text import BatchIterator, DataError, iter_documents, split_tokens, tokenize_file
 from engine.data.tokenizer import has_tokenizer, load_tokenizer, train_tokenizer
 from engine.metrics import ConsoleSink, EventSink, MetricsLogger, tensorboard_sink
 from engine.model import build_model, count_params, flops_per_token, model_config, peak_flops
@@ -173,6 +173,10 @@ class Trainer:
                   + (" (the shards' validation split)" if held_out is not None else ""))
         if train.epochs:
             self.set_max_steps_from_epochs()
+        note = train.warmup_note()
+        if note is not None:  # a run shorter than its warm-up warms up over all its steps
+            self.info(note)
+            train.warmup_steps = train.warmup
 
         tok = self.tokenizer
         self.model_config = model_config(cfg.preset, cfg.model, len(tok), bos_token_id=tok.bos_token_id,
@@ -200,9 +204,6 @@ class Trainer:
         train = self.cfg.train
         per_step = train.micro_batch_size * train.grad_accum_steps * self.accelerator.num_processes
         steps = max(1, math.ceil(train.epochs * self.batches.n_windows / per_step))
-        if train.warmup_steps > steps:
-            raise DataError(f"train.epochs {train.epochs:g} over {self.batches.n_windows:,} sequences is {steps:,} "
-                            f"steps, fewer than train.warmup_steps ({train.warmup_steps})")
         train.max_steps = steps
         self.info(f"{train.epochs:g} epoch(s) of {self.batches.n_windows:,} sequences, {per_step:,} per step: "
                   f"{steps:,} steps")
@@ -228,7 +229,10 @@ class Trainer:
             self.info(f"generated demo corpus: {data.demo.samples:,} lines in {data.path}")
         if not data.path.is_file():
             raise DataError(f"{data.path}: training {'JSONL' if data.source == 'jsonl' else 'text'} not found")
+        kind = "jsonl" if data.source == "jsonl" else "text"
         if not has_tokenizer(tok_cfg.path):
+            if next(iter_documents(data.path, kind, data.text_unit), None) is None:  # no tokenizer learnt from nothing
+                raise DataError(f"{data.path}: no text to train the tokenizer on (no non-empty document)")
             t0 = time.perf_counter()
             if data.source == "jsonl":  # the tokenizer learns from the documents, not the JSON around them
                 from engine.data.shards import jsonl_to_text
@@ -244,8 +248,7 @@ class Trainer:
             self.info(f"trained tokenizer: {len(tokenizer):,} tokens (asked for {tok_cfg.vocab_size:,}) on "
                       f"{data.path.name} in {time.perf_counter() - t0:.1f}s, saved to {tok_cfg.path}")
         tokenizer = load_tokenizer(tok_cfg.path)
-        return tokenizer, tokenize_file(data.path, tokenizer, "jsonl" if data.source == "jsonl" else "text",
-                                        data.text_unit), None
+        return tokenizer, tokenize_file(data.path, tokenizer, kind, data.text_unit), None
 
     # --- the loop -------------------------------------------------------------------------
 

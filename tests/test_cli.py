@@ -143,10 +143,12 @@ def test_stop_a_finished_run_says_the_engine_is_not_running(tmp_path):
     assert "engine is not running" in result.output
 
 
-def test_cross_field_error_names_both_keys():
-    result = runner.invoke(app, ["run", "demo", "--detach", "--set", "train.max_steps=10"])
+def test_cross_field_error_names_both_keys(tmp_path):
+    result = runner.invoke(app, ["run", "demo", "--detach", "--set", "train.budget_usd=5",
+                                 "--set", f"runs_dir={tmp_path / 'runs'}"])
     assert result.exit_code == 2
-    assert "demo.yaml: train.warmup_steps (30) is larger than train.max_steps (10)" in result.output
+    assert "demo.yaml: train: train.budget_usd needs train.price_per_hour" in result.output
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("name", ["demo", "production"])

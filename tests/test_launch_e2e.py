@@ -55,11 +55,11 @@ def test_headless_prints_progress_and_exits_with_the_result(tmp_path, engine_dat
 
 def test_headless_exit_code_is_1_when_the_run_fails(tmp_path, engine_data_dir):
     config = small_config(tmp_path, engine_data_dir)
-    # A preset that does not exist passes config validation but fails in the engine.
-    proc = subprocess.run(COCKPIT + ["run", str(config), "--headless", "--set", "preset=no_such_preset"],
+    # An activation Transformers does not know passes config validation but fails in the engine.
+    proc = subprocess.run(COCKPIT + ["run", str(config), "--headless", "--set", "model.hidden_act=no_such_act"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "no_such_preset" in proc.stdout
+    assert "no_such_act" in proc.stdout
 
 
 def test_detach_returns_at_once_and_the_run_goes_on(tmp_path, engine_data_dir):

@@ -29,6 +29,14 @@ CHECKS = (
     "upload:check_upload",
 )
 
+#: The cheap, blocking checks ``cockpit run`` makes before it creates the run directory
+#: (``cockpit.checks.preflight``): the dataset check bounded for large files.
+PREFLIGHT = (
+    "config:check_config",
+    "tokenizer:check_tokenizer",
+    "preflight:check_dataset_bounded",
+)
+
 #: ``schema`` of ``--json``; raised only when a key is removed or changes meaning.
 SCHEMA_ID = "cockpit.check/1"
 
@@ -74,6 +82,13 @@ def _load(spec: str):
     return getattr(importlib.import_module(f"cockpit.checks.{module}"), func)
 
 
+def _section(spec: str) -> str:
+    """The section a check reports in: its module's name (``dataset:check_dataset``), else the word
+    after ``check_`` in its function's name (``preflight:check_dataset_bounded``)."""
+    module, func = spec.split(":")
+    return module if module in SECTIONS else func.removeprefix("check_").split("_")[0]
+
+
 def run_checks(ctx: CheckContext, first: list[CheckResult] = (), checks: tuple[str, ...] = CHECKS) -> Report:
     """Run ``checks`` on ``ctx``; ``first`` holds results found before (loading the config)."""
     t0 = time.perf_counter()
@@ -84,7 +99,7 @@ def run_checks(ctx: CheckContext, first: list[CheckResult] = (), checks: tuple[s
         try:
             results.extend(_load(spec)(ctx))
         except Exception as exc:  # a bug in one check must not hide the others
-            section = spec.split(":")[0]
+            section = _section(spec)
             results.append(result(f"{section}.crashed", f"{section} check", "warn",
                                   f"the {section} check crashed: {type(exc).__name__}: {exc}", blocking=False))
     return Report(config=str(ctx.config_path) if ctx.config_path else None, results=results,

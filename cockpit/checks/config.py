@@ -40,6 +40,21 @@ def model_positions(cfg) -> tuple[int | None, str]:
     return (int(value), f"preset {cfg.preset}") if value else (None, "")
 
 
+def notes(cfg) -> list[str]:
+    """What the run will do otherwise than the config says, for ``note:`` lines (``cockpit run``,
+    ``cockpit check``). With ``train.epochs`` the engine knows the steps only once it has read
+    the data, and says so itself."""
+    note = None if cfg.train.epochs else cfg.train.warmup_note()
+    return [note] if note else []
+
+
+def _missing(path: Path) -> str:
+    """What is wrong with a path that is not the file or directory wanted."""
+    if not path.exists():
+        return "does not exist"
+    return "is a directory, not a file" if path.is_dir() else "is a file, not a directory"
+
+
 def check_config(ctx: CheckContext) -> list[CheckResult]:
     cfg = ctx.cfg
     if cfg is None:
@@ -61,10 +76,10 @@ def check_config(ctx: CheckContext) -> list[CheckResult]:
         if path.is_dir() if is_dir else path.is_file():
             continue
         # The demo makes its corpus; a text/jsonl run trains its tokenizer on the data at launch.
-        made = data.source == "demo" or (key == "tokenizer.path" and data.source in ("text", "jsonl"))
+        made = not path.exists() and (data.source == "demo" or (key == "tokenizer.path" and data.source in ("text", "jsonl")))
         (will_create if made else absent).append((key, path))
     if absent:
-        out.append(result("config.paths", "Paths", "fail", "; ".join(f"{k}: {p} does not exist" for k, p in absent),
+        out.append(result("config.paths", "Paths", "fail", "; ".join(f"{k}: {p} {_missing(p)}" for k, p in absent),
                           "fix the path in the config, or make the data first (cockpit data prepare)"))
     elif will_create:
         out.append(result("config.paths", "Paths", "ok",

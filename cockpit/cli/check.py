@@ -30,7 +30,7 @@ def check(
     """Readiness report: is this run ready to launch?"""
     from cockpit.checks import run_checks
     from cockpit.checks.base import CheckContext
-    from cockpit.checks.config import load_run_config
+    from cockpit.checks.config import load_run_config, notes
     from cockpit.launch import resolve_config_path
     from engine.config import ConfigError
 
@@ -45,6 +45,9 @@ def check(
         first = [loaded]
         if path is None:
             path = resolve_config_path(config)
+        else:
+            for note in notes(cfg):
+                typer.echo(f"note: {note}", err=True)
     ctx = CheckContext(config_path=path, cfg=cfg, nproc=nproc, dry_run=dry_run, price_per_hour=price_per_hour)
     report = run_checks(ctx, first)
     if as_json:

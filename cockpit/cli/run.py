@@ -31,26 +31,33 @@ def run(
     from engine.config import ConfigError
     from engine.distributed import check_strategy
     from cockpit.launch import (Topology, count_events, count_gpus, join_run_dir, new_run_dir, prepare_config, resume_target,
-                                spawn_engine, wait_until_started)
+                                spawn_engine, wait_until_started, write_run_config)
+    from engine.rundir import RunPaths
 
     if headless and detach:
         fail("--headless and --detach exclude each other")
     try:
         topology = Topology(nproc, nnodes, node_rank, master_addr, master_port)
+        processes = topology.nproc * topology.nnodes
         config_path, cfg = prepare_config(config, set_)
         if topology.distributed:
-            check_strategy(cfg.distributed, topology.nproc * topology.nnodes, cuda=count_gpus() > 0)
+            check_strategy(cfg.distributed, processes, cuda=count_gpus() > 0)
         resume_arg, from_seq = None, 0
         if resume is not None:
             if node_rank > 0:
                 fail("--resume is given to node 0; the other nodes join with --run-dir")
-            directory, resume_arg = resume_target(resume, cfg, config_path, run_dir, set_)
+            directory, resume_arg, run_cfg = resume_target(resume, cfg, config_path, run_dir, set_)
+            _preflight(run_cfg, RunPaths(directory).run_yaml, processes)  # the run's data must still be there
+            if set_:
+                write_run_config(directory, run_cfg)
             from_seq = count_events(directory)
         elif node_rank > 0:
             if run_dir is None:
                 fail("--node-rank > 0 needs --run-dir: the run directory node 0 uses, on a shared filesystem")
+            _preflight(cfg, config_path, processes, data=False)  # node 0 checks (and makes) the data
             directory = join_run_dir(cfg, run_dir)
         else:
+            _preflight(cfg, config_path, processes)
             directory = new_run_dir(cfg, config_path, run_dir)
     except ConfigError as exc:
         fail(str(exc))
@@ -73,6 +80,19 @@ def run(
     from cockpit.cli.runs import open_dashboard
 
     open_dashboard(directory, pid=launched.pid)
+
+
+def _preflight(cfg, config_path: Path, processes: int, data: bool = True) -> None:
+    """Refuse what would fail in the engine (exit 2, one line), before anything is created; print
+    the notes on what the run will do differently from what was written."""
+    from cockpit.checks.config import notes
+    from cockpit.checks.preflight import preflight
+
+    problem = preflight(cfg, config_path, processes, data=data)
+    if problem is not None:
+        fail(problem)
+    for note in notes(cfg):
+        typer.echo(f"note: {note}", err=True)
 
 
 def _headless(launched, from_seq: int = 0) -> None:
