@@ -5,8 +5,9 @@ PATH`` from the checkpoint directory ``PATH``. Either way the run goes on in ``D
 engine/resume.py).
 
 Exit codes: 0 finished or stopped, 1 failed (after an ``error`` event and ``status failed``),
-2 the run directory or its ``run.yaml`` is missing or invalid, or the checkpoint to resume from is
-missing, corrupt or lacks a part (one line on stderr; nothing in the run directory is changed).
+2 the run directory or its ``run.yaml`` is missing or invalid, another engine holds the run directory
+(``engine.lock``), or the checkpoint to resume from is missing, corrupt or lacks a part (one line on
+stderr; nothing in the run directory is changed).
 """
 
 from __future__ import annotations
@@ -43,14 +44,34 @@ def main(argv: list[str] | None = None) -> int:
         print(f"engine: {' / '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
 
+    from engine.rundir import RunLock, RunLocked
+
+    lock = None
+    if int(os.environ.get("RANK", "0")) == 0:  # one engine per run directory, held until this process exits
+        try:
+            lock = RunLock(run_dir)
+        except RunLocked as exc:
+            print(f"engine: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"engine: {run_dir}: cannot lock the run directory ({exc.strerror or exc}); "
+                  f"check its permissions", file=sys.stderr)
+            return 2
+
     from engine.controls import Controls
     from engine.resume import ResumeError, load_resume_point, resolve_checkpoint
+
+    def refuse(message: str) -> int:
+        """Exit 2 with one line, leaving the run directory as it was."""
+        print(f"engine: {message}", file=sys.stderr)
+        if lock is not None:
+            lock.release(remove=True)
+        return 2
 
     try:
         ckpt = resolve_checkpoint(run_dir, args.resume) if args.resume else None
     except ResumeError as exc:
-        print(f"engine: {exc}", file=sys.stderr)
-        return 2
+        return refuse(str(exc))
     controls = Controls()
     controls.install_signal_handlers()  # before the slow imports: an early SIGTERM is not lost
     resume = None
@@ -58,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             resume = load_resume_point(ckpt)  # reads the checkpoint (imports torch); writes nothing
         except ResumeError as exc:
-            print(f"engine: {' / '.join(str(exc).splitlines())}", file=sys.stderr)
-            return 2
+            return refuse(' / '.join(str(exc).splitlines()))
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     from engine.train import run
 

@@ -8,16 +8,29 @@ file is the single ordered stream, a subscriber gets the history (read from the 
 thread's position) followed by the live lines (everything past that position): no gap, no
 duplicate, and nothing is lost if the thread falls behind. A client that does not read is cut off
 once its backlog passes ``MAX_BACKLOG_BYTES``; it reconnects with ``from_seq`` and loses nothing.
+The thread forwards only whole lines the training thread has written, never a line being written.
+
+When ``events.jsonl`` cannot be written (disk full), nothing is torn and no seq is spent: the file
+is cut back to its last whole line, the event is held in memory, and every later emit first retries
+the held ones in order (a seq is given when a line is written, so seqs stay gapless). The failure
+is said at once on stderr (``logs/engine.log``) and in ``status.json``; once writing works again an
+``error`` event says since when and why, and how many events came late (and a ``spillover`` event
+how many telemetry samples were dropped past ``MAX_UNWRITTEN_EVENTS``). Emit never raises for it.
 
 Commands arrive on the same thread, are validated, answered at once, and queued for the training
 loop, which drains them with :meth:`EventBus.poll_commands` between steps. Malformed input gets an
-error reply and changes nothing.
+error reply and changes nothing; no input and no failure while serving one client can stop the
+thread (that client is dropped). Connections that have not subscribed are closed after
+``IDLE_TIMEOUT_S`` without input, and viewers are capped below the connection limit, so a command
+such as ``stop`` always gets in.
 
 The thread also keeps ``status.json`` (state, step, last loss, last checkpoint, pid, heartbeat).
 """
 
 from __future__ import annotations
 
+import collections
+import errno
 import json
 import logging
 import os
@@ -25,6 +38,7 @@ import queue
 import selectors
 import socket
 import struct
+import sys
 import threading
 import time
 from pathlib import Path
@@ -39,7 +53,7 @@ from engine.protocol import (
     make_reply,
     socket_address,
 )
-from engine.rundir import RunPaths, atomic_write_text
+from engine.rundir import RunPaths, atomic_write_text, process_start_time
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +61,17 @@ log = logging.getLogger(__name__)
 MAX_BACKLOG_BYTES = 8 * 1024 * 1024
 #: Commands waiting for the training loop; more are refused with an error reply.
 MAX_PENDING_COMMANDS = 64
-#: Connections served at once; more are refused.
-MAX_CLIENTS = 32
+#: Subscribed connections (viewers) served at once; more subscribe requests are refused.
+MAX_SUBSCRIBERS = 32
+#: Connections served at once. Room is left above MAX_SUBSCRIBERS for commands; when full, the
+#: longest-idle connection that has not subscribed is closed to let a new one in.
+MAX_CLIENTS = MAX_SUBSCRIBERS + 16
+#: Seconds a connection that has not subscribed may stay silent before it is closed.
+IDLE_TIMEOUT_S = 10.0
+#: Events held in memory while events.jsonl cannot be written; past it telemetry samples are dropped.
+MAX_UNWRITTEN_EVENTS = 10_000
+#: Bytes of events.jsonl the thread reads at once.
+_READ_CHUNK = 4 * 1024 * 1024
 #: An index entry (seq -> file offset) every this many events, for fast history reads.
 _INDEX_EVERY = 256
 
@@ -72,15 +95,39 @@ def _last_seq_and_truncate(path: Path) -> int:
     return -1
 
 
+def say(message: str) -> None:
+    """One line on stderr (``logs/engine.log``), even when that cannot be written either."""
+    try:
+        print(f"engine: {message}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 class _Client:
-    __slots__ = ("sock", "inbuf", "outbuf", "from_seq", "limit")
+    __slots__ = ("sock", "fd", "inbuf", "outbuf", "from_seq", "limit", "last_active")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
+        self.fd = sock.fileno()
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.from_seq: int | None = None  # None until subscribed
         self.limit = MAX_BACKLOG_BYTES
+        self.last_active = time.monotonic()  # of its last input
+
+
+class _WriteFailure:
+    """events.jsonl could not be written since ``since`` (unix seconds) because of ``error``."""
+    __slots__ = ("since", "error", "late", "dropped")
+
+    def __init__(self, error: OSError):
+        self.since = time.time()
+        self.error = error
+        self.late = 0      # held events written since
+        self.dropped = 0   # telemetry samples dropped past MAX_UNWRITTEN_EVENTS
+
+    def describe(self) -> str:
+        return f"cannot write since {time.strftime('%H:%M:%S', time.localtime(self.since))}: {self.error}"
 
 
 class EventBus:
@@ -96,7 +143,10 @@ class EventBus:
 
         self._lock = threading.Lock()
         self._next_seq = _last_seq_and_truncate(self.paths.events) + 1
-        self._file = open(self.paths.events, "ab")
+        self._file = open(self.paths.events, "ab", buffering=0)
+        self._size = self._file.seek(0, os.SEEK_END)  # bytes of whole lines in the file
+        self._unwritten: collections.deque[dict] = collections.deque()  # events waiting for the file
+        self._failure: _WriteFailure | None = None
         self._commands: queue.Queue[dict] = queue.Queue(MAX_PENDING_COMMANDS)
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
@@ -106,10 +156,10 @@ class EventBus:
         # Owned by the bus thread from here on.
         self._reader = open(self.paths.events, "rb")
         self._offset = 0          # bytes of events.jsonl already forwarded
-        self._partial = b""
         self._index: list[tuple[int, int]] = [(0, 0)]
         self._clients: dict[int, _Client] = {}
-        self._status: dict[str, Any] = {"run": self.run_id, "pid": self.pid, "state": "starting",
+        self._status: dict[str, Any] = {"run": self.run_id, "pid": self.pid,
+                                        "pid_start": process_start_time(self.pid), "state": "starting",
                                         "step": 0, "loss": None, "last_checkpoint": None, "seq": -1,
                                         "started_at": time.time()}
         self._status_dirty = True
@@ -127,16 +177,81 @@ class EventBus:
 
     # --- training-thread side -------------------------------------------------------------
 
-    def emit(self, type_: str, **payload: Any) -> int:
-        """Append one event; returns its seq. Thread-safe, never blocks on a client."""
+    def emit(self, type_: str, **payload: Any) -> int | None:
+        """Append one event; returns its seq, or None when events.jsonl cannot be written now (the
+        event is held and written by a later emit). Thread-safe, never blocks on a client, never
+        raises for a failed write."""
+        event = make_event(type_, self.run_id, -1, **payload)  # checked now; its seq is given when written
         with self._lock:
-            seq = self._next_seq
-            line = encode(make_event(type_, self.run_id, seq, **payload))
-            self._file.write(line)
-            self._file.flush()
-            self._next_seq = seq + 1
+            self._unwritten.append(event)
+            written = self._write_unwritten()
         self._wake()
-        return seq
+        return event["seq"] if written else None
+
+    def _write_unwritten(self) -> bool:
+        """Write the held events in order, each with the next seq; False when the file refused one
+        (it stays held, with every later one). Holds self._lock."""
+        while self._unwritten:
+            event = self._unwritten[0]
+            event["seq"] = self._next_seq
+            line = encode(event)
+            try:
+                self._append(line)
+            except OSError as exc:
+                event["seq"] = -1
+                self._write_failed(exc)
+                return False
+            self._unwritten.popleft()
+            self._next_seq += 1
+            self._size += len(line)
+            if self._failure is not None:
+                self._failure.late += 1
+                if not self._unwritten:
+                    self._write_recovered()
+        return True
+
+    def _append(self, line: bytes) -> None:
+        """Write one whole line or, on failure, cut the file back to its last whole line and raise."""
+        view = memoryview(line)
+        try:
+            while view:
+                n = self._file.write(view)
+                if not n:
+                    raise OSError(errno.EIO, "the write made no progress")
+                view = view[n:]
+        except OSError:
+            try:
+                os.ftruncate(self._file.fileno(), self._size)
+            except OSError as exc:
+                say(f"cannot cut {self.paths.events} back to its last whole line: {exc}")
+            raise
+
+    def _write_failed(self, exc: OSError) -> None:
+        if self._failure is None:
+            self._failure = _WriteFailure(exc)
+            say(f"{self.paths.events}: {self._failure.describe()}; events are held in memory and "
+                 f"written once it can be (free disk space)")
+        if len(self._unwritten) > MAX_UNWRITTEN_EVENTS:
+            kept = collections.deque(e for e in self._unwritten if e["type"] != "telemetry")
+            self._failure.dropped += len(self._unwritten) - len(kept)
+            self._unwritten = kept
+
+    def _write_recovered(self) -> None:
+        failure, self._failure = self._failure, None
+        assert failure is not None
+        message = (f"{self.paths.events} could not be written from "
+                   f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(failure.since))} to "
+                   f"{time.strftime('%H:%M:%S')} ({failure.error}); {failure.late} events were written late")
+        say(message)
+        self._unwritten.append(make_event("error", self.run_id, -1, message=message))
+        if failure.dropped:
+            self._unwritten.append(make_event("spillover", self.run_id, -1, dropped=failure.dropped))
+
+    @property
+    def write_error(self) -> str | None:
+        """Why events.jsonl cannot be written right now, or None when it can."""
+        failure = self._failure
+        return f"{self.paths.events.name}: {failure.describe()}" if failure is not None else None
 
     def poll_commands(self) -> list[dict]:
         """Commands received since the last call, oldest first (non-blocking)."""
@@ -156,6 +271,9 @@ class EventBus:
         final ``status.json``, and remove the socket."""
         if self._stopping.is_set():
             return
+        with self._lock:
+            if self._unwritten and not self._write_unwritten():
+                say(f"{self.paths.events}: {len(self._unwritten)} events could not be written and are lost")
         self._stopping.set()
         self._wake()
         self._thread.join(timeout + 2.0)
@@ -192,39 +310,58 @@ class EventBus:
         finally:
             os.umask(old_umask)
         os.chmod(path, 0o600)
-        srv.listen(16)
+        srv.listen(socket.SOMAXCONN)  # a burst of connections waits to be accepted, not refused
         srv.setblocking(False)
         return srv
 
     # --- bus thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._serve_once()
+            except Exception:  # a bug here must neither stop the thread nor spin on it
+                log.exception("event bus: unexpected failure; carrying on")
+                time.sleep(0.5)
         try:
-            while not self._stopping.is_set():
-                for key, mask in self._sel.select(timeout=0.5):
-                    self._dispatch(key, mask)
-                self._pump()
-                self._write_status()
             self._shutdown()
         except Exception:  # the bus must never take the training loop down with it
-            log.exception("event bus thread failed; live clients are disconnected")
+            log.exception("event bus: failed while shutting down; live clients are disconnected")
             self._close_all()
 
+    def _serve_once(self) -> None:
+        for key, mask in self._sel.select(timeout=0.5):
+            self._dispatch(key, mask)
+        self._expire_idle()
+        self._pump()
+        self._write_status()
+
     def _dispatch(self, key: selectors.SelectorKey, mask: int) -> None:
+        if key.data in ("wake", "accept"):
+            self._dispatch_own(key)
+            return
+        client: _Client = key.data
+        try:
+            if mask & selectors.EVENT_READ:
+                self._read(client)
+            if mask & selectors.EVENT_WRITE and self._connected(client):
+                self._flush(client)
+        except Exception:  # whatever went wrong serving this client costs that client only
+            log.exception("event bus: dropping a client after an internal error")
+            self._drop(client)
+
+    def _dispatch_own(self, key: selectors.SelectorKey) -> None:
         if key.data == "wake":
             try:
                 while os.read(self._wake_r, 4096):
                     pass
             except BlockingIOError:
                 pass
-        elif key.data == "accept":
-            self._accept()
         else:
-            client: _Client = key.data
-            if mask & selectors.EVENT_READ:
-                self._read(client)
-            if mask & selectors.EVENT_WRITE and client.sock.fileno() in self._clients:
-                self._flush(client)
+            self._accept()
+
+    def _connected(self, client: _Client) -> bool:
+        return self._clients.get(client.fd) is client
 
     def _accept(self) -> None:
         assert self._server is not None
@@ -233,13 +370,28 @@ class EventBus:
                 sock, _ = self._server.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            if not self._same_user(sock) or len(self._clients) >= MAX_CLIENTS:
+            if not self._same_user(sock) or (len(self._clients) >= MAX_CLIENTS and not self._evict_idle()):
                 sock.close()
                 continue
             sock.setblocking(False)
             client = _Client(sock)
-            self._clients[sock.fileno()] = client
+            self._clients[client.fd] = client
             self._sel.register(sock, selectors.EVENT_READ, client)
+
+    def _evict_idle(self) -> bool:
+        """Close the connection that has not subscribed and was silent longest; False when every
+        connection is a subscriber."""
+        idle = [c for c in self._clients.values() if c.from_seq is None]
+        if not idle:
+            return False
+        self._drop(min(idle, key=lambda c: c.last_active))
+        return True
+
+    def _expire_idle(self) -> None:
+        """Close connections that have not subscribed and said nothing for IDLE_TIMEOUT_S."""
+        cutoff = time.monotonic() - IDLE_TIMEOUT_S
+        for client in [c for c in self._clients.values() if c.from_seq is None and c.last_active < cutoff]:
+            self._drop(client)
 
     @staticmethod
     def _same_user(sock: socket.socket) -> bool:
@@ -260,18 +412,31 @@ class EventBus:
         if not data:
             self._drop(client)
             return
+        client.last_active = time.monotonic()
         client.inbuf += data
-        while b"\n" in client.inbuf:
-            line, _, rest = bytes(client.inbuf).partition(b"\n")
-            client.inbuf = bytearray(rest)
-            if line.strip():
-                self._handle_line(client, line)
-            if client.sock.fileno() not in self._clients:
-                return
+        if b"\n" in data:  # split once per read: the cost stays linear in the bytes received
+            *lines, tail = client.inbuf.split(b"\n")
+            client.inbuf = tail
+            for line in lines:
+                if line.strip():
+                    self._answer_line(client, bytes(line))
+                if not self._connected(client):
+                    return
         if len(client.inbuf) > MAX_LINE_BYTES:
             self._send(client, make_reply(None, False, error=f"line longer than {MAX_LINE_BYTES} bytes"))
             self._flush(client)
             self._drop(client)
+            return
+        self._flush(client)
+
+    def _answer_line(self, client: _Client, line: bytes) -> None:
+        """Handle one line; whatever goes wrong is answered on this connection only."""
+        try:
+            self._handle_line(client, line)
+        except Exception as exc:
+            log.exception("event bus: failed to handle a command line")
+            self._send(client, make_reply(None, False, error=f"the engine could not handle this line "
+                                                             f"({type(exc).__name__}); nothing was done"))
 
     def _handle_line(self, client: _Client, line: bytes) -> None:
         try:
@@ -283,6 +448,10 @@ class EventBus:
         if name == "subscribe":
             if client.from_seq is not None:
                 self._send(client, make_reply(id_, False, name, "already subscribed on this connection"))
+                return
+            if sum(c.from_seq is not None for c in self._clients.values()) >= MAX_SUBSCRIBERS:
+                self._send(client, make_reply(id_, False, name, f"too many viewers ({MAX_SUBSCRIBERS}); "
+                                                                "close one and subscribe again"))
                 return
             self._send(client, make_reply(id_, True, name))
             self._subscribe(client, cmd["from_seq"])
@@ -330,38 +499,39 @@ class EventBus:
         return int(line[j:k]) if k > j else -1
 
     def _pump(self) -> None:
-        """Forward lines appended to events.jsonl since the last call."""
-        data = self._reader.read()
-        if not data:
-            return
-        data = self._partial + data
-        end = data.rfind(b"\n") + 1
-        self._partial = data[end:]
-        if not end:
-            return
-        complete = data[:end]
+        """Forward the whole lines written to events.jsonl since the last call."""
+        while self._size > self._offset:
+            chunk = os.pread(self._reader.fileno(), min(self._size - self._offset, _READ_CHUNK), self._offset)
+            complete = chunk[:chunk.rfind(b"\n") + 1]
+            if not complete:
+                return
+            self._forward(complete)
+        for client in list(self._clients.values()):
+            if client.outbuf:
+                self._flush(client)
+
+    def _forward(self, complete: bytes) -> None:
         offset = self._offset
         for line in complete.splitlines(keepends=True):
             seq = self._seq_of(line)
             if seq >= 0 and seq % _INDEX_EVERY == 0 and seq > self._index[-1][0]:
                 self._index.append((seq, offset))
             offset += len(line)
-            self._observe(line, seq)
-            for client in list(self._clients.values()):
+            try:
+                self._observe(line, seq)
+            except Exception:  # status.json misses one event; the stream goes on
+                log.exception("event bus: could not read event %d for status.json", seq)
+            for client in self._clients.values():
                 if client.from_seq is not None and seq >= client.from_seq:
                     client.outbuf += line
         self._offset = offset
-        for client in list(self._clients.values()):
-            if client.outbuf:
-                self._flush(client)
 
     def _send(self, client: _Client, obj: dict) -> None:
+        """Queue a reply; _read flushes once it has handled every line of what it received."""
         client.outbuf += encode(obj)
-        self._flush(client)
 
     def _flush(self, client: _Client) -> None:
-        fd = client.sock.fileno()
-        if fd not in self._clients:
+        if not self._connected(client):
             return
         while client.outbuf:
             try:
@@ -380,10 +550,12 @@ class EventBus:
         self._sel.modify(client.sock, events, client)
 
     def _drop(self, client: _Client) -> None:
-        fd = client.sock.fileno()
-        if fd in self._clients:
-            del self._clients[fd]
-            self._sel.unregister(client.sock)
+        if self._connected(client):
+            del self._clients[client.fd]
+            try:
+                self._sel.unregister(client.sock)
+            except (KeyError, ValueError):
+                pass
         client.sock.close()
 
     def _close_all(self) -> None:
@@ -445,6 +617,10 @@ class EventBus:
 
     def _write_status(self, force: bool = False) -> None:
         now = time.time()
+        error = self.write_error
+        if error != self._status.get("events_error"):
+            self._status["events_error"] = error
+            force = True
         if not (force or self._status_dirty or now - self._last_status_write >= self.heartbeat_s):
             return
         self._status["heartbeat"] = now

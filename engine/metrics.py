@@ -12,6 +12,8 @@ import math
 import sys
 from typing import Any, Protocol, TextIO
 
+from engine.bus import say
+
 log = logging.getLogger(__name__)
 
 
@@ -110,13 +112,14 @@ class MetricsLogger:
         self.sinks.append(sink)
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
-        """Send ``metrics`` of optimizer step ``step`` to every sink. A failing sink is logged and
-        does not stop the others (nor the training)."""
+        """Send ``metrics`` of optimizer step ``step`` to every sink. A failing sink is said on
+        stderr (``logs/engine.log``) and does not stop the others (nor the training)."""
         for sink in self.sinks:
             try:
                 sink.write(metrics, step)
-            except Exception:
-                log.exception("metrics sink %s failed", type(sink).__name__)
+            except Exception as exc:
+                say(f"metrics sink {type(sink).__name__} failed at step {step}: {type(exc).__name__}: {exc}")
+                log.debug("metrics sink %s failed", type(sink).__name__, exc_info=True)
 
     def close(self) -> None:
         for sink in self.sinks:

@@ -202,6 +202,10 @@ def _parse_line(line: bytes | str) -> dict:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"not JSON ({exc.msg} at column {exc.colno})") from None
+    except ValueError as exc:  # e.g. an integer past Python's digit limit
+        raise ProtocolError(f"not acceptable JSON ({exc})") from None
+    except RecursionError:
+        raise ProtocolError("not acceptable JSON (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}")
     return obj

@@ -5,9 +5,12 @@ Both sides use these names; nothing else should spell out a file name of the run
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,10 @@ class RunPaths:
     @property
     def status(self) -> Path:
         return self.root / "status.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "engine.lock"
 
     @property
     def checkpoints(self) -> Path:
@@ -80,7 +87,22 @@ def atomic_write_text(path: Path, text: str, fsync: bool = True) -> None:
         raise
 
 
-def pid_alive(pid: int | None) -> bool:
+def process_start_time(pid: int | None) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, ``/proc/<pid>/stat`` field 22), or None
+    when it does not exist or the platform has no /proc. With the pid it names one process for good:
+    a reused pid has another start time."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])  # fields after the name start at 3
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int | None, start_time: int | None = None) -> bool:
+    """Process ``pid`` exists and is not a zombie; with ``start_time`` (process_start_time of the
+    process meant), it must also be that very process, not a later one that reused the pid."""
     if not pid:
         return False
     try:
@@ -88,20 +110,112 @@ def pid_alive(pid: int | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     # A zombie (exited, not yet reaped by its parent) is not alive for our purposes.
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-        return state != b"Z"
-    except (OSError, IndexError):
+            fields = f.read().rsplit(b")", 1)[1].split()
+        if fields[0] == b"Z":
+            return False
+        return start_time is None or int(fields[19]) == start_time
+    except (OSError, IndexError, ValueError):
         return True
 
 
+class RunLocked(RuntimeError):
+    """Another engine holds the run directory's lock; ``pid`` is its process id when known."""
+
+    def __init__(self, run_dir: Path, pid: int | None):
+        self.pid = pid
+        who = f"engine pid {pid}" if pid else "another engine"
+        super().__init__(f"{run_dir}: already trained by {who}; stop it (`cockpit stop`) or "
+                         f"`cockpit attach` it instead of starting a second engine")
+
+
+def _lock_holder(path: Path) -> int | None:
+    """The pid written into a lock file by its holder, None while it is not written yet."""
+    try:
+        return int(json.loads(path.read_text(encoding="utf-8"))["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class RunLock:
+    """The exclusive lock of one engine on its run directory (``engine.lock``, an flock held for
+    the life of the process). The file holds the holder's pid and process start time."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.paths = RunPaths(Path(run_dir))
+        self.created = False
+        self.fd = self._acquire()
+
+    def _acquire(self) -> int:
+        path = self.paths.lock
+        while True:
+            created = not path.exists()
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise RunLocked(self.paths.root, self._wait_for_holder()) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:  # a holder that gave up may have removed the file we opened: lock the one in place
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.created = created
+                pid = os.getpid()
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps({"pid": pid, "pid_start": process_start_time(pid)}).encode() + b"\n", 0)
+                return fd
+            os.close(fd)
+
+    def _wait_for_holder(self, timeout: float = 1.0) -> int | None:
+        """The holder's pid; it writes it right after locking, so wait a moment for it."""
+        deadline = time.monotonic() + timeout
+        while (pid := _lock_holder(self.paths.lock)) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return pid
+
+    def release(self, remove: bool = False) -> None:
+        """Give the lock up; ``remove``: also delete ``engine.lock`` when this lock created it (an
+        engine that refuses to start leaves the run directory as it found it)."""
+        if self.fd < 0:
+            return
+        if remove and self.created:
+            try:
+                self.paths.lock.unlink()
+            except FileNotFoundError:
+                pass
+        os.close(self.fd)
+        self.fd = -1
+
+
+def lock_held(run_dir: str | os.PathLike) -> bool | None:
+    """Whether an engine holds the run directory's lock right now; None when there is no
+    ``engine.lock`` (a run directory from before the lock, or no engine started yet)."""
+    try:
+        fd = os.open(RunPaths(Path(run_dir)).lock, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # absent, or not ours to read
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return True if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
+    finally:
+        os.close(fd)  # releases the probe's lock at once
+    return False
+
+
 def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """``status.json`` plus ``alive`` (the engine process exists). A run whose engine died without
-    reaching a terminal state reads as ``state: "dead"``. A missing or unreadable file gives
-    ``state: "unknown"``."""
+    """``status.json`` plus ``alive`` (its engine is running). Liveness is the run directory's lock
+    when there is one (a pid can be reused; a held lock cannot lie), else the pid together with its
+    process start time. A run whose engine died without reaching a terminal state reads as
+    ``state: "dead"``. A missing or unreadable file gives ``state: "unknown"``."""
     paths = RunPaths(Path(run_dir))
     try:
         status = json.loads(paths.status.read_text(encoding="utf-8"))
@@ -109,7 +223,10 @@ def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
             raise ValueError
     except (OSError, ValueError):
         return {"state": "unknown", "alive": False}
-    alive = pid_alive(status.get("pid"))
+    alive = lock_held(paths.root)
+    if alive is None:
+        pid, start = status.get("pid"), status.get("pid_start")
+        alive = pid_alive(pid if isinstance(pid, int) else None, start if isinstance(start, int) else None)
     status["alive"] = alive
     if not alive and status.get("state") not in TERMINAL_STATES:
         status["state"] = "dead"

@@ -1,5 +1,6 @@
 """The event bus over a real Unix socket: history, live events, commands, hostile and slow peers."""
 
+import errno
 import json
 import os
 import socket
@@ -10,8 +11,9 @@ import time
 import pytest
 
 from cockpit.client import RunClient, read_events
+from engine import bus as bus_mod
 from engine import protocol as P
-from engine.bus import MAX_BACKLOG_BYTES, EventBus
+from engine.bus import MAX_BACKLOG_BYTES, MAX_CLIENTS, MAX_SUBSCRIBERS, EventBus
 
 
 def raw_connect(bus: EventBus) -> socket.socket:
@@ -125,7 +127,10 @@ def test_commands_are_queued_and_acknowledged(bus):
         (b'{"v": 1, "cmd": "rm -rf /"}\n', "unknown command"),
         (b'{"v": 1, "cmd": "subscribe", "from_seq": -5}\n', "from_seq"),
         (b"[]\n", "JSON object"),
+        (b'{"v":1,"cmd":"subscribe","from_seq":' + b"9" * 5000 + b"}\n", "not acceptable JSON"),
+        (b"[" * 20000 + b"\n", "not acceptable JSON"),
     ],
+    ids=["garbage", "utf8", "version", "unknown", "negative", "array", "huge-int", "deep-nesting"],
 )
 def test_hostile_messages_get_an_error_reply_and_change_nothing(bus, line, error):
     bus.emit("log", level="info", message="before")
@@ -243,3 +248,140 @@ def test_serve_false_writes_events_but_no_socket(tmp_path):
         b.emit("log", level="info", message="x")
         assert not b.paths.socket.exists()
     assert len(list(read_events(run / "events.jsonl"))) == 1
+
+
+def test_a_burst_of_short_lines_gets_one_error_reply_each(bus):
+    """64 KiB of one-byte lines in one write: one error reply each, and other clients stay served."""
+    sock = raw_connect(bus)
+    count = P.MAX_LINE_BYTES // 2
+    sock.sendall(b"x\n" * count)
+    replies = read_lines(sock, count, timeout=20)
+    assert len(replies) == count and all(r["ok"] is False and "not JSON" in r["error"] for r in replies)
+    assert RunClient(bus.paths.root).send("pause")["ok"]
+    sock.close()
+
+
+def test_reading_lines_is_linear_in_the_bytes_received(bus):
+    """1 MiB of empty lines, then a command: split once per read, it is answered at once (splitting
+    line by line off the whole buffer took ~8 s here)."""
+    sock = raw_connect(bus)
+    t0 = time.perf_counter()
+    sock.sendall(b"\n" * (16 * 65536) + P.encode(P.make_command("pause", "p")))
+    reply = read_lines(sock, 1, timeout=30)[0]
+    assert reply["id"] == "p" and reply["ok"]
+    assert time.perf_counter() - t0 < 4
+    sock.close()
+
+
+def test_idle_connections_cannot_lock_out_commands(bus):
+    idle = [raw_connect(bus) for _ in range(MAX_CLIENTS + 10)]
+    viewers = [raw_connect(bus) for _ in range(MAX_SUBSCRIBERS + 1)]
+    for sock in viewers:
+        subscribe(sock)
+    answers = [read_lines(sock, 1)[0] for sock in viewers]
+    assert [a["ok"] for a in answers] == [True] * MAX_SUBSCRIBERS + [False]
+    assert "too many viewers" in answers[-1]["error"]
+    assert RunClient(bus.paths.root).send("stop")["ok"]  # the oldest idle connections made room
+    assert [c["cmd"] for c in bus.poll_commands()] == ["stop"]
+    bus.emit("log", level="info", message="still live")
+    assert read_lines(viewers[0], 1)[0]["message"] == "still live"
+    for sock in idle + viewers:
+        sock.close()
+
+
+def test_a_connection_that_never_subscribes_times_out(bus, monkeypatch):
+    monkeypatch.setattr(bus_mod, "IDLE_TIMEOUT_S", 0.3)
+    silent = raw_connect(bus)
+    viewer = raw_connect(bus)
+    subscribe(viewer)
+    read_lines(viewer, 1)
+    silent.settimeout(5)
+    assert silent.recv(10) == b""  # closed by the engine
+    time.sleep(0.5)
+    bus.emit("log", level="info", message="viewer kept")
+    assert read_lines(viewer, 1)[0]["message"] == "viewer kept"  # a subscriber is not idle
+    silent.close()
+    viewer.close()
+
+
+class FailingFile:
+    """The bus's events file whose next ``failures`` writes put half the bytes down (a torn line)
+    and then fail as a full disk does."""
+
+    def __init__(self, real, failures: int):
+        self.real = real
+        self.failures = failures
+
+    def write(self, data) -> int:
+        if self.failures:
+            self.failures -= 1
+            self.real.write(bytes(data[:len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.real.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_a_failed_append_holds_events_and_writes_them_late_in_order(bus, capfd):
+    viewer = RunClient(bus.paths.root, pid=os.getpid())
+    for i in range(3):
+        bus.emit("log", level="info", message=f"before{i}")
+    bus._file = FailingFile(bus._file, failures=13)
+    for i in range(13):
+        assert bus.emit("log", level="info", message=f"held{i}") is None  # never raises
+    data = bus.paths.events.read_bytes()
+    assert data.endswith(b"\n") and len(data.splitlines()) == 3  # the torn bytes were cut off
+    assert "No space left on device" in capfd.readouterr().err  # said at once in engine.log
+    status = wait_for_status(bus, lambda st: st.get("events_error"))
+    assert "No space left on device" in status["events_error"]
+
+    assert bus.emit("log", level="info", message="after") == 16  # writing works again
+    events = list(read_events(bus.paths.events))
+    assert [e["seq"] for e in events] == list(range(18))
+    assert [e["message"] for e in events[:17]] == (
+        [f"before{i}" for i in range(3)] + [f"held{i}" for i in range(13)] + ["after"])
+    error = events[17]
+    assert error["type"] == "error" and "No space left on device" in error["message"]
+    assert "14 events were written late" in error["message"]
+    assert b"\n" not in bus.paths.events.read_bytes().replace(b"}\n", b"")  # only whole lines
+    wait_for_status(bus, lambda st: "events_error" in st and st["events_error"] is None)
+    stop = threading.Event()
+    seen = []
+    for event in viewer.follow(stop=stop):  # a live subscriber gets the same gapless stream
+        seen.append(event["seq"])
+        if len(seen) == 18:
+            stop.set()
+    assert seen == list(range(18))
+
+
+def test_past_the_bound_only_telemetry_is_dropped_and_counted(bus, monkeypatch):
+    monkeypatch.setattr(bus_mod, "MAX_UNWRITTEN_EVENTS", 10)
+    bus._file = FailingFile(bus._file, failures=30)
+    sample = dict(cpu_percent=1.0, ram_used=1, ram_total=2, proc_rss=1, gpus=[])
+    for i in range(30):
+        if i % 3:
+            bus.emit("telemetry", **sample)
+        else:
+            bus.emit("log", level="info", message=f"kept{i}")
+    bus._file = bus._file.real
+    bus.emit("log", level="info", message="after")
+    events = list(read_events(bus.paths.events))
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert [e["message"] for e in events if e["type"] == "log"] == [f"kept{i}" for i in range(0, 30, 3)] + ["after"]
+    dropped = sum(e["dropped"] for e in events if e["type"] == "spillover")
+    assert dropped == 20 - sum(e["type"] == "telemetry" for e in events) and dropped > 0
+    assert events[-1]["type"] == "spillover" and events[-2]["type"] == "error"
+
+
+def wait_for_status(bus: EventBus, predicate, timeout: float = 5.0) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            status = json.loads(bus.paths.status.read_text())
+        except (OSError, ValueError):
+            status = {}
+        if predicate(status):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"status.json never matched: {status}")
