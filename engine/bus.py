@@ -417,30 +417,26 @@ class EventBus:
     # --- status.json ----------------------------------------------------------------------
 
     def _observe(self, line: bytes, seq: int) -> None:
+        # Imported here, not at the top: this method is the bus's one reader of event models.
+        from engine.protocol import Checkpoint, Hello, Metrics, ProtocolError, Status, decode_event
+
         try:
-            event = json.loads(line)
-        except ValueError:
+            event = decode_event(line)
+        except ProtocolError:
             return
         st = self._status
         st["seq"] = seq
-        kind = event.get("type")
-        if kind == "status":
-            st["state"] = event.get("state", st["state"])
-            st["step"] = event.get("step", st["step"])
-            if event.get("reason"):
-                st["reason"] = event["reason"]
+        if isinstance(event, Status):
+            st["state"], st["step"], st["reason"] = event.state, event.step, event.reason
             self._status_dirty = True
-        elif kind == "metrics":
-            st["step"] = event.get("step", st["step"])
-            st["loss"] = event.get("loss")
-            st["tokens_per_s"] = event.get("tokens_per_s")
-            st["eta_s"] = event.get("eta_s")
-        elif kind == "checkpoint" and event.get("action") == "saved":
-            st["last_checkpoint"] = event.get("path")
+        elif isinstance(event, Metrics):
+            st["step"], st["loss"] = event.step, event.loss
+            st["tokens_per_s"], st["eta_s"] = event.tokens_per_s, event.eta_s
+        elif isinstance(event, Checkpoint) and event.action == "saved":
+            st["last_checkpoint"] = event.path
             self._status_dirty = True
-        elif kind == "hello":
-            st["max_steps"] = event.get("max_steps")
-            st["preset"] = event.get("preset")
+        elif isinstance(event, Hello):
+            st["max_steps"], st["preset"] = event.max_steps, event.preset
             self._status_dirty = True
 
     def _write_status(self, force: bool = False) -> None:
