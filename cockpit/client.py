@@ -13,8 +13,9 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from cockpit.event_tail import DirWatch, EventTail
 from cockpit.run_state import RunState
@@ -115,16 +116,25 @@ class RunClient:
         """
         stop = stop or threading.Event()
         tail = EventTail(self.paths.events)
-        pending: list[Event] = []   # read from the file ahead of the socket, not yielded yet
+        pending: deque[Event] = deque()  # read from the file ahead of the socket, not yielded yet
         watch: DirWatch | None = None
         next_seq = from_seq
         ended = False
         started = time.monotonic()
 
-        def from_file() -> Iterable[Event]:
-            events = [*pending, *tail.read()]
-            pending.clear()
-            return events
+        def from_file() -> Iterator[Event]:
+            while pending:
+                yield pending.popleft()
+            yield from tail.read()
+
+        def catch_up() -> Iterator[Event]:
+            """What the file holds past ``next_seq`` (a line the file lacks cannot come later)."""
+            nonlocal next_seq, ended
+            for event in from_file():
+                if event.seq >= next_seq:
+                    next_seq = event.seq + 1
+                    ended = ended or _terminal(event)
+                    yield event
 
         try:
             while not stop.is_set():
@@ -137,30 +147,24 @@ class RunClient:
                     for event in self._follow_socket(sock, next_seq, stop):
                         if event.seq > next_seq:
                             # Cannot happen with a correct engine; fill from the file to stay gapless.
+                            ahead = []
                             for missed in from_file():
                                 if next_seq <= missed.seq < event.seq:
                                     yield missed
                                     next_seq = missed.seq + 1
                                 elif missed.seq > event.seq:
-                                    pending.append(missed)
+                                    ahead.append(missed)
+                            pending.extend(ahead)
                         if event.seq < next_seq:
                             continue
                         yield event
                         next_seq = event.seq + 1
                         ended = ended or _terminal(event)
                 # No live channel (not up yet, gone, or cut off): catch up from the file.
-                for event in from_file():
-                    if event.seq >= next_seq:
-                        yield event
-                        next_seq = event.seq + 1
-                        ended = ended or _terminal(event)
+                yield from catch_up()
                 alive = self.engine_alive()
                 if alive is False or (ended and not self.paths.socket.exists()):
-                    # The engine is gone: whatever it wrote is in the file; take the rest of it.
-                    for event in from_file():
-                        if event.seq >= next_seq:
-                            yield event
-                            next_seq = event.seq + 1
+                    yield from catch_up()  # the engine is gone: the rest of what it wrote is in the file
                     return
                 if alive is None and time.monotonic() - started > wait_start_s:
                     raise EngineUnavailable(f"{self.paths.root}: the engine never started (no status.json)")

@@ -310,11 +310,10 @@ class Spillover(Event):
     """Number of events dropped."""
 
 
+_EVENT_CLASSES = (Hello, Status, Metrics, Eval, Telemetry, Checkpoint, Upload, Log, Error, Spillover)
 #: Every event model, by type.
-EVENT_MODELS: dict[str, type[Event]] = {
-    get_args(cls.model_fields["type"].annotation)[0]: cls
-    for cls in (Hello, Status, Metrics, Eval, Telemetry, Checkpoint, Upload, Log, Error, Spillover)
-}
+EVENT_MODELS: dict[str, type[Event]] = {get_args(cls.model_fields["type"].annotation)[0]: cls
+                                        for cls in _EVENT_CLASSES}
 EVENT_TYPES = frozenset(EVENT_MODELS)
 _ENVELOPE = frozenset(Event.model_fields) | {"v"}
 
@@ -395,11 +394,9 @@ COMMAND_ARGS: dict[str, dict[str, str]] = {
     for name, cls in COMMAND_MODELS.items()
 }
 
-AnyEvent = Annotated[Union[Hello, Status, Metrics, Eval, Telemetry, Checkpoint, Upload, Log, Error, Spillover],
-                     Field(discriminator="type")]
+#: Any event or a reply, told apart by ``type``: what a line read from the engine may be.
 _EVENT_OR_REPLY: TypeAdapter[Event | Reply] = TypeAdapter(
-    Annotated[Union[Hello, Status, Metrics, Eval, Telemetry, Checkpoint, Upload, Log, Error, Spillover, Reply],
-              Field(discriminator="type")])
+    Annotated[Union[(*_EVENT_CLASSES, Reply)], Field(discriminator="type")])
 
 
 # --- building -----------------------------------------------------------------------------------
@@ -457,7 +454,7 @@ def make_reply(id_: str | int | None, ok: bool, cmd: str | None = None, error: s
     fields: dict[str, Any] = {"v": PROTOCOL_VERSION, "type": "reply", "id": id_, "ok": ok, "cmd": cmd}
     if error is not None:
         fields["error"] = error
-    return Reply.model_validate(fields)
+    return _validate(Reply, "reply", fields)
 
 
 # --- encoding -----------------------------------------------------------------------------------
