@@ -194,7 +194,10 @@ class RunClient:
                     for line in lines:
                         if not line.strip():
                             continue
-                        event = decode_event(line)
+                        try:
+                            event = decode_event(line)
+                        except ProtocolError:
+                            continue  # not one of ours (a newer engine's type, say): skipped, as in the file
                         if isinstance(event, Reply):
                             if not event.ok:
                                 raise ProtocolError(f"engine refused subscribe: {event.error}")
