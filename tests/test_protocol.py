@@ -89,6 +89,18 @@ def test_a_bad_seq_is_refused(seq):
         P.decode_event(line)
 
 
+@pytest.mark.parametrize("line", [
+    b'{"v": 1, "type": "log", "run": "r", "ts": 0, "level": "info", "message": "x", "seq": ' + b"9" * 5000 + b"}",
+    b"[" * 20_000,
+    b"{" * 20_000,
+])
+def test_hostile_lines_are_a_protocol_error(line):
+    with pytest.raises(P.ProtocolError):
+        P.decode_event(line)
+    with pytest.raises(P.ProtocolError):
+        P.decode_command(line)
+
+
 def test_an_event_without_a_type_is_refused():
     with pytest.raises(P.ProtocolError, match="event has no 'type'"):
         P.decode_event(b'{"v": 1, "run": "r", "seq": 0, "ts": 0}')
