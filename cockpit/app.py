@@ -21,7 +21,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from cockpit.screens.dashboard import DashboardScreen
-from engine.protocol import TERMINAL_STATES
+from engine.protocol import ENDED_STATES
 
 
 class CockpitApp(App[str]):
@@ -51,7 +51,7 @@ class CockpitApp(App[str]):
         if dashboard is not None:
             dashboard.stop_following()
             state = dashboard.state.state
-            if state in TERMINAL_STATES or state == "dead":
+            if state in ENDED_STATES:
                 result = state
         self.exit(result)
 

@@ -1,8 +1,9 @@
 """Talk to a run: follow its events and send it commands. Torch-free.
 
-``RunClient.follow()`` yields every event of a run in ``seq`` order with no gap and no duplicate,
-whether the engine is live (socket), finished (``events.jsonl``), or goes away in between. The
-socket is preferred for its push latency; the file is the fallback and the source of truth.
+``RunClient.follow()`` yields every event of a run (the protocol's models) in ``seq`` order with no
+gap and no duplicate, whether the engine is live (socket), finished (``events.jsonl``), or goes away
+in between. The socket is preferred for its push latency; the file is the fallback and the source
+of truth, tailed from a saved byte offset and woken by filesystem events (see ``event_tail``).
 """
 
 from __future__ import annotations
@@ -12,19 +13,30 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Iterator
 
+from cockpit.event_tail import DirWatch, EventTail
+from cockpit.run_state import RunState
 from engine.protocol import (
+    CONNECTING,
     MAX_LINE_BYTES,
     TERMINAL_STATES,
+    Event,
     ProtocolError,
+    Reply,
+    Status,
     connect,
     decode_event,
     encode,
     make_command,
 )
 from engine.rundir import RunPaths, pid_alive, read_status
+
+#: Seconds between looks at the file when no filesystem event comes (some network filesystems
+#: report none), and between liveness checks of the engine.
+POLL_S = 1.0
 
 
 class EngineUnavailable(RuntimeError):
@@ -38,23 +50,17 @@ class CommandRefused(RuntimeError):
 _ids = itertools.count(1)
 
 
-def read_events(path: Path, from_seq: int = 0) -> Iterator[dict]:
+def read_events(path: Path, from_seq: int = 0) -> Iterator[Event]:
     """Complete, valid events of an events file with ``seq >= from_seq``. A malformed line is
     skipped (it cannot come from the engine, which only writes whole lines)."""
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        return
-    with f:
-        for line in f:
-            if not line.endswith(b"\n"):
-                return  # being written right now; the next read gets it whole
-            try:
-                event = decode_event(line)
-            except ProtocolError:
-                continue
-            if event.get("type") != "reply" and event["seq"] >= from_seq:
+    with EventTail(path) as tail:
+        for event in tail.read():
+            if event.seq >= from_seq:
                 yield event
+
+
+def _terminal(event: Event) -> bool:
+    return isinstance(event, Status) and event.state in TERMINAL_STATES
 
 
 class RunClient:
@@ -64,7 +70,7 @@ class RunClient:
 
     # --- commands -------------------------------------------------------------------------
 
-    def send(self, cmd: str, timeout: float = 5.0) -> dict:
+    def send(self, cmd: str, timeout: float = 5.0) -> Reply:
         """Send one command and return the engine's reply; raises EngineUnavailable or
         CommandRefused."""
         id_ = f"c{os.getpid()}-{next(_ids)}"
@@ -84,8 +90,10 @@ class RunClient:
             except (socket.timeout, OSError) as exc:
                 raise EngineUnavailable(f"{self.paths.root}: no reply from the engine ({exc})") from None
         reply = decode_event(buf.split(b"\n", 1)[0])
-        if not reply.get("ok"):
-            raise CommandRefused(reply.get("error") or f"{cmd} refused")
+        if not isinstance(reply, Reply):
+            raise ProtocolError(f"{self.paths.root}: the engine answered {cmd} with a {reply.type} event")
+        if not reply.ok:
+            raise CommandRefused(reply.error or f"{cmd} refused")
         return reply
 
     # --- events ---------------------------------------------------------------------------
@@ -99,59 +107,77 @@ class RunClient:
         return None
 
     def follow(self, from_seq: int = 0, stop: threading.Event | None = None,
-               poll_s: float = 0.2, wait_start_s: float = 60.0) -> Iterator[dict]:
+               poll_s: float = POLL_S, wait_start_s: float = 60.0) -> Iterator[Event]:
         """Yield events from ``from_seq`` on, in order, until the run ends or ``stop`` is set.
 
         The stream ends after the engine has gone (terminal state reached, or its process died)
-        and every event it wrote has been yielded.
+        and every event it wrote has been yielded. Without a live socket the file is tailed: each
+        byte read once, woken by filesystem events, looked at every ``poll_s`` seconds regardless.
         """
         stop = stop or threading.Event()
+        tail = EventTail(self.paths.events)
+        pending: deque[Event] = deque()  # read from the file ahead of the socket, not yielded yet
+        watch: DirWatch | None = None
         next_seq = from_seq
         ended = False
         started = time.monotonic()
-        while not stop.is_set():
-            sock = None
-            try:
-                sock = connect(self.paths.socket, timeout=2.0)
-            except OSError:
-                pass
-            if sock is not None:
-                for event in self._follow_socket(sock, next_seq, stop):
-                    if event["seq"] > next_seq:
-                        # Cannot happen with a correct engine; fill from the file to stay gapless.
-                        for missed in read_events(self.paths.events, next_seq):
-                            if missed["seq"] >= event["seq"]:
-                                break
-                            yield missed
-                            next_seq = missed["seq"] + 1
-                    if event["seq"] < next_seq:
-                        continue
-                    yield event
-                    next_seq = event["seq"] + 1
-                    if event["type"] == "status" and event.get("state") in TERMINAL_STATES:
-                        ended = True
-            # No live channel (not up yet, gone, or cut off): catch up from the file.
-            for event in read_events(self.paths.events, next_seq):
-                if event["seq"] != next_seq:
-                    break
-                yield event
-                next_seq += 1
-                if event["type"] == "status" and event.get("state") in TERMINAL_STATES:
-                    ended = True
-            alive = self.engine_alive()
-            if alive is False or (ended and not self.paths.socket.exists()):
-                # The engine is gone: whatever it wrote is in the file, which we have read.
-                for event in read_events(self.paths.events, next_seq):
-                    if event["seq"] != next_seq:
-                        break
-                    yield event
-                    next_seq += 1
-                return
-            if alive is None and time.monotonic() - started > wait_start_s:
-                raise EngineUnavailable(f"{self.paths.root}: the engine never started (no status.json)")
-            stop.wait(poll_s)
 
-    def _follow_socket(self, sock: socket.socket, from_seq: int, stop: threading.Event) -> Iterator[dict]:
+        def from_file() -> Iterator[Event]:
+            while pending:
+                yield pending.popleft()
+            yield from tail.read()
+
+        def catch_up() -> Iterator[Event]:
+            """What the file holds past ``next_seq`` (a line the file lacks cannot come later)."""
+            nonlocal next_seq, ended
+            for event in from_file():
+                if event.seq >= next_seq:
+                    next_seq = event.seq + 1
+                    ended = ended or _terminal(event)
+                    yield event
+
+        try:
+            while not stop.is_set():
+                sock = None
+                try:
+                    sock = connect(self.paths.socket, timeout=2.0)
+                except OSError:
+                    pass
+                if sock is not None:
+                    for event in self._follow_socket(sock, next_seq, stop):
+                        if event.seq > next_seq:
+                            # Cannot happen with a correct engine; fill from the file to stay gapless.
+                            ahead = []
+                            for missed in from_file():
+                                if next_seq <= missed.seq < event.seq:
+                                    yield missed
+                                    next_seq = missed.seq + 1
+                                elif missed.seq > event.seq:
+                                    ahead.append(missed)
+                            pending.extend(ahead)
+                        if event.seq < next_seq:
+                            continue
+                        yield event
+                        next_seq = event.seq + 1
+                        ended = ended or _terminal(event)
+                # No live channel (not up yet, gone, or cut off): catch up from the file. The
+                # watch starts first, so that a line appended after this read still wakes the wait.
+                if watch is None:
+                    watch = DirWatch(self.paths.root)
+                yield from catch_up()
+                alive = self.engine_alive()
+                if alive is False or (ended and not self.paths.socket.exists()):
+                    yield from catch_up()  # the engine is gone: the rest of what it wrote is in the file
+                    return
+                if alive is None and time.monotonic() - started > wait_start_s:
+                    raise EngineUnavailable(f"{self.paths.root}: the engine never started (no status.json)")
+                watch.wait(poll_s, stop)
+        finally:
+            tail.close()
+            if watch is not None:
+                watch.close()
+
+    def _follow_socket(self, sock: socket.socket, from_seq: int, stop: threading.Event) -> Iterator[Event]:
         with sock:
             try:
                 sock.sendall(encode(make_command("subscribe", f"s{next(_ids)}", from_seq=from_seq)))
@@ -169,10 +195,13 @@ class RunClient:
                     for line in lines:
                         if not line.strip():
                             continue
-                        event = decode_event(line)
-                        if event["type"] == "reply":
-                            if not event["ok"]:
-                                raise ProtocolError(f"engine refused subscribe: {event.get('error')}")
+                        try:
+                            event = decode_event(line)
+                        except ProtocolError:
+                            continue  # not one of ours (a newer engine's type, say): skipped, as in the file
+                        if isinstance(event, Reply):
+                            if not event.ok:
+                                raise ProtocolError(f"engine refused subscribe: {event.error}")
                             continue
                         yield event
                     if len(buf) > MAX_LINE_BYTES * 4:
@@ -190,22 +219,21 @@ def iter_runs(runs_dir: Path) -> list[Path]:
 
 
 def summarize_run(run_dir: Path) -> dict:
-    """State, step, last loss and last checkpoint of a run, from status.json (events as fallback)."""
+    """State, step, last loss and last checkpoint of a run: its events folded by the dashboard's
+    own :class:`RunState` (so both agree, a resumed run's redone steps included), and
+    ``status.json`` for whether its engine still lives. A loss that is not finite reads None."""
+    state = RunState(run=run_dir.name)
+    state.apply_all(read_events(RunPaths(run_dir).events))
     status = read_status(run_dir)
-    summary = {
+    if not status.get("alive"):
+        state.mark_gone(status["state"])  # dead, unknown (no status.json), or its final state
+    saved = state.live_checkpoints
+    return {
         "name": run_dir.name,
         "path": str(run_dir),
-        "state": status.get("state", "unknown"),
-        "step": status.get("step"),
-        "max_steps": status.get("max_steps"),
-        "loss": status.get("loss"),
-        "last_checkpoint": status.get("last_checkpoint"),
+        "state": status["state"] if state.state == CONNECTING else state.state,
+        "step": state.step if state.last_seq >= 0 else None,
+        "max_steps": state.max_steps,
+        "loss": state.loss,
+        "last_checkpoint": max(saved, key=lambda c: c.step).path if saved else status.get("last_checkpoint"),
     }
-    if summary["state"] == "unknown":
-        for event in read_events(RunPaths(run_dir).events):
-            if event["type"] == "metrics":
-                summary["step"], summary["loss"] = event["step"], event["loss"]
-            elif event["type"] == "checkpoint" and event["action"] == "saved":
-                summary["last_checkpoint"] = event["path"]
-    return summary
-

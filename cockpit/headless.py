@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from pathlib import Path
@@ -9,36 +10,46 @@ from typing import TextIO
 
 from cockpit import units
 from cockpit.client import RunClient
+from engine import protocol as P
+from engine.protocol import DEAD
 
 #: Exit code of `cockpit run --headless` for each final state of the engine.
-EXIT_CODES = {"finished": 0, "stopped": 0, "failed": 1, "dead": 1}
+EXIT_CODES = {"finished": 0, "stopped": 0, "failed": 1, DEAD: 1}
 
 
-def format_event(event: dict, max_steps: int | None) -> str | None:
-    """One line for an event worth printing, or None."""
-    kind = event["type"]
-    if kind == "metrics":
+def _loss(value: float | None) -> str:
+    """A loss; null on the wire means it was not finite."""
+    return units.loss(math.nan if value is None else value)
+
+
+def _ppl(value: float | None) -> str:
+    return units.DASH if value is None else f"{value:.2f}"
+
+
+def format_event(event: P.Event, max_steps: int | None) -> str | None:
+    """One line for an event worth printing, or None. A value that was not finite (null on the
+    wire) reads "nan" for a loss and "—" otherwise."""
+    if isinstance(event, P.Metrics):
         total = f"/{max_steps}" if max_steps else ""
         width = len(str(max_steps)) if max_steps else 1
-        return (f"step {event['step']:>{width}}{total}  loss {units.loss(event['loss'])}  "
-                f"lr {units.lr(event.get('lr'))}  {units.rate(event.get('tokens_per_s'))}  "
-                f"ETA {units.duration(event.get('eta_s'))}")
-    if kind == "hello":
-        return (f"engine up: preset {event['preset']}, {units.si(event['params'])} params, "
-                f"device {event['device']}, {event['max_steps']} steps")
-    if kind == "status":
-        reason = f" ({event['reason']})" if event.get("reason") else ""
-        return f"state: {event['state']} at step {event['step']}{reason}"
-    if kind == "checkpoint":
-        size = f" ({units.nbytes(event['size_bytes'])})" if event.get("size_bytes") else ""
-        err = f": {event['error']}" if event.get("error") else ""
-        return f"checkpoint {event['action']}: {event['path']}{size}{err}"
-    if kind == "eval":
-        return f"eval at step {event['step']}: loss {units.loss(event['loss'])}  ppl {event['perplexity']:.2f}"
-    if kind == "log" and event["level"] in ("warning", "error", "info"):
-        return f"[{event['level']}] {event['message']}"
-    if kind == "error":
-        return f"ERROR: {event['message']}"
+        return (f"step {event.step:>{width}}{total}  loss {_loss(event.loss)}  lr {units.lr(event.lr)}  "
+                f"{units.rate(event.tokens_per_s)}  ETA {units.duration(event.eta_s)}")
+    if isinstance(event, P.Hello):
+        return (f"engine up: preset {event.preset}, {units.si(event.params)} params, "
+                f"device {event.device}, {event.max_steps} steps")
+    if isinstance(event, P.Status):
+        reason = f" ({event.reason})" if event.reason else ""
+        return f"state: {event.state} at step {event.step}{reason}"
+    if isinstance(event, P.Checkpoint):
+        size = f" ({units.nbytes(event.size_bytes)})" if event.size_bytes else ""
+        err = f": {event.error}" if event.error else ""
+        return f"checkpoint {event.action}: {event.path}{size}{err}"
+    if isinstance(event, P.Eval):
+        return f"eval at step {event.step}: loss {_loss(event.loss)}  ppl {_ppl(event.perplexity)}"
+    if isinstance(event, P.Log) and event.level in ("warning", "error", "info"):
+        return f"[{event.level}] {event.message}"
+    if isinstance(event, P.Error):
+        return f"ERROR: {event.message}"
     return None
 
 
@@ -50,16 +61,16 @@ def follow(run_dir: Path, pid: int | None = None, out: TextIO = sys.stdout,
     max_steps = None
     final = None
     for event in client.follow(from_seq=from_seq, stop=stop):
-        if event["type"] == "hello":
-            max_steps = event["max_steps"]
-        if event["type"] == "status":
-            final = event["state"]
+        if isinstance(event, P.Hello):
+            max_steps = event.max_steps
+        if isinstance(event, P.Status):
+            final = event.state
         line = format_event(event, max_steps)
         if line is not None:
             print(line, file=out, flush=True)
     if stop is not None and stop.is_set():
         return 0
     if final not in EXIT_CODES:
-        final = "dead"
+        final = DEAD
         print(f"engine exited without a final state; see {client.paths.engine_log}", file=out, flush=True)
     return EXIT_CODES[final]

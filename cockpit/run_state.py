@@ -1,7 +1,8 @@
 """What the dashboard knows about a run, rebuilt from its events. Pure: no I/O, no Textual.
 
-``RunState.apply(event)`` folds one protocol event (see ``engine/protocol.py``) into the state;
-``apply_all(events)`` folds a batch. The same events in the same order always give the same state,
+``RunState.apply(event)`` folds one protocol event model (see ``engine/protocol.py``: what
+``decode_event`` returns; the model guarantees every field's type) into the state; ``apply_all(events)``
+folds a batch. The same events in the same order always give the same state,
 so a run attached to after the fact looks exactly like one watched live.
 
 Snapshots (``header()``, ``stats(now)``, ``telemetry_view()``, ``checkpoint_rows()``) are small frozen
@@ -13,9 +14,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Iterable
 
-from engine.protocol import TERMINAL_STATES
+from cockpit import units
+from engine import protocol as P
+from engine.protocol import CONNECTING, DEAD, ENDED_STATES, TERMINAL_STATES
 
 #: Log entries kept for the log tail.
 MAX_LOG_ENTRIES = 1000
@@ -94,32 +97,10 @@ class TelemetryView:
     gpus: tuple[GpuView, ...] = ()
 
 
-_INF = float("inf")
-
-
-def _num(value: Any) -> float | None:
-    """A finite float, or None (for null, nan, inf, or anything that is not a number)."""
-    t = type(value)
-    if t is float:
-        return value if value == value and value != _INF and value != -_INF else None
-    if t is int:
-        return float(value)
-    return None
-
-
-def _int(value: Any) -> int | None:
-    t = type(value)
-    if t is int:
-        return value
-    if t is float and value == value and value != _INF and value != -_INF:
-        return int(value)
-    return None
-
-
 @dataclass
 class RunState:
     run: str = ""
-    state: str = "connecting"
+    state: P.RunStateName = CONNECTING
     reason: str | None = None
     last_seq: int = -1
 
@@ -152,11 +133,12 @@ class RunState:
     loss_steps: list[int] = field(default_factory=list)
     loss_values: list[float] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
-    eval_values: list[float] = field(default_factory=list)
-    eval_loss: float | None = None
+    eval_values: list[float] = field(default_factory=list)    # nan where the held-out loss was not finite
+    eval_loss: float | None = None      # nan: the latest evaluation was not finite
     eval_ppl: float | None = None
+    eval_ppls: list[float | None] = field(default_factory=list)
 
-    telemetry: dict | None = None
+    telemetry: P.Telemetry | None = None
     telemetry_ts: float | None = None
 
     #: Checkpoints by step, in the order first seen.
@@ -175,25 +157,22 @@ class RunState:
 
     # --- folding events -------------------------------------------------------------------
 
-    def apply_all(self, events: Iterable[dict]) -> None:
+    def apply_all(self, events: Iterable[P.Event]) -> None:
         for event in events:
             self.apply(event)
 
-    def apply(self, event: dict) -> None:
-        seq = event.get("seq")
-        if isinstance(seq, int):
-            if seq <= self.last_seq:
-                return  # already applied
-            self.last_seq = seq
+    def apply(self, event: P.Event) -> None:
+        if event.seq <= self.last_seq:
+            return  # already applied
+        self.last_seq = event.seq
         self.revision += 1
-        ts = _num(event.get("ts"))
-        if ts is not None:
-            if self.started_ts is None:
-                self.started_ts = ts
-            self.last_ts = ts
-        if not self.run and isinstance(event.get("run"), str):
-            self.run = event["run"]
-        handler = getattr(self, f"_on_{event.get('type')}", None)
+        ts = event.ts
+        if self.started_ts is None:
+            self.started_ts = ts
+        self.last_ts = ts
+        if not self.run:
+            self.run = event.run
+        handler = getattr(self, f"_on_{event.type}", None)
         if handler is not None:
             handler(event, ts)
 
@@ -201,105 +180,88 @@ class RunState:
         self.logs.append(LogEntry(self.log_total, ts, level, text))
         self.log_total += 1
 
-    def _on_hello(self, e: dict, ts: float | None) -> None:
-        self.preset = e.get("preset") if isinstance(e.get("preset"), str) else self.preset
-        self.params = _int(e.get("params"))
-        self.device = e.get("device") if isinstance(e.get("device"), str) else None
-        self.world_size = _int(e.get("world_size"))
-        self.max_steps = _int(e.get("max_steps"))
-        self.tokens_per_step = _int(e.get("tokens_per_step"))
-        self.pid = _int(e.get("pid"))
-        self.config = e.get("config") if isinstance(e.get("config"), dict) else None
+    def _on_hello(self, e: P.Hello, ts: float) -> None:
+        self.preset, self.params, self.device, self.world_size = e.preset, e.params, e.device, e.world_size
+        self.max_steps, self.tokens_per_step, self.pid, self.config = e.max_steps, e.tokens_per_step, e.pid, e.config
 
-    def _on_status(self, e: dict, ts: float | None) -> None:
-        state = e.get("state")
-        if not isinstance(state, str):
-            return
-        step = _int(e.get("step"))
-        if step is not None and step < self.step:
-            self._rewind(step)  # resumed from an earlier checkpoint: what came after it was redone
-        elif step is not None:
-            self.step = step
-        reason = e.get("reason") if isinstance(e.get("reason"), str) else None
+    def _on_status(self, e: P.Status, ts: float) -> None:
+        state = e.state
+        if e.step < self.step:
+            self._rewind(e.step)  # resumed from an earlier checkpoint: what came after it was redone
+        else:
+            self.step = e.step
         changed = state != self.state
         # A routine checkpoint (running -> checkpointing -> running) is logged by its checkpoint
         # event; only other transitions are worth a line.
         routine = {self.state, state} == {"running", "checkpointing"}
         self.state = state
-        self.reason = reason
+        self.reason = e.reason
         if state in TERMINAL_STATES:
             self.ended_ts = ts
         if changed and not routine:
-            self._log(ts, "state", f"{state}" + (f" — {reason}" if reason else ""))
+            self._log(ts, "state", f"{state}" + (f" — {e.reason}" if e.reason else ""))
 
     def _rewind(self, step: int) -> None:
-        """Forget the loss and eval points after ``step``: a resumed run trains them again."""
+        """Forget the loss and eval points after ``step``: a resumed run trains them again. The
+        latest numbers become those of the last point kept."""
         self.step = step
         keep = sum(1 for s in self.loss_steps if s <= step)
         del self.loss_steps[keep:], self.loss_values[keep:]
+        kept = [v for v in self.loss_values if not math.isnan(v)]
+        self.loss = kept[-1] if kept else None
+        self.prev_loss = kept[-2] if len(kept) > 1 else None
+        self.best_loss = min(kept, default=None)
         keep = sum(1 for s in self.eval_steps if s <= step)
         del self.eval_steps[keep:], self.eval_values[keep:]
+        self.eval_loss = self.eval_values[-1] if self.eval_values else None
+        self.eval_ppl = self.eval_ppls[keep - 1] if keep else None
+        del self.eval_ppls[keep:]
         self.ended_ts = None
 
-    def _on_metrics(self, e: dict, ts: float | None) -> None:
-        step = _int(e.get("step"))
-        if step is None:
-            return
+    def _on_metrics(self, e: P.Metrics, ts: float) -> None:
+        step, loss = e.step, e.loss
         self.step = max(self.step, step)
-        loss = _num(e.get("loss"))
         self.prev_loss, self.loss = self.loss, loss
         if loss is not None and (self.best_loss is None or loss < self.best_loss):
             self.best_loss = loss
         self.loss_steps.append(step)
         self.loss_values.append(loss if loss is not None else math.nan)
-        self.lr = _num(e.get("lr"))
-        self.grad_norm = _num(e.get("grad_norm"))
-        self.tokens_per_s = _num(e.get("tokens_per_s"))
-        self.tokens_seen = _int(e.get("tokens_seen"))
-        self.step_time_s = _num(e.get("step_time_s"))
-        self.elapsed_s = _num(e.get("elapsed_s"))
-        self.eta_s = _num(e.get("eta_s"))
-        self.mfu = _num(e.get("mfu"))
+        self.lr, self.grad_norm, self.tokens_per_s, self.tokens_seen = e.lr, e.grad_norm, e.tokens_per_s, e.tokens_seen
+        self.step_time_s, self.elapsed_s, self.eta_s, self.mfu = e.step_time_s, e.elapsed_s, e.eta_s, e.mfu
         self.metrics_ts = ts
         if loss is None:
             self._log(ts, "warning", f"step {step}: loss is not finite")
 
-    def _on_eval(self, e: dict, ts: float | None) -> None:
-        step, loss = _int(e.get("step")), _num(e.get("loss"))
-        if step is None or loss is None:
-            return
-        self.eval_steps.append(step)
+    def _on_eval(self, e: P.Eval, ts: float) -> None:
+        """A held-out loss; one that is not finite is a gap on the chart and reads "nan"."""
+        loss = e.loss if e.loss is not None else math.nan
+        self.eval_steps.append(e.step)
         self.eval_values.append(loss)
-        self.eval_loss = loss
-        self.eval_ppl = _num(e.get("perplexity"))
-        ppl = f", perplexity {self.eval_ppl:.2f}" if self.eval_ppl is not None else ""
-        self._log(ts, "eval", f"eval at step {step}: loss {loss:.4f}{ppl}")
+        self.eval_ppls.append(e.perplexity)
+        self.eval_loss, self.eval_ppl = loss, e.perplexity
+        ppl = f", perplexity {e.perplexity:.2f}" if e.perplexity is not None else ""
+        shown = f"{e.loss:.4f}" if e.loss is not None else "nan"
+        self._log(ts, "eval" if e.loss is not None else "warning", f"eval at step {e.step}: loss {shown}{ppl}")
 
-    def _on_telemetry(self, e: dict, ts: float | None) -> None:
+    def _on_telemetry(self, e: P.Telemetry, ts: float) -> None:
         self.telemetry = e
         self.telemetry_ts = ts
 
-    def _on_checkpoint(self, e: dict, ts: float | None) -> None:
-        step = _int(e.get("step"))
-        action = e.get("action")
-        if step is None or not isinstance(action, str):
-            return
+    def _on_checkpoint(self, e: P.Checkpoint, ts: float) -> None:
+        step, action = e.step, e.action
         old = self.checkpoints.get(step)
         ckpt = Checkpoint(
             step=step,
-            path=str(e.get("path") or (old.path if old else "")),
+            path=e.path or (old.path if old else ""),
             action=action,
-            reason=e.get("reason") or (old.reason if old else None),
-            size_bytes=_int(e.get("size_bytes")) if e.get("size_bytes") is not None
-            else (old.size_bytes if old else None),
-            error=e.get("error"),
+            reason=e.reason or (old.reason if old else None),
+            size_bytes=e.size_bytes if e.size_bytes is not None else (old.size_bytes if old else None),
+            error=e.error,
             ts=ts,
         )
         self.checkpoints[step] = ckpt
         if action == "saved":
-            from cockpit.units import nbytes  # local: keeps this module's import surface tiny
-
-            size = f", {nbytes(ckpt.size_bytes)}" if ckpt.size_bytes is not None else ""
+            size = f", {units.nbytes(ckpt.size_bytes)}" if ckpt.size_bytes is not None else ""
             why = f" ({ckpt.reason})" if ckpt.reason else ""
             self._log(ts, "checkpoint", f"checkpoint saved at step {step}{why}{size}: {ckpt.path}")
         elif action == "pruned":
@@ -308,38 +270,31 @@ class RunState:
             self.errors += 1
             self._log(ts, "error", f"checkpoint at step {step} failed: {ckpt.error or 'unknown error'}")
 
-    def _on_upload(self, e: dict, ts: float | None) -> None:
-        action = e.get("action")
-        what = f"{e.get('path')} → {e.get('target')}"
-        if action == "queued":
+    def _on_upload(self, e: P.Upload, ts: float) -> None:
+        what = f"{e.path} → {e.target}"
+        if e.action == "queued":
             self._log(ts, "upload", f"upload queued: {what}")
-        elif action == "done":
+        elif e.action == "done":
             self._log(ts, "upload", f"upload done: {what}")
-        elif action == "failed":
+        elif e.action == "failed":
             self.errors += 1
-            self._log(ts, "error", f"upload failed: {what}: {e.get('error') or 'unknown error'}")
+            self._log(ts, "error", f"upload failed: {what}: {e.error or 'unknown error'}")
 
-    def _on_log(self, e: dict, ts: float | None) -> None:
-        level = e.get("level") if e.get("level") in ("debug", "info", "warning", "error") else "info"
-        self._log(ts, level, str(e.get("message", "")))
+    def _on_log(self, e: P.Log, ts: float) -> None:
+        self._log(ts, e.level, e.message)
 
-    def _on_error(self, e: dict, ts: float | None) -> None:
+    def _on_error(self, e: P.Error, ts: float) -> None:
         self.errors += 1
-        text = str(e.get("message", "error"))
-        step = _int(e.get("step"))
-        if step is not None:
-            text = f"step {step}: {text}"
-        tb = e.get("traceback")
-        if isinstance(tb, str) and tb.strip():
-            last = tb.strip().splitlines()[-1]
+        text = e.message if e.step is None else f"step {e.step}: {e.message}"
+        if e.traceback and e.traceback.strip():
+            last = e.traceback.strip().splitlines()[-1]
             if last not in text:
                 text = f"{text} ({last})"
         self._log(ts, "error", text)
 
-    def _on_spillover(self, e: dict, ts: float | None) -> None:
-        dropped = _int(e.get("dropped")) or 0
-        self.dropped += dropped
-        self._log(ts, "warning", f"{dropped} events dropped by a slow consumer")
+    def _on_spillover(self, e: P.Spillover, ts: float) -> None:
+        self.dropped += e.dropped
+        self._log(ts, "warning", f"{e.dropped} events dropped by a slow consumer")
 
     # --- derived --------------------------------------------------------------------------
 
@@ -351,7 +306,12 @@ class RunState:
     def live_checkpoints(self) -> list[Checkpoint]:
         return [c for c in self.checkpoints.values() if c.action == "saved"]
 
-    def mark_gone(self, state: str = "dead") -> None:
+    @property
+    def ended(self) -> bool:
+        """The run is over: a terminal state, or its engine died."""
+        return self.state in ENDED_STATES
+
+    def mark_gone(self, state: str = DEAD) -> None:
         """The event stream ended without a terminal state: the engine died."""
         if not self.terminal and self.state != state:
             self.state = state
@@ -412,21 +372,10 @@ class RunState:
         t = self.telemetry
         if t is None:
             return TelemetryView(known=False)
-        gpus = []
-        for i, g in enumerate(t.get("gpus") or []):
-            if not isinstance(g, dict):
-                continue
-            gpus.append(GpuView(
-                index=_int(g.get("index")) if _int(g.get("index")) is not None else i,
-                name=str(g.get("name") or "GPU"),
-                util=_num(g.get("util")), mem_used=_int(g.get("mem_used")),
-                mem_total=_int(g.get("mem_total")), temp_c=_num(g.get("temp_c")),
-                power_w=_num(g.get("power_w")),
-            ))
-        return TelemetryView(
-            known=True, cpu_percent=_num(t.get("cpu_percent")), ram_used=_int(t.get("ram_used")),
-            ram_total=_int(t.get("ram_total")), proc_rss=_int(t.get("proc_rss")), gpus=tuple(gpus),
-        )
+        gpus = tuple(GpuView(index=g.index, name=g.name or "GPU", util=g.util, mem_used=g.mem_used,
+                             mem_total=g.mem_total, temp_c=g.temp_c, power_w=g.power_w) for g in t.gpus)
+        return TelemetryView(known=True, cpu_percent=t.cpu_percent, ram_used=t.ram_used, ram_total=t.ram_total,
+                             proc_rss=t.proc_rss, gpus=gpus)
 
     def checkpoint_rows(self) -> tuple[Checkpoint, ...]:
         """Checkpoints, newest step first."""

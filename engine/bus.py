@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.protocol import (
+    Event,
     MAX_LINE_BYTES,
     ProtocolError,
     decode_command,
@@ -145,7 +146,7 @@ class EventBus:
         self._next_seq = _last_seq_and_truncate(self.paths.events) + 1
         self._file = open(self.paths.events, "ab", buffering=0)
         self._size = self._file.seek(0, os.SEEK_END)  # bytes of whole lines in the file
-        self._unwritten: collections.deque[dict] = collections.deque()  # events waiting for the file
+        self._unwritten: collections.deque[Event] = collections.deque()  # events waiting for the file
         self._failure: _WriteFailure | None = None
         self._commands: queue.Queue[dict] = queue.Queue(MAX_PENDING_COMMANDS)
         self._stopping = threading.Event()
@@ -181,26 +182,28 @@ class EventBus:
         """Append one event; returns its seq, or None when events.jsonl cannot be written now (the
         event is held and written by a later emit). Thread-safe, never blocks on a client, never
         raises for a failed write."""
-        event = make_event(type_, self.run_id, -1, **payload)  # checked now; its seq is given when written
+        event = make_event(type_, self.run_id, 0, **payload)  # checked now; its real seq is given when written
         with self._lock:
             self._unwritten.append(event)
-            written = self._write_unwritten()
+            seq = self._write_unwritten(event)
         self._wake()
-        return event["seq"] if written else None
+        return seq
 
-    def _write_unwritten(self) -> bool:
-        """Write the held events in order, each with the next seq; False when the file refused one
-        (it stays held, with every later one). Holds self._lock."""
+    def _write_unwritten(self, mine: Event) -> int | None:
+        """Write the held events in order, each with the next seq; returns the seq given to
+        ``mine``, or None when the file refused an event (it stays held, with every later one).
+        Holds self._lock."""
+        seq = None
         while self._unwritten:
             event = self._unwritten[0]
-            event["seq"] = self._next_seq
-            line = encode(event)
+            line = encode(event.model_copy(update={"seq": self._next_seq}))
             try:
                 self._append(line)
             except OSError as exc:
-                event["seq"] = -1
                 self._write_failed(exc)
-                return False
+                return None
+            if event is mine:
+                seq = self._next_seq
             self._unwritten.popleft()
             self._next_seq += 1
             self._size += len(line)
@@ -208,7 +211,7 @@ class EventBus:
                 self._failure.late += 1
                 if not self._unwritten:
                     self._write_recovered()
-        return True
+        return seq
 
     def _append(self, line: bytes) -> None:
         """Write one whole line or, on failure, cut the file back to its last whole line and raise."""
@@ -232,7 +235,7 @@ class EventBus:
             say(f"{self.paths.events}: {self._failure.describe()}; events are held in memory and "
                  f"written once it can be (free disk space)")
         if len(self._unwritten) > MAX_UNWRITTEN_EVENTS:
-            kept = collections.deque(e for e in self._unwritten if e["type"] != "telemetry")
+            kept = collections.deque(e for e in self._unwritten if e.type != "telemetry")
             self._failure.dropped += len(self._unwritten) - len(kept)
             self._unwritten = kept
 
@@ -243,9 +246,9 @@ class EventBus:
                    f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(failure.since))} to "
                    f"{time.strftime('%H:%M:%S')} ({failure.error}); {failure.late} events were written late")
         say(message)
-        self._unwritten.append(make_event("error", self.run_id, -1, message=message))
+        self._unwritten.append(make_event("error", self.run_id, 0, message=message))
         if failure.dropped:
-            self._unwritten.append(make_event("spillover", self.run_id, -1, dropped=failure.dropped))
+            self._unwritten.append(make_event("spillover", self.run_id, 0, dropped=failure.dropped))
 
     @property
     def write_error(self) -> str | None:
@@ -272,7 +275,7 @@ class EventBus:
         if self._stopping.is_set():
             return
         with self._lock:
-            if self._unwritten and not self._write_unwritten():
+            if self._unwritten and self._write_unwritten(self._unwritten[-1]) is None:
                 say(f"{self.paths.events}: {len(self._unwritten)} events could not be written and are lost")
         self._stopping.set()
         self._wake()
@@ -589,30 +592,26 @@ class EventBus:
     # --- status.json ----------------------------------------------------------------------
 
     def _observe(self, line: bytes, seq: int) -> None:
+        # Imported here, not at the top: this method is the bus's one reader of event models.
+        from engine.protocol import Checkpoint, Hello, Metrics, ProtocolError, Status, decode_event
+
         try:
-            event = json.loads(line)
-        except ValueError:
+            event = decode_event(line)
+        except ProtocolError:
             return
         st = self._status
         st["seq"] = seq
-        kind = event.get("type")
-        if kind == "status":
-            st["state"] = event.get("state", st["state"])
-            st["step"] = event.get("step", st["step"])
-            if event.get("reason"):
-                st["reason"] = event["reason"]
+        if isinstance(event, Status):
+            st["state"], st["step"], st["reason"] = event.state, event.step, event.reason
             self._status_dirty = True
-        elif kind == "metrics":
-            st["step"] = event.get("step", st["step"])
-            st["loss"] = event.get("loss")
-            st["tokens_per_s"] = event.get("tokens_per_s")
-            st["eta_s"] = event.get("eta_s")
-        elif kind == "checkpoint" and event.get("action") == "saved":
-            st["last_checkpoint"] = event.get("path")
+        elif isinstance(event, Metrics):
+            st["step"], st["loss"] = event.step, event.loss
+            st["tokens_per_s"], st["eta_s"] = event.tokens_per_s, event.eta_s
+        elif isinstance(event, Checkpoint) and event.action == "saved":
+            st["last_checkpoint"] = event.path
             self._status_dirty = True
-        elif kind == "hello":
-            st["max_steps"] = event.get("max_steps")
-            st["preset"] = event.get("preset")
+        elif isinstance(event, Hello):
+            st["max_steps"], st["preset"] = event.max_steps, event.preset
             self._status_dirty = True
 
     def _write_status(self, force: bool = False) -> None:

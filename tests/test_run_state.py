@@ -8,7 +8,7 @@ import pytest
 
 from cockpit import units
 from cockpit.run_state import MAX_LOG_ENTRIES, RunState
-from engine.protocol import make_event
+from engine.protocol import decode_event, encode, make_event
 from tui_helpers import GPU_H100, T0, fixture_events
 
 
@@ -57,6 +57,14 @@ def test_hello_status_and_metrics_fill_the_header_and_stats():
     assert st.tokens_per_s == 1000.0 and st.mfu is None
     assert s.loss_steps == [1, 10] and s.loss_values == [6.0, 4.0]
     assert st.loss_trend == pytest.approx(-2.0)
+
+
+def test_the_state_takes_the_models_decode_event_returns():
+    ev = Events()
+    line = encode(metrics(ev, 5, None, grad_norm=float("inf")))
+    s = RunState()
+    s.apply(decode_event(line))
+    assert (s.step, s.loss, s.grad_norm, s.lr) == (5, None, None, 1e-3) and math.isnan(s.loss_values[0])
 
 
 def test_events_already_applied_are_ignored():
@@ -201,6 +209,9 @@ def test_a_resume_from_an_earlier_checkpoint_drops_the_redone_points():
     # killed at step 30, resumed from checkpoint-20: the engine says so and trains 21.. again
     s.apply(ev("status", state="starting", step=20, reason="resumed from checkpoint-20"))
     assert s.step == 20 and s.loss_steps == list(range(1, 21)) and s.eval_steps == [20]
+    # The numbers shown are those of step 20 again, not of the undone steps 21..30.
+    assert s.loss == pytest.approx(3.0) and s.prev_loss == pytest.approx(3.1) and s.best_loss == pytest.approx(3.0)
+    assert (s.eval_loss, s.eval_ppl) == (3.5, 33.1)
     for step in range(21, 26):
         s.apply(metrics(ev, step, 1.0))
-    assert s.loss_steps == list(range(1, 26)) and s.loss_values[-1] == 1.0 and s.step == 25
+    assert s.loss_steps == list(range(1, 26)) and s.loss_values[-1] == 1.0 and s.step == 25 and s.best_loss == 1.0

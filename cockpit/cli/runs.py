@@ -24,11 +24,12 @@ def _find(ref: Optional[str], runs_dir: Path) -> Path:
 
 def open_dashboard(run_dir: Path, pid: int | None = None) -> None:
     from cockpit.app import make_app
+    from engine.protocol import UNKNOWN
     from engine.rundir import read_status
 
     make_app(run_dir, pid=pid).run()
     status = read_status(run_dir)
-    if status.get("alive") or (pid is not None and status.get("state") in ("unknown", "starting", "running")):
+    if status.get("alive") or (pid is not None and status.get("state") in (UNKNOWN, "starting", "running")):
         typer.echo(f"detached; the engine keeps training (pid {status.get('pid') or pid}).\n"
                    f"  re-attach: cockpit attach {run_dir}")
 
@@ -50,6 +51,7 @@ def runs(
 
     from cockpit import units
     from cockpit.client import iter_runs, summarize_run
+    from engine.protocol import DEAD
 
     summaries = [summarize_run(r) for r in iter_runs(runs_dir)]
     if as_json:
@@ -65,7 +67,7 @@ def runs(
     for col, justify in (("run", "left"), ("state", "left"), ("step", "right"), ("loss", "right"),
                          ("last checkpoint", "left")):
         table.add_column(col, justify=justify)
-    colors = {"running": "green", "finished": "cyan", "stopped": "yellow", "failed": "red", "dead": "red"}
+    colors = {"running": "green", "finished": "cyan", "stopped": "yellow", "failed": "red", DEAD: "red"}
     for s in summaries:
         step = "--" if s["step"] is None else (f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"]))
         state = s["state"]

@@ -33,7 +33,7 @@ from cockpit.widgets.loss_chart import ChartData, LossChart
 from cockpit.widgets.run_header import RunHeader
 from cockpit.widgets.stat_panel import StatPanel
 from cockpit.widgets.telemetry import TelemetryPanel
-from engine.protocol import TERMINAL_STATES
+from engine.protocol import CONNECTING, DEAD, TERMINAL_STATES, Event, Reply
 from engine.rundir import read_status
 
 #: Events gathered for at most this long are posted to the screen as one message.
@@ -56,7 +56,7 @@ _COMMAND_WORDS = {
 class EventsReceived(Message):
     """A batch of events, in seq order. ``caught_up``: no more were waiting when it was sent."""
 
-    def __init__(self, events: list[dict], caught_up: bool = True) -> None:
+    def __init__(self, events: list[Event], caught_up: bool = True) -> None:
         super().__init__()
         self.events = events
         self.caught_up = caught_up
@@ -73,7 +73,7 @@ class IntakeEnded(Message):
 class CommandDone(Message):
     """The engine answered a command (``reply``), or it could not be sent (``error``)."""
 
-    def __init__(self, cmd: str, reply: dict | None, error: BaseException | None) -> None:
+    def __init__(self, cmd: str, reply: Reply | None, error: BaseException | None) -> None:
         super().__init__()
         self.cmd = cmd
         self.reply = reply
@@ -178,7 +178,7 @@ class DashboardScreen(Screen):
                 item = q.get(timeout=0.25)
             except queue.Empty:
                 continue
-            batch: list[dict] = []
+            batch: list[Event] = []
             deadline = time.monotonic() + window
             drained = False
             while True:
@@ -230,7 +230,7 @@ class DashboardScreen(Screen):
         self.caught_up = True
         if not self.state.terminal and not status.get("alive"):
             final = status.get("state")
-            self.state.mark_gone(final if final in TERMINAL_STATES else "dead")
+            self.state.mark_gone(final if final in TERMINAL_STATES else DEAD)
             self.refresh_view()
             self._announce_state()
 
@@ -241,7 +241,7 @@ class DashboardScreen(Screen):
         if "paused" in (state, self._announced_state):
             self.refresh_bindings()
         self._announced_state = state
-        if not self.state.terminal and state != "dead":
+        if not self.state.ended:
             return
         ended = self.state.ended_ts or self.state.last_ts
         if ended is None or self.clock() - ended > _ANNOUNCE_WITHIN_S:
@@ -289,7 +289,7 @@ class DashboardScreen(Screen):
         return True
 
     def action_stop_run(self) -> None:
-        if self.state.terminal or self.state.state == "dead":
+        if self.state.ended:
             self.notify(f"The run is already {self.state.state}.", severity="warning")
             return
 
@@ -328,7 +328,7 @@ class DashboardScreen(Screen):
         err = message.error
         if isinstance(err, EngineUnavailable):
             state = self.state.state
-            why = f"the run is {state}" if state not in ("connecting", "running") else "the engine is not reachable"
+            why = f"the run is {state}" if state not in (CONNECTING, "running") else "the engine is not reachable"
             self.notify(f"{why.capitalize()}; nothing to send the command to.\n{err}",
                         title=f"{word}: engine unavailable", severity="warning", timeout=6)
         elif isinstance(err, CommandRefused):

@@ -5,9 +5,11 @@ from __future__ import annotations
 from rich.progress_bar import ProgressBar
 from rich.style import Style
 
+from engine.protocol import CONNECTING, DEAD, UNKNOWN
+
 #: Colour of each run state (Rich colour names, readable on dark and light themes).
 STATE_COLORS = {
-    "connecting": "grey62",
+    CONNECTING: "grey62",
     "starting": "cyan",
     "running": "green",
     "paused": "yellow",
@@ -16,8 +18,8 @@ STATE_COLORS = {
     "finished": "bright_blue",
     "stopped": "yellow",
     "failed": "red",
-    "dead": "red",
-    "unknown": "grey62",
+    DEAD: "red",
+    UNKNOWN: "grey62",
 }
 
 

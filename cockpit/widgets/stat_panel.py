@@ -11,6 +11,7 @@ from textual.widget import Widget
 from cockpit import units
 from cockpit.run_state import Stats
 from cockpit.widgets.bars import meter, state_color
+from engine.protocol import ENDED_STATES
 
 
 def _delta(d: float | None) -> Text:
@@ -74,7 +75,7 @@ class StatPanel(Widget):
         elapsed = Text(units.duration(s.elapsed_s), style="bold")
         if s.state == "finished":
             eta = Text("done", style="bold green")
-        elif s.state in ("stopped", "failed", "dead"):
+        elif s.state in ENDED_STATES:  # finished is handled above
             eta = Text(units.DASH, style="dim")
         else:
             eta = Text(units.duration(s.eta_s), style="bold")
