@@ -1,0 +1,153 @@
+"""Launch to first step: `cockpit run demo --headless` until it prints `step 1`, phase by phase.
+
+Two cases, measured separately: **steady** (the demo corpus, its tokenizer and its token cache are
+already in the data directory: every launch but the first) and **first run** (a fresh data
+directory: the corpus is generated, the tokenizer trained, the corpus tokenized and cached). For
+scale, **imports**: a fresh process importing what the engine needs to reach its first step
+(``engine.train``: torch, accelerate, transformers; plus the transformers tokenizer and Llama code
+the demo loads lazily), and nothing else. Target: steady launch to first step <= imports + 1.5 s.
+
+The phases are read from the engine's own clock (the ``ts`` of its events in events.jsonl) and the
+engine process's start time (psutil):
+
+    cockpit        launch -> engine process started (CLI start-up, config, run directory, spawn)
+    engine import  -> status starting (python -m engine: torch, accelerate, transformers, engine)
+    data           -> the ``data:`` log line (Accelerator, tokenizer load, corpus/tokenizer/tokens)
+    model          -> hello (model config and code, weights, optimizer, Accelerate prepare)
+    first step     running -> metrics of step 1
+    to the screen  metrics of step 1 -> its line on the headless client's stdout
+
+Each launch runs 2 steps (``--set train.max_steps=2``) of the demo config otherwise as shipped. Prints
+a table and writes JSON to bench/results/launch_to_first_step.json.
+
+    .venv/bin/python bench/launch_to_first_step.py [--repeats 5] [--first-repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+SETS = ["train.max_steps=2", "train.warmup_steps=1", "train.save_every=0"]
+PHASES = ("cockpit", "engine import", "data", "model", "hello->running", "first step", "to the screen")
+#: The modules the engine imports before its first step, in a fresh process and nothing else.
+IMPORTS = ("import engine.train, transformers; transformers.AutoTokenizer; transformers.PreTrainedTokenizerFast; "
+           "transformers.AutoModelForCausalLM; transformers.LlamaConfig; transformers.LlamaForCausalLM")
+RUN_LINE = re.compile(r"^run (?P<dir>\S+) \(engine pid (?P<pid>\d+)\)")
+
+
+def cockpit_exe() -> str:
+    return shutil.which("cockpit", path=str(Path(sys.executable).parent)) or "cockpit"
+
+
+def launch(cwd: Path) -> dict:
+    """One `cockpit run demo --headless` in ``cwd``; wall-clock marks and the engine's event times."""
+    argv = [cockpit_exe(), "run", "demo", "--headless", *[a for s in SETS for a in ("--set", s)]]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    t0 = time.time()
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    run_dir, spawned, first_line, lines = None, None, None, []
+    for line in proc.stdout:
+        now = time.time()
+        lines.append(line.rstrip())
+        m = RUN_LINE.match(line)
+        if m and run_dir is None:
+            run_dir = Path(m["dir"])
+            try:
+                spawned = psutil.Process(int(m["pid"])).create_time()
+            except psutil.Error:
+                spawned = None
+        if first_line is None and line.startswith("step 1/"):
+            first_line = now
+    t_end = time.time()
+    if proc.wait() != 0 or run_dir is None or first_line is None:
+        raise RuntimeError("the launch failed:\n" + "\n".join(lines[-20:]))
+    events = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
+
+    def ts(pred) -> float:
+        return next(e["ts"] for e in events if pred(e))
+
+    starting = ts(lambda e: e["type"] == "status" and e["state"] == "starting")
+    data = ts(lambda e: e["type"] == "log" and e["message"].startswith("data:"))
+    hello = ts(lambda e: e["type"] == "hello")
+    running = ts(lambda e: e["type"] == "status" and e["state"] == "running")
+    step1 = ts(lambda e: e["type"] == "metrics" and e["step"] == 1)
+    telemetry = [e["ts"] for e in events if e["type"] == "telemetry"]
+    spawned = spawned or starting
+    phases = {"cockpit": spawned - t0, "engine import": starting - spawned, "data": data - starting,
+              "model": hello - data, "hello->running": running - hello, "first step": step1 - running,
+              "to the screen": first_line - step1}
+    return {"total": first_line - t0, "phases": phases, "exit_after_first_step": t_end - first_line,
+            "first_telemetry_after_starting": telemetry[0] - starting if telemetry else None}
+
+
+def import_time() -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", IMPORTS], cwd=ROOT, check=True, capture_output=True,
+                   env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    return time.perf_counter() - t0
+
+
+def median_phases(trials: list[dict]) -> dict[str, float]:
+    return {p: statistics.median(t["phases"][p] for t in trials) for p in PHASES}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5, help="steady launches (and import measurements)")
+    ap.add_argument("--first-repeats", type=int, default=3, help="first-run launches, each in a fresh directory")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "launch_to_first_step.json")
+    args = ap.parse_args()
+    load_before = os.getloadavg()
+    steady, first, imports = [], [], []
+    with tempfile.TemporaryDirectory(prefix="cockpit-launch-") as tmp:
+        home = Path(tmp) / "steady"
+        home.mkdir()
+        launch(home)  # makes the corpus, tokenizer and token cache; also warms the page cache
+        for i in range(max(args.repeats, args.first_repeats)):
+            if i < args.repeats:
+                imports.append(import_time())
+                steady.append(launch(home))
+            if i < args.first_repeats:
+                fresh = Path(tmp) / f"first-{i}"
+                fresh.mkdir()
+                first.append(launch(fresh))
+    imp = statistics.median(imports)
+    cols = {"steady": steady, "first run": first}
+    print(f"{'phase (median s)':<22}" + "".join(f"{c:>12}" for c in cols))
+    med = {c: median_phases(t) for c, t in cols.items()}
+    for p in PHASES:
+        print(f"{p:<22}" + "".join(f"{med[c][p]:>12.3f}" for c in cols))
+    totals = {c: statistics.median(t["total"] for t in trials) for c, trials in cols.items()}
+    print(f"{'launch -> step 1 line':<22}" + "".join(f"{totals[c]:>12.3f}" for c in cols))
+    print(f"imports alone (fresh process, median of {len(imports)}): {imp:.3f} s "
+          f"[{', '.join(f'{x:.2f}' for x in imports)}]")
+    runs = ", ".join(f"{t['total']:.2f}" for t in steady)
+    print(f"steady launch -> step 1: {totals['steady']:.3f} s = imports + {totals['steady'] - imp:.3f} s "
+          f"(target: imports + 1.5 s); runs: {runs}")
+    print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "bench": "launch_to_first_step", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node(),
+        "cpus": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg(), "sets": SETS,
+        "imports_s": imports, "imports_median_s": imp, "steady": steady, "first_run": first,
+        "median_phases": med, "median_total": totals, "over_imports_s": totals["steady"] - imp, "target_over_imports_s": 1.5,
+    }, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
