@@ -17,7 +17,8 @@ engine process's start time (psutil):
     first step     running -> metrics of step 1
     to the screen  metrics of step 1 -> its line on the headless client's stdout
 
-Each launch runs 2 steps (``--set train.max_steps=2``) of the demo config otherwise as shipped. Prints
+``--baseline DIR`` launches another commit's source tree too, alternating with this one (ratios
+within one run). Each launch runs 2 steps (``--set train.max_steps=2``) of the demo config otherwise as shipped. Prints
 a table and writes JSON to bench/results/launch_to_first_step.json.
 
     .venv/bin/python bench/launch_to_first_step.py [--repeats 5] [--first-repeats 3]
@@ -46,17 +47,18 @@ PHASES = ("cockpit", "engine import", "data", "model", "hello->running", "first 
 #: The modules the engine imports before its first step, in a fresh process and nothing else.
 IMPORTS = ("import engine.train, transformers; transformers.AutoTokenizer; transformers.PreTrainedTokenizerFast; "
            "transformers.AutoModelForCausalLM; transformers.LlamaConfig; transformers.LlamaForCausalLM")
-RUN_LINE = re.compile(r"^run (?P<dir>\S+) \(engine pid (?P<pid>\d+)\)")
+RUN_LINE = re.compile(r"^run (?P<dir>.+) \(engine pid (?P<pid>\d+)\)")
 
 
 def cockpit_exe() -> str:
     return shutil.which("cockpit", path=str(Path(sys.executable).parent)) or "cockpit"
 
 
-def launch(cwd: Path) -> dict:
-    """One `cockpit run demo --headless` in ``cwd``; wall-clock marks and the engine's event times."""
+def launch(cwd: Path, source: Path | None = None) -> dict:
+    """One `cockpit run demo --headless` in ``cwd``; wall-clock marks and the engine's event times.
+    ``source``: run the cockpit and engine of that source tree instead of this one."""
     argv = [cockpit_exe(), "run", "demo", "--headless", *[a for s in SETS for a in ("--set", s)]]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **({"PYTHONPATH": str(source)} if source else {})}
     t0 = time.time()
     proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     run_dir, spawned, first_line, lines = None, None, None, []
@@ -94,9 +96,9 @@ def launch(cwd: Path) -> dict:
             "first_telemetry_after_starting": telemetry[0] - starting if telemetry else None}
 
 
-def import_time() -> float:
+def import_time(code: str = IMPORTS) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", IMPORTS], cwd=ROOT, check=True, capture_output=True,
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True,
                    env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
     return time.perf_counter() - t0
 
@@ -105,46 +107,69 @@ def median_phases(trials: list[dict]) -> dict[str, float]:
     return {p: statistics.median(t["phases"][p] for t in trials) for p in PHASES}
 
 
+def measure(repeats: int, first_repeats: int, tmp: Path, sources: dict[str, Path | None]) -> dict:
+    """Steady and first-run launches of each source tree, alternating, and the import times."""
+    out = {name: {"steady": [], "first run": []} for name in sources}
+    imports, engine_only = [], []
+    for name, source in sources.items():
+        (tmp / name).mkdir()
+        launch(tmp / name, source)  # makes the corpus, tokenizer (and token cache); warms the page cache
+    for i in range(max(repeats, first_repeats)):
+        if i < repeats:
+            imports.append(import_time())
+            engine_only.append(import_time("import engine.train"))
+        for name, source in sources.items():
+            if i < repeats:
+                out[name]["steady"].append(launch(tmp / name, source))
+            if i < first_repeats:
+                fresh = tmp / f"{name}-first-{i}"
+                fresh.mkdir()
+                out[name]["first run"].append(launch(fresh, source))
+    return {"trials": out, "imports_s": imports, "import_engine_train_s": engine_only}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5, help="steady launches (and import measurements)")
     ap.add_argument("--first-repeats", type=int, default=3, help="first-run launches, each in a fresh directory")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="also launch the source tree of another commit (e.g. `git archive REV | tar -x -C DIR`), "
+                         "alternating with this one, with the same virtual environment")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "launch_to_first_step.json")
     args = ap.parse_args()
     load_before = os.getloadavg()
-    steady, first, imports = [], [], []
+    sources = {"this": None, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
     with tempfile.TemporaryDirectory(prefix="cockpit-launch-") as tmp:
-        home = Path(tmp) / "steady"
-        home.mkdir()
-        launch(home)  # makes the corpus, tokenizer and token cache; also warms the page cache
-        for i in range(max(args.repeats, args.first_repeats)):
-            if i < args.repeats:
-                imports.append(import_time())
-                steady.append(launch(home))
-            if i < args.first_repeats:
-                fresh = Path(tmp) / f"first-{i}"
-                fresh.mkdir()
-                first.append(launch(fresh))
+        result = measure(args.repeats, args.first_repeats, Path(tmp), sources)
+    imports = result["imports_s"]
     imp = statistics.median(imports)
-    cols = {"steady": steady, "first run": first}
-    print(f"{'phase (median s)':<22}" + "".join(f"{c:>12}" for c in cols))
+    cols = {f"{name}: {case}": trials for name, cases in result["trials"].items() for case, trials in cases.items()}
+    width = max(len(c) for c in cols) + 2
+    print(f"{'phase (median s)':<22}" + "".join(f"{c:>{width}}" for c in cols))
     med = {c: median_phases(t) for c, t in cols.items()}
     for p in PHASES:
-        print(f"{p:<22}" + "".join(f"{med[c][p]:>12.3f}" for c in cols))
+        print(f"{p:<22}" + "".join(f"{med[c][p]:>{width}.3f}" for c in cols))
     totals = {c: statistics.median(t["total"] for t in trials) for c, trials in cols.items()}
-    print(f"{'launch -> step 1 line':<22}" + "".join(f"{totals[c]:>12.3f}" for c in cols))
+    print(f"{'launch -> step 1 line':<22}" + "".join(f"{totals[c]:>{width}.3f}" for c in cols))
     print(f"imports alone (fresh process, median of {len(imports)}): {imp:.3f} s "
-          f"[{', '.join(f'{x:.2f}' for x in imports)}]")
-    runs = ", ".join(f"{t['total']:.2f}" for t in steady)
-    print(f"steady launch -> step 1: {totals['steady']:.3f} s = imports + {totals['steady'] - imp:.3f} s "
-          f"(target: imports + 1.5 s); runs: {runs}")
+          f"[{', '.join(f'{x:.2f}' for x in imports)}]; of which `import engine.train` "
+          f"{statistics.median(result['import_engine_train_s']):.3f} s (the rest: transformers' tokenizer and "
+          f"Llama code, imported when first used)")
+    for col, trials in cols.items():
+        runs = ", ".join(f"{t['total']:.2f}" for t in trials)
+        print(f"{col}: launch -> step 1 = imports + {totals[col] - imp:.3f} s; runs: {runs}")
+    if args.baseline:
+        for case in ("steady", "first run"):
+            ratio = totals[f"this: {case}"] / totals[f"baseline: {case}"]
+            print(f"{case}: this / baseline = {ratio:.3f}")
+    print(f"target: steady launch -> step 1 <= imports + 1.5 s")
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "bench": "launch_to_first_step", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node(),
         "cpus": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg(), "sets": SETS,
-        "imports_s": imports, "imports_median_s": imp, "steady": steady, "first_run": first,
-        "median_phases": med, "median_total": totals, "over_imports_s": totals["steady"] - imp, "target_over_imports_s": 1.5,
+        "baseline": str(args.baseline) if args.baseline else None, **result, "imports_median_s": imp,
+        "median_phases": med, "median_total": totals, "target_over_imports_s": 1.5,
     }, indent=2) + "\n")
     print(f"wrote {args.out}")
 
