@@ -209,8 +209,11 @@ def test_show_applies_overrides_like_a_run_config():
     assert (s["layers"], s["experts"]) == (2, 4) and s["fields"]["num_hidden_layers"] == 2
     bad = CliRunner().invoke(app, ["presets", "show", "tiny", "--set", "num_experts_pe=2"])
     assert bad.exit_code == 2 and "model.num_experts_pe: not a field of a llama model" in bad.output
-    typed = CliRunner().invoke(app, ["presets", "show", "tiny", "--set", "hidden_size=abc"])
-    assert typed.exit_code == 2 and "hidden_size" in typed.output and "Traceback" not in typed.output
+    for bad, says in (("hidden_size=abc", "hidden_size: expected an integer, got 'abc'"),
+                      ("num_hidden_layers=-1", "num_hidden_layers: must be at least 0, got -1"),
+                      ("hidden_size=130", "hidden_size (130) is not a multiple of num_attention_heads (4)")):
+        typed = CliRunner().invoke(app, ["presets", "show", "tiny", "--set", bad])
+        assert typed.exit_code == 2 and f"error: {says}" in typed.output and "Traceback" not in typed.output
 
 
 SMALL_MODELS = {

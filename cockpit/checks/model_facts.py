@@ -85,8 +85,10 @@ def facts_from_fields(f: dict[str, Any]) -> dict[str, Any]:
     family = f["family"]
     V, h, L = _int(f, "vocab_size"), _int(f, "hidden_size"), _int(f, "num_hidden_layers")
     heads, inter = _int(f, "num_attention_heads"), _int(f, "intermediate_size")
-    if heads <= 0 or h <= 0:
-        raise PresetError(f"hidden_size {h} / num_attention_heads {heads}: must be positive")
+    for key, value, least in (("vocab_size", V, 1), ("hidden_size", h, 1), ("num_attention_heads", heads, 1),
+                              ("intermediate_size", inter, 1), ("num_hidden_layers", L, 0)):
+        if value < least:
+            raise PresetError(f"{key}: must be at least {least}, got {value}")
     if family != "mixtral" and h % heads:  # as the config classes validate it
         raise PresetError(f"hidden_size ({h}) is not a multiple of num_attention_heads ({heads})")
     tied = bool(f.get("tie_word_embeddings"))
