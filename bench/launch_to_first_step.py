@@ -8,9 +8,10 @@ scale, **imports**: a fresh process importing what the engine needs to reach its
 the demo loads lazily), and nothing else. Target: steady launch to first step <= imports + 1.5 s.
 
 The phases are read from the engine's own clock (the ``ts`` of its events in events.jsonl) and the
-engine process's start time (psutil):
+headless client's lines:
 
-    cockpit        launch -> engine process started (CLI start-up, config, run directory, spawn)
+    cockpit        launch -> the client's ``run ... (engine pid N)`` line, printed once the engine
+                   process is started (CLI start-up, config, run directory, spawn)
     engine import  -> status starting (python -m engine: torch, accelerate, transformers, engine)
     data           -> the ``data:`` log line (Accelerator, tokenizer load, corpus/tokenizer/tokens)
     model          -> hello (model config and code, weights, optimizer, Accelerate prepare)
@@ -61,22 +62,24 @@ def launch(cwd: Path, source: Path | None = None) -> dict:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **({"PYTHONPATH": str(source)} if source else {})}
     t0 = time.time()
     proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    run_dir, spawned, first_line, lines = None, None, None, []
+    run_dir, engine, spawned, first_line, lines = None, None, None, None, []
     for line in proc.stdout:
         now = time.time()
         lines.append(line.rstrip())
         m = RUN_LINE.match(line)
         if m and run_dir is None:
-            run_dir = Path(m["dir"])
+            run_dir, spawned = Path(m["dir"]), now  # printed right after the engine process is started
             try:
-                spawned = psutil.Process(int(m["pid"])).create_time()
+                engine = psutil.Process(int(m["pid"]))
             except psutil.Error:
-                spawned = None
+                engine = None
         if first_line is None and line.startswith("step 1/"):
             first_line = now
     t_end = time.time()
     if proc.wait() != 0 or run_dir is None or first_line is None:
         raise RuntimeError("the launch failed:\n" + "\n".join(lines[-20:]))
+    if engine is not None:  # its exit (interpreter teardown) must not overlap the next measurement
+        psutil.wait_procs([engine], timeout=60)
     events = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
 
     def ts(pred) -> float:
@@ -88,7 +91,6 @@ def launch(cwd: Path, source: Path | None = None) -> dict:
     running = ts(lambda e: e["type"] == "status" and e["state"] == "running")
     step1 = ts(lambda e: e["type"] == "metrics" and e["step"] == 1)
     telemetry = [e["ts"] for e in events if e["type"] == "telemetry"]
-    spawned = spawned or starting
     phases = {"cockpit": spawned - t0, "engine import": starting - spawned, "data": data - starting,
               "model": hello - data, "hello->running": running - hello, "first step": step1 - running,
               "to the screen": first_line - step1}
@@ -125,7 +127,79 @@ def measure(repeats: int, first_repeats: int, tmp: Path, sources: dict[str, Path
                 fresh = tmp / f"{name}-first-{i}"
                 fresh.mkdir()
                 out[name]["first run"].append(launch(fresh, source))
-    return {"trials": out, "imports_s": imports, "import_engine_train_s": engine_only}
+    return {"trials": out, "imports_s": imports, "import_engine_train_s": engine_only,
+            "components": components(tmp / "this", repeats)}
+
+
+# --- components: each piece of the engine's start-up timed alone, in engine order ----------------
+
+COMPONENTS = ("import torch", "import transformers", "import engine.train", "Accelerator", "tokenizer load",
+              "tokens from the cache", "tokenize (no cache)", "model config", "model build", "optimizer + prepare",
+              "telemetry: NVML init", "telemetry: first sample", "TensorBoard writer", "first step")
+
+
+def components_child(run_dir: Path) -> None:
+    """In a fresh process: time each start-up piece of the engine on the run ``run_dir`` (whose
+    data directory holds the demo corpus, tokenizer and token cache); prints JSON."""
+    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    sys.path.insert(0, str(ROOT))
+    out: dict[str, float] = {}
+    t = time.perf_counter()
+
+    def mark(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        out[name], t = now - t, now
+
+    import torch
+    mark("import torch")
+    import transformers  # noqa: F401
+    mark("import transformers")
+    from accelerate import Accelerator
+
+    from engine.config import read_run_config
+    from engine.data.text import tokenize_file
+    from engine.data.token_cache import cached_tokens
+    from engine.data.tokenizer import load_tokenizer
+    from engine.model import build_model, model_config
+    from engine.optim import build_optimizer
+    from engine.telemetry import GpuSampler, sample_system
+    mark("import engine.train")
+    cfg = read_run_config(run_dir)
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    mark("Accelerator")
+    tok = load_tokenizer(cfg.tokenizer.path)
+    mark("tokenizer load")
+    cached_tokens(cfg.data.path, cfg.tokenizer.path, tok)
+    mark("tokens from the cache")
+    tokenize_file(cfg.data.path, tok)
+    mark("tokenize (no cache)")
+    mcfg = model_config(cfg.preset, cfg.model, len(tok))
+    mark("model config")
+    model = build_model(mcfg)
+    mark("model build")
+    model, optimizer = acc.prepare(model, build_optimizer(model, cfg.train))
+    mark("optimizer + prepare")
+    gpus = GpuSampler()
+    mark("telemetry: NVML init")
+    sample_system(gpus=gpus)
+    mark("telemetry: first sample")
+    from torch.utils.tensorboard import SummaryWriter
+    SummaryWriter(log_dir=str(run_dir / "tensorboard")).close()
+    mark("TensorBoard writer")
+    x = torch.randint(0, len(tok), (cfg.train.micro_batch_size, cfg.train.seq_len))
+    acc.backward(model(input_ids=x, labels=x, use_cache=False).loss)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    mark("first step")
+    print(json.dumps(out))
+
+
+def components(steady_dir: Path, repeats: int) -> list[dict[str, float]]:
+    run_dir = sorted((steady_dir / "runs").iterdir())[-1]
+    return [json.loads(subprocess.run([sys.executable, __file__, "--components-child", str(run_dir)], check=True,
+                                      capture_output=True, text=True).stdout.splitlines()[-1])
+            for _ in range(repeats)]
 
 
 def main() -> None:
@@ -136,14 +210,19 @@ def main() -> None:
                     help="also launch the source tree of another commit (e.g. `git archive REV | tar -x -C DIR`), "
                          "alternating with this one, with the same virtual environment")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "launch_to_first_step.json")
+    ap.add_argument("--components-child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.components_child:
+        components_child(args.components_child)
+        return
     load_before = os.getloadavg()
     sources = {"this": None, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
     with tempfile.TemporaryDirectory(prefix="cockpit-launch-") as tmp:
         result = measure(args.repeats, args.first_repeats, Path(tmp), sources)
     imports = result["imports_s"]
     imp = statistics.median(imports)
-    cols = {f"{name}: {case}": trials for name, cases in result["trials"].items() for case, trials in cases.items()}
+    cols = {f"{name}: {case}": trials for name, cases in result["trials"].items() for case, trials in cases.items()
+            if trials}
     width = max(len(c) for c in cols) + 2
     print(f"{'phase (median s)':<22}" + "".join(f"{c:>{width}}" for c in cols))
     med = {c: median_phases(t) for c, t in cols.items()}
@@ -159,10 +238,13 @@ def main() -> None:
         runs = ", ".join(f"{t['total']:.2f}" for t in trials)
         print(f"{col}: launch -> step 1 = imports + {totals[col] - imp:.3f} s; runs: {runs}")
     if args.baseline:
-        for case in ("steady", "first run"):
+        for case in ("steady", "first run")[:1 + (args.first_repeats > 0)]:
             ratio = totals[f"this: {case}"] / totals[f"baseline: {case}"]
             print(f"{case}: this / baseline = {ratio:.3f}")
-    print(f"target: steady launch -> step 1 <= imports + 1.5 s")
+    print("target: steady launch -> step 1 <= imports + 1.5 s")
+    print(f"\n{'component (fresh process, engine order)':<42}{'median s':>10}")
+    for name in COMPONENTS:
+        print(f"{name:<42}{statistics.median(c[name] for c in result['components']):>10.3f}")
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
