@@ -78,21 +78,29 @@ class ConsoleSink:
 
 class TensorBoardSink:
     """Every numeric metric as a TensorBoard scalar ``<prefix>/<name>`` (``train/loss``, ``eval/loss``)
-    through ``torch.utils.tensorboard``, written by its background thread."""
+    through ``torch.utils.tensorboard``, written by its background thread.
+
+    The writer is made at the first write: importing ``torch.utils.tensorboard`` takes about half a
+    second, which would otherwise delay the first step; by then the step's ``metrics`` event has
+    gone out through the sinks before this one."""
 
     def __init__(self, log_dir, prefix: str = "train"):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+        self.log_dir = str(log_dir)
         self.prefix = prefix
+        self.writer = None
 
     def write(self, metrics: dict[str, Any], step: int, prefix: str | None = None) -> None:
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=self.log_dir)
         for name, value in metrics.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 self.writer.add_scalar(f"{prefix or self.prefix}/{name}", value, step)
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def tensorboard_sink(log_dir) -> TensorBoardSink | None:

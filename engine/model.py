@@ -7,29 +7,28 @@ Families map to Transformers config classes; the model itself always comes from
     mixtral   MixtralConfig   the same attention, a top-k routed mixture of SwiGLU experts per layer
     gpt_neox  GPTNeoXConfig   GPT-NeoX / Pythia: parallel attention + GELU MLP, biases, LayerNorm
 
-Counting (``preset_summary``) builds the model on the meta device: no memory, no initialisation,
-a fraction of a second even for 9B parameters. Parameter counts are read off that model; for a
-mixture of experts the active count per token is the total minus the experts a token does not use,
-with one expert's size taken from the meta model itself.
+``build_meta_model`` builds a model on the meta device (shapes only, no memory) and ``count_params``
+/ ``active_params`` count it: the model's own counts, which a test holds the torch-free formulas of
+``cockpit.checks.model_facts`` (what ``cockpit presets`` and ``cockpit check`` show) equal to.
+This module imports neither torch nor transformers at import time: ``train_flops_per_token`` and
+``training_memory`` are plain arithmetic, shared with ``cockpit presets``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from presets import META_KEYS, PresetError, load_preset
+from presets import META_KEYS, PresetError, check_overrides, load_preset
 
 #: family -> name of its Transformers config class.
 CONFIG_CLASSES = {"llama": "LlamaConfig", "mixtral": "MixtralConfig", "gpt_neox": "GPTNeoXConfig"}
+#: family -> the class ``AutoModelForCausalLM.from_config`` builds for it.
+MODEL_CLASSES = {"llama": "LlamaForCausalLM", "mixtral": "MixtralForCausalLM", "gpt_neox": "GPTNeoXForCausalLM"}
 
 #: Bytes per parameter of training state with bf16 mixed precision and AdamW, as this engine trains
 #: (Accelerate ``mixed_precision="bf16"``: fp32 weights, bf16 autocast compute):
 #: fp32 weights 4 + fp32 gradients 4 + AdamW first and second moments 4 + 4.
 BYTES_PER_PARAM = {"weights": 4, "grads": 4, "optimizer": 8}
-
-
-#: Rotary settings the config classes take and fold into ``rope_parameters``.
-_ROPE_KEYS = {"rope_theta", "partial_rotary_factor", "rotary_pct", "rotary_emb_base"}
 
 
 def config_class(family: str):
@@ -49,17 +48,11 @@ def model_config(preset: str, overrides: dict[str, Any] | None = None, vocab_siz
     ``vocab_size`` (the tokenizer's, for training) replaces the preset's; without it the preset's
     ``vocab_size`` is used (for counting). An explicit ``vocab_size`` override pads the embedding
     beyond the tokenizer's (never below it). Raises PresetError for an unknown preset or a key the
-    model family does not have."""
+    model family does not have (``presets.FIELDS``)."""
     fields = load_preset(preset)
     family = fields["family"]
+    check_overrides(preset, overrides or {})
     cls = config_class(family)
-    known = set(cls().to_dict()) | _ROPE_KEYS
-    for key in fields:
-        if key not in META_KEYS and key not in known:
-            raise PresetError(f"preset {preset}: {key!r} is not a field of a {family} model")
-    for key in overrides or {}:
-        if key in META_KEYS or key not in known:
-            raise PresetError(f"model.{key}: not a field of a {family} model (preset {preset})")
     fields.update(overrides or {})
     for key in META_KEYS:
         fields.pop(key, None)
@@ -156,20 +149,25 @@ def _inactive_params_formula(config) -> int:
     return per_expert * (n_exp - top_k) * config.num_hidden_layers
 
 
-def flops_per_token(config, n_params: int, seq_len: int) -> float:
-    """Training FLOPs per token: 6 x active non-embedding parameters plus attention (PaLM, appendix B).
+def train_flops_per_token(active_params: int, embedding_params: int, layers: int, attention_dim: int,
+                          seq_len: int) -> float:
+    """Training FLOPs per token: 6 x active non-embedding parameters plus attention (PaLM, appendix B;
+    torchtitan: 6 N + 12 L H Q T, with H heads of Q dimensions each, ``attention_dim`` = H Q, the
+    hidden size unless head_dim is set). For a mixture of experts only the experts a token is
+    routed to are active."""
+    return 6.0 * (active_params - embedding_params) + 12.0 * layers * attention_dim * seq_len
 
-    ``n_params`` is the total count; for a mixture of experts only the experts a token is routed to
-    count."""
-    n_active = n_params - _inactive_params_formula(config)
-    n_embed = config.vocab_size * config.hidden_size
+
+def flops_per_token(config, n_params: int, seq_len: int) -> float:
+    """``train_flops_per_token`` of the model ``config`` describes, ``n_params`` in total."""
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    # torchtitan: 6 N + 12 L H Q T, with H heads of Q dimensions each (H Q = hidden unless head_dim is set)
-    return 6.0 * (n_active - n_embed) + 12.0 * config.num_hidden_layers * heads * head_dim * seq_len
+    return train_flops_per_token(n_params - _inactive_params_formula(config), config.vocab_size * config.hidden_size,
+                                 config.num_hidden_layers, heads * head_dim, seq_len)
 
 
-def training_memory(n_params: int, config, seq_len: int) -> dict[str, int]:
+def training_memory(n_params: int, layers: int, hidden: int, vocab_size: int, experts_per_token: int,
+                    seq_len: int) -> dict[str, int]:
     """Estimated training memory in bytes, bf16 mixed precision + AdamW on one device, no sharding.
 
     - ``weights``/``grads``/``optimizer``: fp32 weights (4 B), fp32 gradients (4 B) and AdamW's two
@@ -181,47 +179,12 @@ def training_memory(n_params: int, config, seq_len: int) -> dict[str, int]:
       scaled by experts per token for a mixture of experts) plus the logits (bf16 + fp32 for the
       loss, 6 B x seq_len x vocab). Multiply by the micro batch size.
     Framework overhead, the CUDA context and fragmentation are not included."""
-    _, top_k = num_experts(config)
-    per_layer = seq_len * config.hidden_size * (15 + 19 * max(top_k, 1))
-    activations = config.num_hidden_layers * per_layer + 6 * seq_len * config.vocab_size
+    per_layer = seq_len * hidden * (15 + 19 * max(experts_per_token, 1))
+    activations = layers * per_layer + 6 * seq_len * vocab_size
     mem = {key: n_params * b for key, b in BYTES_PER_PARAM.items()}
     mem["states"] = sum(mem.values())
     mem["activations_per_seq"] = activations
     return mem
-
-
-def preset_summary(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything ``cockpit presets`` shows about one preset, counted on the meta device."""
-    fields = load_preset(name)
-    config = model_config(name, overrides)
-    model = build_meta_model(config)
-    total = count_params(model)
-    active = active_params(model, config, total)
-    n_exp, top_k = num_experts(config)
-    seq_len = config.max_position_embeddings
-    return {
-        "name": name,
-        "family": fields["family"],
-        "description": fields.get("description", ""),
-        "model_class": type(model).__name__,
-        "layers": config.num_hidden_layers,
-        "hidden": config.hidden_size,
-        "heads": config.num_attention_heads,
-        "kv_heads": getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
-        "intermediate": config.intermediate_size,
-        "experts": n_exp,
-        "experts_per_token": top_k,
-        "vocab_size": config.vocab_size,
-        "max_seq_len": seq_len,
-        "tied_embeddings": bool(getattr(config, "tie_word_embeddings", False)),
-        "total_params": total,
-        "active_params": active,
-        "expert_params": sum(expert_sizes(model, config)) if n_exp else 0,
-        "memory": {**training_memory(total, config, seq_len), "model": "bf16 mixed precision + AdamW: "
-                   "fp32 weights 4 B + fp32 grads 4 B + AdamW moments 8 B = 16 B/param; "
-                   "activations per sequence of max_seq_len, without checkpointing, extra"},
-        "flops_per_token": flops_per_token(config, total, seq_len),
-    }
 
 
 #: Dense bf16/fp16 tensor-core peak FLOP/s per GPU, by a substring of its name. Used for MFU only.

@@ -50,6 +50,7 @@ from engine.data.demo import generate_demo_corpus
 from engine.distributed import accelerator_plugins, world_size
 from engine.evaluate import NoHeldOutData, eval_windows, evaluate
 from engine.data.text import BatchIterator, DataError, iter_documents, split_tokens, tokenize_file
+from engine.data.token_cache import cached_tokens
 from engine.data.tokenizer import has_tokenizer, load_tokenizer, train_tokenizer
 from engine.metrics import ConsoleSink, EventSink, MetricsLogger, tensorboard_sink
 from engine.model import build_model, count_params, flops_per_token, model_config, peak_flops
@@ -248,6 +249,8 @@ class Trainer:
             self.info(f"trained tokenizer: {len(tokenizer):,} tokens (asked for {tok_cfg.vocab_size:,}) on "
                       f"{data.path.name} in {time.perf_counter() - t0:.1f}s, saved to {tok_cfg.path}")
         tokenizer = load_tokenizer(tok_cfg.path)
+        if data.source == "demo":  # tokenized once, then read from its cache in the data directory
+            return tokenizer, cached_tokens(data.path, tok_cfg.path, tokenizer, unit=data.text_unit), None
         return tokenizer, tokenize_file(data.path, tokenizer, kind, data.text_unit), None
 
     # --- the loop -------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Model facts, the memory estimate and the dry run of `cockpit check`.
 
-- the torch-free parameter formula equals the meta-device count of the model Transformers builds,
-  for every preset and for overrides;
+- the family defaults the torch-free parameter formula assumes are Transformers' own (the formula
+  itself meets the meta-device model in tests/test_presets.py, for every preset and for overrides);
 - the estimate's arithmetic (precisions, strategies, checkpointing, the largest micro batch), and
   ``check_memory`` against a simulated device (RAM, GPUs);
 - for real (slow): the estimate within 25% of the dry run's measured peak for tiny and nano on this
@@ -27,7 +27,7 @@ from cockpit.checks.memory import (GIB, MIB, activation_bytes_per_token, check_m
                                    largest_micro_batch)
 from cockpit.checks.model_facts import DEFAULTS, model_facts
 from engine.config import RunConfig, apply_overrides, load_config, set_dotted
-from presets import PresetError, list_presets
+from presets import PresetError
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "configs" / "demo.yaml"
@@ -53,40 +53,6 @@ def demo_config(**items) -> RunConfig:
 
 
 # --- model facts ------------------------------------------------------------------------------
-
-OVERRIDES = [
-    ("tiny", {"tie_word_embeddings": False}, None),
-    ("tiny", {"num_key_value_heads": 4}, 500),
-    ("nano", {"head_dim": 64}, None),
-    ("nano", {"num_key_value_heads": 1, "intermediate_size": 1000}, 2048),
-    ("tiny", {"attention_bias": True, "mlp_bias": True}, None),
-    ("tiny", {"vocab_size": 1088}, 1000),  # padded embedding
-    ("mac_nano", {"head_dim": 32, "num_key_value_heads": 7, "tie_word_embeddings": False}, 777),
-    ("mac_nano", {"num_local_experts": 3, "num_experts_per_tok": 1}, None),
-    ("neox_1_2b", {"attention_bias": False, "tie_word_embeddings": True, "num_hidden_layers": 2}, 1000),
-]
-
-
-@pytest.mark.parametrize("preset,overrides,vocab", [(p, {}, None) for p in list_presets()] + OVERRIDES,
-                         ids=lambda x: str(x) if not isinstance(x, dict) else ",".join(x) or "-")
-def test_formula_equals_the_meta_model_count(preset, overrides, vocab):
-    from engine.model import active_params, build_meta_model, count_params, model_config, num_experts
-
-    facts = model_facts(SimpleNamespace(preset=preset, model=overrides), vocab)
-    mcfg = model_config(preset, overrides, vocab)
-    model = build_meta_model(mcfg)
-    total = count_params(model)
-    assert facts["total_params"] == total
-    assert facts["active_params"] == active_params(model, mcfg, total)
-    assert facts["vocab_size"] == mcfg.vocab_size
-    assert facts["layers"] == mcfg.num_hidden_layers and facts["hidden"] == mcfg.hidden_size
-    assert (facts["experts"], facts["experts_per_token"]) == num_experts(mcfg)
-    assert facts["tied_embeddings"] == bool(mcfg.tie_word_embeddings)
-    assert facts["max_position_embeddings"] == mcfg.max_position_embeddings
-    if facts["family"] != "gpt_neox":
-        assert facts["kv_heads"] == mcfg.num_key_value_heads
-        assert facts["head_dim"] == (getattr(mcfg, "head_dim", None) or mcfg.hidden_size // mcfg.num_attention_heads)
-
 
 def test_defaults_mirror_the_transformers_config_classes():
     from engine.model import config_class

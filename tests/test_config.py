@@ -96,10 +96,11 @@ def test_config_validation_stays_torch_free(config_file):
 
 
 def test_fields_are_fields_of_the_transformers_config_classes():
-    from engine.model import _ROPE_KEYS, config_class
+    from engine.model import config_class
 
+    rope = {"rope_theta", "partial_rotary_factor", "rotary_pct", "rotary_emb_base"}  # folded into rope_parameters
     for family, fields in FIELDS.items():
-        real = set(config_class(family)().to_dict()) | _ROPE_KEYS
+        real = set(config_class(family)().to_dict()) | rope
         assert set(fields) <= real, (family, set(fields) - real)
     for name in list_presets():
         preset = load_preset(name)

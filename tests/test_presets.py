@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -21,7 +24,8 @@ def listed() -> dict[str, dict]:
     return {s["name"]: s for s in json.loads(result.output)}
 
 
-def test_catalog_is_complete_and_documented():
+def test_catalog_is_complete_and_documented(listed):
+    assert set(listed) == set(list_presets())
     assert EXPECTED <= set(list_presets())
     for name in list_presets():
         fields = load_preset(name)
@@ -29,22 +33,80 @@ def test_catalog_is_complete_and_documented():
         assert isinstance(fields.get("vocab_size"), int), name
 
 
-def test_every_preset_builds_on_meta_and_counts_match_the_listing(listed):
+#: (preset, model overrides, tokenizer vocabulary) beyond the presets as shipped.
+OVERRIDES = [
+    ("tiny", {"tie_word_embeddings": False}, None),
+    ("tiny", {"num_key_value_heads": 4}, 500),
+    ("nano", {"head_dim": 64}, None),
+    ("nano", {"num_key_value_heads": 1, "intermediate_size": 1000}, 2048),
+    ("tiny", {"attention_bias": True, "mlp_bias": True}, None),
+    ("tiny", {"vocab_size": 1088}, 1000),  # padded embedding
+    ("mac_nano", {"head_dim": 32, "num_key_value_heads": 7, "tie_word_embeddings": False}, 777),
+    ("mac_nano", {"num_local_experts": 3, "num_experts_per_tok": 1}, None),
+    ("neox_1_2b", {"attention_bias": False, "tie_word_embeddings": True, "num_hidden_layers": 2}, 1000),
+]
+
+
+def _shown(preset: str, overrides: dict) -> dict:
+    """``cockpit presets show PRESET --json --set ...`` as a dict."""
+    sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+    result = CliRunner().invoke(app, ["presets", "show", preset, "--json", *sets])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+@pytest.mark.parametrize("preset,overrides,vocab", [(p, {}, None) for p in list_presets()] + OVERRIDES,
+                         ids=lambda x: str(x) if not isinstance(x, dict) else ",".join(x) or "-")
+def test_torch_free_figures_equal_the_meta_model(preset, overrides, vocab, listed):
+    """What `presets list` and `presets show` print, and the model facts `cockpit check` sizes a run
+    with, all come from formulas (no torch); here they meet the model Transformers builds."""
     import torch
 
-    from engine.model import active_params, build_meta_model, count_params, model_config
+    from cockpit.checks.model_facts import model_facts
+    from engine.model import (active_params, build_meta_model, count_params, expert_sizes, flops_per_token,
+                              model_config, num_experts, training_memory)
 
-    assert set(listed) == set(list_presets())
-    for name in list_presets():
-        config = model_config(name, None)
-        model = build_meta_model(config)
-        assert all(p.device == torch.device("meta") for p in model.parameters()), name
-        total = count_params(model)
-        assert listed[name]["total_params"] == total, name
-        assert listed[name]["active_params"] == active_params(model, config), name
-        s = listed[name]
-        assert (s["layers"], s["hidden"]) == (config.num_hidden_layers, config.hidden_size)
-        assert s["memory"]["states"] == 16 * total
+    mcfg = model_config(preset, overrides, vocab)
+    model = build_meta_model(mcfg)
+    assert all(p.device == torch.device("meta") for p in model.parameters())
+    total = count_params(model)
+    n_exp, top_k = num_experts(mcfg)
+    seq = mcfg.max_position_embeddings
+    facts = model_facts(SimpleNamespace(preset=preset, model=overrides), vocab)
+    assert (facts["total_params"], facts["active_params"]) == (total, active_params(model, mcfg, total))
+    assert (facts["vocab_size"], facts["layers"], facts["hidden"], facts["max_position_embeddings"]) \
+        == (mcfg.vocab_size, mcfg.num_hidden_layers, mcfg.hidden_size, seq)
+    assert (facts["experts"], facts["experts_per_token"], facts["tied_embeddings"]) \
+        == (n_exp, top_k, bool(mcfg.tie_word_embeddings))
+    if facts["family"] != "gpt_neox":
+        assert facts["kv_heads"] == mcfg.num_key_value_heads
+        assert facts["head_dim"] == (getattr(mcfg, "head_dim", None) or mcfg.hidden_size // mcfg.num_attention_heads)
+    if vocab is not None:  # the tokenizer's vocabulary is a run's, not the catalog's
+        return
+    shown = _shown(preset, overrides)
+    want = {
+        "model_class": type(model).__name__, "layers": mcfg.num_hidden_layers, "hidden": mcfg.hidden_size,
+        "heads": mcfg.num_attention_heads,
+        "kv_heads": getattr(mcfg, "num_key_value_heads", None) or mcfg.num_attention_heads,
+        "intermediate": mcfg.intermediate_size, "experts": n_exp, "experts_per_token": top_k,
+        "vocab_size": mcfg.vocab_size, "max_seq_len": seq, "tied_embeddings": bool(mcfg.tie_word_embeddings),
+        "total_params": total, "active_params": active_params(model, mcfg, total),
+        "expert_params": sum(expert_sizes(model, mcfg)), "flops_per_token": flops_per_token(mcfg, total, seq),
+    }
+    assert {k: shown[k] for k in want} == want
+    memory = training_memory(total, mcfg.num_hidden_layers, mcfg.hidden_size, mcfg.vocab_size, top_k, seq)
+    assert {k: shown["memory"][k] for k in memory} == memory and memory["states"] == 16 * total
+    if not overrides:  # the catalog's row is show's, less the preset's fields
+        assert listed[preset] == {k: v for k, v in shown.items() if k != "fields"}
+
+
+def test_presets_list_and_show_import_neither_torch_nor_transformers():
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom cockpit.cli import app\n"
+            "for args in (['presets', 'list'], ['presets', 'show', 'mac_mini', '--set', 'num_hidden_layers=2']):\n"
+            "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
+            "print('LOADED=' + ','.join(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "LOADED=\n" in out.stdout + "\n"
 
 
 def test_shapes_from_the_issue(listed):
@@ -88,7 +150,8 @@ def test_tiny_and_nano_unchanged():
 
 
 def test_overrides_apply_and_the_tokenizer_vocab_wins():
-    from engine.model import build_meta_model, count_params, model_config, preset_summary
+    from cockpit.checks.model_facts import preset_summary
+    from engine.model import build_meta_model, model_config
 
     cfg = model_config("mac_nano", {"num_hidden_layers": 2, "num_local_experts": 3}, vocab_size=300)
     assert (cfg.num_hidden_layers, cfg.num_local_experts, cfg.vocab_size) == (2, 3, 300)
@@ -96,7 +159,6 @@ def test_overrides_apply_and_the_tokenizer_vocab_wins():
     assert model_config("neox_1_2b", {"hidden_size": 256, "num_attention_heads": 4}).hidden_size == 256
     small = preset_summary("dense_75m", {"num_hidden_layers": 2})
     assert small["layers"] == 2 and small["total_params"] < preset_summary("dense_75m")["total_params"]
-    assert count_params(build_meta_model(model_config("tiny", None))) == preset_summary("tiny")["total_params"]
     assert model_config("tiny", {"vocab_size": 320}, vocab_size=300).vocab_size == 320  # padded embedding
     with pytest.raises(PresetError, match=r"model.vocab_size \(256\) is smaller than the tokenizer's vocabulary \(300\)"):
         model_config("tiny", {"vocab_size": 256}, vocab_size=300)
@@ -139,8 +201,11 @@ def test_show_applies_overrides_like_a_run_config():
     assert (s["layers"], s["experts"]) == (2, 4) and s["fields"]["num_hidden_layers"] == 2
     bad = CliRunner().invoke(app, ["presets", "show", "tiny", "--set", "num_experts_pe=2"])
     assert bad.exit_code == 2 and "model.num_experts_pe: not a field of a llama model" in bad.output
-    typed = CliRunner().invoke(app, ["presets", "show", "tiny", "--set", "hidden_size=abc"])
-    assert typed.exit_code == 2 and "hidden_size" in typed.output and "Traceback" not in typed.output
+    for bad, says in (("hidden_size=abc", "model.hidden_size: 'abc' is not allowed: a positive integer (1 or more)"),
+                      ("num_hidden_layers=-1", "model.num_hidden_layers: -1 is not allowed: a positive integer (1 or more)"),
+                      ("hidden_size=130", "hidden_size (130) is not a multiple of num_attention_heads (4)")):
+        typed = CliRunner().invoke(app, ["presets", "show", "tiny", "--set", bad])
+        assert typed.exit_code == 2 and f"error: {says}" in typed.output and "Traceback" not in typed.output
 
 
 SMALL_MODELS = {

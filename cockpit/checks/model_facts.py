@@ -16,14 +16,15 @@ Transformers builds:
               LayerNorm; lm_head (embed_out) V*h unless tied
 
 A test keeps these formulas equal to ``engine.model.count_params(build_meta_model(...))`` for every
-preset and for overrides (tied/untied, key-value heads, head_dim, vocabulary).
+preset and for overrides (tied/untied, key-value heads, head_dim, vocabulary), through what
+``cockpit presets list|show`` print (``preset_summary``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from presets import META_KEYS, PresetError, load_preset
+from presets import META_KEYS, PresetError, check_overrides, load_preset
 
 #: What the family's Transformers config class uses for a field the preset does not set
 #: (Transformers 5: LlamaConfig, MixtralConfig, GPTNeoXConfig). ``None`` means "derived"
@@ -45,9 +46,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 def resolved_fields(preset: str, overrides: dict[str, Any] | None = None, vocab_size: int | None = None) -> dict[str, Any]:
     """The preset's fields with ``overrides`` on top, the vocabulary the run will have, and the
-    family's defaults for what neither sets. Raises PresetError for an unknown preset."""
+    family's defaults for what neither sets. Raises PresetError for an unknown preset or a key the
+    family's model does not have."""
     fields = load_preset(preset)
     family = fields["family"]
+    check_overrides(preset, overrides or {})
     out = dict(DEFAULTS[family])
     out.update({k: v for k, v in fields.items() if k not in META_KEYS})
     out.update(overrides or {})
@@ -82,8 +85,12 @@ def facts_from_fields(f: dict[str, Any]) -> dict[str, Any]:
     family = f["family"]
     V, h, L = _int(f, "vocab_size"), _int(f, "hidden_size"), _int(f, "num_hidden_layers")
     heads, inter = _int(f, "num_attention_heads"), _int(f, "intermediate_size")
-    if heads <= 0 or h <= 0:
-        raise PresetError(f"hidden_size {h} / num_attention_heads {heads}: must be positive")
+    for key, value, least in (("vocab_size", V, 1), ("hidden_size", h, 1), ("num_attention_heads", heads, 1),
+                              ("intermediate_size", inter, 1), ("num_hidden_layers", L, 0)):
+        if value < least:
+            raise PresetError(f"{key}: must be at least {least}, got {value}")
+    if family != "mixtral" and h % heads:  # as the config classes validate it
+        raise PresetError(f"hidden_size ({h}) is not a multiple of num_attention_heads ({heads})")
     tied = bool(f.get("tie_word_embeddings"))
     if family == "gpt_neox":
         kv_heads, head_dim = heads, h // heads
@@ -125,4 +132,39 @@ def facts_from_fields(f: dict[str, Any]) -> dict[str, Any]:
         "vocab_size": V, "max_position_embeddings": _int(f, "max_position_embeddings"), "tied_embeddings": tied,
         "attention_bias": attention_bias, "mlp_bias": mlp_bias, "total_params": total, "active_params": active,
         "embedding_params": embedding, "layer_params": layer, "expert_params": expert,
+    }
+
+
+def preset_summary(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything ``cockpit presets`` shows about one preset (with ``overrides``, as a run's
+    ``model:``), counted with the preset's own vocabulary. Raises PresetError."""
+    from engine.model import MODEL_CLASSES, training_memory, train_flops_per_token
+
+    fields = load_preset(name)
+    f = facts_from_fields(resolved_fields(name, overrides))
+    seq_len = f["max_position_embeddings"]
+    return {
+        "name": name,
+        "family": f["family"],
+        "description": fields.get("description", ""),
+        "model_class": MODEL_CLASSES[f["family"]],
+        "layers": f["layers"],
+        "hidden": f["hidden"],
+        "heads": f["heads"],
+        "kv_heads": f["kv_heads"],
+        "intermediate": f["intermediate"],
+        "experts": f["experts"],
+        "experts_per_token": f["experts_per_token"],
+        "vocab_size": f["vocab_size"],
+        "max_seq_len": seq_len,
+        "tied_embeddings": f["tied_embeddings"],
+        "total_params": f["total_params"],
+        "active_params": f["active_params"],
+        "expert_params": f["expert_params"] * f["layers"],  # one expert of every layer
+        "memory": {**training_memory(f["total_params"], f["layers"], f["hidden"], f["vocab_size"],
+                                     f["experts_per_token"], seq_len),
+                   "model": "bf16 mixed precision + AdamW: fp32 weights 4 B + fp32 grads 4 B + AdamW moments 8 B "
+                            "= 16 B/param; activations per sequence of max_seq_len, without checkpointing, extra"},
+        "flops_per_token": train_flops_per_token(f["active_params"], f["embedding_params"], f["layers"], f["q_dim"],
+                                                 seq_len),
     }

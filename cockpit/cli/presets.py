@@ -1,7 +1,8 @@
 """`cockpit presets list|show`: the model preset catalog with exact parameter counts.
 
-Counts come from building each model on the meta device (shapes only, no memory), so they are
-the model's own, not a formula's. Training memory: bf16 mixed precision + AdamW, 16 B/param
+Counts are exact, from the preset's shape (``cockpit.checks.model_facts``, torch-free: the catalog
+prints as fast as ``cockpit --help``); a test holds them equal to the model Transformers builds, on
+the meta device, for every preset. Training memory: bf16 mixed precision + AdamW, 16 B/param
 (fp32 weights 4 + fp32 grads 4 + AdamW moments 8), activations as a separate estimate.
 """
 
@@ -38,12 +39,9 @@ def _overrides(items: list[str]) -> dict:
 
 
 def _summaries(names: list[str], overrides: dict | None = None) -> list[dict]:
-    from engine.model import preset_summary
+    from cockpit.checks.model_facts import preset_summary
     from presets import PresetError
 
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
     try:
         return [preset_summary(name, overrides) for name in names]
     except PresetError as exc:
@@ -78,7 +76,7 @@ def list_cmd(as_json: bool = JSON_OPTION) -> None:
 
     from rich import box
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, padding=(0, 1), caption="params counted on the meta device; memory: training state, bf16 mixed precision + AdamW, "
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, padding=(0, 1), caption="params: exact, from the shape; memory: training state, bf16 mixed precision + AdamW, "
                           "16 B/param (fp32 weights, grads, 2 moments), activations extra (presets show NAME)", caption_justify="left")
     for col, justify in (("preset", "left"), ("family", "left"), ("params", "right"), ("active", "right"),
                          ("layers", "right"), ("hidden", "right"), ("heads", "right"), ("experts", "right"),
