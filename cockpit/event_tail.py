@@ -25,6 +25,17 @@ CHUNK_BYTES = 1 << 20
 _CHANGES = frozenset({"created", "modified", "moved", "deleted", "closed"})
 
 
+class _QuietStop(logging.Filter):
+    """Drops the error watchdog logs when it is stopped in the middle of a read (a harmless race in
+    its own shutdown), which would otherwise end every followed run with a stray line on stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
+_QUIET_STOP = _QuietStop()
+
+
 class EventTail:
     """The events appended to an events file since the last :meth:`read`. A partial last line (the
     engine is writing it right now) is kept and completed by the next read."""
@@ -100,6 +111,7 @@ class DirWatch:
                     if event.event_type in _CHANGES:
                         changed.set()
 
+            logging.getLogger("watchdog.observers.inotify").addFilter(_QUIET_STOP)
             observer = Observer()
             observer.schedule(_Handler(), str(self.directory), recursive=False)
             observer.daemon = True

@@ -3,6 +3,7 @@ saved byte offset, woken by filesystem events, with a slow poll as the fallback.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -171,3 +172,15 @@ def test_the_watch_ignores_reads(tmp_path):
         assert not watch.wait(0.3)
         (tmp_path / "events.jsonl").write_bytes(line(0))
         assert watch.wait(5.0)
+
+
+def test_stopping_the_watch_leaves_nothing_on_stderr(tmp_path, caplog):
+    """Watchdog logs an error when stopped mid-read; a followed run must not end with that line."""
+    caplog.set_level(logging.WARNING)
+    for i in range(40):
+        watch = DirWatch(tmp_path)
+        (tmp_path / "events.jsonl").write_bytes(line(i))
+        watch.wait(0.02)
+        (tmp_path / "events.jsonl").write_bytes(line(i))
+        watch.close()
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("watchdog")] == []
