@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import TERMINAL_STATES
+from engine.protocol import DEAD, TERMINAL_STATES, UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -222,14 +222,14 @@ def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
         if not isinstance(status, dict):
             raise ValueError
     except (OSError, ValueError):
-        return {"state": "unknown", "alive": False}
+        return {"state": UNKNOWN, "alive": False}
     alive = lock_held(paths.root)
     if alive is None:
         pid, start = status.get("pid"), status.get("pid_start")
         alive = pid_alive(pid if isinstance(pid, int) else None, start if isinstance(start, int) else None)
     status["alive"] = alive
     if not alive and status.get("state") not in TERMINAL_STATES:
-        status["state"] = "dead"
+        status["state"] = DEAD
     return status
 
 
