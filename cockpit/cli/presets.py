@@ -22,6 +22,8 @@ JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.
 
 def _overrides(items: list[str]) -> dict:
     """``--set num_hidden_layers=4`` (or ``model.num_hidden_layers=4``) -> {"num_hidden_layers": 4}."""
+    if not items:  # engine.config (pydantic) is slow to import: only for --set
+        return {}
     from engine.config import ConfigError, parse_override
 
     out = {}
