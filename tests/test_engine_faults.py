@@ -1,16 +1,13 @@
-"""Faults and limits of the real engine on the CPU (in-process, except SIGINT, which needs the
-process): a non-finite loss (injected through the test-only
-``COCKPIT_TEST_NAN_AT_STEPS`` hook) under ``train.nonfinite: skip`` and ``stop``; ``budget_usd`` and
-``max_hours`` stopping cleanly with a loadable checkpoint; and CUDA out-of-memory (raised by a fake
-forward, since there is no GPU here) reported with a suggestion and no checkpoint of the bad step."""
+"""Faults and limits of the real engine on the CPU, trained in-process (SIGINT needs the process):
+a non-finite loss (injected through the test-only ``COCKPIT_TEST_NAN_AT_STEPS`` hook) under
+``train.nonfinite: skip`` and ``stop``; ``budget_usd`` and ``max_hours`` stopping cleanly with a
+loadable checkpoint; and CUDA out-of-memory (raised by a fake forward, since there is no GPU here)
+reported with a suggestion and no checkpoint of the bad step."""
 
 from __future__ import annotations
 
 import math
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +17,6 @@ from helpers import events_of, train_in_process, wait_for
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
 TOKENS_PER_STEP = 8 * 64
 
 RUNS = {
@@ -33,21 +29,13 @@ RUNS = {
 }
 
 
-def launch(run_dir: Path) -> subprocess.Popen:
-    (run_dir / "logs").mkdir(exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    with open(run_dir / "logs" / "engine.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "engine", "--run-dir", str(run_dir)], cwd=REPO, env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-
-
 @pytest.fixture(scope="module")
-def runs(make_run_dir):
+def runs(make_run_dir, start_engine):
     """The five runs: name -> (run_dir, exit code, events). SIGINT needs the process (started first,
     so its start-up overlaps the others); the rest train in-process, one after the other."""
     dirs = {name: make_run_dir(f"fault-{name}", {"telemetry.enabled": False, **overrides})
             for name, (overrides, _) in RUNS.items()}
-    sigint_proc = launch(dirs["sigint"])
+    sigint_proc = start_engine(dirs["sigint"])
     try:
         done = {}
         for name, (_, nan_steps) in RUNS.items():
