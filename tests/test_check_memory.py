@@ -301,7 +301,8 @@ def test_cpu_estimate_within_25_percent_of_the_dry_run(demo_data, tmp_path):
     from tokenizers import Tokenizer
 
     cfg = demo_config(preset="tiny", **{"train.micro_batch_size": 16, "train.seq_len": 128,
-                                        "data.path": demo_data / "corpus.txt", "tokenizer.path": demo_data / "tokenizer"})
+                                        "data.path": demo_data / "corpus.txt",
+                                        "tokenizer.path": demo_data / "tokenizer"})
     code, measured = dry_run_subprocess(cfg, tmp_path)
     assert code == 0 and measured["ok"], measured
     if measured["peak"]["kind"] != "cpu_rss":
