@@ -7,7 +7,9 @@ Fixtures:
                     -> a fresh run directory holding run.yaml for a small, fast CPU run
   start_engine      (session) factory: start_engine(run_dir) -> subprocess.Popen of
                     `python -m engine --run-dir run_dir`, output in run_dir/logs/engine.log; every
-                    process still running at the end of the session is killed
+                    process still running at the end of the session is killed; only for tests where
+                    the process is the point (signals, kill, the socket, launch, the lock, several
+                    processes): anything else trains in-process with helpers.train_in_process(run_dir)
 """
 
 from __future__ import annotations

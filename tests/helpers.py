@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from cockpit.client import read_events
 from engine.rundir import RunPaths
@@ -24,6 +27,37 @@ def wait_for(predicate, timeout: float = 90.0, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise AssertionError("timed out waiting")
+
+
+def train_in_process(run_dir: Path, env: dict[str, str] | None = None) -> int:
+    """Train the run of ``run_dir/run.yaml`` in this process and return the engine's exit code.
+
+    The same engine as ``python -m engine --run-dir run_dir`` (``engine.train.run``), without the
+    process around it: no run-directory lock, and a ``Controls`` whose signal handlers are not
+    installed. Its output goes to ``logs/engine.log`` as the subprocess's does. ``env`` is set for the
+    run only (e.g. ``COCKPIT_TEST_NAN_AT_STEPS``); torch's thread count and Accelerate's singleton
+    state are restored afterwards, so runs do not leak into each other or into other tests."""
+    import torch
+    from accelerate.state import AcceleratorState, GradientState
+
+    from engine.config import read_run_config
+    from engine.controls import Controls
+    from engine.train import run
+
+    cfg = read_run_config(run_dir)
+    log_path = RunPaths(run_dir).engine_log
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp, open(log_path, "a", encoding="utf-8") as log, \
+            redirect_stdout(log), redirect_stderr(log):
+        for key, value in (env or {}).items():
+            mp.setenv(key, value)
+        try:
+            return run(run_dir, cfg, Controls())
+        finally:
+            torch.set_num_threads(threads)
+            AcceleratorState._reset_state(reset_partial_state=True)
+            GradientState._reset_state()
 
 
 #: A run that trains in a few seconds on one CPU core: a 2-layer, 64-wide Llama on a small demo

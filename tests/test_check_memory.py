@@ -4,9 +4,10 @@
   itself meets the meta-device model in tests/test_presets.py, for every preset and for overrides);
 - the estimate's arithmetic (precisions, strategies, checkpointing, the largest micro batch), and
   ``check_memory`` against a simulated device (RAM, GPUs);
-- for real (slow): the estimate within 25% of the dry run's measured peak for tiny and nano on this
-  machine, the dry run check end to end without touching the user's data directory, and a dry run
-  that fails reporting why with exit code 2.
+- for real (slow): the estimate within 25% of the dry run's measured peak for the demo config (tiny,
+  micro batch 16) on this machine (more cases are calibration: bench/memory_estimate.py), the dry
+  run check end to end without touching the user's data directory, and a dry run that fails
+  reporting why with exit code 2.
 """
 
 from __future__ import annotations
@@ -293,12 +294,14 @@ def dry_run_subprocess(cfg: RunConfig, tmp_path: Path, steps: int = 2) -> tuple[
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset,micro_batch", [("tiny", 16), ("tiny", 4), ("nano", 16), ("nano", 4)])
-def test_cpu_estimate_within_25_percent_of_the_dry_run(preset, micro_batch, demo_data, tmp_path):
-    """The demo config's seq_len (128), fp32 on the CPU; its micro batch (16) and a smaller one."""
+def test_cpu_estimate_within_25_percent_of_the_dry_run(demo_data, tmp_path):
+    """The demo config as shipped (tiny, seq_len 128, micro batch 16), fp32 on the CPU. The other
+    cases (nano, smaller and larger batches, seq_len 512, gradient checkpointing, MoE) are
+    calibration: bench/memory_estimate.py measures them and bench/RESULTS.md records them."""
     from tokenizers import Tokenizer
 
-    cfg = demo_config(preset=preset, **{"train.micro_batch_size": micro_batch, "data.path": demo_data / "corpus.txt",
+    cfg = demo_config(preset="tiny", **{"train.micro_batch_size": 16, "train.seq_len": 128,
+                                        "data.path": demo_data / "corpus.txt",
                                         "tokenizer.path": demo_data / "tokenizer"})
     code, measured = dry_run_subprocess(cfg, tmp_path)
     assert code == 0 and measured["ok"], measured

@@ -8,8 +8,9 @@ import yaml
 from typer.testing import CliRunner
 
 from cockpit.cli import app
+from cockpit.launch import new_run_dir, prepare_config
 from engine.rundir import read_status
-from helpers import events_of, small_run_config
+from helpers import events_of, small_run_config, train_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -18,15 +19,17 @@ COCKPIT = [sys.executable, "-m", "cockpit"]
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, engine_data_dir):
-    """A finished 20-step run with checkpoints at 10 and 20, and its config file."""
+    """A finished 20-step run with checkpoints at 10 and 20, and its config file; the resumes below go
+    through `cockpit run --resume ... --headless` as a user runs them."""
     root = tmp_path_factory.mktemp("resume")
     config = root / "resume.yaml"
     config.write_text(small_run_config(engine_data_dir, {
         "name": "res", "runs_dir": str(root / "runs"), "train.max_steps": 20, "train.save_every": 10,
         "train.log_every": 1}).to_yaml())
-    out = subprocess.run(COCKPIT + ["run", str(config), "--headless"], capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0, out.stdout + out.stderr
-    (run,) = (root / "runs").iterdir()
+    config_path, cfg = prepare_config(str(config))
+    run = new_run_dir(cfg, config_path)  # as `cockpit run` makes it; the engine trains in-process
+    assert train_in_process(run) == 0, (run / "logs" / "engine.log").read_text()
+    assert [p.name for p in (root / "runs").iterdir()] == [run.name]
     return config, run
 
 

@@ -21,7 +21,7 @@ from engine.data.shards import open_shards, read_manifest
 from engine.data.signals import batch_signals, split_draws
 from engine.data.tokenizer import train_tokenizer
 
-from helpers import events_of
+from helpers import events_of, train_in_process
 
 REPO = Path(__file__).resolve().parent.parent
 VOCAB = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "po", "re", "si", "tu", "va", "ze")
@@ -208,13 +208,13 @@ def test_killed_midway_and_rerun_gives_the_same_shards(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_engine_trains_and_evaluates_on_prepared_shards(corpus, tmp_path, make_run_dir, start_engine):
+def test_the_engine_trains_and_evaluates_on_prepared_shards(corpus, tmp_path, make_run_dir):
     root, _, tok = corpus
     prepare([root / "corpus.txt"], tok, tmp_path / "shards", PrepareSettings(seq_len=64, val_fraction=0.1))
     run_dir = make_run_dir("prepared", {"data.source": "shards", "data.path": str(tmp_path / "shards"),
                                         "tokenizer.path": str(tok), "train.max_steps": 10, "train.eval_every": 5,
                                         "train.eval_batches": 2})
-    assert start_engine(run_dir).wait(timeout=180) == 0, (run_dir / "logs" / "engine.log").read_text()[-3000:]
+    assert train_in_process(run_dir) == 0, (run_dir / "logs" / "engine.log").read_text()[-3000:]
     events = events_of(run_dir)
     evals = [e for e in events if e["type"] == "eval"]
     assert [e["step"] for e in evals] == [5, 10] and all(np.isfinite(e["loss"]) for e in evals)

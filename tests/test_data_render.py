@@ -16,7 +16,7 @@ from engine.data.shards import open_masks, open_shards
 from engine.data.text import BatchIterator
 from engine.data.tokenizer import CHAT_TEMPLATE, CHAT_TOKENS, train_tokenizer
 
-from helpers import events_of
+from helpers import events_of, train_in_process
 
 RECORDS = {
     "instruct": {"instruction": "add the numbers", "input": "2 3", "output": "5"},
@@ -104,7 +104,7 @@ def test_prepared_shards_carry_the_mask_and_labels_ignore_the_prompt(tok_dir, tm
 
 
 @pytest.mark.slow
-def test_the_engine_fine_tunes_on_masked_shards(tok_dir, tmp_path, make_run_dir, start_engine):
+def test_the_engine_fine_tunes_on_masked_shards(tok_dir, tmp_path, make_run_dir):
     rows = []
     for i in range(300):
         rows.append({"instruction": f"add {i} and {i + 1}", "output": f"{2 * i + 1}"})
@@ -119,7 +119,7 @@ def test_the_engine_fine_tunes_on_masked_shards(tok_dir, tmp_path, make_run_dir,
     run_dir = make_run_dir("sft", {"data.source": "shards", "data.path": str(tmp_path / "shards"),
                                    "tokenizer.path": str(tok_dir), "train.max_steps": 10, "train.eval_every": 10,
                                    "train.eval_batches": 2})
-    assert start_engine(run_dir).wait(timeout=180) == 0, (run_dir / "logs" / "engine.log").read_text()[-3000:]
+    assert train_in_process(run_dir) == 0, (run_dir / "logs" / "engine.log").read_text()[-3000:]
     events = events_of(run_dir)
     logs = " ".join(e.get("message", "") for e in events if e["type"] == "log")
     assert "training tokens are learnt (the rest is prompt)" in logs

@@ -1,25 +1,22 @@
-"""Faults and limits of the real engine on the CPU: a non-finite loss (injected through the test-only
-``COCKPIT_TEST_NAN_AT_STEPS`` hook) under ``train.nonfinite: skip`` and ``stop``; ``budget_usd`` and
-``max_hours`` stopping cleanly with a loadable checkpoint; and CUDA out-of-memory (raised by a fake
-forward, since there is no GPU here) reported with a suggestion and no checkpoint of the bad step."""
+"""Faults and limits of the real engine on the CPU, trained in-process (SIGINT needs the process):
+a non-finite loss (injected through the test-only ``COCKPIT_TEST_NAN_AT_STEPS`` hook) under
+``train.nonfinite: skip`` and ``stop``; ``budget_usd`` and ``max_hours`` stopping cleanly with a
+loadable checkpoint; and CUDA out-of-memory (raised by a fake forward, since there is no GPU here)
+reported with a suggestion and no checkpoint of the bad step."""
 
 from __future__ import annotations
 
 import math
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from engine.rundir import RunPaths, latest_checkpoint, read_status
-from helpers import events_of, wait_for
+from helpers import events_of, train_in_process, wait_for
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
 TOKENS_PER_STEP = 8 * 64
 
 RUNS = {
@@ -32,36 +29,26 @@ RUNS = {
 }
 
 
-def launch(run_dir: Path, nan_steps: str) -> subprocess.Popen:
-    (run_dir / "logs").mkdir(exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    if nan_steps:
-        env["COCKPIT_TEST_NAN_AT_STEPS"] = nan_steps
-    with open(run_dir / "logs" / "engine.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "engine", "--run-dir", str(run_dir)], cwd=REPO, env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-
-
 @pytest.fixture(scope="module")
-def runs(make_run_dir):
-    """The four runs at once: name -> (run_dir, exit code, events)."""
-    started = {}
-    for name, (overrides, nan_steps) in RUNS.items():
-        run_dir = make_run_dir(f"fault-{name}", {"telemetry.enabled": False, **overrides})
-        started[name] = (run_dir, launch(run_dir, nan_steps))
-    done = {}
+def runs(make_run_dir, start_engine):
+    """The five runs: name -> (run_dir, exit code, events). SIGINT needs the process (started first,
+    so its start-up overlaps the others); the rest train in-process, one after the other."""
+    dirs = {name: make_run_dir(f"fault-{name}", {"telemetry.enabled": False, **overrides})
+            for name, (overrides, _) in RUNS.items()}
+    sigint_proc = start_engine(dirs["sigint"])
     try:
-        sigint_dir, sigint_proc = started["sigint"]
-        wait_for(lambda: any(e["type"] == "metrics" for e in events_of(sigint_dir)), timeout=120)
+        done = {}
+        for name, (_, nan_steps) in RUNS.items():
+            if name != "sigint":
+                env = {"COCKPIT_TEST_NAN_AT_STEPS": nan_steps} if nan_steps else None
+                done[name] = (dirs[name], train_in_process(dirs[name], env), events_of(dirs[name]))
+        wait_for(lambda: any(e["type"] == "metrics" for e in events_of(dirs["sigint"])), timeout=120)
         sigint_proc.send_signal(signal.SIGINT)
-        for name, (run_dir, proc) in started.items():
-            rc = proc.wait(timeout=150)
-            done[name] = (run_dir, rc, events_of(run_dir))
+        done["sigint"] = (dirs["sigint"], sigint_proc.wait(timeout=150), events_of(dirs["sigint"]))
     finally:
-        for _, proc in started.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        if sigint_proc.poll() is None:
+            sigint_proc.kill()
+            sigint_proc.wait()
     return done
 
 

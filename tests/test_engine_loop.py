@@ -5,46 +5,26 @@ and gradient checkpointing (same losses, less memory)."""
 from __future__ import annotations
 
 import math
-import os
-import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from engine.rundir import RunPaths, latest_checkpoint
-from helpers import events_of
+from helpers import events_of, train_in_process
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
 CONFIG = {"train.max_steps": 20, "train.log_every": 1, "train.save_every": 5, "train.eval_every": 5,
           "train.eval_batches": 2, "train.save_total_limit": 2, "data.val_fraction": 0.05, "telemetry.enabled": False}
-
-
-def launch(run_dir: Path) -> subprocess.Popen:
-    (run_dir / "logs").mkdir(exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    with open(run_dir / "logs" / "engine.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "engine", "--run-dir", str(run_dir)], cwd=REPO, env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(scope="module")
 def runs(make_run_dir):
     dirs = {"plain": make_run_dir("loop-plain", CONFIG),
             "gc": make_run_dir("loop-gc", {**CONFIG, "train.gradient_checkpointing": True})}
-    procs = {name: launch(d) for name, d in dirs.items()}
-    try:
-        rcs = {name: p.wait(timeout=150) for name, p in procs.items()}
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for name, rc in rcs.items():
-        assert rc == 0, RunPaths(dirs[name]).engine_log.read_text(errors="replace")
+    for name, run_dir in dirs.items():
+        assert train_in_process(run_dir) == 0, RunPaths(run_dir).engine_log.read_text(errors="replace")
     return {name: (d, events_of(d)) for name, d in dirs.items()}
 
 

@@ -1,5 +1,6 @@
-"""The real engine (`python -m engine --run-dir DIR`) as a subprocess on the CPU: events, metrics,
-checkpoints, commands over the socket, signals and failures."""
+"""The real engine on the CPU: what a run computes and writes (events, metrics, checkpoints,
+failures) trained in-process by ``engine.train.run``; the process itself (`python -m engine --run-dir
+DIR`) where it is the point: commands over the socket, signals, a bad run.yaml."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import yaml
 from cockpit.client import RunClient
 from engine.protocol import EVENT_PAYLOADS, PROTOCOL_VERSION
 from engine.rundir import RunPaths, latest_checkpoint, read_status
-from helpers import events_of, wait_for
+from helpers import events_of, train_in_process, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -39,10 +40,9 @@ def assert_gapless(events: list[dict]) -> None:
 # --- a run to the end -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def finished_run(make_run_dir, start_engine):
+def finished_run(make_run_dir):
     run_dir = make_run_dir("finished", {"train.save_every": 20})
-    proc = start_engine(run_dir)
-    rc = proc.wait(timeout=150)
+    rc = train_in_process(run_dir)
     return run_dir, rc, events_of(run_dir)
 
 
@@ -236,10 +236,10 @@ def test_sigterm_finishes_the_step_saves_and_exits_0(make_run_dir, start_engine)
 
 # --- failures ---------------------------------------------------------------------------------
 
-def test_a_failing_run_emits_error_and_failed_and_exits_1(make_run_dir, start_engine, tmp_path):
+def test_a_failing_run_emits_error_and_failed_and_exits_1(make_run_dir, tmp_path):
     run_dir = make_run_dir("failing", {"data.source": "text", "data.path": str(tmp_path / "missing.txt"),
                                        "tokenizer.path": str(tmp_path / "tokenizer")})
-    assert start_engine(run_dir).wait(timeout=120) == 1
+    assert train_in_process(run_dir) == 1
     events = events_of(run_dir)
     assert_gapless(events)
     error = next(e for e in events if e["type"] == "error")
@@ -277,12 +277,12 @@ def test_tensorboard_event_files_hold_the_logged_metrics(finished_run):
     assert "train/lr" in acc.Tags()["scalars"]
 
 
-def test_epochs_set_max_steps_from_the_data(make_run_dir, start_engine):
+def test_epochs_set_max_steps_from_the_data(make_run_dir):
     import math
     import re
 
     run_dir = make_run_dir("epochs", {"train.epochs": 0.25, "train.max_steps": 1, "train.warmup_steps": 2})
-    assert start_engine(run_dir).wait(timeout=120) == 0, engine_log(run_dir)
+    assert train_in_process(run_dir) == 0, engine_log(run_dir)
     events = events_of(run_dir)
     data_line = next(e["message"] for e in events if e["type"] == "log" and e["message"].startswith("data:"))
     sequences = int(re.search(r"\(([\d,]+) sequences", data_line).group(1).replace(",", ""))

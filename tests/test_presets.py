@@ -217,15 +217,15 @@ SMALL_MODELS = {
 
 
 @pytest.mark.parametrize("preset", sorted(SMALL_MODELS))
-def test_engine_trains_a_shrunk_preset_and_its_checkpoint_loads(preset, make_run_dir, start_engine):
+def test_engine_trains_a_shrunk_preset_and_its_checkpoint_loads(preset, make_run_dir):
     from transformers import AutoModelForCausalLM
 
-    from helpers import events_of
+    from helpers import events_of, train_in_process
 
     fields, class_name = SMALL_MODELS[preset]
     run_dir = make_run_dir(preset, overrides={"preset": preset, "model": fields, "train.max_steps": 6,
                                               "train.warmup_steps": 1, "telemetry.enabled": False})
-    rc = start_engine(run_dir).wait(timeout=150)
+    rc = train_in_process(run_dir)
     assert rc == 0, (run_dir / "logs" / "engine.log").read_text()
     events = events_of(run_dir)
     assert events[-1]["state"] == "finished"

@@ -181,7 +181,15 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
 
 
-def test_engine_refuses_to_resume_with_exit_2_one_line_and_no_change(runs, tmp_path):
+def test_engine_refuses_to_resume_with_exit_2_one_line_and_no_change(runs, tmp_path, monkeypatch, capsys):
+    """``python -m engine --resume``'s refusals, through its ``main`` in this process."""
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # what engine.__main__ sets at import stays here
+    from engine.__main__ import main
+
+    def engine(spec: str) -> tuple[int, str]:
+        rc = main(["--run-dir", str(run_dir), "--resume", spec])
+        return rc, capsys.readouterr().err
+
     run_a = runs[0]
     run_dir = tmp_path / "refused"
     (run_dir / "checkpoints").mkdir(parents=True)
@@ -190,20 +198,17 @@ def test_engine_refuses_to_resume_with_exit_2_one_line_and_no_change(runs, tmp_p
     (run_dir / "checkpoints" / "latest").write_text(f"checkpoint-{K}\n")
     _rewrite_state(run_dir / "checkpoints" / f"checkpoint-{K}", lambda s: s["rng"].pop("torch"))
     before = _snapshot(run_dir)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     for spec in ("latest", str(run_dir / "checkpoints" / f"checkpoint-{K}"), str(tmp_path / "nowhere")):
-        proc = subprocess.run([sys.executable, "-m", "engine", "--run-dir", str(run_dir), "--resume", spec],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 2, proc.stderr
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+        rc, stderr = engine(spec)
+        assert rc == 2, stderr
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in stderr, stderr
         if spec == "latest" or spec.endswith(f"checkpoint-{K}"):
             assert "cannot resume" in lines[0] and "RNG state: torch" in lines[0]
         else:
             assert "nowhere: checkpoint directory not found" in lines[0]
         assert _snapshot(run_dir) == before
     (run_dir / "checkpoints" / "latest").unlink()
-    proc = subprocess.run([sys.executable, "-m", "engine", "--run-dir", str(run_dir), "--resume", "latest"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "no checkpoint to resume from" in proc.stderr
+    rc, stderr = engine("latest")
+    assert rc == 2 and "no checkpoint to resume from" in stderr
     assert not (run_dir / "events.jsonl").exists() and not (run_dir / "logs").exists()

@@ -1,5 +1,5 @@
 """Scale-out: the launcher picks torchrun on CPUs and `accelerate launch --multi_gpu` on GPUs; a real
-2-process CPU DDP run (gloo) matches a 1-process run with the same global batch."""
+2-process CPU DDP run (gloo) matches a 1-process run (trained in-process) with the same global batch."""
 
 import json
 import subprocess
@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cockpit.cli import app
-from cockpit.launch import Topology, engine_command
+from cockpit.launch import Topology, engine_command, new_run_dir, prepare_config
 from engine.config import ConfigError
-from helpers import events_of, small_run_config
+from helpers import events_of, small_run_config, train_in_process
 
 RUN = Path("/runs/r")
 
@@ -68,10 +68,10 @@ def test_two_cpu_processes_match_one_with_the_same_global_batch(tmp_path, engine
     config = tmp_path / "ddp.yaml"
     overrides = {"runs_dir": str(tmp_path / "runs"), "train.max_steps": 20, "train.log_every": 1}
     config.write_text(small_run_config(engine_data_dir, overrides).to_yaml())
+    config_path, one_cfg = prepare_config(str(config), ["train.micro_batch_size=16"])
+    one_dir = new_run_dir(one_cfg, config_path, tmp_path / "one")  # the reference: one process, trained in this one
+    assert train_in_process(one_dir) == 0, (one_dir / "logs" / "engine.log").read_text()
     base = [sys.executable, "-m", "cockpit", "run", str(config), "--headless"]
-    one = subprocess.run(base + ["--run-dir", str(tmp_path / "one"), "--set", "train.micro_batch_size=16"],
-                         capture_output=True, text=True, timeout=180)
-    assert one.returncode == 0, one.stdout + one.stderr
     two = subprocess.run(base + ["--run-dir", str(tmp_path / "two"), "--set", "train.micro_batch_size=8",
                                  "--nproc", "2"], capture_output=True, text=True, timeout=180)
     assert two.returncode == 0, two.stdout + two.stderr + (tmp_path / "two/logs/engine.log").read_text()

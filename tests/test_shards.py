@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +14,7 @@ from engine.data.shards import (MANIFEST, ShardTokens, open_shards, read_manifes
 from engine.data.text import BatchIterator, DataError, iter_documents, split_tokens, tokenize_file
 from engine.data.tokenizer import load_tokenizer, train_tokenizer
 
-from helpers import events_of
-
-REPO = Path(__file__).resolve().parent.parent
+from helpers import events_of, train_in_process
 
 
 @pytest.fixture(scope="module")
@@ -133,20 +129,20 @@ def test_jsonl_documents_and_malformed_lines(tmp_path, tok_dir):
             tokenize_file(bad, tok, "jsonl")
 
 
-def test_command_line_writes_shards(tmp_path, corpus, tok_dir):
+def test_command_line_writes_shards(tmp_path, corpus, tok_dir, capsys):
+    from engine.data.shards import main
+
     out = tmp_path / "sh"
-    done = subprocess.run([sys.executable, "-m", "engine.data.shards", "--input", str(corpus), "--tokenizer",
-                           str(tok_dir), "--out", str(out), "--seq-len", "64"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "tokens (uint16) in 1 shard(s)" in done.stdout and read_manifest(out)["seq_len"] == 64
-    bad = subprocess.run([sys.executable, "-m", "engine.data.shards", "--input", str(tmp_path / "none.txt"),
-                          "--tokenizer", str(tok_dir), "--out", str(out), "--seq-len", "64"], cwd=REPO,
-                         capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "none.txt: training data not found" in bad.stderr
+    assert main(["--input", str(corpus), "--tokenizer", str(tok_dir), "--out", str(out), "--seq-len", "64"]) == 0
+    done = capsys.readouterr()
+    assert "tokens (uint16) in 1 shard(s)" in done.out and read_manifest(out)["seq_len"] == 64
+    assert main(["--input", str(tmp_path / "none.txt"), "--tokenizer", str(tok_dir), "--out", str(out),
+                 "--seq-len", "64"]) == 2
+    bad = capsys.readouterr()
+    assert "none.txt: training data not found" in bad.err and not bad.out
 
 
-def test_engine_trains_from_shards(tmp_path, corpus, tok_dir, other_tok_dir, stream, make_run_dir, start_engine):
+def test_engine_trains_from_shards(tmp_path, corpus, tok_dir, other_tok_dir, stream, make_run_dir):
     shard_dir = tmp_path / "shards"
     write_shards(stream, shard_dir, tok_dir, seq_len=64, shard_tokens=6000)
     run_dir = make_run_dir("shards", overrides={"data.source": "shards", "data.path": str(shard_dir),
@@ -154,7 +150,7 @@ def test_engine_trains_from_shards(tmp_path, corpus, tok_dir, other_tok_dir, str
                                                 "train.warmup_steps": 2, "telemetry.enabled": False,
                                                 "train.eval_every": 5, "train.eval_batches": 2,
                                                 "data.val_fraction": 0.1})
-    rc = start_engine(run_dir).wait(timeout=120)
+    rc = train_in_process(run_dir)
     events = events_of(run_dir)
     log = (run_dir / "logs" / "engine.log").read_text()
     assert rc == 0, log
@@ -166,7 +162,7 @@ def test_engine_trains_from_shards(tmp_path, corpus, tok_dir, other_tok_dir, str
     # the same run with another tokenizer is refused with the message, not a traceback
     other = make_run_dir("shards-bad", overrides={"data.source": "shards", "data.path": str(shard_dir),
                                                   "tokenizer.path": str(other_tok_dir), "telemetry.enabled": False})
-    assert start_engine(other).wait(timeout=120) == 1
+    assert train_in_process(other) == 1
     error = next(e for e in events_of(other) if e["type"] == "error")
     assert error["message"].startswith(f"shards in {shard_dir} were written with tokenizer sha256 ")
     assert "Traceback" not in (other / "logs" / "engine.log").read_text()
