@@ -373,7 +373,10 @@ class Trainer:
         """Model options applied after build: gradient checkpointing, torch.compile."""
         if self.cfg.train.gradient_checkpointing:
             model = self.accelerator.unwrap_model(self.model)
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(model, "activation_checkpointing_enable"):  # Transformers 5 renamed it
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.config.use_cache = False
             self.info("gradient checkpointing on: activations are recomputed in the backward pass")
         if self.cfg.train.compile:
