@@ -163,7 +163,8 @@ def components_child(run_dir: Path) -> None:
     from engine.data.tokenizer import load_tokenizer
     from engine.model import build_model, model_config
     from engine.optim import build_optimizer
-    from engine.telemetry import GpuSampler, sample_system
+    from engine.nvml import Nvml
+    from engine.telemetry import sample_system
     mark("import engine.train")
     cfg = read_run_config(run_dir)
     acc = Accelerator(cpu=not torch.cuda.is_available())
@@ -180,7 +181,7 @@ def components_child(run_dir: Path) -> None:
     mark("model build")
     model, optimizer = acc.prepare(model, build_optimizer(model, cfg.train))
     mark("optimizer + prepare")
-    gpus = GpuSampler()
+    gpus = Nvml()
     mark("telemetry: NVML init")
     sample_system(gpus=gpus)
     mark("telemetry: first sample")

@@ -13,9 +13,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.atomic import atomic_write_text
 from engine.config import ConfigError, RunConfig, load_config
+from engine.nvml import gpu_count
 from engine.protocol import TERMINAL_STATES
-from engine.rundir import RunPaths, atomic_write_text
+from engine.rundir import RunPaths
 import configs
 
 
@@ -96,18 +98,7 @@ class Topology:
 
 def count_gpus() -> int:
     """NVIDIA GPUs visible through NVML (0 without a driver); torch-free, so the cockpit stays fast."""
-    try:
-        import pynvml
-    except ImportError:
-        return 0
-    try:
-        pynvml.nvmlInit()
-        try:
-            return int(pynvml.nvmlDeviceGetCount())
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # no driver, no library: a CPU machine
-        return 0
+    return gpu_count()
 
 
 def engine_command(run_dir: Path, topology: Topology = Topology(), gpus: int | None = None,

@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import atomic_write_text
 from engine.protocol import (
     Event,
     MAX_LINE_BYTES,
@@ -54,7 +55,7 @@ from engine.protocol import (
     make_reply,
     socket_address,
 )
-from engine.rundir import RunPaths, atomic_write_text, process_start_time
+from engine.rundir import RunPaths, process_start_time
 
 log = logging.getLogger(__name__)
 

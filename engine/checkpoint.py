@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.rundir import atomic_write_text
+from engine.atomic import atomic_write_text
 
 MANIFEST = "manifest.json"
 TRAINING_STATE = "training_state.pt"

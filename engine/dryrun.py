@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from engine.atomic import atomic_write_text
 
 #: Exit code of a dry run that could not run (the JSON says why).
 EXIT_FAILED = 2
@@ -264,9 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     out["elapsed_s"] = time.perf_counter() - t0
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.json.with_name(f".{args.json.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(out, indent=1), encoding="utf-8")
-    os.replace(tmp, args.json)
+    atomic_write_text(args.json, json.dumps(out, indent=1), fsync=False)
     return code
 
 

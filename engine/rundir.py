@@ -9,7 +9,6 @@ import errno
 import fcntl
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,26 +64,6 @@ class RunPaths:
     @property
     def run_id(self) -> str:
         return self.root.name
-
-
-def atomic_write_text(path: Path, text: str, fsync: bool = True) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``; readers see
-    the old or the new content, never a mix."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def process_start_time(pid: int | None) -> int | None:

@@ -1,7 +1,7 @@
 """Machine telemetry: a daemon thread that samples CPU, RAM and GPUs and emits ``telemetry`` events.
 
-GPUs are read through NVML (``pynvml``, from the nvidia-ml-py package) when it imports and finds a
-driver; otherwise ``gpus`` is ``[]``. A GPU field NVML cannot read is ``None``. Torch-free.
+GPUs are read through ``engine.nvml``: without NVML, a driver or a GPU, ``gpus`` is ``[]``; a GPU
+field NVML cannot read is ``None``. Torch-free.
 """
 
 from __future__ import annotations
@@ -13,62 +13,18 @@ from typing import Any
 
 import psutil
 
+from engine.nvml import GpuReading, Nvml
+
 log = logging.getLogger(__name__)
 
 
-class GpuSampler:
-    """Per-GPU readings through NVML; ``sample()`` returns [] when NVML is unavailable."""
-
-    def __init__(self):
-        self.handles: list[Any] = []
-        self.nvml = None
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            self.nvml = pynvml
-            self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-        except Exception:  # no package, no driver, no GPU: all the same to us
-            self.close()
-
-    @staticmethod
-    def _read(fn, *args):
-        try:
-            return fn(*args)
-        except Exception:
-            return None
-
-    def sample(self) -> list[dict[str, Any]]:
-        if self.nvml is None:
-            return []
-        nv, out = self.nvml, []
-        for i, h in enumerate(self.handles):
-            name = self._read(nv.nvmlDeviceGetName, h)
-            util = self._read(nv.nvmlDeviceGetUtilizationRates, h)
-            mem = self._read(nv.nvmlDeviceGetMemoryInfo, h)
-            temp = self._read(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU)
-            power = self._read(nv.nvmlDeviceGetPowerUsage, h)  # milliwatts
-            out.append({
-                "index": i,
-                "name": name.decode() if isinstance(name, bytes) else name,
-                "util": float(util.gpu) if util is not None else None,
-                "mem_used": int(mem.used) if mem is not None else None,
-                "mem_total": int(mem.total) if mem is not None else None,
-                "temp_c": float(temp) if temp is not None else None,
-                "power_w": power / 1000.0 if power is not None else None,
-            })
-        return out
-
-    def close(self) -> None:
-        if self.nvml is not None:
-            try:
-                self.nvml.nvmlShutdown()
-            except Exception:
-                pass
-        self.nvml, self.handles = None, []
+def gpu_payload(gpu: GpuReading) -> dict[str, Any]:
+    """One entry of a ``telemetry`` event's ``gpus``."""
+    return {"index": gpu.index, "name": gpu.name, "util": gpu.util, "mem_used": gpu.mem_used,
+            "mem_total": gpu.mem_total, "temp_c": gpu.temp_c, "power_w": gpu.power_w}
 
 
-def sample_system(process: psutil.Process | None = None, gpus: GpuSampler | None = None) -> dict[str, Any]:
+def sample_system(process: psutil.Process | None = None, gpus: Nvml | None = None) -> dict[str, Any]:
     """One ``telemetry`` payload. ``cpu_percent`` is utilisation since the previous call in this
     process (the first call reads 0)."""
     vm = psutil.virtual_memory()
@@ -78,7 +34,7 @@ def sample_system(process: psutil.Process | None = None, gpus: GpuSampler | None
         "ram_used": int(vm.total - vm.available),
         "ram_total": int(vm.total),
         "proc_rss": int(process.memory_info().rss),
-        "gpus": gpus.sample() if gpus is not None else [],
+        "gpus": [gpu_payload(g) for g in gpus.read()] if gpus is not None else [],
     }
 
 
@@ -98,7 +54,7 @@ class Telemetry:
     def _run(self) -> None:
         """A sample at once (so a dashboard has numbers from the start), then one every
         ``interval_s``, and a last one when stopped (so even the shortest run has one)."""
-        gpus = GpuSampler()
+        gpus = Nvml()
         process = psutil.Process(os.getpid())
         psutil.cpu_percent(interval=0.1)  # prime the counter: cpu_percent measures since the last call
         try:
@@ -109,7 +65,7 @@ class Telemetry:
         finally:
             gpus.close()
 
-    def _sample(self, process: psutil.Process, gpus: "GpuSampler") -> None:
+    def _sample(self, process: psutil.Process, gpus: Nvml) -> None:
         try:
             self.bus.emit("telemetry", **sample_system(process, gpus))
         except Exception:

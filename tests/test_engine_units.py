@@ -318,9 +318,10 @@ def test_gathered_state_restores_by_parameter_name_with_tied_weights(tmp_path, t
 
 def test_telemetry_sample_has_the_protocol_keys_and_degrades_without_nvml():
     from engine.protocol import EVENT_PAYLOADS, make_event
-    from engine.telemetry import GpuSampler, sample_system
+    from engine.nvml import Nvml
+    from engine.telemetry import sample_system
 
-    gpus = GpuSampler()
+    gpus = Nvml()
     sample = sample_system(gpus=gpus)
     gpus.close()
     make_event("telemetry", "r", 0, **sample)  # every required key present

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from cockpit.checks.base import CheckContext, CheckResult, result
+from engine.nvml import Nvml
 
 #: distribution -> (import name, needed for training)
 PACKAGES: dict[str, tuple[str, bool]] = {
@@ -49,33 +50,13 @@ def torch_build() -> dict[str, str | None]:
 
 def gpus() -> tuple[list[dict], str | None]:
     """NVIDIA GPUs through NVML: ``([{"index", "name", "memory_total", "memory_free"}], driver)``;
-    ``([], None)`` without NVML, a driver or a GPU."""
-    try:
-        import pynvml
-    except ImportError:
+    ``([], None)`` without NVML, a driver or a GPU, or when one of these cannot be read."""
+    with Nvml() as nvml:
+        driver, readings = nvml.driver(), nvml.read()
+    if driver is None or any(None in (g.name, g.mem_total, g.mem_free) for g in readings):
         return [], None
-    try:
-        pynvml.nvmlInit()
-    except Exception:
-        return [], None
-    try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        driver = driver.decode() if isinstance(driver, bytes) else driver
-        found = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(handle)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            found.append({"index": i, "name": name.decode() if isinstance(name, bytes) else name,
-                          "memory_total": int(mem.total), "memory_free": int(mem.free)})
-        return found, driver
-    except Exception:
-        return [], None
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except Exception:
-            pass
+    return [{"index": g.index, "name": g.name, "memory_total": g.mem_total, "memory_free": g.mem_free}
+            for g in readings], driver
 
 
 def check_environment(ctx: CheckContext) -> list[CheckResult]:

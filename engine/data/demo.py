@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 from typing import Callable, Iterator
 
-from engine.rundir import atomic_write_text
+from engine.atomic import atomic_write_text
 
 ADJECTIVES = ["red", "blue", "green", "small", "big", "quick", "lazy", "happy", "old", "young",
               "bright", "quiet"]

@@ -46,6 +46,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from engine.atomic import atomic_open, atomic_write_bytes
 from engine.data import formats
 from engine.data.dedup import EXACT, NEAR, Deduplicator
 from engine.data.quality import REASONS, QualityRules
@@ -271,27 +272,18 @@ class ShardWriter:
         if not self._n:
             return
         name = shard_name(len(self.shards), self.split)
-        tmp = self.out / f".{name}.tmp-{os.getpid()}"
         digest = hashlib.sha256()
-        with open(tmp, "wb") as f:
+        with atomic_open(self.out / name) as f:  # renamed at the end of the block, after the mask
             for part in self._parts:
                 data = part.astype(self.dtype.newbyteorder("<"), copy=False).tobytes()
                 digest.update(data)
                 f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        entry = {"file": name, "tokens": self._n, "sha256": digest.hexdigest(), "end_position": end_position}
-        if self.masks:  # the mask first: a shard file present means its mask is too
-            mask_name = name.removesuffix(".bin") + MASK_SUFFIX
-            data = np.concatenate(self._mask_parts).astype(np.uint8).tobytes()
-            mask_tmp = self.out / f".{mask_name}.tmp-{os.getpid()}"
-            with open(mask_tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(mask_tmp, self.out / mask_name)
-            entry.update(mask_file=mask_name, mask_sha256=hashlib.sha256(data).hexdigest())
-        os.replace(tmp, self.out / name)
+            entry = {"file": name, "tokens": self._n, "sha256": digest.hexdigest(), "end_position": end_position}
+            if self.masks:  # the mask first: a shard file present means its mask is too
+                mask_name = name.removesuffix(".bin") + MASK_SUFFIX
+                data = np.concatenate(self._mask_parts).astype(np.uint8).tobytes()
+                atomic_write_bytes(self.out / mask_name, data)
+                entry.update(mask_file=mask_name, mask_sha256=hashlib.sha256(data).hexdigest())
         self.shards.append(entry)
         self._parts, self._mask_parts, self._n = [], [], 0
         if self.on_shard is not None:

@@ -33,6 +33,7 @@ from typing import Iterable
 
 import numpy as np
 
+from engine.atomic import AtomicFile, atomic_write_text
 from engine.data.formats import TEXT_UNITS
 from engine.data.text import DataError, iter_documents, iter_token_chunks
 
@@ -88,14 +89,8 @@ def shard_name(index: int, split: str = "train") -> str:
 
 
 def atomic_write_json(path: Path, data: dict) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file, fsynced, then renamed."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``data`` as JSON to ``path`` atomically (fsynced)."""
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def write_shards(tokens: np.ndarray | Iterable[np.ndarray], out_dir: str | os.PathLike,
@@ -117,18 +112,14 @@ def write_shards(tokens: np.ndarray | Iterable[np.ndarray], out_dir: str | os.Pa
     chunks = [tokens] if isinstance(tokens, np.ndarray) else tokens
 
     counts: list[int] = []
-    state = {"f": None, "tmp": None, "n": 0}
+    state: dict = {"f": None, "n": 0}
 
     def close_shard() -> None:
-        f = state["f"]
-        if f is None:
+        if state["f"] is None:
             return
-        f.flush()
-        os.fsync(f.fileno())
-        f.close()
-        os.replace(state["tmp"], out_dir / shard_name(len(counts)))
+        state["f"].commit()
         counts.append(state["n"])
-        state.update(f=None, tmp=None, n=0)
+        state.update(f=None, n=0)
 
     try:
         for chunk in chunks:
@@ -140,10 +131,9 @@ def write_shards(tokens: np.ndarray | Iterable[np.ndarray], out_dir: str | os.Pa
             chunk = chunk.astype(dtype.newbyteorder("<"), copy=False)
             while chunk.size:
                 if state["f"] is None:
-                    state["tmp"] = out_dir / f".{shard_name(len(counts))}.tmp-{os.getpid()}"
-                    state["f"] = open(state["tmp"], "wb")
+                    state["f"] = AtomicFile(out_dir / shard_name(len(counts)))
                 take = min(shard_tokens - state["n"], chunk.size)
-                state["f"].write(chunk[:take].tobytes())
+                state["f"].file.write(chunk[:take].tobytes())
                 state["n"] += take
                 chunk = chunk[take:]
                 if state["n"] == shard_tokens:
@@ -151,8 +141,7 @@ def write_shards(tokens: np.ndarray | Iterable[np.ndarray], out_dir: str | os.Pa
         close_shard()
     except BaseException:
         if state["f"] is not None:
-            state["f"].close()
-            Path(state["tmp"]).unlink(missing_ok=True)
+            state["f"].abort()
         raise
     if not counts:
         raise DataError(f"no tokens to write to {out_dir}")

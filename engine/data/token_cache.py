@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.atomic import atomic_open
 from engine.data.text import tokenize_file
 
 log = logging.getLogger(__name__)
@@ -60,16 +61,13 @@ def _load(path: Path) -> np.ndarray | None:
 
 
 def _store(path: Path, tokens: np.ndarray, corpus: Path) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        with atomic_open(path, "wb", fsync=False) as f:
             np.save(f, tokens, allow_pickle=False)
-        os.replace(tmp, path)
         for stale in corpus.parent.glob(f".{corpus.name}.tokens-*.npy"):
             if stale != path:
                 stale.unlink(missing_ok=True)
     except OSError as exc:  # a read-only data directory: no cache, nothing else changes
-        tmp.unlink(missing_ok=True)
         log.warning("cannot cache the tokens of %s in %s: %s", corpus, path.parent, exc)
 
 
