@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from cockpit import units
+from engine import units
 from cockpit.client import RunClient
 from engine import protocol as P
 from engine.protocol import DEAD

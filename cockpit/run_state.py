@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from cockpit import units
+from engine import units
 from engine import protocol as P
 from engine.protocol import CONNECTING, DEAD, ENDED_STATES, TERMINAL_STATES
 

@@ -13,6 +13,7 @@ import sys
 from typing import Any, Protocol, TextIO
 
 from engine.bus import say
+from engine import units
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +34,6 @@ class EventSink:
 
     def close(self) -> None:
         pass
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 #: (metric, format) of the console line, in order; absent or None metrics are left out.
@@ -69,7 +61,7 @@ class ConsoleSink:
         parts = [f"step {step:>{width}}/{self.max_steps}" if self.max_steps else f"step {step}"]
         parts += [fmt.format(metrics[key]) for key, fmt in CONSOLE_FIELDS if metrics.get(key) is not None]
         if "eta_s" in metrics:
-            parts.append(f"eta {_duration(metrics['eta_s'])}")
+            parts.append(f"eta {units.duration(metrics['eta_s'])}")
         print(" | ".join(parts), file=self.stream or sys.stdout, flush=True)
 
     def close(self) -> None:

@@ -59,6 +59,7 @@ from engine.protocol import PROTOCOL_VERSION
 from engine.resume import ResumePoint, restore
 from engine.rundir import RunPaths
 from engine.telemetry import Telemetry
+from engine import units
 from presets import PresetError
 
 #: Seconds between command polls while paused.
@@ -649,7 +650,7 @@ class Trainer:
                 self.bus.emit("checkpoint", action="saved", step=self.step, path=rel,
                               size_bytes=saved.size_bytes, reason=reason)
                 self.prune_checkpoints()
-                print(f"saved {rel} ({saved.size_bytes / 1e6:.1f} MB, {reason}) "
+                print(f"saved {rel} ({units.nbytes(saved.size_bytes)}, {reason}) "
                       f"in {time.perf_counter() - t0:.1f}s", flush=True)
         self.checkpoint_s.append(time.perf_counter() - t0)
         self.last_saved_step = self.step  # on every process, so they all skip or save alike

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import pytest
 
 from cockpit.checks.base import CheckContext
-from cockpit.checks.dry_run import check_dry_run, fmt_duration
+from cockpit.checks.dry_run import check_dry_run
 from cockpit.checks.memory import (GIB, MIB, activation_bytes_per_token, check_memory, estimate_memory,
                                    largest_micro_batch)
 from cockpit.checks.model_facts import DEFAULTS, model_facts
@@ -263,10 +263,6 @@ def test_unknown_preset_is_skipped_here(tmp_path):
     unknown = config(tmp_path).model_copy(update={"preset": "nope"})  # refused at load; the check copes
     results = check_memory(CheckContext(None, unknown, cache={"gpus": []}))
     assert [(r.id, r.status) for r in results] == [("memory.model", "skip")]
-
-
-def test_fmt_duration():
-    assert [fmt_duration(s) for s in (5, 600, 7200, 3 * 86400)] == ["5 s", "10 min", "2.0 h", "3.0 days"]
 
 
 # --- for real: the dry run --------------------------------------------------------------------

@@ -42,7 +42,7 @@ async def test_finished_run_shows_its_final_numbers(tmp_path):
         text = screen_text(app)
         for expected in ("demo-run", "FINISHED", "tiny", "3.42M params", "Step 300 / 300", "100.0%",
                          "2.072", "best 2.009", "done", "checkpoint-300", "checkpoint-200",
-                         "2 saved · latest step 300", "H100 80GB HBM3", "41.2/85.5 GB",
+                         "2 saved · latest step 300", "H100 80GB HBM3", "38.4/79.6 GiB",
                          "finished — reached max_steps", "Checkpoint", "Detach"):
             assert expected in text, f"{expected!r} not on the dashboard:\n{text}"
         assert dash.state.step == 300 and len(dash.state.loss_steps) == 31
@@ -235,7 +235,7 @@ def test_the_dashboard_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     modules = json.loads(out)
     assert not [m for m in modules if m.split(".")[0] in ("torch", "transformers", "accelerate")]
-    assert {m for m in modules if m.startswith("engine.")} <= {"engine.protocol", "engine.config",
+    assert {m for m in modules if m.startswith("engine.")} <= {"engine.protocol", "engine.config", "engine.units",
                                                                "engine.rundir"}
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from cockpit import units
+from engine import units
 from cockpit.run_state import MAX_LOG_ENTRIES, RunState
 from engine.protocol import decode_event, encode, make_event
 from tui_helpers import GPU_H100, T0, fixture_events
@@ -191,8 +191,11 @@ def test_si_units(value, text):
 
 def test_other_units():
     assert units.rate(12_345) == "12.3k tok/s"
-    assert units.nbytes(45_200_000) == "45.2 MB" and units.nbytes(812) == "812 B"
-    assert units.bytes_pair(5.1e9, 15.6e9) == "5.1/15.6 GB"
+    assert units.nbytes(45.2 * 2**20) == "45.2 MiB" and units.nbytes(812) == "812 B"
+    assert units.nbytes(1023.6 * 2**30) == "1.0 TiB" and units.nbytes(120 * 2**30) == "120 GiB"
+    assert units.nbytes(-340 * 2**20) == "-340 MiB" and units.nbytes(2048) == "2.0 KiB"
+    assert units.bytes_pair(5.1 * 2**30, 15.6 * 2**30) == "5.1/15.6 GiB"
+    assert units.duration(3 * 86400) == "3d00h" and units.duration(None) == "—"
     assert units.duration(4.2) == "4.2s" and units.duration(83) == "1m23s"
     assert units.duration(7300) == "2h01m" and units.duration(90_000) == "1d01h"
     assert units.loss(2.34567) == "2.346" and units.loss(10.37) == "10.37" and units.loss(float("nan")) == "nan"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.checks.base import CheckContext, CheckResult, result
+from engine.units import nbytes
 from engine.data.formats import (ERROR_KINDS, Detection, FormatError, LengthStats, Summary, UnitChoice,
                                  choose_text_unit, detect_format, inspect_shards, iter_samples)
 
@@ -35,14 +36,6 @@ BATCH = 2_000
 QUOTED = 5
 
 _WARNING_KINDS = ("empty", "empty_field", "blank")
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n} B"  # unreachable
 
 
 def _quote(problems: list, total: int) -> str:
@@ -137,7 +130,7 @@ def _check_file(ctx: CheckContext) -> list[CheckResult]:
         return [missing]
     path = Path(cfg.data.path)
     size = path.stat().st_size
-    out = [result("dataset.path", "Data file", "ok", f"{path}: {_size(size)}", bytes=size)]
+    out = [result("dataset.path", "Data file", "ok", f"{path}: {nbytes(size)}", bytes=size)]
     try:
         unit = choose_text_unit(path, cfg.data.text_unit)
     except FormatError as exc:  # unreadable between the checks
@@ -236,7 +229,7 @@ def _counts_result(s: Summary) -> CheckResult:
                       "put training text in the file", records=s.records, documents=0)
     L = s.lengths
     return result("dataset.counts", "Samples", "ok",
-                  f"{n:,} samples, {s.chars:,} characters ({_size(s.bytes)}); characters per sample: "
+                  f"{n:,} samples, {s.chars:,} characters ({nbytes(s.bytes)}); characters per sample: "
                   f"p50 {L.percentile(50):,}, p90 {L.percentile(90):,}, max {L.max:,}",
                   records=s.records, documents=n, chars=s.chars, bytes=s.bytes, lengths_chars=L.to_json())
 
@@ -256,8 +249,8 @@ def _tokens_result(ctx: CheckContext, s: Summary, tokens: LengthStats, total: in
               f"p90 {tokens.percentile(90):,}, max {tokens.max:,}; {s.chars / max(total - s.lengths.count, 1):.2f} "
               f"characters per token")
     if estimated:
-        detail += (f"\nestimated: the file is over {_size(FULL_TOKENIZE_BYTES)}, so every line was validated but only "
-                   f"{tokens.count:,} of {s.lengths.count:,} samples ({_size(sampled_chars)} of text) were tokenized")
+        detail += (f"\nestimated: the file is over {nbytes(FULL_TOKENIZE_BYTES)}, so every line was validated but only "
+                   f"{tokens.count:,} of {s.lengths.count:,} samples ({nbytes(sampled_chars)} of text) were tokenized")
     return result("dataset.tokens", "Tokens", "ok", detail, tokens=total, estimated=estimated,
                   sequences=total // seq_len, val_tokens=val, tokenized_samples=tokens.count,
                   lengths_tokens=tokens.to_json())

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.checks.base import CheckContext, CheckResult, result
+from engine.units import duration, nbytes
 
 #: Measured optimizer steps (after one warm-up step).
 DRY_RUN_STEPS = 3
@@ -65,17 +66,6 @@ def run_dry_run(cfg: Any, steps: int = DRY_RUN_STEPS, timeout: float = TIMEOUT_S
         why = (f"killed by signal {-proc.returncode} (out of memory?)" if proc.returncode < 0
                else f"exited with code {proc.returncode}")
         return {"ok": False, "kind": "crash", "error": f"the dry run {why}" + (f": {' | '.join(tail)}" if tail else "")}
-
-
-def fmt_duration(seconds: float) -> str:
-    """``45 s``, ``12 min``, ``3.4 h``, ``2.1 days``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def _fix_for(kind: str, cfg: Any) -> str:
@@ -128,7 +118,7 @@ def check_dry_run(ctx: CheckContext) -> list[CheckResult]:
     eta_s = max_steps * step_s
     price = ctx.price_per_hour if ctx.price_per_hour is not None else (cfg.train.price_per_hour or None)
     cost = price * eta_s / 3600 if price else None
-    detail = f"{max_steps:,} steps x {step_s:.3f} s = {fmt_duration(eta_s)} of training"
+    detail = f"{max_steps:,} steps x {step_s:.3f} s = {duration(eta_s)} of training"
     if cost is not None:
         detail += f", about ${cost:,.2f} at ${price:g}/h"
     else:
@@ -153,7 +143,7 @@ def check_dry_run(ctx: CheckContext) -> list[CheckResult]:
 
 def _memory_result(ctx: CheckContext, measured: dict[str, Any], est_run: dict[str, Any]) -> CheckResult:
     """Measured peak against the estimate for the process the dry run was (one process, this device)."""
-    from cockpit.checks.memory import estimate_memory, fmt_bytes
+    from cockpit.checks.memory import estimate_memory
     from cockpit.checks.model_facts import model_facts
 
     peak = measured.get("peak") or {}
@@ -166,15 +156,15 @@ def _memory_result(ctx: CheckContext, measured: dict[str, Any], est_run: dict[st
         facts = model_facts(ctx.cfg, measured.get("vocab_size"))
         est = estimate_memory(facts, ctx.cfg, 1, device=device)
     except Exception as exc:  # the estimate failed where the engine did not: show the measurement anyway
-        return result("dry_run.memory", "Measured memory", "warn", f"measured {fmt_bytes(got)}; no estimate: {exc}",
+        return result("dry_run.memory", "Measured memory", "warn", f"measured {nbytes(got)}; no estimate: {exc}",
                       blocking=False, measured=got)
     want = est["training"]
     diff = (want - got) / got if got else 0.0
     where = ("max_memory_allocated above the allocations before the model; reserved "
-             f"{fmt_bytes(peak.get('reserved_bytes') or 0)}" if device == "cuda" else
-             f"resident-set peak above the {fmt_bytes(peak.get('baseline_bytes') or 0)} before the model; "
-             f"whole process {fmt_bytes(peak.get('absolute_bytes') or 0)}")
-    detail = (f"measured {fmt_bytes(got)} for training ({where}), estimated {fmt_bytes(want)}: {diff:+.0%}")
+             f"{nbytes(peak.get('reserved_bytes') or 0)}" if device == "cuda" else
+             f"resident-set peak above the {nbytes(peak.get('baseline_bytes') or 0)} before the model; "
+             f"whole process {nbytes(peak.get('absolute_bytes') or 0)}")
+    detail = (f"measured {nbytes(got)} for training ({where}), estimated {nbytes(want)}: {diff:+.0%}")
     data = {"measured": got, "estimated": want, "diff": diff, "device": device, "peak": peak,
             "estimate_run": est_run.get("total")}
     if diff < -TOLERANCE and got - want > TOLERANCE_BYTES:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cockpit.checks.base import CheckContext, CheckResult, result
 from engine.nvml import Nvml
+from engine.units import bytes_pair
 
 #: distribution -> (import name, needed for training)
 PACKAGES: dict[str, tuple[str, bool]] = {
@@ -108,8 +109,7 @@ def check_environment(ctx: CheckContext) -> list[CheckResult]:
         out.append(result("environment.gpus", "GPUs", "skip", "no NVIDIA GPU found (NVML unavailable or no device): "
                           "training runs on the CPU", gpus=[]))
     else:
-        gib = 1 << 30
-        names = "; ".join(f"{g['index']}: {g['name']}, {g['memory_free'] / gib:.1f}/{g['memory_total'] / gib:.1f} GiB free"
+        names = "; ".join(f"{g['index']}: {g['name']}, {bytes_pair(g['memory_free'], g['memory_total'])} free"
                           for g in found)
         out.append(result("environment.gpus", "GPUs", "ok", f"{len(found)} GPU(s), driver {driver}: {names}",
                           gpus=found, driver=driver))

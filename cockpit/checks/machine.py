@@ -15,18 +15,14 @@ from pathlib import Path
 import psutil
 
 from cockpit.checks.base import CheckContext, CheckResult, result
+from engine.units import nbytes
 
-GIB = 1 << 30
 #: Bytes a checkpoint holds per parameter: fp32 weights (4) + AdamW's two fp32 moments (8).
 CHECKPOINT_BYTES_PER_PARAM = 12
 #: Tokenizer files, training state besides the moments, manifest.
 CHECKPOINT_EXTRA_BYTES = 8 << 20
 #: Keep this share of the disk free beyond the footprint.
 DISK_MARGIN = 0.10
-
-
-def gib(n: float) -> str:
-    return f"{n / GIB:.1f} GiB" if n >= GIB / 10 else f"{n / (1 << 20):.1f} MiB"
 
 
 def nearest_existing(path: Path) -> Path:
@@ -68,7 +64,7 @@ def check_machine(ctx: CheckContext) -> list[CheckResult]:
     out = []
     vm = psutil.virtual_memory()
     free = ctx.ram_free_bytes if ctx.ram_free_bytes is not None else int(vm.available)
-    out.append(result("machine.ram", "RAM", "ok", f"{gib(free)} free of {gib(vm.total)}", free=free, total=int(vm.total)))
+    out.append(result("machine.ram", "RAM", "ok", f"{nbytes(free)} free of {nbytes(vm.total)}", free=free, total=int(vm.total)))
     cores = psutil.cpu_count(logical=True) or os.cpu_count() or 1
     physical = psutil.cpu_count(logical=False) or cores
     out.append(result("machine.cpu", "CPU cores", "ok", f"{cores} logical, {physical} physical",
@@ -91,19 +87,19 @@ def check_machine(ctx: CheckContext) -> list[CheckResult]:
     model = ctx.cache.get("model") or {}
     total_params = model.get("total_params")
     if not total_params:
-        out.append(result("machine.disk", "Disk", "skip", f"{gib(disk_free)} free at {base}; checkpoint size unknown "
+        out.append(result("machine.disk", "Disk", "skip", f"{nbytes(disk_free)} free at {base}; checkpoint size unknown "
                           "(the model could not be sized)", free=disk_free))
         return out
     each = checkpoint_bytes(total_params)
     kept = retained_checkpoints(cfg.train)
     staging = 0  # uploads stage nothing yet
     need = each * kept + staging
-    detail = (f"{gib(disk_free)} free at {base}; the run keeps {kept} checkpoint(s) of ~{gib(each)} "
-              f"= {gib(need)}")
+    detail = (f"{nbytes(disk_free)} free at {base}; the run keeps {kept} checkpoint(s) of ~{nbytes(each)} "
+              f"= {nbytes(need)}")
     data = {"free": disk_free, "needed": need, "checkpoint_bytes": each, "checkpoints_kept": kept}
     if need > disk_free:
         out.append(result("machine.disk", "Disk", "fail", f"{detail}: not enough disk",
-                          f"free {gib(need - disk_free)} at {base}, lower train.save_total_limit, or point runs_dir "
+                          f"free {nbytes(need - disk_free)} at {base}, lower train.save_total_limit, or point runs_dir "
                           "at a larger disk", **data))
     elif need > disk_free * (1 - DISK_MARGIN):
         out.append(result("machine.disk", "Disk", "warn", f"{detail}: less than {DISK_MARGIN:.0%} would be left",

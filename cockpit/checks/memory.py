@@ -41,6 +41,7 @@ import math
 from typing import Any, Literal
 
 from cockpit.checks.base import CheckContext, CheckResult, result
+from engine.units import nbytes
 
 Device = Literal["cpu", "cuda"]
 
@@ -191,11 +192,6 @@ def largest_micro_batch(facts: dict[str, Any], cfg: Any, nproc: int, available_b
     return lo
 
 
-def fmt_bytes(n: float) -> str:
-    """``1.2 GiB`` / ``340 MiB``."""
-    return f"{n / GIB:.1f} GiB" if abs(n) >= GIB else f"{n / MIB:.0f} MiB"
-
-
 def tokenizer_vocab_size(ctx: CheckContext) -> tuple[int | None, str]:
     """The vocabulary the model will be sized with, and where it comes from: the tokenizer check's
     finding, the tokenizer at ``tokenizer.path``, ``tokenizer.vocab_size`` for one the run trains,
@@ -289,36 +285,36 @@ def check_memory(ctx: CheckContext) -> list[CheckResult]:
     est = estimate_memory(facts, cfg, nproc, device=device)
     ctx.cache["memory"] = est
     train = cfg.train
-    breakdown = (f"weights {fmt_bytes(est['weights'])} + grads {fmt_bytes(est['grads'])} + AdamW {fmt_bytes(est['optimizer'])}"
-                 + (f" + autocast copies {fmt_bytes(est['weight_copies'])}" if est["weight_copies"] else "")
-                 + (f" + DDP buckets {fmt_bytes(est['ddp_buckets'])}" if est["ddp_buckets"] else "")
-                 + (f" + FSDP gathered {fmt_bytes(est['fsdp_gathered'])}" if est["fsdp_gathered"] else "")
-                 + f" + activations {fmt_bytes(est['activations'])}"
-                 + f" + backward peak {fmt_bytes(est['transient'])} + workspace {fmt_bytes(est['workspace'])}"
-                 + f" = training {fmt_bytes(est['training'])}; + {'process' if device == 'cpu' else 'CUDA context/allocator'} "
-                 + f"{fmt_bytes(est['overhead'])} = {fmt_bytes(est['total'])}")
+    breakdown = (f"weights {nbytes(est['weights'])} + grads {nbytes(est['grads'])} + AdamW {nbytes(est['optimizer'])}"
+                 + (f" + autocast copies {nbytes(est['weight_copies'])}" if est["weight_copies"] else "")
+                 + (f" + DDP buckets {nbytes(est['ddp_buckets'])}" if est["ddp_buckets"] else "")
+                 + (f" + FSDP gathered {nbytes(est['fsdp_gathered'])}" if est["fsdp_gathered"] else "")
+                 + f" + activations {nbytes(est['activations'])}"
+                 + f" + backward peak {nbytes(est['transient'])} + workspace {nbytes(est['workspace'])}"
+                 + f" = training {nbytes(est['training'])}; + {'process' if device == 'cpu' else 'CUDA context/allocator'} "
+                 + f"{nbytes(est['overhead'])} = {nbytes(est['total'])}")
     other = "ckpt" if not est["gradient_checkpointing"] else "no_ckpt"
     where = (f"per GPU ({est['strategy']} over {nproc})" if device == "cuda" and nproc > 1
              else "per GPU" if device == "cuda" else f"per process on the CPU{f' (x{nproc})' if nproc > 1 else ''}")
     out.append(result("memory.estimate", "Memory estimate", "ok",
-                      f"{fmt_bytes(est['total'])} {where}, {train.precision}, micro batch {train.micro_batch_size} x "
+                      f"{nbytes(est['total'])} {where}, {train.precision}, micro batch {train.micro_batch_size} x "
                       f"{train.seq_len} tokens{', gradient checkpointing' if est['gradient_checkpointing'] else ''}: "
                       f"{breakdown} (activations {'without' if other == 'no_ckpt' else 'with'} checkpointing: "
-                      f"{fmt_bytes(est['activations_' + other])})", **est))
+                      f"{nbytes(est['activations_' + other])})", **est))
 
     if device == "cuda":
         used = found[:nproc]
         smallest = min(used, key=lambda g: g["memory_free"])
         available, capacity = int(smallest["memory_free"]), int(smallest["memory_total"])
         need = est["total"]
-        what = (f"GPU {smallest['index']} ({smallest['name']}): {fmt_bytes(available)} free of {fmt_bytes(capacity)}")
+        what = (f"GPU {smallest['index']} ({smallest['name']}): {nbytes(available)} free of {nbytes(capacity)}")
     else:
         import psutil
 
         available = ctx.ram_free_bytes if ctx.ram_free_bytes is not None else int(psutil.virtual_memory().available)
         capacity = None
         need = est["total"] * nproc  # every CPU process holds its own copy
-        what = f"RAM: {fmt_bytes(available)} free" + (f" for {nproc} processes" if nproc > 1 else "")
+        what = f"RAM: {nbytes(available)} free" + (f" for {nproc} processes" if nproc > 1 else "")
     per_process_available = available if device == "cuda" else available // nproc
     fits_mb = largest_micro_batch(facts, cfg, nproc, per_process_available, device=device)
     data = {"device": device, "available": available, "capacity": capacity, "needed": need,
@@ -328,13 +324,13 @@ def check_memory(ctx: CheckContext) -> list[CheckResult]:
         fits = (f"the largest micro batch that fits is {fits_mb}" if fits_mb
                 else "not even micro batch 1 fits")
         out.append(result("memory.fit", "Fits in memory", "fail",
-                          f"needs ~{fmt_bytes(need)}, {what}: does not fit; {fits}",
+                          f"needs ~{nbytes(need)}, {what}: does not fit; {fits}",
                           _fix(cfg, facts, nproc, device, per_process_available, fits_mb), **data))
     elif need > 0.9 * available:
         out.append(result("memory.fit", "Fits in memory", "warn",
-                          f"needs ~{fmt_bytes(need)}, {what}: less than 10% to spare (largest micro batch ~{fits_mb})",
+                          f"needs ~{nbytes(need)}, {what}: less than 10% to spare (largest micro batch ~{fits_mb})",
                           _fix(cfg, facts, nproc, device, per_process_available, fits_mb), **data))
     else:
         out.append(result("memory.fit", "Fits in memory", "ok",
-                          f"needs ~{fmt_bytes(need)}, {what} (micro batch up to ~{fits_mb} would fit)", **data))
+                          f"needs ~{nbytes(need)}, {what} (micro batch up to ~{fits_mb} would fit)", **data))
     return out

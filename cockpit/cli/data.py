@@ -276,6 +276,7 @@ def prepare(
                                skip_invalid=skip_invalid, text_unit=_text_unit(text_unit))
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+    from engine.units import nbytes
 
     console = Console(stderr=True)
     if debug:
@@ -286,7 +287,7 @@ def prepare(
         task = bar.add_task("preparing", total=None, rate="", info="")
 
         def show(p) -> None:
-            rate = f"{p.bytes_done / max(p.elapsed_s, 1e-9) / 1e6:.1f} MB/s" if p.elapsed_s else ""
+            rate = f"{nbytes(p.bytes_done / max(p.elapsed_s, 1e-9))}/s" if p.elapsed_s else ""
             dropped = sum(p.dropped.values())
             bar.update(task, completed=p.bytes_done, total=p.bytes_total, rate=rate,
                        description="replaying (finished shards kept)" if p.replaying else "preparing",

@@ -13,6 +13,7 @@ import json
 import typer
 
 from cockpit.cli.common import fail
+from engine.units import nbytes
 
 presets_app = typer.Typer(help="Model presets: parameters, shape and training memory.",
                           no_args_is_help=True, rich_markup_mode=None)
@@ -57,10 +58,6 @@ def _count(n: int) -> str:
     return str(n)
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
-
-
 def _experts(s: dict) -> str:
     return f"{s['experts']} top{s['experts_per_token']}" if s["experts"] else "--"
 
@@ -87,7 +84,7 @@ def list_cmd(as_json: bool = JSON_OPTION) -> None:
     for s in summaries:
         table.add_row(s["name"], s["family"], _count(s["total_params"]), _count(s["active_params"]),
                       str(s["layers"]), str(s["hidden"]), f"{s['heads']}/{s['kv_heads']}", _experts(s),
-                      _gib(s["memory"]["states"]))
+                      nbytes(s["memory"]["states"]))
     Console().print(table)
 
 
@@ -127,11 +124,11 @@ def show(name: str = typer.Argument(..., help="Preset name (cockpit presets list
         ("vocab (for counting)", f"{s['vocab_size']:,}" + ("  tied" if s["tied_embeddings"] else "  untied")),
         ("max seq len", str(s["max_seq_len"])),
         ("train FLOPs / token", f"{s['flops_per_token']:.3g}"),
-        ("memory: fp32 weights", _gib(mem["weights"])),
-        ("memory: fp32 grads", _gib(mem["grads"])),
-        ("memory: AdamW moments", _gib(mem["optimizer"])),
-        ("memory: training state", _gib(mem["states"]) + "  (bf16 mixed precision + AdamW, 16 B/param)"),
-        ("activations / sequence", _gib(mem["activations_per_seq"])
+        ("memory: fp32 weights", nbytes(mem["weights"])),
+        ("memory: fp32 grads", nbytes(mem["grads"])),
+        ("memory: AdamW moments", nbytes(mem["optimizer"])),
+        ("memory: training state", nbytes(mem["states"]) + "  (bf16 mixed precision + AdamW, 16 B/param)"),
+        ("activations / sequence", nbytes(mem["activations_per_seq"])
          + f"  (rough, seq {s['max_seq_len']}, no checkpointing; x micro batch)"),
     ]
     for key, value in rows:

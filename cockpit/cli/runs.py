@@ -49,7 +49,7 @@ def runs(
     """List runs with state, step, last loss and last checkpoint."""
     import json
 
-    from cockpit import units
+    from engine import units
     from cockpit.client import iter_runs, summarize_run
     from engine.protocol import DEAD
 

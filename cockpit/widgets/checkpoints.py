@@ -7,7 +7,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
-from cockpit import units
+from engine import units
 from cockpit.run_state import Checkpoint
 
 

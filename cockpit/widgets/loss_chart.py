@@ -21,7 +21,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from cockpit.units import si
+from engine.units import si
 
 #: Bit of each dot in a braille cell, indexed [row][col] (row 0 at the top).
 _BRAILLE_BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))

@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from cockpit import units
+from engine import units
 from cockpit.run_state import HeaderInfo
 from cockpit.widgets.bars import state_color
 

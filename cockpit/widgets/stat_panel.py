@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from cockpit import units
+from engine import units
 from cockpit.run_state import Stats
 from cockpit.widgets.bars import meter, state_color
 from engine.protocol import ENDED_STATES

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from cockpit import units
+from engine import units
 from cockpit.run_state import TelemetryView
 from cockpit.widgets.bars import meter
 

@@ -1,4 +1,8 @@
-"""Human units for numbers the cockpit shows: 12.3k tok/s, 1m23s, 45.2 MB. Pure functions.
+"""Human units for the numbers people read: 12.3k tok/s, 1m23s, 45.2 MiB. Pure functions, torch-free.
+
+The one place sizes and durations are formatted, for the engine's console lines and the cockpit's
+screens, reports and errors alike. One unit system: sizes are binary (KiB, MiB, GiB, TiB: memory,
+GPU memory, checkpoints and files alike), durations compact (4.2s, 1m23s, 2h05m, 3d04h).
 
 Every function takes ``None`` (a value not known yet) and returns ``"—"`` for it, so callers can
 format optional protocol fields without checking them first.
@@ -45,23 +49,28 @@ def rate(tokens_per_s: float | None) -> str:
     return DASH if _missing(tokens_per_s) else f"{si(tokens_per_s)} tok/s"
 
 
+#: Binary size units, largest first.
+_SIZE_UNITS = ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"))
+
+
 def nbytes(n: int | float | None) -> str:
-    """A size in decimal units: 812 B, 45.2 MB, 1.31 GB."""
+    """A size in binary units: 812 B, 45.2 MiB, 1.3 GiB, 120 GiB (a negative size keeps its sign)."""
     if _missing(n):
         return DASH
     v = float(n)
-    for div, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+    sign, v = ("-" if v < 0 else ""), abs(v)
+    for div, unit in _SIZE_UNITS:
         if v >= div * 0.9995:
             x = v / div
-            return f"{x:.0f} {unit}" if x >= 99.95 else f"{x:.1f} {unit}"
-    return f"{int(v)} B"
+            return f"{sign}{x:.0f} {unit}" if x >= 99.95 else f"{sign}{x:.1f} {unit}"
+    return f"{sign}{int(v)} B"
 
 
 def bytes_pair(used: int | float | None, total: int | float | None) -> str:
-    """``used/total`` sharing the unit of the total: 5.1/15.6 GB."""
+    """``used/total`` sharing the unit of the total: 5.1/15.6 GiB."""
     if _missing(used) or _missing(total) or not total:
         return nbytes(used)
-    for div, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"), (1, "B")):
+    for div, unit in (*_SIZE_UNITS, (1, "B")):
         if total >= div:
             break
     u, t = used / div, total / div
