@@ -96,7 +96,7 @@ def test_disk_footprint_against_free_disk(tmp_path, free, status):
     cfg = config(tmp_path, train__max_steps=1000, train__save_every=100, train__save_total_limit=3,
                  train__warmup_steps=10)
     ctx = CheckContext(None, cfg, disk_free_bytes=free)
-    ctx.cache["model"] = {"total_params": 10_000_000}
+    ctx.model = {"total_params": 10_000_000}
     disk = by_id(check_machine(ctx), "machine.disk")
     assert disk.status == status
     assert disk.data["checkpoints_kept"] == 4  # save_total_limit 3, plus the best beyond it
@@ -191,7 +191,11 @@ def test_bare_tokenizer_json_and_one_without_end_of_text(tmp_path, demo_data):
 
 def test_a_crashing_check_is_reported_and_the_others_still_run(tmp_path):
     ctx = CheckContext(None, config(tmp_path))
-    report = run_checks(ctx, checks=("environment:check_environment", "environment:no_such_check", "config:check_config"))
+    def check_broken(ctx):  # a check with a bug, reporting in the environment section
+        return [ctx.no_such_fact]
+
+    check_broken.__module__ = "cockpit.checks.environment"
+    report = run_checks(ctx, checks=(check_environment, check_broken, check_config))
     crashed = by_id(report.results, "environment.crashed")
     assert crashed.status == "warn" and "AttributeError" in crashed.detail
     assert any(r.id == "config.seq_len" for r in report.results) and report.ready

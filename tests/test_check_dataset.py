@@ -261,7 +261,7 @@ def test_demo_with_missing_corpus_will_be_created(tmp_path):
     results = check_dataset(ctx)
     assert [(r.id, r.status, r.blocking) for r in results] == [("dataset.path", "ok", False)]
     assert "will be created" in results[0].detail and "20,000 lines" in results[0].detail
-    assert ctx.cache["dataset"]["will_create"] is True
+    assert ctx.dataset["will_create"] is True
 
 
 def test_missing_file_for_text_source_blocks(tmp_path):
@@ -284,7 +284,7 @@ def test_pretrain_jsonl_with_a_malformed_line(tmp_path):
     assert lines.data["problems"] == {"json": 1} and lines.data["invalid"] == 1
     assert results["dataset.counts"].data["documents"] == 2
     assert results["dataset.tokens"].status == "skip"  # no tokenizer yet: characters only
-    assert ctx.cache["dataset"]["records"] == 3 and ctx.cache["dataset"]["tokens"] is None
+    assert ctx.dataset["records"] == 3 and ctx.dataset["tokens"] is None
 
 
 def test_jsonl_source_with_instruct_data_blocks_naming_the_format(tmp_path):
@@ -360,7 +360,7 @@ def test_tokens_agree_with_the_engine(tmp_path, corpus, tok_dir):
     assert tokens.data["sequences"] == expected // 64
     hist = tokens.data["lengths_tokens"]["histogram"]
     assert sum(h["count"] for h in hist) == 1500
-    assert ctx.cache["dataset"]["tokens"] == expected and ctx.cache["dataset"]["documents"] == 1500
+    assert ctx.dataset["tokens"] == expected and ctx.dataset["documents"] == 1500
     assert results["dataset.seq_len"].detail.startswith("every sample fits in train.seq_len 64")
 
     # the same corpus as pretrain JSONL gives the same stream
@@ -402,7 +402,7 @@ def test_large_files_tokenize_a_sample_and_say_so(tmp_path, corpus, tok_dir, mon
 
     exact = len(tokenize_file(corpus, load_tokenizer(tok_dir)))
     assert tokens.data["tokens"] == pytest.approx(exact, rel=0.1)
-    assert ctx.cache["dataset"]["tokens_estimated"] is True
+    assert ctx.dataset["tokens_estimated"] is True
 
 
 # --- the check: shards ------------------------------------------------------------------------
@@ -429,7 +429,7 @@ def test_shards_of_this_tokenizer_pass(tmp_path, shard_dir, tok_dir):
         ("dataset.path", "ok"), ("dataset.manifest", "ok"), ("dataset.shard_tokenizer", "ok"),
         ("dataset.shard_seq_len", "ok"), ("dataset.tokens", "ok")]
     assert by_id(results)["dataset.manifest"].data == {"shards": 3, "tokens": 5000, "dtype": "uint16"}
-    assert ctx.cache["dataset"]["tokens"] == 5000 and ctx.cache["dataset"]["sequences"] == 5000 // 64
+    assert ctx.dataset["tokens"] == 5000 and ctx.dataset["sequences"] == 5000 // 64
 
 
 def test_shards_of_another_tokenizer_are_refused(tmp_path, shard_dir, tok_dir, other_tok_dir):

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -187,31 +188,31 @@ def test_largest_micro_batch_is_the_boundary(tmp_path):
 # --- check_memory -----------------------------------------------------------------------------
 
 def test_fits_in_ram_and_leaves_the_facts_for_other_checks(tmp_path):
-    ctx = CheckContext(None, config(tmp_path), ram_free_bytes=64 * GIB, cache={"gpus": []})
+    ctx = CheckContext(None, config(tmp_path), ram_free_bytes=64 * GIB, gpus=[])
     results = check_memory(ctx)
     assert [r.id for r in results] == ["memory.model", "memory.estimate", "memory.fit"]
     assert all(r.status == "ok" for r in results)
-    assert ctx.cache["model"]["total_params"] == by_id(results, "memory.model").data["total_params"]
-    assert ctx.cache["model"]["vocab_size"] == 1024  # the tokenizer the demo trains at launch
-    assert ctx.cache["memory"]["device"] == "cpu" and ctx.cache["memory_fit"]["fits"]
+    assert ctx.model["total_params"] == by_id(results, "memory.model").data["total_params"]
+    assert ctx.model["vocab_size"] == 1024  # the tokenizer the demo trains at launch
+    assert ctx.memory["device"] == "cpu" and ctx.memory_fit["fits"]
     assert "per process on the CPU" in by_id(results, "memory.estimate").detail
 
 
 def test_not_enough_ram_is_a_blocking_failure_with_the_micro_batch_that_fits(tmp_path):
     cfg = config(tmp_path, preset="nano", train__micro_batch_size=64, train__seq_len=512)
-    ctx = CheckContext(None, cfg, ram_free_bytes=2 * GIB, cache={"gpus": []})
+    ctx = CheckContext(None, cfg, ram_free_bytes=2 * GIB, gpus=[])
     fit = by_id(check_memory(ctx), "memory.fit")
     assert fit.status == "fail" and fit.blocking
     mb = fit.data["largest_micro_batch"]
     assert 0 < mb < 64 and f"largest micro batch that fits is {mb}" in fit.detail
     assert f"train.micro_batch_size {mb} with train.grad_accum_steps" in fit.fix
     assert "gradient_checkpointing" in fit.fix
-    assert not ctx.cache["memory_fit"]["fits"]
+    assert not ctx.memory_fit["fits"]
     # the dry run is not attempted on a run that would not fit
-    skipped = check_dry_run(CheckContext(None, cfg, dry_run=True, cache=ctx.cache))
+    skipped = check_dry_run(dataclasses.replace(ctx, dry_run=True))
     assert [(r.id, r.status) for r in skipped] == [("dry_run.steps", "skip")]
 
-    tiny_ram = by_id(check_memory(CheckContext(None, cfg, ram_free_bytes=300 * MIB, cache={"gpus": []})), "memory.fit")
+    tiny_ram = by_id(check_memory(CheckContext(None, cfg, ram_free_bytes=300 * MIB, gpus=[])), "memory.fit")
     assert tiny_ram.status == "fail" and "not even micro batch 1 fits" in tiny_ram.detail
 
 
@@ -227,7 +228,7 @@ def test_gpu_memory_decides_and_fsdp_is_suggested(tmp_path, monkeypatch):
     gpus = fake_gpus(monkeypatch, 8, 79.0)
     cfg = config(tmp_path, preset="worker_9b", train__precision="bf16", train__micro_batch_size=4, train__seq_len=2048,
                  tokenizer__vocab_size=50257)
-    one = check_memory(CheckContext(None, cfg, nproc=1, cache={"gpus": gpus}))
+    one = check_memory(CheckContext(None, cfg, nproc=1, gpus=gpus))
     fit = by_id(one, "memory.fit")
     assert by_id(one, "memory.estimate").data["device"] == "cuda"
     assert fit.status == "fail" and "GPU 0 (NVIDIA H100 80GB HBM3)" in fit.detail
@@ -236,12 +237,12 @@ def test_gpu_memory_decides_and_fsdp_is_suggested(tmp_path, monkeypatch):
     sharded = config(tmp_path, preset="worker_9b", train__precision="bf16", train__micro_batch_size=1,
                      train__seq_len=2048, train__gradient_checkpointing=True, distributed__strategy="fsdp",
                      tokenizer__vocab_size=50257)
-    eight = check_memory(CheckContext(None, sharded, nproc=8, cache={"gpus": gpus}))
+    eight = check_memory(CheckContext(None, sharded, nproc=8, gpus=gpus))
     assert by_id(eight, "memory.fit").status == "ok", by_id(eight, "memory.fit").detail
     assert "per GPU (fsdp over 8)" in by_id(eight, "memory.estimate").detail
 
     busy = fake_gpus(monkeypatch, 1, 0.5)  # another process holds the GPU
-    small = check_memory(CheckContext(None, config(tmp_path, preset="nano", train__precision="bf16"), cache={"gpus": busy}))
+    small = check_memory(CheckContext(None, config(tmp_path, preset="nano", train__precision="bf16"), gpus=busy))
     assert by_id(small, "memory.fit").status == "fail"
 
 
@@ -254,14 +255,14 @@ def test_vocabulary_comes_from_the_tokenizer_file(tmp_path):
     train_tokenizer(corpus, tmp_path / "tok", 300)
     size = Tokenizer.from_file(str(tmp_path / "tok" / "tokenizer.json")).get_vocab_size()
     cfg = config(tmp_path, data__path=str(corpus), tokenizer__path=str(tmp_path / "tok"))
-    ctx = CheckContext(None, cfg, ram_free_bytes=8 * GIB, cache={"gpus": []})
+    ctx = CheckContext(None, cfg, ram_free_bytes=8 * GIB, gpus=[])
     model = by_id(check_memory(ctx), "memory.model")
-    assert ctx.cache["model"]["vocab_size"] == size and f"vocabulary {size:,} (the tokenizer at" in model.detail
+    assert ctx.model["vocab_size"] == size and f"vocabulary {size:,} (the tokenizer at" in model.detail
 
 
 def test_unknown_preset_is_skipped_here(tmp_path):
     unknown = config(tmp_path).model_copy(update={"preset": "nope"})  # refused at load; the check copes
-    results = check_memory(CheckContext(None, unknown, cache={"gpus": []}))
+    results = check_memory(CheckContext(None, unknown, gpus=[]))
     assert [(r.id, r.status) for r in results] == [("memory.model", "skip")]
 
 
@@ -319,7 +320,7 @@ def test_dry_run_check_measures_without_writing_the_users_data(tmp_path):
                  train__micro_batch_size=4, train__max_steps=1000, train__warmup_steps=5, train__price_per_hour=3.0,
                  model={"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
                         "num_key_value_heads": 2, "intermediate_size": 192})
-    ctx = CheckContext(None, cfg, dry_run=True, ram_free_bytes=16 * GIB, cache={"gpus": []})
+    ctx = CheckContext(None, cfg, dry_run=True, ram_free_bytes=16 * GIB, gpus=[])
     check_memory(ctx)
     t0 = time.perf_counter()
     results = check_dry_run(ctx)
@@ -356,7 +357,7 @@ def test_measured_memory_warns_only_when_the_estimate_is_far_too_low(tmp_path):
 
     cfg = config(tmp_path, preset="tiny", train__seq_len=64, train__micro_batch_size=4,
                  model={"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 192})
-    ctx = CheckContext(None, cfg, cache={"gpus": []})
+    ctx = CheckContext(None, cfg, gpus=[])
     want = estimate_memory(model_facts(cfg, 1000), cfg, 1, device="cpu")["training"]
 
     def measured(got: int) -> dict:

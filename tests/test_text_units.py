@@ -199,7 +199,7 @@ def test_the_dataset_check_cuts_as_configured(stage, tmp_path):
                                         "tokenizer": {"path": str(tok_dir)}}).resolved(tmp_path)
         ctx = CheckContext(None, cfg)
         results = {r.id: r for r in check_dataset(ctx)}
-        return results, ctx.cache["dataset"]
+        return results, ctx.dataset
 
     results, facts = check()
     assert results["dataset.format"].detail == f"text: one document per blank-line separated paragraph ({choose_text_unit(path).reason})"

@@ -3,39 +3,55 @@
     report = run_checks(CheckContext(config_path, cfg, ...), load_result)
     report.ready, report.verdict, report.to_json()
 
-Checks run in an order where later ones reuse what earlier ones found (``ctx.cache``: the
-tokenizer's vocabulary sizes the model, the model sizes the checkpoints on disk); the report shows
+Checks run in an order where later ones reuse what earlier ones found (the fact fields of
+``CheckContext``: the tokenizer's vocabulary sizes the model, the model sizes the checkpoints on
+disk); the report shows
 them by section. A check that crashes becomes a ``warn`` naming the crash: one broken check never
 hides the others.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from cockpit.checks.base import SECTIONS, STATUSES, CheckContext, CheckResult, result
+from cockpit.checks.config import check_config
+from cockpit.checks.dataset import check_dataset
+from cockpit.checks.dry_run import check_dry_run
+from cockpit.checks.environment import check_environment
+from cockpit.checks.machine import check_machine
+from cockpit.checks.memory import check_memory
+from cockpit.checks.preflight import check_dataset_bounded
+from cockpit.checks.tokenizer import check_tokenizer
+from cockpit.checks.upload import check_upload
 
-#: The checks in the order they run: "module:function" under cockpit.checks.
-CHECKS = (
-    "environment:check_environment",
-    "config:check_config",
-    "tokenizer:check_tokenizer",
-    "dataset:check_dataset",
-    "memory:check_memory",
-    "machine:check_machine",
-    "dry_run:check_dry_run",
-    "upload:check_upload",
+Check = Callable[[CheckContext], list[CheckResult]]
+
+#: The checks in the order they run: a check that finds a fact (``CheckContext.gpus``,
+#: ``.tokenizer``, ``.model``, ...) runs before the checks that read it.
+CHECKS: tuple[Check, ...] = (
+    check_environment,
+    check_config,
+    check_tokenizer,
+    check_dataset,
+    check_memory,
+    check_machine,
+    check_dry_run,
+    check_upload,
 )
 
 #: The cheap, blocking checks ``cockpit run`` makes before it creates the run directory
 #: (``cockpit.checks.preflight``): the dataset check bounded for large files.
-PREFLIGHT = (
-    "config:check_config",
-    "tokenizer:check_tokenizer",
-    "preflight:check_dataset_bounded",
+PREFLIGHT: tuple[Check, ...] = (
+    check_config,
+    check_tokenizer,
+    check_dataset_bounded,
 )
+
+#: Checks that need no config: they look at the machine.
+WITHOUT_CONFIG = frozenset({check_environment, check_machine})
 
 #: ``schema`` of ``--json``; raised only when a key is removed or changes meaning.
 SCHEMA_ID = "cockpit.check/1"
@@ -77,29 +93,24 @@ class Report:
                 "results": [r.to_json() for r in self.results]}
 
 
-def _load(spec: str):
-    module, func = spec.split(":")
-    return getattr(importlib.import_module(f"cockpit.checks.{module}"), func)
+def section_of(check: Check) -> str:
+    """The section a check reports in: its module's name (``cockpit.checks.dataset``), else the word
+    after ``check_`` in its function's name (``check_dataset_bounded`` of the pre-flight)."""
+    module = check.__module__.rsplit(".", 1)[-1]
+    return module if module in SECTIONS else check.__name__.removeprefix("check_").split("_")[0]
 
 
-def _section(spec: str) -> str:
-    """The section a check reports in: its module's name (``dataset:check_dataset``), else the word
-    after ``check_`` in its function's name (``preflight:check_dataset_bounded``)."""
-    module, func = spec.split(":")
-    return module if module in SECTIONS else func.removeprefix("check_").split("_")[0]
-
-
-def run_checks(ctx: CheckContext, first: list[CheckResult] = (), checks: tuple[str, ...] = CHECKS) -> Report:
+def run_checks(ctx: CheckContext, first: list[CheckResult] = (), checks: tuple[Check, ...] = CHECKS) -> Report:
     """Run ``checks`` on ``ctx``; ``first`` holds results found before (loading the config)."""
     t0 = time.perf_counter()
     results = list(first)
-    for spec in checks:
-        if ctx.cfg is None and not spec.startswith(("environment:", "machine:")):
+    for check in checks:
+        if ctx.cfg is None and check not in WITHOUT_CONFIG:
             continue
         try:
-            results.extend(_load(spec)(ctx))
+            results.extend(check(ctx))
         except Exception as exc:  # a bug in one check must not hide the others
-            section = _section(spec)
+            section = section_of(check)
             results.append(result(f"{section}.crashed", f"{section} check", "warn",
                                   f"the {section} check crashed: {type(exc).__name__}: {exc}", blocking=False))
     return Report(config=str(ctx.config_path) if ctx.config_path else None, results=results,

@@ -63,8 +63,24 @@ class CheckContext:
     """Free disk where checkpoints go, instead of asking the filesystem (tests simulate a full disk)."""
     ram_free_bytes: int | None = None
     """Free RAM, instead of asking the OS (tests)."""
-    cache: dict[str, Any] = field(default_factory=dict)
-    """Facts one check finds and another reuses (tokenizer vocabulary, model shape, dataset counts)."""
+
+    # Facts one check finds and a later one reuses; None until the check that finds them has run
+    # (``cockpit.checks.CHECKS`` runs the finders first).
+    gpus: list[dict[str, Any]] | None = None
+    """GPUs NVML sees (index, name, memory), found by the environment check; read by the memory check."""
+    tokenizer: dict[str, Any] | None = None
+    """``vocab_size`` the model will be sized with and ``will_train`` (trained at launch), found by the
+    tokenizer check; read by the memory check."""
+    dataset: dict[str, Any] | None = None
+    """Counts of the training data (see ``cockpit.checks.dataset``), found by the dataset check."""
+    model: dict[str, Any] | None = None
+    """The model's shape and exact parameter counts (``model_facts``), found by the memory check; read
+    by the machine check (checkpoint sizes on disk)."""
+    memory: dict[str, Any] | None = None
+    """The training memory estimate per device, found by the memory check; read by the dry run."""
+    memory_fit: dict[str, Any] | None = None
+    """Whether the estimate fits (``fits``, ``available``, ``needed``, ``largest_micro_batch``), found
+    by the memory check; read by the dry run."""
 
 
 def result(id: str, title: str, status: Status, detail: str, fix: str | None = None, blocking: bool | None = None,

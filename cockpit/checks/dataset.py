@@ -8,7 +8,7 @@ no transformers). Every line is always validated; a file larger than
 ``FULL_TOKENIZE_BYTES`` has only an even sample of its lines tokenized, and the token figures say
 they are estimates. Shard directories are checked from their manifest and file sizes, never read.
 
-Facts for later checks go to ``ctx.cache["dataset"]``: ``source``, ``path``, ``format``,
+Facts for later checks go to ``ctx.dataset``: ``source``, ``path``, ``format``,
 ``records``, ``documents`` (valid, non-empty samples), ``text_unit`` (line, paragraph or file; None for JSONL), ``chars``, ``bytes``, ``tokens`` (with one
 end-of-text per document, as the engine's stream; None without a tokenizer), ``tokens_estimated``,
 ``sequences`` (tokens // seq_len; None without tokens), ``will_create``.
@@ -74,7 +74,7 @@ def _check_path(ctx: CheckContext) -> CheckResult | None:
     path = Path(data.path)
     if not path.exists():
         if data.source == "demo":
-            ctx.cache["dataset"] = {"source": "demo", "path": str(path), "format": "text", "records": data.demo.samples,
+            ctx.dataset = {"source": "demo", "path": str(path), "format": "text", "records": data.demo.samples,
                                     "tokens": None, "sequences": None, "will_create": True}
             return result("dataset.path", "Data file", "ok",
                           f"{path}: will be created at launch (the demo corpus: {data.demo.samples:,} lines, "
@@ -187,7 +187,7 @@ def _check_file(ctx: CheckContext) -> list[CheckResult]:
         out.append(result("dataset.tokens", "Tokens", "skip", f"{why}: lengths are in characters"))
     out.append(_empty_result(summary))
     out.append(_duplicates_result(ctx, summary))
-    ctx.cache["dataset"] = {
+    ctx.dataset = {
         "source": cfg.data.source, "path": str(path), "format": fmt, "records": summary.records,
         "text_unit": unit.unit if fmt == "text" else None,
         "documents": documents, "invalid": summary.invalid, "chars": summary.chars, "bytes": size,
@@ -354,7 +354,7 @@ def _check_shards(ctx: CheckContext) -> list[CheckResult]:
                           f"{train_tokens:,} training tokens = {train_tokens // seq_len:,} sequences of {seq_len}; "
                           f"{held}{extra}{mask}",
                           tokens=total, sequences=total // seq_len, val_tokens=val, loss_mask=bool(m.get("loss_mask"))))
-    ctx.cache["dataset"] = {"source": "shards", "path": str(path), "format": "shards", "records": None,
+    ctx.dataset = {"source": "shards", "path": str(path), "format": "shards", "records": None,
                             "documents": None, "chars": None, "bytes": None, "tokens": total,
                             "tokens_estimated": False, "sequences": total // seq_len, "shards": shards.shards,
                             "will_create": False}

@@ -83,8 +83,8 @@ def check_dry_run(ctx: CheckContext) -> list[CheckResult]:
     if not ctx.dry_run or ctx.cfg is None:
         return []
     cfg = ctx.cfg
-    est = ctx.cache.get("memory") or {}
-    fit = ctx.cache.get("memory_fit") or {}
+    est = ctx.memory or {}
+    fit = ctx.memory_fit or {}
     if fit and not fit.get("fits", True):
         return [result("dry_run.steps", "Dry run", "skip",
                        "not run: the memory estimate says this run does not fit (see memory.fit)", blocking=False)]

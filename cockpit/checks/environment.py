@@ -90,7 +90,7 @@ def check_environment(ctx: CheckContext) -> list[CheckResult]:
 
     build = torch_build()
     found, driver = gpus()
-    ctx.cache["gpus"] = found
+    ctx.gpus = found
     if build["version"] is None:
         out.append(result("environment.torch", "PyTorch build", "fail", "torch is not installed", REINSTALL))
     else:

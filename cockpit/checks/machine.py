@@ -84,7 +84,7 @@ def check_machine(ctx: CheckContext) -> list[CheckResult]:
 
     base = nearest_existing(runs_dir)
     disk_free = ctx.disk_free_bytes if ctx.disk_free_bytes is not None else shutil.disk_usage(base).free
-    model = ctx.cache.get("model") or {}
+    model = ctx.model or {}
     total_params = model.get("total_params")
     if not total_params:
         out.append(result("machine.disk", "Disk", "skip", f"{nbytes(disk_free)} free at {base}; checkpoint size unknown "

@@ -197,7 +197,7 @@ def tokenizer_vocab_size(ctx: CheckContext) -> tuple[int | None, str]:
     finding, the tokenizer at ``tokenizer.path``, ``tokenizer.vocab_size`` for one the run trains,
     or None (the preset's) for shards without a tokenizer."""
     cfg = ctx.cfg
-    known = ctx.cache.get("tokenizer") or {}
+    known = ctx.tokenizer or {}
     if known.get("vocab_size"):
         return int(known["vocab_size"]), ("tokenizer.vocab_size (trained at launch)" if known.get("will_train")
                                           else f"the tokenizer at {cfg.tokenizer.path}")
@@ -217,7 +217,7 @@ def tokenizer_vocab_size(ctx: CheckContext) -> tuple[int | None, str]:
 def target_device(ctx: CheckContext) -> tuple[Device, list[dict]]:
     """Where the run trains: CUDA when NVML finds GPUs and torch is a CUDA build, else the CPU;
     with the GPUs found (``environment.gpus`` dicts)."""
-    found = ctx.cache.get("gpus")
+    found = ctx.gpus
     if found is None:
         from cockpit.checks.environment import gpus
 
@@ -255,8 +255,8 @@ def _fix(cfg: Any, facts: dict, nproc: int, device: Device, available: int, fits
 def check_memory(ctx: CheckContext) -> list[CheckResult]:
     """``memory.model`` (shape and parameters), ``memory.estimate`` (the breakdown per device) and
     ``memory.fit`` (against the device's free memory; blocking when it does not fit). Leaves the
-    facts in ``ctx.cache["model"]``, the estimate in ``ctx.cache["memory"]`` and the verdict in
-    ``ctx.cache["memory_fit"]`` (``fits``, ``available``, ``needed``, ``largest_micro_batch``)."""
+    facts in ``ctx.model``, the estimate in ``ctx.memory`` and the verdict in
+    ``ctx.memory_fit`` (``fits``, ``available``, ``needed``, ``largest_micro_batch``)."""
     cfg = ctx.cfg
     if cfg is None:
         return []
@@ -270,7 +270,7 @@ def check_memory(ctx: CheckContext) -> list[CheckResult]:
     except PresetError as exc:
         return [result("memory.model", "Model", "skip", f"cannot size the model: {exc}", blocking=False)]
     facts["vocab_source"] = vocab_source
-    ctx.cache["model"] = facts
+    ctx.model = facts
     out = []
     experts = (f", {facts['experts']} experts (top {facts['experts_per_token']})" if facts["experts"] else "")
     active = (f", {facts['active_params']:,} active per token" if facts["experts"] else "")
@@ -283,7 +283,7 @@ def check_memory(ctx: CheckContext) -> list[CheckResult]:
     device, found = target_device(ctx)
     nproc = max(1, ctx.nproc)
     est = estimate_memory(facts, cfg, nproc, device=device)
-    ctx.cache["memory"] = est
+    ctx.memory = est
     train = cfg.train
     breakdown = (f"weights {nbytes(est['weights'])} + grads {nbytes(est['grads'])} + AdamW {nbytes(est['optimizer'])}"
                  + (f" + autocast copies {nbytes(est['weight_copies'])}" if est["weight_copies"] else "")
@@ -319,7 +319,7 @@ def check_memory(ctx: CheckContext) -> list[CheckResult]:
     fits_mb = largest_micro_batch(facts, cfg, nproc, per_process_available, device=device)
     data = {"device": device, "available": available, "capacity": capacity, "needed": need,
             "largest_micro_batch": fits_mb, "headroom": available - need}
-    ctx.cache["memory_fit"] = {"fits": need <= available, **data}
+    ctx.memory_fit = {"fits": need <= available, **data}
     if need > available:
         fits = (f"the largest micro batch that fits is {fits_mb}" if fits_mb
                 else "not even micro batch 1 fits")

@@ -68,9 +68,9 @@ def preflight(cfg, config_path: Path, nproc: int = 1, data: bool = True) -> str 
 
     ``data=False`` (a worker node: node 0 checks the data and the tokenizer, and makes the demo's)
     runs the config checks but the paths."""
-    from cockpit.checks import PREFLIGHT, run_checks
+    from cockpit.checks import PREFLIGHT, run_checks, section_of
 
-    checks = PREFLIGHT if data else tuple(c for c in PREFLIGHT if c.startswith("config:"))
+    checks = PREFLIGHT if data else tuple(c for c in PREFLIGHT if section_of(c) == "config")
     report = run_checks(CheckContext(config_path=Path(config_path), cfg=cfg, nproc=nproc), checks=checks)
     blocking = [r for r in report.blocking if data or r.id not in DATA_RESULTS]
     if not blocking:

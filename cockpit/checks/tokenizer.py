@@ -43,7 +43,7 @@ def check_tokenizer(ctx: CheckContext) -> list[CheckResult]:
     file = tok_dir / "tokenizer.json"
     if not file.is_file():
         if cfg.data.source in ("demo", "text", "jsonl"):
-            ctx.cache["tokenizer"] = {"vocab_size": cfg.tokenizer.vocab_size, "will_train": True}
+            ctx.tokenizer = {"vocab_size": cfg.tokenizer.vocab_size, "will_train": True}
             return [result("tokenizer.load", "Tokenizer", "ok",
                            f"{tok_dir}: will be created at launch (a byte-level BPE of {cfg.tokenizer.vocab_size:,} tokens "
                            f"trained on {cfg.data.path.name})", will_create=str(tok_dir))]
@@ -60,7 +60,7 @@ def check_tokenizer(ctx: CheckContext) -> list[CheckResult]:
     plain_encoding(tok)
     vocab = tok.get_vocab(with_added_tokens=True)
     size = max(len(vocab), tok.get_vocab_size(with_added_tokens=True))
-    ctx.cache["tokenizer"] = {"vocab_size": size, "will_train": False}
+    ctx.tokenizer = {"vocab_size": size, "will_train": False}
     out = [result("tokenizer.load", "Tokenizer", "ok", f"{tok_dir}: {size:,} tokens"
                   + ("" if (tok_dir / "tokenizer_config.json").is_file() else " (bare tokenizer.json)"), vocab_size=size)]
 
