@@ -10,26 +10,21 @@ Families map to Transformers config classes; the model itself always comes from
 ``build_meta_model`` builds a model on the meta device (shapes only, no memory) and ``count_params``
 / ``active_params`` count it: the model's own counts, which a test holds the torch-free formulas of
 ``cockpit.checks.model_facts`` (what ``cockpit presets`` and ``cockpit check`` show) equal to.
-This module imports neither torch nor transformers at import time: ``train_flops_per_token`` and
-``training_memory`` are plain arithmetic, shared with ``cockpit presets``.
+This module imports neither torch nor transformers at import time; the arithmetic of sizes (FLOPs,
+memory, the embedding's rows) lives in ``engine.sizing``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from engine.sizing import embedding_rows, embedding_too_small, train_flops_per_token
 from presets import META_KEYS, PresetError, check_overrides, load_preset
 
 #: family -> name of its Transformers config class.
 CONFIG_CLASSES = {"llama": "LlamaConfig", "mixtral": "MixtralConfig", "gpt_neox": "GPTNeoXConfig"}
 #: family -> the class ``AutoModelForCausalLM.from_config`` builds for it.
 MODEL_CLASSES = {"llama": "LlamaForCausalLM", "mixtral": "MixtralForCausalLM", "gpt_neox": "GPTNeoXForCausalLM"}
-
-#: Bytes per parameter of training state with bf16 mixed precision and AdamW, as this engine trains
-#: (Accelerate ``mixed_precision="bf16"``: fp32 weights, bf16 autocast compute):
-#: fp32 weights 4 + fp32 gradients 4 + AdamW first and second moments 4 + 4.
-BYTES_PER_PARAM = {"weights": 4, "grads": 4, "optimizer": 8}
-
 
 def config_class(family: str):
     import transformers
@@ -58,10 +53,10 @@ def model_config(preset: str, overrides: dict[str, Any] | None = None, vocab_siz
         fields.pop(key, None)
     if vocab_size is not None:
         padded = (overrides or {}).get("vocab_size")
-        if padded is not None and padded < vocab_size:
-            raise PresetError(f"model.vocab_size ({padded}) is smaller than the tokenizer's vocabulary ({vocab_size}); "
-                              f"remove it, or set at least {vocab_size} (e.g. a multiple of 64 for speed)")
-        fields["vocab_size"] = vocab_size if padded is None else padded
+        problem = embedding_too_small(vocab_size, padded)
+        if problem:
+            raise PresetError(problem)
+        fields["vocab_size"] = embedding_rows(vocab_size, padded)
     try:
         return cls(bos_token_id=bos_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id, **fields)
     except Exception as exc:  # the config class's own validation: a wrong type or an inconsistent value
@@ -149,42 +144,12 @@ def _inactive_params_formula(config) -> int:
     return per_expert * (n_exp - top_k) * config.num_hidden_layers
 
 
-def train_flops_per_token(active_params: int, embedding_params: int, layers: int, attention_dim: int,
-                          seq_len: int) -> float:
-    """Training FLOPs per token: 6 x active non-embedding parameters plus attention (PaLM, appendix B;
-    torchtitan: 6 N + 12 L H Q T, with H heads of Q dimensions each, ``attention_dim`` = H Q, the
-    hidden size unless head_dim is set). For a mixture of experts only the experts a token is
-    routed to are active."""
-    return 6.0 * (active_params - embedding_params) + 12.0 * layers * attention_dim * seq_len
-
-
 def flops_per_token(config, n_params: int, seq_len: int) -> float:
     """``train_flops_per_token`` of the model ``config`` describes, ``n_params`` in total."""
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     return train_flops_per_token(n_params - _inactive_params_formula(config), config.vocab_size * config.hidden_size,
                                  config.num_hidden_layers, heads * head_dim, seq_len)
-
-
-def training_memory(n_params: int, layers: int, hidden: int, vocab_size: int, experts_per_token: int,
-                    seq_len: int) -> dict[str, int]:
-    """Estimated training memory in bytes, bf16 mixed precision + AdamW on one device, no sharding.
-
-    - ``weights``/``grads``/``optimizer``: fp32 weights (4 B), fp32 gradients (4 B) and AdamW's two
-      fp32 moments (8 B) per parameter: 16 B/param (``BYTES_PER_PARAM``), for all parameters,
-      experts included.
-    - ``activations_per_seq``: a rough extra for one sequence of ``seq_len`` tokens without
-      activation checkpointing: 34 x seq_len x hidden bytes per layer (Korthikanti et al. 2022,
-      16-bit activations, fused attention so no seq_len^2 scores; the MLP share, 19 of the 34,
-      scaled by experts per token for a mixture of experts) plus the logits (bf16 + fp32 for the
-      loss, 6 B x seq_len x vocab). Multiply by the micro batch size.
-    Framework overhead, the CUDA context and fragmentation are not included."""
-    per_layer = seq_len * hidden * (15 + 19 * max(experts_per_token, 1))
-    activations = layers * per_layer + 6 * seq_len * vocab_size
-    mem = {key: n_params * b for key, b in BYTES_PER_PARAM.items()}
-    mem["states"] = sum(mem.values())
-    mem["activations_per_seq"] = activations
-    return mem
 
 
 #: Dense bf16/fp16 tensor-core peak FLOP/s per GPU, by a substring of its name. Used for MFU only.

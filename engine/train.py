@@ -58,6 +58,7 @@ from engine.optim import build_optimizer, build_scheduler, can_skip_on_device, s
 from engine.protocol import PROTOCOL_VERSION
 from engine.resume import ResumePoint, restore
 from engine.rundir import RunPaths
+from engine.sizing import CHECKPOINT_BYTES_PER_PARAM
 from engine.telemetry import Telemetry
 from engine import units
 from presets import PresetError
@@ -449,10 +450,10 @@ class Trainer:
 
     def checkpoint_s_estimate(self) -> float:
         """Seconds a checkpoint takes: the slowest measured so far, or a guess from the model size
-        (weights and two Adam moments at 200 MB/s, plus half a second)."""
+        (``CHECKPOINT_BYTES_PER_PARAM`` at 200 MB/s, plus half a second)."""
         if self.checkpoint_s:
             return max(self.checkpoint_s)
-        return 0.5 + self.n_params * 12 / 200e6
+        return 0.5 + self.n_params * CHECKPOINT_BYTES_PER_PARAM / 200e6
 
     def cost_usd(self, elapsed_s: float) -> float | None:
         price = self.cfg.train.price_per_hour

@@ -64,7 +64,8 @@ def test_torch_free_figures_equal_the_meta_model(preset, overrides, vocab, liste
 
     from cockpit.checks.model_facts import model_facts
     from engine.model import (active_params, build_meta_model, count_params, expert_sizes, flops_per_token,
-                              model_config, num_experts, training_memory)
+                              model_config, num_experts)
+    from engine.sizing import training_memory
 
     mcfg = model_config(preset, overrides, vocab)
     model = build_meta_model(mcfg)

@@ -15,10 +15,9 @@ from pathlib import Path
 import psutil
 
 from cockpit.checks.base import CheckContext, CheckResult, result
+from engine.sizing import CHECKPOINT_BYTES_PER_PARAM
 from engine.units import nbytes
 
-#: Bytes a checkpoint holds per parameter: fp32 weights (4) + AdamW's two fp32 moments (8).
-CHECKPOINT_BYTES_PER_PARAM = 12
 #: Tokenizer files, training state besides the moments, manifest.
 CHECKPOINT_EXTRA_BYTES = 8 << 20
 #: Keep this share of the disk free beyond the footprint.

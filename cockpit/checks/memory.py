@@ -41,14 +41,13 @@ import math
 from typing import Any, Literal
 
 from cockpit.checks.base import CheckContext, CheckResult, result
+from engine.sizing import BYTES_PER_PARAM
 from engine.units import nbytes
 
 Device = Literal["cpu", "cuda"]
 
 MIB, GIB = 1 << 20, 1 << 30
 
-#: Bytes of training state per parameter (fp32 master weights, fp32 gradients, AdamW moments).
-STATE_BYTES = {"weights": 4, "grads": 4, "optimizer": 8}
 #: Bytes per element of the compute dtype.
 COMPUTE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 
@@ -130,7 +129,7 @@ def estimate_memory(facts: dict[str, Any], cfg: Any, nproc: int = 1, *, device: 
     c = COMPUTE_BYTES[precision]
 
     shard = nproc if strategy == "fsdp" else 1
-    mem: dict[str, Any] = {key: math.ceil(P * b / shard) for key, b in STATE_BYTES.items()}
+    mem: dict[str, Any] = {key: math.ceil(P * b / shard) for key, b in BYTES_PER_PARAM.items()}
     offload = strategy == "fsdp" and cfg.distributed.fsdp.cpu_offload
     if offload:  # sharded state lives in CPU memory between uses
         mem.update(weights=0, grads=0, optimizer=0)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.sizing import embedding_rows, train_flops_per_token, training_memory
 from presets import META_KEYS, PresetError, check_overrides, load_preset
 
 #: What the family's Transformers config class uses for a field the preset does not set
@@ -54,9 +55,8 @@ def resolved_fields(preset: str, overrides: dict[str, Any] | None = None, vocab_
     out = dict(DEFAULTS[family])
     out.update({k: v for k, v in fields.items() if k not in META_KEYS})
     out.update(overrides or {})
-    if vocab_size is not None:  # as engine.model.model_config: an explicit model.vocab_size pads beyond it
-        padded = (overrides or {}).get("vocab_size")
-        out["vocab_size"] = vocab_size if padded is None else max(int(padded), vocab_size)
+    if vocab_size is not None:  # the tokenizer's vocabulary, or model.vocab_size padding beyond it
+        out["vocab_size"] = embedding_rows(vocab_size, (overrides or {}).get("vocab_size"))
     out["family"] = family
     return out
 
@@ -138,7 +138,7 @@ def facts_from_fields(f: dict[str, Any]) -> dict[str, Any]:
 def preset_summary(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything ``cockpit presets`` shows about one preset (with ``overrides``, as a run's
     ``model:``), counted with the preset's own vocabulary. Raises PresetError."""
-    from engine.model import MODEL_CLASSES, training_memory, train_flops_per_token
+    from engine.model import MODEL_CLASSES
 
     fields = load_preset(name)
     f = facts_from_fields(resolved_fields(name, overrides))

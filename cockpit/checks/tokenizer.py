@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cockpit.checks.base import CheckContext, CheckResult, result
 from engine.data.tokenizer import EOS_CANDIDATES, encoding_note, guess_eos, open_tokenizer, plain_encoding
+from engine.sizing import embedding_rows, embedding_too_small
 
 #: Text a byte-level tokenizer must give back unchanged.
 SAMPLE = "The quick brown fox, 3.14 km/h!\n  Ünïcödé: naïve café, 東京, emoji 🚀."
@@ -65,12 +66,12 @@ def check_tokenizer(ctx: CheckContext) -> list[CheckResult]:
                   + ("" if (tok_dir / "tokenizer_config.json").is_file() else " (bare tokenizer.json)"), vocab_size=size)]
 
     padded = cfg.model.get("vocab_size")
-    if padded is not None and int(padded) < size:
+    if embedding_too_small(size, padded):
         out.append(result("tokenizer.vocab", "Vocabulary vs embedding", "fail",
                           f"the tokenizer's {size:,} tokens do not fit the model's embedding of {int(padded):,} "
                           f"(model.vocab_size)", f"remove model.vocab_size or set it to at least {size:,}"))
     else:
-        embedding = int(padded) if padded is not None else size
+        embedding = embedding_rows(size, padded)
         out.append(result("tokenizer.vocab", "Vocabulary vs embedding", "ok",
                           f"embedding of {embedding:,} rows for {size:,} tokens"
                           + (" (model.vocab_size pads it)" if padded is not None else " (sized to the tokenizer)")))
