@@ -117,25 +117,19 @@ class DashboardScreen(Screen):
     # --- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        def titled(widget, title: str):
+            widget.border_title = title
+            return widget
+
         yield RunHeader(id="header")
         with Horizontal(id="top"):
-            chart = LossChart(id="chart")
-            chart.border_title = "Loss"
-            yield chart
+            yield titled(LossChart(id="chart"), "Loss")
             with Vertical(id="side"):
-                stats = StatPanel(id="stats")
-                stats.border_title = "Progress"
-                yield stats
-                telemetry = TelemetryPanel(id="telemetry")
-                telemetry.border_title = "Machine"
-                yield telemetry
+                yield titled(StatPanel(id="stats"), "Progress")
+                yield titled(TelemetryPanel(id="telemetry"), "Machine")
         with Horizontal(id="bottom"):
-            checkpoints = CheckpointTable(id="checkpoints")
-            checkpoints.border_title = "Checkpoints"
-            yield checkpoints
-            log = LogTail(id="log")
-            log.border_title = "Log"
-            yield log
+            yield titled(CheckpointTable(id="checkpoints"), "Checkpoints")
+            yield titled(LogTail(id="log"), "Log")
         yield Footer()
 
     def on_mount(self) -> None:
