@@ -185,7 +185,8 @@ def components_child(run_dir: Path) -> None:
     sample_system(gpus=gpus)
     mark("telemetry: first sample")
     from torch.utils.tensorboard import SummaryWriter
-    SummaryWriter(log_dir=str(run_dir / "tensorboard")).close()
+    from engine.rundir import RunPaths
+    SummaryWriter(log_dir=str(RunPaths(run_dir).tensorboard)).close()
     mark("TensorBoard writer")
     x = torch.randint(0, len(tok), (cfg.train.micro_batch_size, cfg.train.seq_len))
     acc.backward(model(input_ids=x, labels=x, use_cache=False).loss)
