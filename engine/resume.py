@@ -56,10 +56,9 @@ def resolve_checkpoint(run_dir: str | os.PathLike, spec: str) -> Path:
     to a checkpoint directory. Torch-free."""
     paths = RunPaths(Path(run_dir))
     if spec == LATEST_SPEC:
-        try:
-            name = paths.latest.read_text(encoding="utf-8").strip()
-        except OSError:
-            raise ResumeError(f"{paths.latest}: no checkpoint to resume from (the file is missing)") from None
+        name = paths.latest_name()
+        if name is None:
+            raise ResumeError(f"{paths.latest}: no checkpoint to resume from (the file is missing)")
         path = paths.checkpoints / name
         if not name or not path.is_dir():
             raise ResumeError(f"{paths.latest} names {name!r}, which is not a checkpoint directory")

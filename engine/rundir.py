@@ -78,6 +78,14 @@ class RunPaths:
     def latest(self) -> Path:
         return self.checkpoints / LATEST
 
+    def latest_name(self) -> str | None:
+        """The checkpoint directory name ``checkpoints/latest`` holds ("" when it is empty); None
+        when the file is missing or unreadable."""
+        try:
+            return self.latest.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+
     def checkpoint_dir(self, step: int) -> Path:
         """``checkpoints/checkpoint-<step>``."""
         return self.checkpoints / checkpoint_name(step)
@@ -280,9 +288,8 @@ def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint named by ``checkpoints/latest``, or None."""
     paths = RunPaths(Path(run_dir))
-    try:
-        name = paths.latest.read_text(encoding="utf-8").strip()
-    except OSError:
+    name = paths.latest_name()
+    if name is None:
         return None
     ckpt = paths.checkpoints / name
     return ckpt if name and ckpt.is_dir() else None
