@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from cockpit.client import RunClient, read_events  # noqa: E402
 from cockpit.launch import new_run_dir, prepare_config  # noqa: E402
+from engine.rundir import RunPaths  # noqa: E402
 
 
 def one_run(workdir: Path, label: str, on: bool, steps: int, index: int) -> float:
@@ -53,8 +54,8 @@ def one_run(workdir: Path, label: str, on: bool, steps: int, index: int) -> floa
     if follower is not None:
         follower.join(10)
     if code != 0:
-        raise SystemExit(f"{label} run failed (exit {code}); see {run_dir / 'logs'}")
-    metrics = [e for e in read_events(run_dir / "events.jsonl") if e["type"] == "metrics"]
+        raise SystemExit(f"{label} run failed (exit {code}); see {RunPaths(run_dir).logs}")
+    metrics = [e for e in read_events(RunPaths(run_dir).events) if e["type"] == "metrics"]
     first, last = metrics[0], metrics[-1]
     return (last["step"] - first["step"]) / (last["elapsed_s"] - first["elapsed_s"])
 

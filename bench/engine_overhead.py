@@ -119,10 +119,11 @@ def run_trainer(run_dir: Path) -> float:
 
 def run_engine(run_dir: Path) -> float:
     from cockpit.client import read_events
+    from engine.rundir import RunPaths
 
     subprocess.run([sys.executable, "-m", "engine", "--run-dir", str(run_dir)], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metrics = [e for e in read_events(run_dir / "events.jsonl") if e["type"] == "metrics"]
+    metrics = [e for e in read_events(RunPaths(run_dir).events) if e["type"] == "metrics"]
     first, last = metrics[0], metrics[-1]
     return (last["step"] - first["step"]) / (last["elapsed_s"] - first["elapsed_s"])
 

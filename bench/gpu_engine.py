@@ -54,11 +54,12 @@ def make_run(work: Path, preset: str, args) -> Path:
 
 def engine_figures(run_dir: Path, env: dict) -> dict:
     from cockpit.client import read_events
+    from engine.rundir import RunPaths
 
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "engine", "--run-dir", str(run_dir)], env=env,
                           capture_output=True, text=True)
-    events = list(read_events(run_dir / "events.jsonl"))
+    events = list(read_events(RunPaths(run_dir).events))
     if proc.returncode != 0:
         errors = [e.get("message") for e in events if e["type"] == "error"]
         return {"ok": False, "error": errors[-1] if errors else proc.stderr[-2000:]}
@@ -84,9 +85,10 @@ def memory_figures(run_dir: Path, env: dict) -> dict:
     from cockpit.checks.memory import estimate_memory
     from cockpit.checks.model_facts import model_facts
     from engine.config import read_run_config
+    from engine.rundir import RunPaths
 
     out = run_dir / "dry_run.json"
-    subprocess.run([sys.executable, "-m", "engine.dryrun", "--config", str(run_dir / "run.yaml"), "--steps", "3",
+    subprocess.run([sys.executable, "-m", "engine.dryrun", "--config", str(RunPaths(run_dir).run_yaml), "--steps", "3",
                     "--json", str(out)], env=env, capture_output=True, text=True)
     measured = json.loads(out.read_text())
     if not measured.get("ok"):

@@ -80,7 +80,9 @@ def launch(cwd: Path, source: Path | None = None) -> dict:
         raise RuntimeError("the launch failed:\n" + "\n".join(lines[-20:]))
     if engine is not None:  # its exit (interpreter teardown) must not overlap the next measurement
         psutil.wait_procs([engine], timeout=60)
-    events = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
+    from engine.rundir import RunPaths
+
+    events = [json.loads(x) for x in RunPaths(run_dir).events.read_text().splitlines()]
 
     def ts(pred) -> float:
         return next(e["ts"] for e in events if pred(e))
@@ -186,7 +188,8 @@ def components_child(run_dir: Path) -> None:
     sample_system(gpus=gpus)
     mark("telemetry: first sample")
     from torch.utils.tensorboard import SummaryWriter
-    SummaryWriter(log_dir=str(run_dir / "tensorboard")).close()
+    from engine.rundir import RunPaths
+    SummaryWriter(log_dir=str(RunPaths(run_dir).tensorboard)).close()
     mark("TensorBoard writer")
     x = torch.randint(0, len(tok), (cfg.train.micro_batch_size, cfg.train.seq_len))
     acc.backward(model(input_ids=x, labels=x, use_cache=False).loss)

@@ -214,7 +214,7 @@ def iter_runs(runs_dir: Path) -> list[Path]:
     """Run directories under ``runs_dir`` (those with a run.yaml), newest first."""
     if not runs_dir.is_dir():
         return []
-    runs = [p for p in runs_dir.iterdir() if (p / "run.yaml").is_file()]
+    runs = [p for p in runs_dir.iterdir() if RunPaths(p).is_run_dir()]
     return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
 
 

@@ -59,7 +59,7 @@ def new_run_dir(cfg: RunConfig, config_path: Path, run_dir: Path | None = None) 
     run_dir = Path(run_dir).resolve()
     paths = RunPaths(run_dir)
     if paths.run_yaml.exists():
-        raise ConfigError(f"{run_dir}: already holds a run (run.yaml exists); choose another --run-dir")
+        raise ConfigError(f"{run_dir}: already holds a run ({paths.run_yaml.name} exists); choose another --run-dir")
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(mode=0o700, exist_ok=True)
     os.chmod(run_dir, 0o700)
@@ -168,12 +168,12 @@ def find_run(ref: str | None, runs_dir: Path) -> Path:
             raise ConfigError(f"{runs_dir}: no runs yet (start one with `cockpit run demo`)")
         return runs[0]
     path = Path(ref)
-    if (path / "run.yaml").is_file():
+    if RunPaths(path).is_run_dir():
         return path.resolve()
     if path.exists():
-        raise ConfigError(f"{ref}: not a run directory (no run.yaml)")
+        raise ConfigError(f"{ref}: not a run directory (no {RunPaths(path).run_yaml.name})")
     candidate = runs_dir / ref
-    if (candidate / "run.yaml").is_file():
+    if RunPaths(candidate).is_run_dir():
         return candidate.resolve()
     matches = [p for p in iter_runs(runs_dir) if p.name.startswith(ref)]
     if len(matches) == 1:
@@ -194,32 +194,34 @@ def resume_target(spec: str, cfg: RunConfig, config_path: Path, run_dir: Path | 
     ``train.max_steps``, say); ``write_run_config`` saves it once the caller has checked it.
     Raises ConfigError naming what is wrong; changes nothing."""
     from cockpit.client import iter_runs
+    from engine.resume import LATEST_SPEC
     from engine.rundir import read_status
 
-    if spec == "latest":
+    if spec == LATEST_SPEC:
         if run_dir is not None:
-            target, arg = Path(run_dir), "latest"
+            target, arg = Path(run_dir), LATEST_SPEC
         else:
             stem = cfg.name or config_path.stem
             runs = [r for r in iter_runs(cfg.runs_dir)
                     if r.name.startswith(f"{stem}-") and RunPaths(r).latest.is_file()]
             if not runs:
                 raise ConfigError(f"{cfg.runs_dir}: no run of '{stem}' with a checkpoint to resume")
-            target, arg = runs[0], "latest"
+            target, arg = runs[0], LATEST_SPEC
     else:
         path = Path(spec)
-        if (path / "run.yaml").is_file():
-            target, arg = path, "latest"
-        elif path.is_dir() and path.parent.name == "checkpoints" and (path.parent.parent / "run.yaml").is_file():
+        owner = RunPaths(path.parent.parent)  # the run of a checkpoint directory
+        if RunPaths(path).is_run_dir():
+            target, arg = path, LATEST_SPEC
+        elif path.is_dir() and path.parent.name == owner.checkpoints.name and owner.is_run_dir():
             target, arg = path.parent.parent, str(path.resolve())
         else:
             raise ConfigError(f"{spec}: neither a run directory nor a checkpoint directory of a run")
     target = target.resolve()
     paths = RunPaths(target)
-    if not paths.run_yaml.is_file():
-        raise ConfigError(f"{target}: not a run directory (no run.yaml)")
-    if arg == "latest" and not paths.latest.is_file():
-        raise ConfigError(f"{target}: has no checkpoint to resume from (no checkpoints/latest)")
+    if not paths.is_run_dir():
+        raise ConfigError(f"{target}: not a run directory (no {paths.run_yaml.name})")
+    if arg == LATEST_SPEC and not paths.latest.is_file():
+        raise ConfigError(f"{target}: has no checkpoint to resume from (no {paths.relative(paths.latest)})")
     status = read_status(target)
     if status.get("alive") and status.get("state") not in TERMINAL_STATES:  # terminal: bus closed, exiting
         raise ConfigError(f"{target}: its engine is still running; `cockpit attach` it instead")

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from cockpit.app import CockpitApp, make_app
+from engine.rundir import RunPaths
 
 
 async def wait_until_loaded(app: CockpitApp, timeout: float = 30.0) -> bool:
@@ -58,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=_size, default=(120, 36), help="terminal size, WxH (120x36)")
     parser.add_argument("--title", default=None, help="window title in the picture")
     args = parser.parse_args(argv)
-    if not (args.run_dir / "events.jsonl").is_file():
-        print(f"cockpit.screenshot: {args.run_dir}: not a run directory (no events.jsonl)",
+    events = RunPaths(args.run_dir).events
+    if not events.is_file():
+        print(f"cockpit.screenshot: {args.run_dir}: not a run directory (no {events.name})",
               file=sys.stderr)
         return 2
     svg = asyncio.run(render_svg(args.run_dir, args.size, args.title))

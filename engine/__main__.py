@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"engine: {' / '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
 
-    from engine.rundir import RunLock, RunLocked
+    from engine.rundir import RunLock, RunLocked, RunPaths
 
     lock = None
     if int(os.environ.get("RANK", "0")) == 0:  # one engine per run directory, held until this process exits
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             resume = load_resume_point(ckpt)  # reads the checkpoint (imports torch); writes nothing
         except ResumeError as exc:
             return refuse(' / '.join(str(exc).splitlines()))
-    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    RunPaths(run_dir).logs.mkdir(parents=True, exist_ok=True)
     from engine.train import run
 
     return run(run_dir, cfg, controls, resume=resume)

@@ -32,10 +32,13 @@ import numpy as np
 import torch
 
 from engine.atomic import atomic_write_text
+from engine.rundir import (CHECKPOINT_PREFIX, LATEST, checkpoint_name, checkpoint_step, replaced_checkpoint_name,
+                           temporary_checkpoint_name)
 
-MANIFEST = "manifest.json"
+MODEL_CONFIG = "config.json"       #: the model config (save_pretrained)
+WEIGHTS = "model.safetensors"      #: the weights (save_pretrained, safe serialization, one shard)
 TRAINING_STATE = "training_state.pt"
-PREFIX = "checkpoint-"
+MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,6 @@ class SavedCheckpoint:
     path: Path
     step: int
     size_bytes: int
-
-
-def checkpoint_name(step: int) -> str:
-    return f"{PREFIX}{step}"
 
 
 def _sha256(path: Path, fsync: bool = True) -> str:
@@ -184,7 +183,7 @@ def save_checkpoint(checkpoints_dir: str | os.PathLike, step: int, model, tokeni
     root = Path(checkpoints_dir)
     root.mkdir(parents=True, exist_ok=True)
     name = checkpoint_name(step)
-    final, tmp = root / name, root / f".tmp-{name}"
+    final, tmp = root / name, root / temporary_checkpoint_name(step)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         model.save_pretrained(tmp, state_dict=model_state, safe_serialization=True)
@@ -194,7 +193,7 @@ def save_checkpoint(checkpoints_dir: str | os.PathLike, step: int, model, tokeni
         manifest = write_manifest(tmp, step)
         _fsync_dir(tmp)
         if final.exists():
-            old = root / f".old-{name}-{os.getpid()}"
+            old = root / replaced_checkpoint_name(step, os.getpid())
             os.rename(final, old)
             os.rename(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
@@ -204,9 +203,30 @@ def save_checkpoint(checkpoints_dir: str | os.PathLike, step: int, model, tokeni
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    atomic_write_text(root / "latest", name + "\n")
+    atomic_write_text(root / LATEST, name + "\n")
     size = sum(f["size"] for f in manifest["files"].values()) + (final / MANIFEST).stat().st_size
     return SavedCheckpoint(path=final, step=step, size_bytes=size)
+
+
+def prune(checkpoints_dir: str | os.PathLike, limit: int, keep_steps: set[int | None]) -> list[tuple[int, Path]]:
+    """Delete the oldest checkpoints under ``checkpoints_dir`` until at most ``limit`` are left,
+    never those of ``keep_steps`` (the newest, the best held-out loss's); returns the ``(step,
+    directory)`` of each one deleted, oldest first. Nothing is deleted when ``limit`` is 0."""
+    if not limit:
+        return []
+    root = Path(checkpoints_dir)
+    found = sorted((step, p) for p in root.glob(f"{CHECKPOINT_PREFIX}*")
+                   if p.is_dir() and (step := checkpoint_step(p.name)) is not None)
+    excess, pruned = len(found) - limit, []
+    for step, path in found:
+        if excess <= 0:
+            break
+        if step in keep_steps:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        excess -= 1
+        pruned.append((step, path))
+    return pruned
 
 
 def load_training_state(ckpt_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

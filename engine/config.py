@@ -386,4 +386,6 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
 
 def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
     """The resolved config of a run directory (``run.yaml``)."""
-    return load_config(Path(run_dir) / "run.yaml")
+    from engine.rundir import RunPaths
+
+    return load_config(RunPaths(Path(run_dir)).run_yaml)

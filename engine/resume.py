@@ -22,9 +22,7 @@ from typing import Any
 
 from engine.rundir import RunPaths
 
-#: Files of the checkpoint directory a resume reads.
-REQUIRED_FILES = {"config.json": "model config", "model.safetensors": "model weights",
-                  "training_state.pt": "training state", "manifest.json": "manifest"}
+LATEST_SPEC = "latest"  #: the ``--resume`` value for the checkpoint ``checkpoints/latest`` names
 
 #: training_state.pt key -> what it is, as a refusal names it.
 REQUIRED_STATE = {
@@ -57,11 +55,10 @@ def resolve_checkpoint(run_dir: str | os.PathLike, spec: str) -> Path:
     """``latest`` -> the directory named by ``run_dir/checkpoints/latest``; anything else is a path
     to a checkpoint directory. Torch-free."""
     paths = RunPaths(Path(run_dir))
-    if spec == "latest":
-        try:
-            name = paths.latest.read_text(encoding="utf-8").strip()
-        except OSError:
-            raise ResumeError(f"{paths.latest}: no checkpoint to resume from (the file is missing)") from None
+    if spec == LATEST_SPEC:
+        name = paths.latest_name()
+        if name is None:
+            raise ResumeError(f"{paths.latest}: no checkpoint to resume from (the file is missing)")
         path = paths.checkpoints / name
         if not name or not path.is_dir():
             raise ResumeError(f"{paths.latest} names {name!r}, which is not a checkpoint directory")
@@ -92,10 +89,12 @@ def missing_parts(state: Any) -> list[str]:
 
 def load_resume_point(path: str | os.PathLike) -> ResumePoint:
     """Check and load a checkpoint for resuming; raises ResumeError naming the missing part."""
-    from engine.checkpoint import load_training_state, verify_checkpoint
+    from engine.checkpoint import MANIFEST, MODEL_CONFIG, TRAINING_STATE, WEIGHTS, load_training_state, verify_checkpoint
 
+    required = {MODEL_CONFIG: "model config", WEIGHTS: "model weights", TRAINING_STATE: "training state",
+                MANIFEST: "manifest"}  # the files of the checkpoint directory a resume reads
     path = Path(path)
-    absent = [f"{name} ({what})" for name, what in REQUIRED_FILES.items() if not (path / name).is_file()]
+    absent = [f"{name} ({what})" for name, what in required.items() if not (path / name).is_file()]
     if absent:
         raise ResumeError(f"{path}: cannot resume, missing {', '.join(absent)}")
     problems = verify_checkpoint(path)
@@ -104,10 +103,10 @@ def load_resume_point(path: str | os.PathLike) -> ResumePoint:
     try:
         state = load_training_state(path)
     except Exception as exc:  # pickle errors, truncated files
-        raise ResumeError(f"{path}: cannot resume, training_state.pt is unreadable ({type(exc).__name__}: {exc})") from None
+        raise ResumeError(f"{path}: cannot resume, {TRAINING_STATE} is unreadable ({type(exc).__name__}: {exc})") from None
     missing = missing_parts(state)
     if missing:
-        raise ResumeError(f"{path}: cannot resume, training_state.pt lacks {', '.join(missing)}")
+        raise ResumeError(f"{path}: cannot resume, {TRAINING_STATE} lacks {', '.join(missing)}")
     return ResumePoint(path=path, state=state)
 
 
@@ -117,11 +116,11 @@ def restore(trainer, point: ResumePoint) -> None:
     everything that draws from them)."""
     from safetensors.torch import load_file
 
-    from engine.checkpoint import restore_state, set_rng_state
+    from engine.checkpoint import WEIGHTS, restore_state, set_rng_state
     from engine.config import ConfigError
 
     state, acc = point.state, trainer.accelerator
-    weights = load_file(point.path / "model.safetensors")
+    weights = load_file(point.path / WEIGHTS)
     try:
         restore_state(trainer.model, trainer.optimizer, weights, state["optimizer"])
     except (KeyError, RuntimeError, ValueError) as exc:

@@ -17,8 +17,36 @@ from typing import Any
 from engine.protocol import DEAD, TERMINAL_STATES, UNKNOWN
 
 
+CHECKPOINTS = "checkpoints"        #: the run directory's folder of checkpoints
+LATEST = "latest"                  #: the text file in it naming the newest complete checkpoint
+CHECKPOINT_PREFIX = "checkpoint-"  #: a checkpoint directory is ``checkpoint-<step>``
+
+
+def checkpoint_name(step: int) -> str:
+    """The directory name of the checkpoint of ``step``: ``checkpoint-<step>``."""
+    return f"{CHECKPOINT_PREFIX}{step}"
+
+
+def checkpoint_step(name: str) -> int | None:
+    """The step of a checkpoint directory name (``checkpoint-<step>``); None for any other name."""
+    step = name[len(CHECKPOINT_PREFIX):] if name.startswith(CHECKPOINT_PREFIX) else ""
+    return int(step) if step.isdigit() else None
+
+
+def temporary_checkpoint_name(step: int) -> str:
+    """The name checkpoint ``step`` is written under until it is complete."""
+    return f".tmp-{checkpoint_name(step)}"
+
+
+def replaced_checkpoint_name(step: int, pid: int) -> str:
+    """The name an older checkpoint of the same step takes while a new one replaces it."""
+    return f".old-{checkpoint_name(step)}-{pid}"
+
+
 @dataclass(frozen=True)
 class RunPaths:
+    """Every name of the run directory ``root``; nothing else spells one out."""
+
     root: Path
 
     @property
@@ -43,11 +71,31 @@ class RunPaths:
 
     @property
     def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
+        return self.root / CHECKPOINTS
 
     @property
     def latest(self) -> Path:
-        return self.checkpoints / "latest"
+        return self.checkpoints / LATEST
+
+    def latest_name(self) -> str | None:
+        """The checkpoint directory name ``checkpoints/latest`` holds ("" when it is empty); None
+        when the file is missing or unreadable."""
+        try:
+            return self.latest.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+
+    def checkpoint_dir(self, step: int) -> Path:
+        """``checkpoints/checkpoint-<step>``."""
+        return self.checkpoints / checkpoint_name(step)
+
+    def checkpoint_rel(self, step: int) -> str:
+        """The checkpoint of ``step`` as events name it, relative to the run directory."""
+        return self.relative(self.checkpoint_dir(step))
+
+    def relative(self, path: Path) -> str:
+        """``path`` (inside the run directory) relative to it, as events and messages name it."""
+        return Path(path).relative_to(self.root).as_posix()
 
     @property
     def logs(self) -> Path:
@@ -64,6 +112,10 @@ class RunPaths:
     @property
     def run_id(self) -> str:
         return self.root.name
+
+    def is_run_dir(self) -> bool:
+        """Whether ``root`` holds a run (its ``run.yaml``)."""
+        return self.run_yaml.is_file()
 
 
 def process_start_time(pid: int | None) -> int | None:
@@ -215,9 +267,8 @@ def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint named by ``checkpoints/latest``, or None."""
     paths = RunPaths(Path(run_dir))
-    try:
-        name = paths.latest.read_text(encoding="utf-8").strip()
-    except OSError:
+    name = paths.latest_name()
+    if name is None:
         return None
     ckpt = paths.checkpoints / name
     return ckpt if name and ckpt.is_dir() else None

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import sys
 import time
 import traceback
@@ -43,7 +42,7 @@ from accelerate.utils import set_seed
 from transformers.utils import logging as hf_logging
 
 from engine.bus import EventBus
-from engine.checkpoint import gather_state, rng_state, save_checkpoint
+from engine.checkpoint import gather_state, prune, rng_state, save_checkpoint
 from engine.config import ConfigError, RunConfig
 from engine.controls import Controls
 from engine.data.demo import generate_demo_corpus
@@ -57,7 +56,7 @@ from engine.model import build_model, count_params, flops_per_token, model_confi
 from engine.optim import build_optimizer, build_scheduler, can_skip_on_device, step_unless
 from engine.protocol import PROTOCOL_VERSION
 from engine.resume import ResumePoint, restore
-from engine.rundir import RunPaths
+from engine.rundir import RunPaths, checkpoint_name
 from engine.sizing import CHECKPOINT_BYTES_PER_PARAM
 from engine.telemetry import Telemetry
 from engine import units
@@ -336,7 +335,7 @@ class Trainer:
         step = self.step + 1
         loss, grad_norm = values.tolist()
         self.end_reason = (f"non-finite loss at step {step} (train.nonfinite: stop); the update was not applied, "
-                           f"checkpoint-{self.step} holds the last good state")
+                           f"{checkpoint_name(self.step)} holds the last good state")
         self.bus.emit("error", step=step, message=f"non-finite loss at step {step} (loss {loss:.4g}, grad_norm "
                       f"{grad_norm:.4g}): stopping (train.nonfinite: stop)")
 
@@ -369,7 +368,7 @@ class Trainer:
             if self.nonfinite_in_a_row >= train.nonfinite_max_skips and not self.end_reason:
                 self.end_reason = (f"{self.nonfinite_in_a_row} non-finite steps in a row up to step {step} "
                                    f"(train.nonfinite_max_skips is {train.nonfinite_max_skips}); their updates were not "
-                                   f"applied, checkpoint-{self.step} holds the last good weights")
+                                   f"applied, {checkpoint_name(self.step)} holds the last good weights")
 
     def configure_model(self) -> None:
         """Model options applied after build: gradient checkpointing, torch.compile."""
@@ -405,23 +404,10 @@ class Trainer:
 
     def prune_checkpoints(self) -> None:
         """Delete the oldest checkpoints beyond ``train.save_total_limit``, keeping the newest and
-        the one of the best held-out loss's step."""
+        the one of the best held-out loss's step; a ``checkpoint pruned`` event for each."""
         limit = self.cfg.train.save_total_limit
-        if not limit:
-            return
-        root = self.paths.checkpoints
-        found = sorted((int(p.name.split("-", 1)[1]), p) for p in root.glob("checkpoint-*")
-                       if p.is_dir() and p.name.split("-", 1)[1].isdigit())
-        keep = {self.step, self.best_eval_step}
-        excess = len(found) - limit
-        for step, path in found:
-            if excess <= 0:
-                break
-            if step in keep:
-                continue
-            shutil.rmtree(path, ignore_errors=True)
-            excess -= 1
-            self.bus.emit("checkpoint", action="pruned", step=step, path=f"{root.name}/{path.name}",
+        for step, path in prune(self.paths.checkpoints, limit, {self.step, self.best_eval_step}):
+            self.bus.emit("checkpoint", action="pruned", step=step, path=self.paths.relative(path),
                           reason=f"save_total_limit {limit}")
 
     def step_time_estimate(self, last_step_s: float) -> float:
@@ -636,7 +622,7 @@ class Trainer:
         model_state, optim_state = gather_state(self.model, self.optimizer)  # every process takes part
         state = self.training_state(optim_state)
         acc.wait_for_everyone()
-        rel = f"{self.paths.checkpoints.name}/checkpoint-{self.step}"
+        rel = self.paths.checkpoint_rel(self.step)
         if acc.is_main_process:
             try:
                 saved = save_checkpoint(self.paths.checkpoints, self.step, acc.unwrap_model(self.model),

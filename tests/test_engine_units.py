@@ -276,6 +276,25 @@ def test_checkpoint_is_atomic_verifiable_and_weights_only(tmp_path, tokenizer):
     assert any("config.json" in p for p in verify_checkpoint(saved.path))
 
 
+def test_prune_deletes_the_oldest_beyond_the_limit_but_keeps_the_latest_and_best(tmp_path):
+    from engine.checkpoint import prune
+
+    root = tmp_path / "checkpoints"
+    for step in (5, 10, 15, 20, 25):
+        (root / f"checkpoint-{step}").mkdir(parents=True)
+    (root / ".tmp-checkpoint-30").mkdir()  # a checkpoint being written, and the pointer: not checkpoints
+    (root / "latest").write_text("checkpoint-25\n")
+    (root / "checkpoint-notes.txt").write_text("")
+
+    assert prune(root, 0, {25}) == []  # no limit: everything stays
+    pruned = prune(root, 2, {25, 5})  # 5 is the best held-out loss's step: kept though oldest
+    assert pruned == [(10, root / "checkpoint-10"), (15, root / "checkpoint-15"), (20, root / "checkpoint-20")]
+    assert sorted(p.name for p in root.iterdir()) == [".tmp-checkpoint-30", "checkpoint-25", "checkpoint-5",
+                                                      "checkpoint-notes.txt", "latest"]
+    assert prune(root, 2, {25, None}) == []  # at the limit already; no best step yet
+    assert prune(root, 1, {25, None}) == [(5, root / "checkpoint-5")]
+
+
 
 def test_gathered_state_restores_by_parameter_name_with_tied_weights(tmp_path, tokenizer):
     from safetensors.torch import load_file

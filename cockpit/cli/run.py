@@ -65,11 +65,11 @@ def run(
     if resume_arg is not None:
         code = wait_until_started(launched, from_seq)
         if code is not None:  # the engine refused the checkpoint: its one line says why
-            lines = (directory / "logs" / "engine.log").read_text(errors="replace").strip().splitlines()
+            lines = RunPaths(directory).engine_log.read_text(errors="replace").strip().splitlines()
             fail(lines[-1].removeprefix("engine: ") if lines else f"engine exited with {code}", 2 if code == 2 else 1)
     if node_rank > 0:  # workers only: node 0 has the events and the dashboard
         typer.echo(f"node {node_rank}/{nnodes}: {nproc} engine process(es) for {directory}; "
-                   f"log: {directory / 'logs' / 'engine.log'}")
+                   f"log: {RunPaths(directory).engine_log}")
         raise typer.Exit(launched.process.wait())
     if detach:
         typer.echo(str(directory))
@@ -98,7 +98,9 @@ def _preflight(cfg, config_path: Path, processes: int, data: bool = True) -> Non
 def _headless(launched, from_seq: int = 0) -> None:
     from cockpit import headless
 
-    typer.echo(f"run {launched.run_dir} (engine pid {launched.pid}); log: {launched.run_dir / 'logs' / 'engine.log'}")
+    from engine.rundir import RunPaths
+
+    typer.echo(f"run {launched.run_dir} (engine pid {launched.pid}); log: {RunPaths(launched.run_dir).engine_log}")
     try:
         code = headless.follow(launched.run_dir, pid=launched.pid, from_seq=from_seq)
         try:

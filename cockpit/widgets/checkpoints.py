@@ -9,11 +9,12 @@ from textual.widgets import DataTable
 
 from engine import units
 from cockpit.run_state import Checkpoint
+from engine.rundir import CHECKPOINTS
 
 
 def _short(path: str) -> str:
     """``checkpoints/checkpoint-300`` -> ``checkpoint-300`` (they all live in checkpoints/)."""
-    return path[len("checkpoints/"):] if path.startswith("checkpoints/") else path
+    return path.removeprefix(f"{CHECKPOINTS}/")
 
 
 class CheckpointTable(DataTable):
