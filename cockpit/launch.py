@@ -194,7 +194,7 @@ def resume_target(spec: str, cfg: RunConfig, config_path: Path, run_dir: Path | 
     ``train.max_steps``, say); ``write_run_config`` saves it once the caller has checked it.
     Raises ConfigError naming what is wrong; changes nothing."""
     from cockpit.client import iter_runs
-    from engine.resume import LATEST_SPEC
+    from engine.rundir import LATEST_SPEC
     from engine.rundir import read_status
 
     if spec == LATEST_SPEC:

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.rundir import RunPaths
-
-LATEST_SPEC = "latest"  #: the ``--resume`` value for the checkpoint ``checkpoints/latest`` names
+from engine.rundir import LATEST_SPEC, RunPaths
 
 #: training_state.pt key -> what it is, as a refusal names it.
 REQUIRED_STATE = {

@@ -19,6 +19,7 @@ from engine.protocol import DEAD, TERMINAL_STATES, UNKNOWN
 
 CHECKPOINTS = "checkpoints"        #: the run directory's folder of checkpoints
 LATEST = "latest"                  #: the text file in it naming the newest complete checkpoint
+LATEST_SPEC = "latest"             #: the ``--resume`` value for the checkpoint ``LATEST`` names
 CHECKPOINT_PREFIX = "checkpoint-"  #: a checkpoint directory is ``checkpoint-<step>``
 
 
