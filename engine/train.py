@@ -123,9 +123,6 @@ class Trainer:
         self.next_control_step = 0
         self.checkpoint_s: list[float] = []  # measured checkpoint durations, for the budget prediction
         self.data_wait_s = 0.0  # time spent waiting for batches in the logging interval
-        #: Test hook, never set in production: optimizer steps (1-based, comma-separated) whose loss
-        #: is made NaN (once each), to exercise train.nonfinite for real.
-        self.test_nan_steps = {int(x) for x in os.environ.get("COCKPIT_TEST_NAN_AT_STEPS", "").split(",") if x.strip()}
 
     # --- messages -------------------------------------------------------------------------
 
@@ -454,9 +451,6 @@ class Trainer:
         accum = train.grad_accum_steps
         model.train()
         loss_sum = torch.zeros((), device=acc.device)
-        inject = self.step + 1 in self.test_nan_steps
-        if inject:
-            self.test_nan_steps.discard(self.step + 1)  # once per step number
         for micro in range(accum):
             t0 = time.perf_counter()
             x_host, y_host = self.batches.take()
@@ -470,8 +464,6 @@ class Trainer:
             with acc.no_sync(model) if micro < accum - 1 else nullcontext():
                 out = model(input_ids=x, labels=y if learnt else None, use_cache=False)
                 loss = out.loss if learnt else out.logits.sum() * 0.0
-                if inject:
-                    loss = loss * float("nan")
                 acc.backward(loss / accum)
             loss_sum += loss.detach()
         grad_norm = acc.clip_grad_norm_(model.parameters(), train.grad_clip or float("inf"))

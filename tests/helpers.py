@@ -35,7 +35,7 @@ def train_in_process(run_dir: Path, env: dict[str, str] | None = None) -> int:
     The same engine as ``python -m engine --run-dir run_dir`` (``engine.train.run``), without the
     process around it: no run-directory lock, and a ``Controls`` whose signal handlers are not
     installed. Its output goes to ``logs/engine.log`` as the subprocess's does. ``env`` is set for the
-    run only (e.g. ``COCKPIT_TEST_NAN_AT_STEPS``); torch's thread count and Accelerate's singleton
+    run only; torch's thread count and Accelerate's singleton
     state are restored afterwards, so runs do not leak into each other or into other tests."""
     import torch
     from accelerate.state import AcceleratorState, GradientState

@@ -1,11 +1,13 @@
 """Faults and limits of the real engine on the CPU, trained in-process (SIGINT needs the process):
-a non-finite loss (injected through the test-only ``COCKPIT_TEST_NAN_AT_STEPS`` hook) under
+a non-finite loss (injected from the test side: a model whose training forward returns a NaN loss at
+chosen steps, ``nan_loss_at``) under
 ``train.nonfinite: skip`` and ``stop``; ``budget_usd`` and ``max_hours`` stopping cleanly with a
 loadable checkpoint; and CUDA out-of-memory (raised by a fake forward, since there is no GPU here)
 reported with a suggestion and no checkpoint of the bad step."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import signal
 from pathlib import Path
@@ -20,13 +22,34 @@ pytestmark = pytest.mark.slow
 TOKENS_PER_STEP = 8 * 64
 
 RUNS = {
-    "skip": ({"train.max_steps": 12, "train.log_every": 5, "train.save_every": 4, "train.nonfinite": "skip"}, "3,9"),
-    "stop": ({"train.max_steps": 20, "train.log_every": 1, "train.save_every": 5, "train.nonfinite": "stop"}, "7"),
+    "skip": ({"train.max_steps": 12, "train.log_every": 5, "train.save_every": 4, "train.nonfinite": "skip"}, {3, 9}),
+    "stop": ({"train.max_steps": 20, "train.log_every": 1, "train.save_every": 5, "train.nonfinite": "stop"}, {7}),
     "budget": ({"train.max_steps": 100_000, "train.warmup_steps": 5, "train.price_per_hour": 3600.0,
-                "train.budget_usd": 2.0}, ""),
-    "hours": ({"train.max_steps": 100_000, "train.warmup_steps": 5, "train.max_hours": 2.0 / 3600}, ""),
-    "sigint": ({"train.max_steps": 100_000, "train.warmup_steps": 5}, ""),
+                "train.budget_usd": 2.0}, set()),
+    "hours": ({"train.max_steps": 100_000, "train.warmup_steps": 5, "train.max_hours": 2.0 / 3600}, set()),
+    "sigint": ({"train.max_steps": 100_000, "train.warmup_steps": 5}, set()),
 }
+
+
+def nan_loss_at(steps: set[int]):
+    """``engine.train.build_model`` whose model's training forward returns a NaN loss at the given
+    optimizer steps (these runs take one micro batch per step): a fault from outside the engine."""
+    from engine.model import build_model
+
+    def build(config):
+        model = build_model(config)
+        forward, calls = model.forward, itertools.count(1)
+
+        def faulty(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            if model.training and next(calls) in steps:
+                out.loss = out.loss * float("nan")
+            return out
+
+        model.forward = faulty
+        return model
+
+    return build
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +63,10 @@ def runs(make_run_dir, start_engine):
         done = {}
         for name, (_, nan_steps) in RUNS.items():
             if name != "sigint":
-                env = {"COCKPIT_TEST_NAN_AT_STEPS": nan_steps} if nan_steps else None
-                done[name] = (dirs[name], train_in_process(dirs[name], env), events_of(dirs[name]))
+                with pytest.MonkeyPatch.context() as mp:
+                    if nan_steps:
+                        mp.setattr("engine.train.build_model", nan_loss_at(nan_steps))
+                    done[name] = (dirs[name], train_in_process(dirs[name]), events_of(dirs[name]))
         wait_for(lambda: any(e["type"] == "metrics" for e in events_of(dirs["sigint"])), timeout=120)
         sigint_proc.send_signal(signal.SIGINT)
         done["sigint"] = (dirs["sigint"], sigint_proc.wait(timeout=150), events_of(dirs["sigint"]))
