@@ -116,7 +116,7 @@ class Trainer:
         self.resumed_from: ResumePoint | None = None
         self.metrics: MetricsLogger | None = None
         self.tensorboard = None
-        self.end_reason: str | None = None  # why fit() ended "failed" (a fault it handled)
+        self.failure_reason: str | None = None  # why fit() ended "failed" (a fault it handled)
         self.nonfinite_skips = 0  # steps whose update was skipped for a non-finite loss (train.nonfinite: skip)
         self.nonfinite_in_a_row = 0
         self.control_every = 1  # steps between control checks (several processes: agreed at each sync)
@@ -255,7 +255,7 @@ class Trainer:
 
     def fit(self) -> str:
         """The loop; returns the final state: ``finished``, ``stopped`` or ``failed`` (with
-        ``self.end_reason`` saying why, e.g. a non-finite loss under ``train.nonfinite: stop``)."""
+        ``self.failure_reason`` saying why, e.g. a non-finite loss under ``train.nonfinite: stop``)."""
         cfg, train, acc = self.cfg, self.cfg.train, self.accelerator
         self.metrics = MetricsLogger([EventSink(self.bus), ConsoleSink(train.max_steps)] if acc.is_main_process else [])
         self.tensorboard = tensorboard_sink(self.paths.tensorboard) if acc.is_main_process else None
@@ -296,7 +296,7 @@ class Trainer:
             self.interval_steps += 1
             if self.step == 1 or self.step % train.log_every == 0 or self.step == train.max_steps:
                 self.log_metrics()
-                if self.end_reason:  # too many non-finite steps in a row
+                if self.failure_reason:  # too many non-finite steps in a row
                     break
             if train.eval_every and (self.step % train.eval_every == 0 or self.step == train.max_steps):
                 self.run_eval()
@@ -309,7 +309,7 @@ class Trainer:
                 self.save("command")
             elif train.save_every and self.step % train.save_every == 0:
                 self.save("interval")
-            if self.end_reason:  # found by the read-back of a checkpoint
+            if self.failure_reason:  # found by the read-back of a checkpoint
                 break
             if self.controls.paused:
                 self.pause()
@@ -318,7 +318,7 @@ class Trainer:
 
         if self.interval_steps:
             self.log_metrics()  # a stop between logging steps still reports its last steps
-        if self.end_reason:  # a fault: save the last good state, then fail
+        if self.failure_reason:  # a fault: save the last good state, then fail
             self.save("final", announce=False)
             return "failed"
         stopped = self.controls.stop_reason is not None
@@ -331,7 +331,7 @@ class Trainer:
         """``train.nonfinite: stop`` found step ``self.step + 1`` non-finite (its update not applied)."""
         step = self.step + 1
         loss, grad_norm = values.tolist()
-        self.end_reason = (f"non-finite loss at step {step} (train.nonfinite: stop); the update was not applied, "
+        self.failure_reason = (f"non-finite loss at step {step} (train.nonfinite: stop); the update was not applied, "
                            f"{checkpoint_name(self.step)} holds the last good state")
         self.bus.emit("error", step=step, message=f"non-finite loss at step {step} (loss {loss:.4g}, grad_norm "
                       f"{grad_norm:.4g}): stopping (train.nonfinite: stop)")
@@ -339,7 +339,7 @@ class Trainer:
     def read_back(self) -> None:
         """Bring the per-step losses and gradient norms kept on the device since the last read to
         the host (the one host sync of a logging interval). Steps whose update was skipped for a
-        non-finite value become ``error`` events now; too many in a row set ``end_reason``."""
+        non-finite value become ``error`` events now; too many in a row set ``failure_reason``."""
         if not self.step_values:
             return
         acc, train = self.accelerator, self.cfg.train
@@ -362,8 +362,8 @@ class Trainer:
             self.nonfinite_in_a_row += 1
             self.bus.emit("error", step=step, message=f"non-finite loss at step {step} (loss {loss:.4g}, grad_norm "
                           f"{grad_norm:.4g}): update skipped (train.nonfinite: skip)")
-            if self.nonfinite_in_a_row >= train.nonfinite_max_skips and not self.end_reason:
-                self.end_reason = (f"{self.nonfinite_in_a_row} non-finite steps in a row up to step {step} "
+            if self.nonfinite_in_a_row >= train.nonfinite_max_skips and not self.failure_reason:
+                self.failure_reason = (f"{self.nonfinite_in_a_row} non-finite steps in a row up to step {step} "
                                    f"(train.nonfinite_max_skips is {train.nonfinite_max_skips}); their updates were not "
                                    f"applied, {checkpoint_name(self.step)} holds the last good weights")
 
@@ -683,10 +683,10 @@ def run(run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = 
             restore(trainer, resume)
         final = trainer.fit()
         stop_telemetry()
-        trainer.set_state(final, trainer.end_reason or controls.stop_reason
+        trainer.set_state(final, trainer.failure_reason or controls.stop_reason
                           or f"reached max_steps ({cfg.train.max_steps})")
         if main_process:
-            print(f"run {final} at step {trainer.step}" + (f": {trainer.end_reason}" if trainer.end_reason else ""),
+            print(f"run {final} at step {trainer.step}" + (f": {trainer.failure_reason}" if trainer.failure_reason else ""),
                   flush=True)
         return 1 if final == "failed" else 0
     except Exception as exc:
