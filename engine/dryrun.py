@@ -133,9 +133,8 @@ def dry_run(cfg, steps: int = 3, warmup: int = 1, workdir: Path | None = None) -
     cuda = torch.cuda.is_available()
 
     baseline: dict[str, int | None] = {}
-    original_build_model = train_mod.build_model
 
-    def build_model_measured(config):  # the baseline is taken just before the model exists
+    def take_baseline(config) -> None:  # just before the model exists
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
         MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]  # imports the modeling code (~90 MiB resident): not training
@@ -143,15 +142,10 @@ def dry_run(cfg, steps: int = 3, warmup: int = 1, workdir: Path | None = None) -
             warm_up_runtime()
         baseline["rss"] = rss_bytes()
         baseline["cuda"] = torch.cuda.memory_allocated() if cuda else None
-        return original_build_model(config)
 
     trainer = train_mod.Trainer(cfg, paths, train_mod.NullBus(), Controls(), main_process=True)
     t0 = time.perf_counter()
-    train_mod.build_model = build_model_measured
-    try:
-        trainer.build()
-    finally:
-        train_mod.build_model = original_build_model
+    trainer.build(before_model=take_baseline)
     trainer.configure_model()
     build_s = time.perf_counter() - t0
 

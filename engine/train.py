@@ -34,6 +34,7 @@ import time
 import traceback
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -139,7 +140,9 @@ class Trainer:
 
     # --- build ----------------------------------------------------------------------------
 
-    def build(self) -> None:
+    def build(self, before_model: Callable[[Any], None] | None = None) -> None:
+        """Seeds, Accelerator, data, tokenizer, model, optimizer. ``before_model`` is called with the
+        model config just before the model is built (the dry run takes its memory baseline there)."""
         cfg, train = self.cfg, self.cfg.train
         if train.threads > 0:
             torch.set_num_threads(train.threads)
@@ -183,6 +186,8 @@ class Trainer:
         if train.seq_len > self.model_config.max_position_embeddings:
             raise ConfigError(f"train.seq_len ({train.seq_len}) is longer than the model's max_position_embeddings "
                               f"({self.model_config.max_position_embeddings}); lower it or set model.max_position_embeddings")
+        if before_model is not None:
+            before_model(self.model_config)
         set_seed(train.seed)  # the initial weights depend on the seed only, not on the data steps above
         model = build_model(self.model_config)
         self.n_params = count_params(model)
