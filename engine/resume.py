@@ -109,44 +109,14 @@ def load_resume_point(path: str | os.PathLike) -> ResumePoint:
 
 
 def restore(trainer, point: ResumePoint) -> None:
-    """Continue ``trainer`` (built, not yet fitted) exactly where checkpoint ``point`` left off:
-    weights, optimizer, scheduler, data position, counters, and last the RNG states (after
-    everything that draws from them)."""
+    """Continue ``trainer`` (built, not yet fitted) exactly where checkpoint ``point`` left off
+    (``Trainer.load_state_dict``: weights, optimizer, scheduler, data position, counters, RNG)."""
     from safetensors.torch import load_file
 
-    from engine.checkpoint import WEIGHTS, restore_state, set_rng_state
-    from engine.config import ConfigError
+    from engine.checkpoint import WEIGHTS
 
-    state, acc = point.state, trainer.accelerator
-    weights = load_file(point.path / WEIGHTS)
-    try:
-        restore_state(trainer.model, trainer.optimizer, weights, state["optimizer"])
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise ConfigError(f"{point.path}: the checkpoint's weights or optimizer state do not fit this run's model "
-                          f"({exc}); resume with the config the checkpoint was trained with") from None
-    trainer.scheduler.load_state_dict(state["scheduler"])
-    if acc.scaler is not None and "grad_scaler" in state:  # fp16: the loss scale goes on where it was
-        acc.scaler.load_state_dict(state["grad_scaler"])
-    data, batches = state["data"], trainer.batches
-    if int(data.get("n_windows", batches.n_windows)) != batches.n_windows:
-        raise ConfigError(f"{point.path}: the training data changed since the checkpoint "
-                          f"({data['n_windows']} sequences then, {batches.n_windows} now); "
-                          "an exact resume needs the same data and seq_len")
-    batches.load_state_dict(data)
-    trainer.step = int(state["step"])
-    trainer.tokens_seen = int(state["tokens_seen"])
-    best = state.get("best_eval_loss")
-    trainer.best_eval_loss = None if best is None else float(best)
-    best_step = state.get("best_eval_step")
-    trainer.best_eval_step = None if best_step is None else int(best_step)
-    trainer.elapsed_before = float(state.get("elapsed_s", 0.0))
-    trainer.nonfinite_skips = int(state.get("nonfinite_skips", 0))
-    saved_world = int(state.get("world_size", acc.num_processes))
-    if saved_world != acc.num_processes:
-        trainer.info(f"the checkpoint was written by {saved_world} process(es), this run has {acc.num_processes}: "
-                     "the data order continues, but the run is no longer bit-for-bit reproducible", level="warning")
-    set_rng_state(state["rng"])
-    trainer.last_saved_step = trainer.step  # the checkpoint of this step exists already
+    trainer.load_state_dict(point.state, load_file(point.path / WEIGHTS), point.path)
     trainer.resumed_from = point
+    batches = trainer.batches
     trainer.info(f"resumed from {point.path} at step {trainer.step} ({trainer.tokens_seen:,} tokens seen, "
                  f"data epoch {batches.epoch} position {batches.index})")

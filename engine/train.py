@@ -3,7 +3,7 @@
     run(run_dir, cfg, resume=None)         event bus, signals, telemetry; errors become events
       Trainer.build()                      seeds, Accelerator (DDP or FSDP), data, tokenizer, model, optimizer
       Trainer.configure_model()            gradient checkpointing, torch.compile
-      engine.resume.restore()              with --resume: weights, optimizer, scheduler, data, RNG
+      engine.resume.restore()              with --resume: Trainer.load_state_dict (weights, optimizer, scheduler, data, RNG)
       Trainer.fit()                        the loop; returns "finished", "stopped" or "failed"
         train_step()                       micro batches -> clip -> optimizer step unless non-finite -> scheduler
         nonfinite_stop()                   train.nonfinite: stop -- checkpoint the last good state, fail
@@ -13,7 +13,7 @@
         poll_controls()                    commands, signals and limits: every step in one process,
                                            agreed on about once a second with several
           check_limits()                   stop before budget_usd / max_hours would be passed
-        save(reason)                       checkpoints/checkpoint-<step>, then prune to save_total_limit
+        save(reason)                       checkpoints/checkpoint-<step> (weights + Trainer.state_dict), then prune
 
 Only the logging steps (and checkpoints) read the losses and gradient norms back from the device;
 in between they stay there, one small tensor per step. A non-finite step is skipped on the device
@@ -43,7 +43,7 @@ from accelerate.utils import set_seed
 from transformers.utils import logging as hf_logging
 
 from engine.bus import EventBus
-from engine.checkpoint import gather_state, prune, rng_state, save_checkpoint
+from engine.checkpoint import gather_state, prune, restore_state, rng_state, save_checkpoint, set_rng_state
 from engine.config import ConfigError, RunConfig
 from engine.controls import Controls
 from engine.data.demo import generate_demo_corpus
@@ -586,9 +586,10 @@ class Trainer:
             self.set_state("running")
         self.excluded_s = excluded + time.perf_counter() - t0  # checkpoints inside counted once
 
-    def training_state(self, optimizer_state: dict) -> dict:
-        """Everything besides the weights needed to continue the run (tensors and primitives);
-        ``optimizer_state`` is the full one, keyed by parameter name (``gather_state``)."""
+    def state_dict(self, optimizer_state: dict) -> dict:
+        """Everything besides the weights needed to continue the run (tensors and primitives: a
+        checkpoint's ``training_state.pt``); ``optimizer_state`` is the full one, keyed by parameter
+        name (``gather_state``). :meth:`load_state_dict` is its inverse."""
         return {
             "step": self.step,
             "tokens_seen": self.tokens_seen,
@@ -605,6 +606,41 @@ class Trainer:
             "elapsed_s": self.elapsed_before + time.perf_counter() - self.t_start,
         }
 
+    def load_state_dict(self, state: dict, weights: dict, source: Path) -> None:
+        """Continue (built, not yet fitted) exactly where the checkpoint at ``source`` left off: its
+        ``weights`` and training ``state`` (:meth:`state_dict`): optimizer, scheduler, data position,
+        counters, and last the RNG states (after everything that draws from them). Raises
+        ConfigError when they do not fit this run's model or data."""
+        acc = self.accelerator
+        try:
+            restore_state(self.model, self.optimizer, weights, state["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"{source}: the checkpoint's weights or optimizer state do not fit this run's model "
+                              f"({exc}); resume with the config the checkpoint was trained with") from None
+        self.scheduler.load_state_dict(state["scheduler"])
+        if acc.scaler is not None and "grad_scaler" in state:  # fp16: the loss scale goes on where it was
+            acc.scaler.load_state_dict(state["grad_scaler"])
+        data, batches = state["data"], self.batches
+        if int(data.get("n_windows", batches.n_windows)) != batches.n_windows:
+            raise ConfigError(f"{source}: the training data changed since the checkpoint "
+                              f"({data['n_windows']} sequences then, {batches.n_windows} now); "
+                              "an exact resume needs the same data and seq_len")
+        batches.load_state_dict(data)
+        self.step = int(state["step"])
+        self.tokens_seen = int(state["tokens_seen"])
+        best = state.get("best_eval_loss")
+        self.best_eval_loss = None if best is None else float(best)
+        best_step = state.get("best_eval_step")
+        self.best_eval_step = None if best_step is None else int(best_step)
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))
+        self.nonfinite_skips = int(state.get("nonfinite_skips", 0))
+        saved_world = int(state.get("world_size", acc.num_processes))
+        if saved_world != acc.num_processes:
+            self.info(f"the checkpoint was written by {saved_world} process(es), this run has {acc.num_processes}: "
+                      "the data order continues, but the run is no longer bit-for-bit reproducible", level="warning")
+        set_rng_state(state["rng"])
+        self.last_saved_step = self.step  # the checkpoint of this step exists already
+
     def save(self, reason: str, announce: bool = True, resume_state: str = "running") -> None:
         """Write a checkpoint of the current step (once per step) and emit a ``checkpoint`` event.
 
@@ -617,7 +653,7 @@ class Trainer:
             self.set_state("checkpointing", reason)
         self.read_back()  # the skip count in the state is current
         model_state, optim_state = gather_state(self.model, self.optimizer)  # every process takes part
-        state = self.training_state(optim_state)
+        state = self.state_dict(optim_state)
         acc.wait_for_everyone()
         rel = self.paths.checkpoint_rel(self.step)
         if acc.is_main_process:
