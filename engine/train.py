@@ -104,6 +104,37 @@ def device_description(accelerator: Accelerator) -> str:
 
 
 class Trainer:
+    """One run's training: :meth:`build`, then :meth:`fit`; :meth:`state_dict` / :meth:`load_state_dict`
+    for what a checkpoint carries besides the weights. Every attribute is declared here."""
+
+    # Made by build():
+    accelerator: Accelerator
+    tokenizer: Any
+    train_tokens: np.ndarray
+    val_tokens: np.ndarray
+    train_mask: np.ndarray | None  # fine-tuning shards: 1 where a token is learnt
+    val_mask: np.ndarray | None
+    batches: BatchIterator
+    model_config: Any  # the Transformers config
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    skip_on_device: bool  # the optimizer skips a non-finite step on the device (fused AdamW)
+    n_params: int
+    tokens_per_step: int  # all processes
+    device: str
+    peak_flops_total: float | None  # all processes; None on a CPU
+    flops_per_token: float
+    # The logging interval, reset by _reset_interval():
+    step_values: list[torch.Tensor]  # [loss, grad_norm] per step, on the device until read_back
+    interval_losses: list[float]
+    interval_grad_norms: list[float]
+    interval_skipped: int
+    interval_steps: int
+    interval_t0: float
+    excluded_s: float  # checkpoint, eval and pause time inside the interval
+    t_start: float  # perf_counter when fit() began
+
     def __init__(self, cfg: RunConfig, paths: RunPaths, bus, controls: Controls, main_process: bool = True):
         self.cfg, self.paths, self.bus, self.controls = cfg, paths, bus, controls
         self.main_process = main_process
