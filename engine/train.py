@@ -508,26 +508,38 @@ class Trainer:
         elif hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor of partial norms
             grad_norm = grad_norm.full_tensor()
         values = torch.stack([loss_sum / accum, grad_norm.detach().float().to(acc.device)])
-        skip = None
-        if train.nonfinite != "off" and train.precision != "fp16":  # fp16: the grad scaler skips inf steps
-            skip = ~torch.isfinite(values.sum())
-            if acc.num_processes > 1:  # a NaN on any process skips or stops on all of them alike
-                skip = acc.reduce(skip.float(), "sum") > 0
-            if train.nonfinite == "stop" or not self.skip_on_device:
-                if bool(skip):  # the host sync of ``stop``
-                    self.optimizer.zero_grad(set_to_none=True)
-                    if train.nonfinite == "stop":
-                        return values, False
-                    self.scheduler.step()
-                    return values, True
-                skip = None
-        if skip is None:
+        return values, self.update(values)
+
+    def update(self, values: torch.Tensor) -> bool:
+        """The optimizer and scheduler step after the backward passes, ``train.nonfinite`` deciding
+        what a non-finite ``values`` (loss, grad norm) does. Returns False only when the run must
+        stop (``stop``: nothing applied, gradients cleared). Three cases:
+
+        - not checked (``off``; or fp16, whose grad scaler skips inf steps itself): step;
+        - ``skip`` with an optimizer that can skip on the device (fused AdamW's ``found_inf``): the
+          update is skipped there, no host sync;
+        - otherwise (``stop``, or ``skip`` without that optimizer): one host sync, then step, or
+          skip the update (the schedule goes on), or stop."""
+        train, acc = self.cfg.train, self.accelerator
+        if train.nonfinite == "off" or train.precision == "fp16":
             self.optimizer.step()
         else:
-            step_unless(self.optimizer, skip)
+            bad = ~torch.isfinite(values.sum())
+            if acc.num_processes > 1:  # a NaN on any process skips or stops on all of them alike
+                bad = acc.reduce(bad.float(), "sum") > 0
+            if train.nonfinite == "skip" and self.skip_on_device:
+                step_unless(self.optimizer, bad)
+            elif bool(bad):  # the host sync
+                self.optimizer.zero_grad(set_to_none=True)
+                if train.nonfinite == "stop":
+                    return False
+                self.scheduler.step()
+                return True
+            else:
+                self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return values, True
+        return True
 
     def _reset_interval(self) -> None:
         self.step_values: list[torch.Tensor] = []  # [loss, grad_norm] per step, on the device until read_back

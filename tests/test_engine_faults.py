@@ -115,6 +115,22 @@ def test_nonfinite_skip_skips_the_update_on_the_device_and_goes_on(runs):
     assert {int(s["step"]) for s in state["optimizer"]["state"].values()} == {10}
 
 
+def test_nonfinite_skip_without_a_fused_optimizer_syncs_and_skips_the_same_steps(make_run_dir, monkeypatch):
+    """An optimizer that cannot skip on the device: each step is checked on the host instead, and the
+    same steps are skipped (the schedule goes on), the run finishing as with the fused one."""
+    overrides, nan_steps = RUNS["skip"]
+    run_dir = make_run_dir("fault-skip-unfused", {"telemetry.enabled": False, **overrides})
+    monkeypatch.setattr("engine.train.build_model", nan_loss_at(nan_steps))
+    monkeypatch.setattr("engine.train.can_skip_on_device", lambda optimizer: False)
+    assert train_in_process(run_dir) == 0, log_of(run_dir)
+    events = events_of(run_dir)
+    assert [e["step"] for e in events if e["type"] == "error"] == [3, 9]
+    metrics = [e for e in events if e["type"] == "metrics"]
+    assert {m["step"]: m.get("skipped_steps", 0) for m in metrics} == {1: 0, 5: 1, 10: 1, 12: 0}
+    assert all(math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"]) for m in metrics)
+    assert events[-1]["state"] == "finished"
+
+
 def test_nonfinite_stop_saves_the_last_good_state_and_fails(runs):
     from safetensors.torch import load_file
 
