@@ -96,11 +96,6 @@ class Topology:
         return self.nproc * self.nnodes > 1
 
 
-def count_gpus() -> int:
-    """NVIDIA GPUs visible through NVML (0 without a driver); torch-free, so the cockpit stays fast."""
-    return gpu_count()
-
-
 def engine_command(run_dir: Path, topology: Topology = Topology(), gpus: int | None = None,
                    resume: str | None = None) -> list[str]:
     """The command line that starts the engine processes of a run.
@@ -113,7 +108,7 @@ def engine_command(run_dir: Path, topology: Topology = Topology(), gpus: int | N
     if not t.distributed:
         return [sys.executable, *engine]
     if gpus is None:
-        gpus = count_gpus()
+        gpus = gpu_count()
     if gpus:
         return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
                 "--num_processes", str(t.nproc * t.nnodes), "--num_machines", str(t.nnodes),

@@ -77,24 +77,13 @@ class Stats:
 
 
 @dataclass(frozen=True)
-class GpuView:
-    index: int
-    name: str
-    util: float | None
-    mem_used: int | None
-    mem_total: int | None
-    temp_c: float | None
-    power_w: float | None
-
-
-@dataclass(frozen=True)
 class TelemetryView:
     known: bool                 # a telemetry event has arrived
     cpu_percent: float | None = None
     ram_used: int | None = None
     ram_total: int | None = None
     proc_rss: int | None = None
-    gpus: tuple[GpuView, ...] = ()
+    gpus: tuple[P.GpuSample, ...] = ()  # the protocol's own readings
 
 
 @dataclass
@@ -372,10 +361,8 @@ class RunState:
         t = self.telemetry
         if t is None:
             return TelemetryView(known=False)
-        gpus = tuple(GpuView(index=g.index, name=g.name or "GPU", util=g.util, mem_used=g.mem_used,
-                             mem_total=g.mem_total, temp_c=g.temp_c, power_w=g.power_w) for g in t.gpus)
         return TelemetryView(known=True, cpu_percent=t.cpu_percent, ram_used=t.ram_used, ram_total=t.ram_total,
-                             proc_rss=t.proc_rss, gpus=gpus)
+                             proc_rss=t.proc_rss, gpus=tuple(t.gpus))
 
     def checkpoint_rows(self) -> tuple[Checkpoint, ...]:
         """Checkpoints, newest step first."""

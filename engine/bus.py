@@ -46,10 +46,15 @@ from typing import Any
 
 from engine.atomic import atomic_write_text
 from engine.protocol import (
-    Event,
     MAX_LINE_BYTES,
+    Checkpoint,
+    Event,
+    Hello,
+    Metrics,
     ProtocolError,
+    Status,
     decode_command,
+    decode_event,
     encode,
     make_event,
     make_reply,
@@ -593,9 +598,6 @@ class EventBus:
     # --- status.json ----------------------------------------------------------------------
 
     def _observe(self, line: bytes, seq: int) -> None:
-        # Imported here, not at the top: this method is the bus's one reader of event models.
-        from engine.protocol import Checkpoint, Hello, Metrics, ProtocolError, Status, decode_event
-
         try:
             event = decode_event(line)
         except ProtocolError:

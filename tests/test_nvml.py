@@ -114,10 +114,10 @@ def test_the_telemetry_payload_keeps_its_keys_and_units(monkeypatch):
 
 def test_the_environment_check_and_the_launcher_count_through_it(monkeypatch):
     from cockpit.checks.environment import gpus
-    from cockpit.launch import count_gpus
+    from engine.nvml import gpu_count
 
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([H100, QUIET]))
-    assert count_gpus() == 2
+    assert gpu_count() == 2
     assert gpus() == ([{"index": 0, "name": "NVIDIA H100 80GB HBM3", "memory_total": 80 * GIB, "memory_free": 20 * GIB},
                        {"index": 1, "name": "NVIDIA A10", "memory_total": 24 * GIB, "memory_free": 23 * GIB}],
                       "550.54.15")

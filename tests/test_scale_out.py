@@ -125,9 +125,9 @@ def test_fsdp_is_accelerates_fsdp2_plugin_on_gpus_and_refused_on_cpus():
 
 
 def test_cli_fsdp_on_cpu_processes_exits_2(tmp_path):
-    from cockpit.launch import count_gpus
+    from engine.nvml import gpu_count
 
-    if count_gpus():
+    if gpu_count():
         pytest.skip("this machine has GPUs")
     result = CliRunner().invoke(app, ["run", "demo", "--detach", "--nproc", "2", "--run-dir", str(tmp_path / "r"),
                                       "--set", "distributed.strategy=fsdp"])

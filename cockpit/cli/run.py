@@ -30,8 +30,9 @@ def run(
     cockpit closes; `cockpit attach` re-opens it."""
     from engine.config import ConfigError
     from engine.distributed import check_strategy
-    from cockpit.launch import (Topology, count_events, count_gpus, join_run_dir, new_run_dir, prepare_config, resume_target,
+    from cockpit.launch import (Topology, count_events, join_run_dir, new_run_dir, prepare_config, resume_target,
                                 spawn_engine, wait_until_started, write_run_config)
+    from engine.nvml import gpu_count
     from engine.rundir import RunPaths
 
     if headless and detach:
@@ -41,7 +42,7 @@ def run(
         processes = topology.nproc * topology.nnodes
         config_path, cfg = prepare_config(config, set_)
         if topology.distributed:
-            check_strategy(cfg.distributed, processes, cuda=count_gpus() > 0)
+            check_strategy(cfg.distributed, processes, cuda=gpu_count() > 0)
         resume_arg, from_seq = None, 0
         if resume is not None:
             if node_rank > 0:

@@ -13,7 +13,9 @@ from cockpit.run_state import TelemetryView
 from cockpit.widgets.bars import meter
 
 
-def _short_gpu_name(name: str) -> str:
+def _short_gpu_name(name: str | None) -> str:
+    if not name:  # NVML could not read it
+        return "GPU"
     for prefix in ("NVIDIA ", "GeForce "):
         if name.startswith(prefix):
             name = name[len(prefix):]
