@@ -70,9 +70,7 @@ def bytes_pair(used: int | float | None, total: int | float | None) -> str:
     """``used/total`` sharing the unit of the total: 5.1/15.6 GiB."""
     if _missing(used) or _missing(total) or not total:
         return nbytes(used)
-    for div, unit in (*_SIZE_UNITS, (1, "B")):
-        if total >= div:
-            break
+    div, unit = next((div, unit) for div, unit in (*_SIZE_UNITS, (1, "B")) if total >= div)
     u, t = used / div, total / div
     fmt = ".0f" if t >= 100 else ".1f"
     return f"{u:{fmt}}/{t:{fmt}} {unit}"

@@ -98,7 +98,7 @@ def test_states_are_16_bytes_per_parameter_and_mixed_precision_adds_autocast_cop
     P = facts["total_params"]
     est = {p: estimate_memory(facts, config(tmp_path, preset="dense_75m", train__precision=p), 1)
            for p in ("fp32", "bf16", "fp16")}
-    for p, e in est.items():
+    for e in est.values():
         assert (e["weights"], e["grads"], e["optimizer"]) == (4 * P, 4 * P, 8 * P)
         assert e["training"] == (e["states"] + e["weight_copies"] + e["activations"] + e["transient"] + e["workspace"])
         assert e["total"] == e["training"] + e["overhead"]

@@ -23,7 +23,7 @@ CONFIG = {"train.max_steps": 20, "train.log_every": 1, "train.save_every": 5, "t
 def runs(make_run_dir):
     dirs = {"plain": make_run_dir("loop-plain", CONFIG),
             "gc": make_run_dir("loop-gc", {**CONFIG, "train.gradient_checkpointing": True})}
-    for name, run_dir in dirs.items():
+    for run_dir in dirs.values():
         assert train_in_process(run_dir) == 0, RunPaths(run_dir).engine_log.read_text(errors="replace")
     return {name: (d, events_of(d)) for name, d in dirs.items()}
 

@@ -134,7 +134,7 @@ def test_follow_without_a_socket_is_woken_by_the_filesystem(tmp_path, decoded):
         for i in range(5):
             sent = time.monotonic()
             seq = bus.emit("log", level="info", message=f"live {i}")
-            wait_until(lambda: len(got) > seq, timeout=5.0)
+            wait_until(lambda seq=seq: len(got) > seq, timeout=5.0)
             assert got[-1][0] == seq and got[-1][1] - sent < 2.0
             time.sleep(0.05)
         bus.emit("status", state="stopped", step=0)

@@ -79,7 +79,7 @@ def fixture_events(run: str = "demo-run", max_steps: int = 300, log_every: int =
                      path=f"checkpoints/checkpoint-{save_every}")
                 pruned = True
         if step == max_steps // 2:
-            emit("log", ts + 0.02, level="warning", message="loss spike at step %d (grad norm clipped)" % step)
+            emit("log", ts + 0.02, level="warning", message=f"loss spike at step {step} (grad norm clipped)")
     end = start + stop_at * step_time
     if final_state == "finished":
         emit("status", end + 0.01, state="checkpointing", step=stop_at)

@@ -70,7 +70,7 @@ def check_environment(ctx: CheckContext) -> list[CheckResult]:
                       version=platform.python_version()))
 
     versions, missing_required, missing_optional = {}, [], []
-    for dist, (module, required) in PACKAGES.items():
+    for dist, (_module, required) in PACKAGES.items():
         try:
             versions[dist] = md.version(dist)
         except md.PackageNotFoundError:

@@ -111,7 +111,7 @@ def _headless(launched, from_seq: int = 0) -> None:
     except KeyboardInterrupt:
         typer.echo(f"\ndetached; the engine keeps training (pid {launched.pid}).\n"
                    f"  watch: cockpit attach {launched.run_dir}\n  stop:  cockpit stop {launched.run_dir}")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     raise typer.Exit(code)
 
 
