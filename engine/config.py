@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -298,8 +299,27 @@ def _allowed_range(loc: tuple) -> str:
     return ", ".join(bounds)
 
 
-def _format_validation_error(exc: ValidationError, where: str) -> str:
-    lines = []
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a config mapping, tied to the key it is about."""
+
+    key: str
+    """The dotted key (``train.lr``); ``""`` for a check across fields, whose message names them."""
+    message: str
+    """What is wrong and what is allowed (``-1 is not allowed: a finite number >= 0``)."""
+    unknown: bool = False
+    """The key is not a config key at all (the message is a "did you mean")."""
+
+    def line(self, where: str) -> str:
+        """``FILE: key: message``, as ``cockpit run`` and ``cockpit check`` print it."""
+        if self.unknown:
+            return f"{where}: {self.message}"
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+def config_problems(exc: ValidationError) -> list[ConfigProblem]:
+    """The problems of a failed ``RunConfig`` validation, one per key."""
+    problems = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
@@ -307,10 +327,23 @@ def _format_validation_error(exc: ValidationError, where: str) -> str:
             allowed = _allowed_range(err["loc"])
             msg = f"{err['input']} is not allowed: a finite number" + (f" {allowed}" if allowed else "")
         if err["type"] == "extra_forbidden":
-            lines.append(f"{where}: unknown key '{key}'{_did_you_mean(key)}")
-        else:  # a check across fields has no single key; its message names them
-            lines.append(f"{where}: {key}: {msg}" if key else f"{where}: {msg}")
-    return "\n".join(lines)
+            problems.append(ConfigProblem(key, f"unknown key '{key}'{_did_you_mean(key)}", unknown=True))
+        else:
+            problems.append(ConfigProblem(key, msg))
+    return problems
+
+
+def validate_config(data: dict[str, Any]) -> tuple[RunConfig | None, list[ConfigProblem]]:
+    """A config mapping validated: the config, or None and every problem with its key. For editors
+    that show each problem next to its field (the wizard's review); files go through ``load_config``."""
+    try:
+        return RunConfig.model_validate(data), []
+    except ValidationError as exc:
+        return None, config_problems(exc)
+
+
+def _format_validation_error(exc: ValidationError, where: str) -> str:
+    return "\n".join(problem.line(where) for problem in config_problems(exc))
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

@@ -7,6 +7,8 @@ The one home of these rules for the engine (``engine.model``, ``engine.train``) 
 
 from __future__ import annotations
 
+import math
+
 #: Bytes per parameter of training state with bf16 mixed precision and AdamW, as this engine trains
 #: (Accelerate ``mixed_precision="bf16"``: fp32 weights, bf16 autocast compute):
 #: fp32 weights 4 + fp32 gradients 4 + AdamW first and second moments 4 + 4.
@@ -59,3 +61,9 @@ def training_memory(n_params: int, layers: int, hidden: int, vocab_size: int, ex
     mem["states"] = sum(mem.values())
     mem["activations_per_seq"] = activations
     return mem
+
+
+def steps_for_epochs(epochs: float, sequences: int, sequences_per_step: int) -> int:
+    """Optimizer steps of ``epochs`` passes over ``sequences`` training sequences (windows of
+    ``seq_len`` tokens), ``sequences_per_step`` at a time (micro batch x accumulation x processes)."""
+    return max(1, math.ceil(epochs * sequences / sequences_per_step))
