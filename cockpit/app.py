@@ -1,10 +1,15 @@
-"""The cockpit's full-screen app: ``make_app(run_dir)`` opens the dashboard of a run.
+"""The cockpit's full-screen app: the home of runs, the new-run wizard, and a run's dashboard.
 
-``q`` detaches: the app exits and the engine keeps running. When the run reaches a terminal state
-the dashboard stays open on the final numbers until the user presses ``q``.
+``make_app()`` opens the home (the runs under ``./runs``; with none, the wizard directly);
+``make_app(run_dir)`` opens the dashboard of one run. ``q`` leaves the app: a running engine keeps
+training. When a run reaches a terminal state its dashboard stays open on the final numbers.
 
-``App.return_value`` after the app exits: ``"detached"`` when the engine may still be running, or
-the run's final state (``"finished"``, ``"stopped"``, ``"failed"``, ``"dead"``) when it is over.
+The app holds the wizard's one ``WizardState``; the step screens post ``DraftChanged``,
+``FactsFound``, ``Navigate`` and ``SaveRequested`` up to it, and it opens the step asked for.
+
+``App.return_value`` after the app exits: ``"detached"`` when the engine of the run shown may
+still be running, or the run's final state (``"finished"``, ``"stopped"``, ``"failed"``, ``"dead"``)
+when it is over; None when no run was shown.
 
 Run directly for a quick look (the CLI's ``cockpit attach RUN`` does the same)::
 
@@ -20,46 +25,133 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
+from cockpit.client import iter_runs
+from cockpit.screens.checklist import ChecklistScreen
 from cockpit.screens.dashboard import DashboardScreen
+from cockpit.screens.data_step import DataScreen
+from cockpit.screens.home import HomeScreen, NewRun, OpenRun
+from cockpit.screens.launch_step import LaunchScreen
+from cockpit.screens.preset_step import PresetScreen
+from cockpit.screens.review import ReviewScreen
+from cockpit.screens.save_draft import SaveDraftScreen
+from cockpit.screens.tokenizer_step import TokenizerScreen
+from cockpit.screens.wizard_step import DraftChanged, FactsFound, Navigate, SaveRequested, WizardStep
+from cockpit.wizard import WizardState
 from engine.protocol import ENDED_STATES
 
+#: The screen of each wizard step.
+STEP_SCREENS: dict[str, type[WizardStep]] = {
+    "checklist": ChecklistScreen,
+    "data": DataScreen,
+    "tokenizer": TokenizerScreen,
+    "preset": PresetScreen,
+    "review": ReviewScreen,
+    "launch": LaunchScreen,
+}
 
-class CockpitApp(App[str]):
+
+class CockpitApp(App[str | None]):
     CSS_PATH = "app.tcss"
     TITLE = "cockpit"
-    BINDINGS = [Binding("q", "detach", "Detach")]
+    BINDINGS = [Binding("q", "quit_app", "Quit")]
 
-    def __init__(self, run_dir: Path, pid: int | None = None) -> None:
+    def __init__(self, run_dir: Path | None = None, pid: int | None = None, *, runs_dir: Path = Path("runs"),
+                 wizard: WizardState | None = None) -> None:
         super().__init__()
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
         self.pid = pid
-        self.sub_title = self.run_dir.name
+        self.runs_dir = Path(runs_dir)
+        self.wizard = wizard or WizardState()
+        if self.run_dir is not None:
+            self.sub_title = self.run_dir.name
 
     def on_mount(self) -> None:
-        self.push_screen(DashboardScreen(self.run_dir, self.pid))
+        if self.run_dir is not None:
+            self.push_screen(DashboardScreen(self.run_dir, self.pid))
+        elif iter_runs(self.runs_dir):
+            self.push_screen(HomeScreen(self.runs_dir))
+        else:
+            self.push_screen(self.step_screen())
+
+    # --- the wizard -------------------------------------------------------------------------
+
+    def step_screen(self) -> WizardStep:
+        return STEP_SCREENS[self.wizard.current.key](self.wizard.draft, self.wizard.facts)
+
+    def start_wizard(self, wizard: WizardState | None = None) -> None:
+        self.wizard = wizard or WizardState()
+        self.push_screen(self.step_screen())
+
+    def on_draft_changed(self, message: DraftChanged) -> None:
+        self.wizard = self.wizard.with_draft(message.draft)
+
+    def on_facts_found(self, message: FactsFound) -> None:
+        self.wizard = self.wizard.with_facts(**message.facts)
+
+    def on_navigate(self, message: Navigate) -> None:
+        if message.target == "home":
+            self.go_home()
+            return
+        moved = self.wizard.go(message.target)
+        if moved.step != self.wizard.step:
+            self.wizard = moved
+            self.switch_screen(self.step_screen())
+
+    def on_save_requested(self, _: SaveRequested) -> None:
+        name = self.wizard.draft.get("name") or "run"
+        default = self.wizard.saved_to or Path(f"{name}.yaml")
+
+        def saved(path: Path | None) -> None:
+            if path is not None:
+                self.wizard = self.wizard.saved(path)
+                self.notify(f"Saved {path}: run it with `cockpit run {path}`.", title="Saved")
+
+        self.push_screen(SaveDraftScreen(self.wizard.draft, default), saved)
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def on_new_run(self, _: NewRun) -> None:
+        self.start_wizard()
+
+    def on_open_run(self, message: OpenRun) -> None:
+        self.open_run(message.run_dir)
+
+    def go_home(self) -> None:
+        """Back to the list of runs (a new home when the app opened on the wizard)."""
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, HomeScreen):
+            self.pop_screen()
+        if not isinstance(self.screen, HomeScreen):
+            self.switch_screen(HomeScreen(self.runs_dir))
+
+    def open_run(self, run_dir: Path, pid: int | None = None) -> None:
+        """The dashboard of ``run_dir`` in place of the current screen (the wizard's launch, the home)."""
+        self.run_dir, self.pid = Path(run_dir), pid
+        self.sub_title = self.run_dir.name
+        self.push_screen(DashboardScreen(self.run_dir, pid))
 
     @property
     def dashboard(self) -> DashboardScreen | None:
-        for screen in self.screen_stack:
+        for screen in reversed(self.screen_stack):
             if isinstance(screen, DashboardScreen):
                 return screen
         return None
 
-    def action_detach(self) -> None:
+    def action_quit_app(self) -> None:
+        """Leave the app; the engine of the run shown keeps training."""
         dashboard = self.dashboard
-        result = "detached"
+        result = None
         if dashboard is not None:
             dashboard.stop_following()
             state = dashboard.state.state
-            if state in ENDED_STATES:
-                result = state
+            result = state if state in ENDED_STATES else "detached"
         self.exit(result)
 
 
-def make_app(run_dir: Path, pid: int | None = None) -> CockpitApp:
-    """The dashboard app for the run in ``run_dir`` (live or finished). ``pid``: the engine's
-    process id when the caller has just launched it (``status.json`` may not exist yet)."""
-    return CockpitApp(Path(run_dir), pid)
+def make_app(run_dir: Path | None = None, pid: int | None = None, *, runs_dir: Path = Path("runs")) -> CockpitApp:
+    """The app: the dashboard of ``run_dir`` (live or finished), or without one the home of the runs
+    under ``runs_dir`` (the wizard when there are none). ``pid``: the engine's process id when the
+    caller has just launched it (``status.json`` may not exist yet)."""
+    return CockpitApp(run_dir, pid, runs_dir=runs_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -236,4 +236,17 @@ def summarize_run(run_dir: Path) -> dict:
         "max_steps": state.max_steps,
         "loss": state.loss,
         "last_checkpoint": max(saved, key=lambda c: c.step).path if saved else status.get("last_checkpoint"),
+        "alive": bool(status.get("alive")),
+        "updated": _last_change(run_dir),
     }
+
+
+def _last_change(run_dir: Path) -> float | None:
+    """When the run last wrote an event (or its config, before the first event): unix seconds."""
+    paths = RunPaths(run_dir)
+    for path in (paths.events, paths.run_yaml):
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            continue
+    return None

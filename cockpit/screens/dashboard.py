@@ -94,6 +94,7 @@ class DashboardScreen(Screen):
         Binding("s", "stop_run", "Stop"),
         Binding("p", "pause", "Pause"),
         Binding("p", "resume", "Resume"),
+        Binding("q", "app.quit_app", "Detach"),
     ]
     AUTO_FOCUS = "#log"
 

@@ -1,0 +1,118 @@
+"""The home: the runs under ``./runs``, live ones first; Enter opens one, ``n`` starts a new run.
+
+The list is read in a thread worker (each run's events are folded by ``summarize_run``, as
+``cockpit runs`` does) and re-read every few seconds, so a run launched elsewhere shows up and a
+live one's step and loss move.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from cockpit.client import iter_runs, summarize_run
+from engine import units
+
+#: Seconds between re-reads of the runs.
+REFRESH_S = 3.0
+
+_STATE_STYLE = {"running": "green", "paused": "yellow", "finished": "cyan", "stopped": "yellow", "failed": "red",
+                "dead": "red"}
+
+
+class RunsRead(Message):
+    """The runs' summaries (``cockpit.client.summarize_run``), live first, then newest first."""
+
+    def __init__(self, summaries: list[dict]) -> None:
+        super().__init__()
+        self.summaries = summaries
+
+
+class OpenRun(Message):
+    """Open the dashboard of the run in ``run_dir``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+
+
+class NewRun(Message):
+    """Start the new-run wizard."""
+
+
+class HomeScreen(Screen):
+    BINDINGS = [
+        Binding("n", "new_run", "New run"),
+        Binding("enter", "open_run", "Open", show=True),
+        Binding("r", "refresh", "Refresh"),
+    ]
+    AUTO_FOCUS = "#runs"
+
+    def __init__(self, runs_dir: Path) -> None:
+        super().__init__()
+        self.runs_dir = Path(runs_dir)
+        self.summaries: list[dict] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Runs in {self.runs_dir}", id="home-title")
+        table = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        table.add_columns("run", "state", "step", "loss", "last checkpoint", "updated")
+        yield table
+        yield Static("", id="home-empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.action_refresh()
+        self.set_interval(REFRESH_S, self.action_refresh)
+
+    def action_refresh(self) -> None:
+        self._read_runs()
+
+    @work(thread=True, exclusive=True, group="read-runs", exit_on_error=False)
+    def _read_runs(self) -> None:
+        summaries = [summarize_run(run) for run in iter_runs(self.runs_dir)]
+        summaries.sort(key=lambda s: (not s["alive"], -(s["updated"] or 0)))
+        self.post_message(RunsRead(summaries))
+
+    def on_runs_read(self, message: RunsRead) -> None:
+        self.summaries = message.summaries
+        table = self.query_one("#runs", DataTable)
+        keep = table.cursor_row
+        table.clear()
+        now = time.time()
+        for s in self.summaries:
+            step = "--" if s["step"] is None else (f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"]))
+            style = _STATE_STYLE.get(s["state"], "")
+            state = f"[{style}]{s['state']}[/]" if style else s["state"]
+            checkpoint = Path(s["last_checkpoint"]).name if s["last_checkpoint"] else "--"
+            age = f"{units.duration(now - s['updated'])} ago" if s["updated"] else "--"
+            table.add_row(s["name"], state, step, units.loss(s["loss"]), checkpoint, age, key=s["path"])
+        if self.summaries:
+            table.move_cursor(row=min(keep, len(self.summaries) - 1))
+        self.query_one("#home-empty", Static).update(
+            "" if self.summaries else f"No runs in {self.runs_dir} yet. Press [b]n[/b] to set up a new run.")
+
+    def _selected(self) -> Path | None:
+        table = self.query_one("#runs", DataTable)
+        if not self.summaries or table.cursor_row < 0:
+            return None
+        return Path(self.summaries[table.cursor_row]["path"])
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open_run()
+
+    def action_open_run(self) -> None:
+        run = self._selected()
+        if run is not None:
+            self.post_message(OpenRun(run))
+
+    def action_new_run(self) -> None:
+        self.post_message(NewRun())
