@@ -27,21 +27,23 @@ app = typer.Typer(
 def _root(ctx: typer.Context) -> None:
     """A terminal training cockpit for language models.
 
-    With no command: opens the dashboard of the newest live run under ./runs.
+    With no command: the full-screen app, on the runs under ./runs (the new-run wizard when there
+    are none). Without a terminal, this help.
     """
     if ctx.invoked_subcommand is not None:
         return
+    import sys
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
     from pathlib import Path
 
-    from cockpit.client import iter_runs
-    from engine.rundir import read_status
+    from cockpit.app import make_app
 
-    live = [r for r in iter_runs(Path("runs")) if read_status(r).get("alive")]
-    if not live:
-        typer.echo(ctx.get_help())
-        typer.echo("\nNo live run under ./runs. Start the demo with `cockpit run demo`.")
-        raise typer.Exit(0)
-    _runs.open_dashboard(live[0])
+    result = make_app(runs_dir=Path("runs")).run()
+    if result == "detached":
+        typer.echo("detached; the engine keeps training. Re-open with `cockpit`, or `cockpit attach`.")
 
 
 _run.register(app)
