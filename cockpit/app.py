@@ -63,8 +63,7 @@ def make_app(run_dir: Path, pid: int | None = None) -> CockpitApp:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cockpit.app",
-                                     description="Open the dashboard of a run directory.")
+    parser = argparse.ArgumentParser(prog="python -m cockpit.app", description="Open the dashboard of a run directory.")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--pid", type=int, default=None, help="engine process id, when just launched")
     args = parser.parse_args(argv)
