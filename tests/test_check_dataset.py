@@ -490,3 +490,22 @@ print(heavy)
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_shard_check_reads_the_manifest_without_numpy(tmp_path, shard_dir, tok_dir):
+    code = f"""
+import sys
+from engine.config import RunConfig
+from cockpit.checks.base import CheckContext
+from cockpit.checks.dataset import check_dataset
+from engine.data import formats
+cfg = RunConfig.model_validate({{"data": {{"source": "shards", "path": {str(shard_dir)!r}}},
+                                 "tokenizer": {{"path": {str(tok_dir)!r}}}, "train": {{"seq_len": 64}}}})
+results = check_dataset(CheckContext(None, cfg))
+assert [r.status for r in results] == ["ok"] * 5, results
+assert formats.inspect_shards({str(shard_dir)!r}).manifest.total_tokens == 5000
+print(sorted(m for m in ("torch", "numpy", "transformers") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
