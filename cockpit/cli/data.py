@@ -292,7 +292,7 @@ def prepare(
             dropped = sum(p.dropped.values())
             bar.update(task, completed=p.bytes_done, total=p.bytes_total, rate=rate,
                        description="replaying (finished shards kept)" if p.replaying else "preparing",
-                       info=f"{p.train_tokens + p.val_tokens:,} tokens, {p.shards} shard(s), {dropped:,} dropped")
+                       info=f"{p.train.tokens + p.val.tokens:,} tokens, {p.shards} shard(s), {dropped:,} dropped")
 
         try:
             manifest = run_prepare(files, tokenizer, out, settings, progress=show)

@@ -91,18 +91,33 @@ class PrepareSettings:
 
 
 @dataclass
+class SplitProgress:
+    """Documents and tokens of one split so far."""
+
+    docs: int = 0
+    """Documents kept for the split."""
+    tokens: int = 0
+    """Their tokens (of the training split: the shard being written included)."""
+
+
+@dataclass
 class Progress:
     """What a progress display needs, after every batch."""
 
+    bytes_total: int
+    """Input bytes in all (the sizes of the inputs)."""
     bytes_done: int = 0
-    bytes_total: int = 0
+    """Input bytes read so far."""
     documents: int = 0
-    train_docs: int = 0
-    val_docs: int = 0
-    train_tokens: int = 0
-    val_tokens: int = 0
+    """Records read so far (the input position of the last one, plus one)."""
+    train: SplitProgress = field(default_factory=SplitProgress)
+    """The training split so far."""
+    val: SplitProgress = field(default_factory=SplitProgress)
+    """The held-out split so far."""
     shards: int = 0
+    """Training shards finished."""
     dropped: dict[str, int] = field(default_factory=dict)
+    """Records dropped so far, per reason."""
     replaying: bool = False
     """Still before the resume point (finished shards are being skipped)."""
     elapsed_s: float = 0.0
@@ -289,8 +304,9 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
                 train.add(tokens, ends, [batch.positions[i] for i in fresh], mask)
             if progress is not None:
                 prog.bytes_done, prog.documents = batch.bytes_done, batch.positions[-1] + 1
-                prog.train_docs, prog.val_docs = counts["train"], counts["val"]
-                prog.train_tokens, prog.val_tokens, prog.shards = train.tokens, val_tokens, len(train.shards)
+                prog.train = SplitProgress(counts["train"], train.tokens)
+                prog.val = SplitProgress(counts["val"], val_tokens)
+                prog.shards = len(train.shards)
                 prog.dropped = {**dropped, **{k: v for k, v in dedup.counts.items() if v}}
                 prog.replaying = batch.positions[-1] < resume_at
                 prog.elapsed_s = time.perf_counter() - t0
