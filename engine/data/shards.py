@@ -6,12 +6,14 @@ Layout of a shard directory::
                                         fewer than 65,536 entries, else uint32; no header
     manifest.json                       format and version, dtype, the tokenizer's sha256 (of its
                                         tokenizer.json) and vocabulary size, seq_len, per-shard
-                                        token counts and the total
+                                        token counts (and sha256s) and the total
 
-Every shard is written under a temporary name and renamed when complete; the manifest is written
-last (atomically), so a directory with a manifest is complete. Reading (``open_shards``) checks the
-manifest against the run: shards written by another tokenizer, for another sequence length, or
-cut short are refused with a message that says what to do. The tokens are never copied into RAM:
+Every shard is written under a temporary name and renamed when complete (the one writer,
+``engine.data.shard_writer``, which ``cockpit data prepare`` uses too); the manifest (its model and
+check: ``engine.data.manifest``) is written last (atomically), so a directory with a manifest is
+complete. Reading (``open_shards``) checks the manifest and the shard sizes, then the manifest
+against the run: shards written by another tokenizer, for another sequence length, or cut short
+are refused with a message that says what to do. The tokens are never copied into RAM:
 ``ShardTokens`` indexes the memory maps directly.
 
 Raw documents for shards or smoke runs come from a ``.txt`` file (a document per line, paragraph
