@@ -51,7 +51,7 @@ from engine.data.manifest import (MANIFEST, ShardEntry, TokenizerRef, atomic_wri
                                   inspect_shards, new_manifest, write_manifest)
 from engine.data.quality import REASONS, QualityRules
 from engine.data.render import CHAT_FORMATS, encode_segments_batch, markers_are_special, render_record
-from engine.data.shard_writer import ShardWriter, token_dtype
+from engine.data.shard_writer import ShardWriter, out_of_vocabulary, token_dtype
 from engine.data.shards import tokenizer_sha256
 from engine.data.signals import batch_signals, split_draws
 from engine.data.sources import (DOCUMENT_FORMATS, Batch, PrepareError, Source, iter_batches, resolve_sources,
@@ -267,8 +267,8 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
                 mask.extend(doc_mask if doc_mask is not None else [1] * len(doc_ids))
             ends[j] = len(ids)
         tokens = np.asarray(ids, dtype=np.int64)
-        if len(tokens) and int(tokens.max()) >= vocab:
-            raise PrepareError(f"token id {int(tokens.max())} is outside the vocabulary of {tokenizer_dir}")
+        if (wrong := out_of_vocabulary(tokens, vocab, tokenizer_dir)) is not None:
+            raise PrepareError(wrong)
         return tokens, ends, (np.asarray(mask, dtype=np.uint8) if masked else None)
 
     try:

@@ -27,6 +27,18 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size < 65_536 else np.dtype(np.uint32)
 
 
+def out_of_vocabulary(tokens: np.ndarray, vocab_size: int, tokenizer_dir) -> str | None:
+    """What is wrong when a token id of ``tokens`` is not an id of the tokenizer in ``tokenizer_dir``
+    (negative, or ``vocab_size`` or more), else None."""
+    if not tokens.size:
+        return None
+    low, high = int(tokens.min()), int(tokens.max())
+    if low >= 0 and high < vocab_size:
+        return None
+    bad = high if high >= vocab_size else low
+    return f"token id {bad} is outside the vocabulary of the tokenizer in {tokenizer_dir} ({vocab_size} entries)"
+
+
 class ShardWriter:
     """Token shards of one split, closed at document boundaries (or, for a stream without them, at
     exactly ``shard_tokens``); each written under a temporary name, fsynced and renamed, and

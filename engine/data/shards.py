@@ -36,7 +36,7 @@ import numpy as np
 
 from engine.data.manifest import (MANIFEST, Manifest, ShardEntry, TokenizerRef, inspect_shards, new_manifest,
                                   write_manifest)
-from engine.data.shard_writer import ShardWriter, token_dtype
+from engine.data.shard_writer import ShardWriter, out_of_vocabulary, token_dtype
 from engine.data.text import DataError, iter_documents, iter_token_chunks
 from engine.data.textunits import TEXT_UNITS
 
@@ -97,10 +97,8 @@ def write_shards(tokens: np.ndarray | Iterable[np.ndarray], out_dir: str | os.Pa
     try:
         for chunk in [tokens] if isinstance(tokens, np.ndarray) else tokens:
             chunk = np.asarray(chunk).reshape(-1)
-            if chunk.size and (chunk.min() < 0 or chunk.max() >= tokenizer.vocab_size):
-                bad = int(chunk.max() if chunk.max() >= tokenizer.vocab_size else chunk.min())
-                raise DataError(f"token id {bad} is outside the vocabulary of the tokenizer in {tokenizer_dir} "
-                                f"({tokenizer.vocab_size} entries)")
+            if (wrong := out_of_vocabulary(chunk, tokenizer.vocab_size, tokenizer_dir)) is not None:
+                raise DataError(wrong)
             writer.add(chunk)
         writer.close(end_position=None)
     except BaseException:
