@@ -197,11 +197,13 @@ def test_detection_votes_and_falls_back(tmp_path):
     assert detect_format(tmp_path / "dir").format == "shards"
 
 
-def test_shard_constants_match_the_engine():
-    from engine.data import shards
+def test_shard_constants_have_one_owner(tmp_path):
+    from engine.data import manifest, prepare, shards
 
-    assert (formats.SHARD_MANIFEST, formats.SHARD_FORMAT, formats.SHARD_VERSION) == \
-        (shards.MANIFEST, shards.FORMAT, shards.VERSION)
+    assert not any(hasattr(formats, name) for name in ("SHARD_MANIFEST", "SHARD_FORMAT", "SHARD_VERSION"))
+    assert shards.MANIFEST is manifest.MANIFEST and prepare.MANIFEST is manifest.MANIFEST
+    (tmp_path / manifest.MANIFEST).write_text("{}")
+    assert detect_format(tmp_path) == formats.Detection("shards", f"directory with {manifest.MANIFEST}")
 
 
 # --- summaries --------------------------------------------------------------------------------
@@ -465,7 +467,7 @@ def test_broken_shard_directories(tmp_path, shard_dir, tok_dir):
     manifest = by_id(check_dataset(shard_ctx(tmp_path, cut, tok_dir)))["dataset.manifest"]
     assert manifest.status == "fail" and manifest.blocking
     assert manifest.detail == (f"{cut / 'train_001.bin'}: 100 bytes, but manifest.json says 2,000 tokens x 2 B = "
-                               f"4,000 bytes (truncated or damaged)")
+                               f"4,000 bytes; the shard is truncated or damaged, prepare the shards again")
     assert inspect_shards(shard_dir).ok and inspect_shards(shard_dir).tokens == 5000
 
 
@@ -484,6 +486,25 @@ results = check_dataset(CheckContext(None, cfg))
 assert results[-1].id == "dataset.duplicates", results
 heavy = sorted(m for m in ("torch", "numpy", "transformers") if m in sys.modules)
 print(heavy)
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_shard_check_reads_the_manifest_without_numpy(tmp_path, shard_dir, tok_dir):
+    code = f"""
+import sys
+from engine.config import RunConfig
+from cockpit.checks.base import CheckContext
+from cockpit.checks.dataset import check_dataset
+from engine.data import formats
+cfg = RunConfig.model_validate({{"data": {{"source": "shards", "path": {str(shard_dir)!r}}},
+                                 "tokenizer": {{"path": {str(tok_dir)!r}}}, "train": {{"seq_len": 64}}}})
+results = check_dataset(CheckContext(None, cfg))
+assert [r.status for r in results] == ["ok"] * 5, results
+assert formats.inspect_shards({str(shard_dir)!r}).manifest.total_tokens == 5000
+print(sorted(m for m in ("torch", "numpy", "transformers") if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

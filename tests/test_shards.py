@@ -100,7 +100,7 @@ def test_missing_manifest_and_truncated_shard(tmp_path, stream, tok_dir):
     with pytest.raises(DataError, match="shard directory not found"):
         open_shards(tmp_path / "nowhere", tok_dir)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match=r"no manifest.json; not a prepared shard directory"):
+    with pytest.raises(DataError, match=r"manifest.json: missing: not a prepared shard directory"):
         open_shards(tmp_path / "empty", tok_dir)
     write_shards(stream, tmp_path / "sh", tok_dir, seq_len=64, shard_tokens=4000)
     shard = tmp_path / "sh" / "train_001.bin"
@@ -139,7 +139,7 @@ def test_command_line_writes_shards(tmp_path, corpus, tok_dir, capsys):
     assert main(["--input", str(tmp_path / "none.txt"), "--tokenizer", str(tok_dir), "--out", str(out),
                  "--seq-len", "64"]) == 2
     bad = capsys.readouterr()
-    assert "none.txt: training data not found" in bad.err and not bad.out
+    assert "none.txt: not found" in bad.err and not bad.out
 
 
 def test_engine_trains_from_shards(tmp_path, corpus, tok_dir, other_tok_dir, stream, make_run_dir):

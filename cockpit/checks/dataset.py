@@ -23,8 +23,12 @@ from typing import Any
 
 from cockpit.checks.base import CheckContext, CheckResult, result
 from engine.units import nbytes
-from engine.data.formats import (ERROR_KINDS, Detection, FormatError, LengthStats, Summary, UnitChoice,
-                                 choose_text_unit, detect_format, inspect_shards, iter_samples)
+from engine.data.detect import Detection, detect_format
+from engine.data.lines import ERROR_KINDS, FormatError
+from engine.data.manifest import ShardSummary, inspect_shards
+from engine.data.records import iter_samples
+from engine.data.summary import LengthStats, Summary
+from engine.data.textunits import UnitChoice, choose_text_unit
 
 #: Files up to this size are tokenized whole; larger ones only in part.
 FULL_TOKENIZE_BYTES = 64 << 20
@@ -88,7 +92,7 @@ def _check_path(ctx: CheckContext) -> CheckResult | None:
     return None
 
 
-def _check_format(ctx: CheckContext, path: Path, unit: UnitChoice) -> tuple[str, CheckResult]:
+def check_format(ctx: CheckContext, path: Path, unit: UnitChoice) -> tuple[str, CheckResult]:
     """The format to validate the file as, and the ``dataset.format`` result (``unit``: how a text
     file is cut into documents)."""
     source = ctx.cfg.data.source
@@ -135,7 +139,7 @@ def _check_file(ctx: CheckContext) -> list[CheckResult]:
         unit = choose_text_unit(path, cfg.data.text_unit)
     except FormatError as exc:  # unreadable between the checks
         return out + [result("dataset.format", "Format", "fail", str(exc), "check data.path")]
-    fmt, fmt_result = _check_format(ctx, path, unit)
+    fmt, fmt_result = check_format(ctx, path, unit)
     out.append(fmt_result)
     if fmt_result.data.get("binary"):
         return out
@@ -171,7 +175,7 @@ def _check_file(ctx: CheckContext) -> list[CheckResult]:
     if batch:
         flush()
 
-    out.append(_lines_result(summary))
+    out.append(lines_result(summary))
     documents = summary.lengths.count
     out.append(_counts_result(summary))
     total_tokens = None
@@ -207,7 +211,7 @@ def _load_tokenizer(cfg):
         return None
 
 
-def _lines_result(s: Summary) -> CheckResult:
+def lines_result(s: Summary) -> CheckResult:
     counts = {k: n for k, n in s.counts.items() if k in ERROR_KINDS}
     if not counts:
         return result("dataset.lines", "Lines", "ok", f"all {s.records:,} {s.format} records valid",
@@ -322,9 +326,9 @@ def _check_shards(ctx: CheckContext) -> list[CheckResult]:
         return out
     m = shards.manifest
     out.append(result("dataset.manifest", "Shard manifest", "ok",
-                      f"{shards.shards} shard(s), {shards.tokens:,} tokens ({m['dtype']}), prepared for seq_len "
+                      f"{shards.shards} shard(s), {shards.tokens:,} tokens ({m.dtype}), prepared for seq_len "
                       f"{shards.seq_len} with tokenizer sha256 {shards.tokenizer_sha256[:12]}…",
-                      shards=shards.shards, tokens=shards.tokens, dtype=m["dtype"]))
+                      shards=shards.shards, tokens=shards.tokens, dtype=m.dtype))
     out.append(_shard_tokenizer_result(cfg, path, shards))
     seq_len = cfg.train.seq_len
     if shards.seq_len != seq_len:
@@ -340,20 +344,19 @@ def _check_shards(ctx: CheckContext) -> list[CheckResult]:
     if too_few is not None:
         out.append(too_few)
     else:
-        prepared_val = int(m.get("val_tokens") or 0) if m.get("val_shards") else 0
+        prepared_val = (m.val_tokens or 0) if m.val_shards else 0
         val = prepared_val or int(total * cfg.data.val_fraction)
         held = (f"{val:,} in the validation shards" if prepared_val
                 else f"{val:,} held out (data.val_fraction {cfg.data.val_fraction})")
-        docs = m.get("documents") or {}
-        dropped = docs.get("dropped") or {}
-        extra = (f"; prepared from {docs.get('read', 0):,} records, {sum(dropped.values()):,} dropped ("
+        dropped = m.documents.dropped if m.documents else {}
+        extra = (f"; prepared from {m.documents.read:,} records, {sum(dropped.values()):,} dropped ("
                  + ", ".join(f"{k} {v:,}" for k, v in dropped.items()) + ")") if dropped else ""
-        mask = "; fine-tuning loss mask: only the assistant's tokens are learnt" if m.get("loss_mask") else ""
+        mask = "; fine-tuning loss mask: only the assistant's tokens are learnt" if m.loss_mask else ""
         train_tokens = total if prepared_val else total - val
         out.append(result("dataset.tokens", "Tokens", "ok",
                           f"{train_tokens:,} training tokens = {train_tokens // seq_len:,} sequences of {seq_len}; "
                           f"{held}{extra}{mask}",
-                          tokens=total, sequences=total // seq_len, val_tokens=val, loss_mask=bool(m.get("loss_mask"))))
+                          tokens=total, sequences=total // seq_len, val_tokens=val, loss_mask=m.loss_mask))
     ctx.dataset = {"source": "shards", "path": str(path), "format": "shards", "records": None,
                             "documents": None, "chars": None, "bytes": None, "tokens": total,
                             "tokens_estimated": False, "sequences": total // seq_len, "shards": shards.shards,
@@ -361,9 +364,9 @@ def _check_shards(ctx: CheckContext) -> list[CheckResult]:
     return out
 
 
-def _shard_tokenizer_result(cfg, path: Path, shards) -> CheckResult:
+def _shard_tokenizer_result(cfg, path: Path, shards: ShardSummary) -> CheckResult:
     theirs = shards.tokenizer_sha256
-    written_with = (shards.manifest.get("tokenizer") or {}).get("path")
+    written_with = shards.manifest.tokenizer.path
     where = f" ({written_with})" if written_with else ""
     file = Path(cfg.tokenizer.path) / "tokenizer.json"
     if not file.is_file():

@@ -1,7 +1,8 @@
 """`cockpit data validate|stats|prepare`: find every bad line up front, look at the data, and turn
 raw documents into deduplicated, filtered token shards the engine streams from.
 
-Torch-free: reading and checking is ``engine.data.formats``, preparing ``engine.data.prepare``.
+Torch-free: reading and checking is ``engine.data.formats`` (the names of ``lines``, ``records``,
+``detect``, ``summary`` and ``manifest``), preparing ``engine.data.prepare``.
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ def validate(
                             "tokens": shards.tokens, "problems": [str(p) for p in shards.problems]})
             bad |= not shards.ok
             continue
-        if not path.exists():
-            fail(f"{path}: not found")
+        if (why := formats.unreadable(path)) is not None:
+            fail(why)
         summary = _scan(path, wanted, unit)
         report = summary.to_json()
         report["ok"] = summary.errors == 0
@@ -132,8 +133,8 @@ def stats(
     from engine.data.quality import QualityRules
     from engine.data.signals import batch_signals
 
-    if not path.is_file():
-        fail(f"{path}: {'is a directory (a shard directory: cockpit data validate)' if path.is_dir() else 'not found'}")
+    if (why := formats.unreadable(path)) is not None:
+        fail(why + ("; `cockpit data validate` checks a shard directory" if path.is_dir() else ""))
     wanted = _format(fmt)
     unit = _text_unit(text_unit)
     tok = None
@@ -291,7 +292,7 @@ def prepare(
             dropped = sum(p.dropped.values())
             bar.update(task, completed=p.bytes_done, total=p.bytes_total, rate=rate,
                        description="replaying (finished shards kept)" if p.replaying else "preparing",
-                       info=f"{p.train_tokens + p.val_tokens:,} tokens, {p.shards} shard(s), {dropped:,} dropped")
+                       info=f"{p.train.tokens + p.val.tokens:,} tokens, {p.shards} shard(s), {dropped:,} dropped")
 
         try:
             manifest = run_prepare(files, tokenizer, out, settings, progress=show)

@@ -1,7 +1,7 @@
 """Text file -> token stream -> deterministic shuffled batches.
 
 A text file's documents are its lines, paragraphs or the whole file (``data.text_unit``,
-``engine.data.formats.iter_text_documents``: the same reader as ``cockpit data prepare`` and
+``engine.data.textunits.iter_text_documents``: the same reader as ``cockpit data prepare`` and
 ``cockpit check``); a JSONL file's are the ``"text"`` of each line. The stream is the documents'
 tokens with the end-of-text token after each. The tail ``val_fraction`` of the stream is held out. Training batches are
 ``(micro_batch_size, seq_len)`` windows cut from the stream at multiples of ``seq_len`` and visited
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     import torch
 
 # the same reader, and words, as cockpit check and cockpit data validate|prepare
-from engine.data.formats import JSONL_SUFFIXES, FormatError, iter_samples
+from engine.data.lines import FormatError
+from engine.data.records import JSONL_SUFFIXES, iter_samples
 
 #: Documents tokenized per batch call (bounds the memory of the intermediate encodings).
 _CHUNK_DOCS = 10_000
@@ -39,17 +40,13 @@ def iter_documents(path: str | os.PathLike, kind: str | None = None, unit: str =
     ``kind`` ("text" or "jsonl") overrides the suffix. Errors name ``file:line``."""
     path = Path(path)
     kind = kind or ("jsonl" if path.suffix.lower() in JSONL_SUFFIXES else "text")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, not a {'JSONL' if kind == 'jsonl' else 'text'} file")
     try:
         for sample in iter_samples(path, "pretrain" if kind == "jsonl" else "text", unit):
             if not sample.ok:
                 raise DataError(str(next(p for p in sample.problems if p.is_error)))
             if sample.text is not None and sample.text.strip():
                 yield sample.text
-    except FormatError as exc:
-        if not path.exists():
-            raise DataError(f"{path}: training data not found") from None
+    except FormatError as exc:  # not found, a directory: the words of engine.data.lines
         raise DataError(str(exc)) from None
 
 
