@@ -31,21 +31,49 @@ def old_directory(path: Path, tok_dir: Path, prepared: bool) -> tuple[dict, np.n
     val = np.arange(50, dtype=np.uint16)
     train.tofile(path / "train_000.bin")
     tok = {"sha256": tokenizer_sha256(tok_dir), "vocab_size": 300, "path": str(tok_dir)}
-    manifest = {"format": "cockpit-token-shards", "version": 1, "dtype": "uint16", "tokenizer": tok, "seq_len": 16,
-                "shards": [{"file": "train_000.bin", "tokens": 300}], "total_tokens": 300}
+    manifest = {
+        "format": "cockpit-token-shards",
+        "version": 1,
+        "dtype": "uint16",
+        "tokenizer": tok,
+        "seq_len": 16,
+        "shards": [{"file": "train_000.bin", "tokens": 300}],
+        "total_tokens": 300,
+    }
     if prepared:
         val.tofile(path / "val_000.bin")
         np.ones(300, dtype=np.uint8).tofile(path / "train_000.mask.bin")
         np.zeros(50, dtype=np.uint8).tofile(path / "val_000.mask.bin")
         manifest["shards"][0].update(sha256="ab" * 32, mask_file="train_000.mask.bin", mask_sha256="cd" * 32)
-        manifest.update(val_shards=[{"file": "val_000.bin", "tokens": 50, "sha256": "ef" * 32,
-                                     "mask_file": "val_000.mask.bin", "mask_sha256": "01" * 32}],
-                        val_tokens=50, loss_mask=True, chat_markers_special=None,
-                        documents={"read": 12, "train": 9, "val": 1, "dropped": {"empty": 2}},
-                        sources=[{"path": "/data/a.txt", "format": "text", "bytes": 99, "text_unit": "line",
-                                  "text_unit_reason": "as set"}],
-                        prepare={"fingerprint": "f" * 64, "settings": {"seq_len": 16, "rules": {"min_words": 3}},
-                                 "drop_reasons": ["invalid", "empty"]})
+        manifest.update(
+            val_shards=[
+                {
+                    "file": "val_000.bin",
+                    "tokens": 50,
+                    "sha256": "ef" * 32,
+                    "mask_file": "val_000.mask.bin",
+                    "mask_sha256": "01" * 32,
+                }
+            ],
+            val_tokens=50,
+            loss_mask=True,
+            chat_markers_special=None,
+            documents={"read": 12, "train": 9, "val": 1, "dropped": {"empty": 2}},
+            sources=[
+                {
+                    "path": "/data/a.txt",
+                    "format": "text",
+                    "bytes": 99,
+                    "text_unit": "line",
+                    "text_unit_reason": "as set",
+                }
+            ],
+            prepare={
+                "fingerprint": "f" * 64,
+                "settings": {"seq_len": 16, "rules": {"min_words": 3}},
+                "drop_reasons": ["invalid", "empty"],
+            },
+        )
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest, train, val
 
@@ -87,15 +115,18 @@ def test_malformed_manifests_name_the_key_and_the_engine_says_the_same(tmp_path,
         assert str(err.value) == first
     path.write_text('{"format": "cockpit-token-shards",\n "version": 1,,}', encoding="utf-8")
     assert [str(p) for p in inspect_shards(tmp_path / "sh").problems] == [
-        f"{path}:2: invalid JSON (Expecting property name enclosed in double quotes at column 15)"]
+        f"{path}:2: invalid JSON (Expecting property name enclosed in double quotes at column 15)"
+    ]
 
 
 def test_a_missing_mask_is_a_problem_of_the_directory(tmp_path, tok_dir):
     old_directory(tmp_path / "sh", tok_dir, prepared=True)
     (tmp_path / "sh" / "val_000.mask.bin").unlink()
     problems = [str(p) for p in inspect_shards(tmp_path / "sh").problems]
-    assert problems == [f"{tmp_path / 'sh' / 'val_000.mask.bin'}: loss mask missing or not 50 bytes (listed in "
-                        f"manifest.json); prepare the shards again"]
+    assert problems == [
+        f"{tmp_path / 'sh' / 'val_000.mask.bin'}: loss mask missing or not 50 bytes (listed in "
+        f"manifest.json); prepare the shards again"
+    ]
     with pytest.raises(DataError, match="val_000.mask.bin: loss mask missing"):
         open_masks(tmp_path / "sh")
 

@@ -58,11 +58,16 @@ def _check_head(ctx: CheckContext, path: Path) -> list[CheckResult]:
         summary.add(sample)
         if summary.bytes >= HEAD_BYTES:
             break
-    out = [result("dataset.path", "Data file", "ok", f"{path}: {path.stat().st_size:,} bytes"), fmt_result,
-           lines_result(summary)]
+    out = [
+        result("dataset.path", "Data file", "ok", f"{path}: {path.stat().st_size:,} bytes"),
+        fmt_result,
+        lines_result(summary),
+    ]
     if out[-1].status == "ok":
-        out[-1].detail = (f"the first {summary.records:,} {fmt} records ({summary.bytes:,} bytes) are valid; "
-                          f"`cockpit check` reads every line")
+        out[-1].detail = (
+            f"the first {summary.records:,} {fmt} records ({summary.bytes:,} bytes) are valid; "
+            f"`cockpit check` reads every line"
+        )
     return out
 
 

@@ -17,9 +17,18 @@ from engine.data.records import FORMATS, JSONL_FORMATS, JSONL_SUFFIXES, SCHEMAS
 
 #: Keys that point at a format when a record does not have all of its required keys.
 _HINT_KEYS: tuple[tuple[str, str], ...] = (
-    ("messages", "chat"), ("tool_calls", "tool"), ("tool_results", "tool"), ("user_message", "tool"),
-    ("assistant_response", "tool"), ("teacher_text", "kd"), ("reasoning", "reasoning"), ("instruction", "instruct"),
-    ("output", "instruct"), ("question", "reasoning"), ("answer", "reasoning"), ("prompt", "kd"),
+    ("messages", "chat"),
+    ("tool_calls", "tool"),
+    ("tool_results", "tool"),
+    ("user_message", "tool"),
+    ("assistant_response", "tool"),
+    ("teacher_text", "kd"),
+    ("reasoning", "reasoning"),
+    ("instruction", "instruct"),
+    ("output", "instruct"),
+    ("question", "reasoning"),
+    ("answer", "reasoning"),
+    ("prompt", "kd"),
     ("text", "pretrain"),
 )
 #: Records read by ``detect_format``.
@@ -103,15 +112,20 @@ def detect_format(path: str | os.PathLike, max_records: int = DETECT_RECORDS) ->
         if lines >= max_records:
             break
     if lines == 0:
-        return Detection(None, f"{undecodable} line(s) read, none of them UTF-8 text" if undecodable
-                         else "no non-blank line", binary=bool(undecodable))
+        return Detection(
+            None,
+            f"{undecodable} line(s) read, none of them UTF-8 text" if undecodable else "no non-blank line",
+            binary=bool(undecodable),
+        )
     if path.suffix.lower() not in JSONL_SUFFIXES and objects * 2 <= lines:
         return Detection("text", f"{lines - objects} of the first {lines} lines are not JSON objects")
     if not votes:
-        return Detection(None, f"none of the first {lines} lines is a record of a known format (keys of "
-                               + "; ".join(f"{f}: {', '.join(SCHEMAS[f])}" for f in JSONL_FORMATS) + ")")
+        return Detection(
+            None,
+            f"none of the first {lines} lines is a record of a known format (keys of "
+            + "; ".join(f"{f}: {', '.join(SCHEMAS[f])}" for f in JSONL_FORMATS)
+            + ")",
+        )
     best = max(votes, key=lambda f: (votes[f], -FORMATS.index(f)))
     shown = ", ".join(k for k in SCHEMAS[best] if k in keys[best])
     return Detection(best, f"keys {shown} in {votes[best]} of the first {lines} records")
-
-

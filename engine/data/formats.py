@@ -58,25 +58,86 @@ fields, blank JSONL lines, duplicates) leave it usable but deserve a look; ``mis
 missing file of a shard directory.
 """
 
-
 from __future__ import annotations
 
 from engine.data.detect import BINARY_SNIFF_BYTES, DETECT_RECORDS, Detection, classify_record, detect_format
-from engine.data.lines import (ERROR_KINDS, WARNING_KINDS, FormatError, Problem, Sample, json_error, read_lines,
-                               unreadable, utf8_error)
+from engine.data.lines import (
+    ERROR_KINDS,
+    WARNING_KINDS,
+    FormatError,
+    Problem,
+    Sample,
+    json_error,
+    read_lines,
+    unreadable,
+    utf8_error,
+)
 from engine.data.manifest import ShardSummary, inspect_shards
-from engine.data.records import (CONTENT_KEYS, FORMATS, JSONL_FORMATS, JSONL_SUFFIXES, ROLES, SCHEMAS, iter_samples,
-                                 normalise, sample_text, validate_record)
+from engine.data.records import (
+    CONTENT_KEYS,
+    FORMATS,
+    JSONL_FORMATS,
+    JSONL_SUFFIXES,
+    ROLES,
+    SCHEMAS,
+    iter_samples,
+    normalise,
+    sample_text,
+    validate_record,
+)
 from engine.data.summary import LengthStats, Summary, histogram, scan
-from engine.data.textunits import (AUTO_BYTES, AUTO_LINES, AUTO_MIN_BLANK_SHARE, AUTO_MIN_MULTILINE_BLOCKS,
-                                   AUTO_MIN_MULTILINE_SHARE, TEXT_UNITS, TextUnit, UnitChoice, choose_text_unit,
-                                   iter_text_documents)
+from engine.data.textunits import (
+    AUTO_BYTES,
+    AUTO_LINES,
+    AUTO_MIN_BLANK_SHARE,
+    AUTO_MIN_MULTILINE_BLOCKS,
+    AUTO_MIN_MULTILINE_SHARE,
+    TEXT_UNITS,
+    TextUnit,
+    UnitChoice,
+    choose_text_unit,
+    iter_text_documents,
+)
 
 __all__ = [
-    "AUTO_BYTES", "AUTO_LINES", "AUTO_MIN_BLANK_SHARE", "AUTO_MIN_MULTILINE_BLOCKS", "AUTO_MIN_MULTILINE_SHARE",
-    "BINARY_SNIFF_BYTES", "CONTENT_KEYS", "DETECT_RECORDS", "ERROR_KINDS", "FORMATS", "JSONL_FORMATS",
-    "JSONL_SUFFIXES", "ROLES", "SCHEMAS", "TEXT_UNITS", "WARNING_KINDS", "Detection", "FormatError", "LengthStats",
-    "Problem", "Sample", "ShardSummary", "Summary", "TextUnit", "UnitChoice", "choose_text_unit", "classify_record",
-    "detect_format", "histogram", "inspect_shards", "iter_samples", "iter_text_documents", "json_error",
-    "normalise", "read_lines", "sample_text", "scan", "unreadable", "utf8_error", "validate_record",
+    "AUTO_BYTES",
+    "AUTO_LINES",
+    "AUTO_MIN_BLANK_SHARE",
+    "AUTO_MIN_MULTILINE_BLOCKS",
+    "AUTO_MIN_MULTILINE_SHARE",
+    "BINARY_SNIFF_BYTES",
+    "CONTENT_KEYS",
+    "DETECT_RECORDS",
+    "ERROR_KINDS",
+    "FORMATS",
+    "JSONL_FORMATS",
+    "JSONL_SUFFIXES",
+    "ROLES",
+    "SCHEMAS",
+    "TEXT_UNITS",
+    "WARNING_KINDS",
+    "Detection",
+    "FormatError",
+    "LengthStats",
+    "Problem",
+    "Sample",
+    "ShardSummary",
+    "Summary",
+    "TextUnit",
+    "UnitChoice",
+    "choose_text_unit",
+    "classify_record",
+    "detect_format",
+    "histogram",
+    "inspect_shards",
+    "iter_samples",
+    "iter_text_documents",
+    "json_error",
+    "normalise",
+    "read_lines",
+    "sample_text",
+    "scan",
+    "unreadable",
+    "utf8_error",
+    "validate_record",
 ]

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 #: Problem kinds that make a record unusable.
 ERROR_KINDS: tuple[str, ...] = ("utf8", "json", "not_object", "missing_key", "type", "value", "missing")
@@ -34,6 +35,7 @@ class FormatError(ValueError):
 
 
 # --- problems and samples ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -77,7 +79,6 @@ class Sample:
     @property
     def ok(self) -> bool:
         return not any(p.is_error for p in self.problems)
-
 
 
 def json_error(exc: json.JSONDecodeError) -> str:

@@ -150,17 +150,30 @@ class Manifest(_Part):
         return self.model_dump(mode="json", exclude_unset=True)
 
 
-def new_manifest(dtype: str, tokenizer: TokenizerRef, seq_len: int, shards: list[dict],
-                 val_shards: list[dict] | None = None, **prepared: Any) -> Manifest:
+def new_manifest(
+    dtype: str,
+    tokenizer: TokenizerRef,
+    seq_len: int,
+    shards: list[dict],
+    val_shards: list[dict] | None = None,
+    **prepared: Any,
+) -> Manifest:
     """The manifest of freshly written shards (``ShardWriter.shards``: their ``end_position`` is
     dropped, totals are summed); ``val_shards`` and ``prepared`` (``loss_mask``, ``documents``...)
     only when given, so a plain shard directory's manifest has none of them."""
+
     def entries(items: list[dict]) -> list[dict]:
         return [{k: v for k, v in s.items() if k != "end_position"} for s in items]
 
-    fields: dict[str, Any] = {"format": FORMAT, "version": VERSION, "dtype": dtype, "tokenizer": tokenizer,
-                              "seq_len": seq_len, "shards": entries(shards),
-                              "total_tokens": sum(s["tokens"] for s in shards)}
+    fields: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "dtype": dtype,
+        "tokenizer": tokenizer,
+        "seq_len": seq_len,
+        "shards": entries(shards),
+        "total_tokens": sum(s["tokens"] for s in shards),
+    }
     if val_shards is not None:
         fields.update(val_shards=entries(val_shards), val_tokens=sum(s["tokens"] for s in val_shards))
     return Manifest.model_validate({**fields, **prepared})
@@ -180,6 +193,7 @@ def atomic_write_json(path: Path, data: dict) -> None:
 
 
 # --- reading ----------------------------------------------------------------------------------
+
 
 class ShardSummary:
     """A shard directory as its manifest describes it, with what is wrong with it."""
@@ -241,8 +255,14 @@ def read_manifest_file(directory: Path) -> tuple[Manifest | None, list[Problem]]
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
-        return None, [Problem(name, 0, "missing: not a prepared shard directory, or its preparation did not "
-                                       f"finish; {AGAIN}", "missing")]
+        return None, [
+            Problem(
+                name,
+                0,
+                f"missing: not a prepared shard directory, or its preparation did not finish; {AGAIN}",
+                "missing",
+            )
+        ]
     except UnicodeDecodeError as exc:
         return None, [Problem(name, 0, utf8_error(exc), "utf8")]
     except json.JSONDecodeError as exc:
@@ -250,8 +270,9 @@ def read_manifest_file(directory: Path) -> tuple[Manifest | None, list[Problem]]
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return None, [Problem(name, 0, f"not a {FORMAT} manifest", "value")]
     if data.get("version") != VERSION:
-        return None, [Problem(name, 0, f"format version {data.get('version')!r}, this engine reads version "
-                                       f"{VERSION}", "value")]
+        return None, [
+            Problem(name, 0, f"format version {data.get('version')!r}, this engine reads version {VERSION}", "value")
+        ]
     try:
         return Manifest.model_validate_json(json.dumps(data), strict=True), []
     except ValidationError as exc:
@@ -271,14 +292,27 @@ def file_problems(directory: Path, entries: list[ShardEntry], itemsize: int, mas
             problems.append(Problem(str(file), 0, f"shard missing (listed in {MANIFEST}); {AGAIN}", "missing"))
             continue
         if size != expected:
-            problems.append(Problem(str(file), 0, f"{size:,} bytes, but {MANIFEST} says {shard.tokens:,} tokens x "
-                                                  f"{itemsize} B = {expected:,} bytes; the shard is truncated or "
-                                                  f"damaged, {AGAIN}", "value"))
+            problems.append(
+                Problem(
+                    str(file),
+                    0,
+                    f"{size:,} bytes, but {MANIFEST} says {shard.tokens:,} tokens x "
+                    f"{itemsize} B = {expected:,} bytes; the shard is truncated or "
+                    f"damaged, {AGAIN}",
+                    "value",
+                )
+            )
         if masks:
             mask = directory / (shard.mask_file or shard.file.removesuffix(".bin") + MASK_SUFFIX)
             if not shard.mask_file or not mask.is_file() or mask.stat().st_size != shard.tokens:
-                problems.append(Problem(str(mask), 0, f"loss mask missing or not {shard.tokens:,} bytes (listed in "
-                                                      f"{MANIFEST}); {AGAIN}", "missing"))
+                problems.append(
+                    Problem(
+                        str(mask),
+                        0,
+                        f"loss mask missing or not {shard.tokens:,} bytes (listed in {MANIFEST}); {AGAIN}",
+                        "missing",
+                    )
+                )
     return problems
 
 
@@ -288,8 +322,9 @@ def inspect_shards(path: str | os.PathLike) -> ShardSummary:
     path = Path(path)
     if not path.is_dir():
         what = "not a directory" if path.exists() else "shard directory not found"
-        return ShardSummary(str(path), None, [Problem(str(path), 0, f"{what}; prepare it with `cockpit data "
-                                                                    f"prepare`", "missing")])
+        return ShardSummary(
+            str(path), None, [Problem(str(path), 0, f"{what}; prepare it with `cockpit data prepare`", "missing")]
+        )
     manifest, problems = read_manifest_file(path)
     if manifest is None:
         return ShardSummary(str(path), None, problems)

@@ -40,22 +40,29 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from engine.data.dedup import EXACT, NEAR, Deduplicator
-from engine.data.manifest import (MANIFEST, ShardEntry, TokenizerRef, atomic_write_json, file_problems,
-                                  inspect_shards, new_manifest, write_manifest)
+from engine.data.manifest import (
+    MANIFEST,
+    ShardEntry,
+    TokenizerRef,
+    atomic_write_json,
+    file_problems,
+    inspect_shards,
+    new_manifest,
+    write_manifest,
+)
 from engine.data.quality import REASONS, QualityRules
 from engine.data.render import CHAT_FORMATS, encode_segments_batch, markers_are_special, render_record
 from engine.data.shard_writer import ShardWriter, out_of_vocabulary, token_dtype
 from engine.data.shards import tokenizer_sha256
 from engine.data.signals import batch_signals, split_draws
-from engine.data.sources import (DOCUMENT_FORMATS, Batch, PrepareError, Source, iter_batches, resolve_sources,
-                                 samples)
+from engine.data.sources import DOCUMENT_FORMATS, Batch, PrepareError, Source, iter_batches, resolve_sources, samples
 
 STATE = "prepare_state.json"
 
@@ -123,18 +130,21 @@ class Progress:
     elapsed_s: float = 0.0
 
 
-
 def _fingerprint(sources: list[Source], tokenizer_sha: str, settings: PrepareSettings) -> str:
-    items = {"sources": [(str(s.path), s.format, s.bytes, s.path.stat().st_mtime_ns, s.unit and s.unit.unit)
-                         for s in sources],
-             "tokenizer": tokenizer_sha, "version": 1,
-             # the units the sources were cut into count, not how they were asked for
-             "settings": {k: v for k, v in settings.to_json().items() if k != "text_unit"}}
+    items = {
+        "sources": [
+            (str(s.path), s.format, s.bytes, s.path.stat().st_mtime_ns, s.unit and s.unit.unit) for s in sources
+        ],
+        "tokenizer": tokenizer_sha,
+        "version": 1,
+        # the units the sources were cut into count, not how they were asked for
+        "settings": {k: v for k, v in settings.to_json().items() if k != "text_unit"},
+    }
     return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
 
 
-
 # --- the pipeline ----------------------------------------------------------------------------
+
 
 def _text_units(sources: list[Source]) -> dict[str, str]:
     return {str(s.path): s.unit.unit for s in sources if s.unit is not None}
@@ -153,9 +163,11 @@ def _load_state(out: Path, fingerprint: str, units: dict[str, str]) -> list[dict
     if isinstance(theirs, dict):
         for path, unit in units.items():
             if theirs.get(path, unit) != unit:
-                raise PrepareError(f"{out}: an interrupted preparation cut {path} into {theirs[path]} documents, this "
-                                   f"run into {unit} documents; continue it with --text-unit {theirs[path]}, or "
-                                   f"delete {out / STATE} to start over")
+                raise PrepareError(
+                    f"{out}: an interrupted preparation cut {path} into {theirs[path]} documents, this "
+                    f"run into {unit} documents; continue it with --text-unit {theirs[path]}, or "
+                    f"delete {out / STATE} to start over"
+                )
     if state.get("fingerprint") != fingerprint:
         return []
     good = []
@@ -177,8 +189,9 @@ def _clear(out: Path, keep: set[str]) -> None:
     """Remove what an earlier preparation left that is not kept: shards, temporaries."""
     for path in out.iterdir():
         name = path.name
-        stale = (name.startswith((".train_", ".val_", f".{STATE}", f".{MANIFEST}"))
-                 or (name.endswith(".bin") and name.startswith(("train_", "val_"))))
+        stale = name.startswith((".train_", ".val_", f".{STATE}", f".{MANIFEST}")) or (
+            name.endswith(".bin") and name.startswith(("train_", "val_"))
+        )
         if stale and name not in keep and path.is_file():
             path.unlink()
 
@@ -195,8 +208,13 @@ def _load_tokenizer(tokenizer_dir: Path):
         raise PrepareError(f"{exc}{hint}") from None
 
 
-def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, out_dir: str | os.PathLike,
-            settings: PrepareSettings, progress: Callable[[Progress], None] | None = None) -> dict:
+def prepare(
+    inputs: list[str | os.PathLike],
+    tokenizer_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    settings: PrepareSettings,
+    progress: Callable[[Progress], None] | None = None,
+) -> dict:
     """Prepare ``inputs`` into shards in ``out_dir`` (see the module docstring); returns the
     manifest, which has ``"skipped": true`` when the directory was complete already."""
     if settings.seq_len < 1:
@@ -317,30 +335,53 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
         raise
     dropped.update({k: v for k, v in dedup.counts.items() if v})
     if not train.shards:
-        raise PrepareError("no training tokens: every document was dropped or held out ("
-                           + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) or "no documents")
-                           + ")")
+        raise PrepareError(
+            "no training tokens: every document was dropped or held out ("
+            + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) or "no documents")
+            + ")"
+        )
     val = ShardWriter(out, "val", dtype, settings.shard_tokens, masks=masked)
     for tokens, ends, positions, mask in val_parts:
         val.add(tokens, ends, positions, mask)
     val.close(end_position=None)
 
     tokenizer_ref = TokenizerRef(sha256=tok_sha, vocab_size=vocab, path=str(tokenizer_dir.resolve()))
-    manifest = write_manifest(out, new_manifest(
-        dtype.name, tokenizer_ref, settings.seq_len, train.shards, val.shards, loss_mask=masked,
-        chat_markers_special=markers_are_special(tokenizer) if masked else None,
-        documents={"read": counts["train"] + counts["val"] + sum(dropped.values()), "train": counts["train"],
-                   "val": counts["val"], "dropped": {k: dropped[k] for k in sorted(dropped)}},
-        sources=[s.to_json() for s in sources],
-        prepare={"fingerprint": fingerprint, "settings": settings.to_json(),
-                 "drop_reasons": ["invalid", "empty", EXACT, *REASONS, NEAR]}))
+    manifest = write_manifest(
+        out,
+        new_manifest(
+            dtype.name,
+            tokenizer_ref,
+            settings.seq_len,
+            train.shards,
+            val.shards,
+            loss_mask=masked,
+            chat_markers_special=markers_are_special(tokenizer) if masked else None,
+            documents={
+                "read": counts["train"] + counts["val"] + sum(dropped.values()),
+                "train": counts["train"],
+                "val": counts["val"],
+                "dropped": {k: dropped[k] for k in sorted(dropped)},
+            },
+            sources=[s.to_json() for s in sources],
+            prepare={
+                "fingerprint": fingerprint,
+                "settings": settings.to_json(),
+                "drop_reasons": ["invalid", "empty", EXACT, *REASONS, NEAR],
+            },
+        ),
+    )
     (out / STATE).unlink(missing_ok=True)
     manifest["elapsed_s"] = time.perf_counter() - t0
     return manifest
 
 
-def preview(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, n: int = 3,
-            fmt: str | None = None, text_unit: str = "auto") -> list[dict]:
+def preview(
+    inputs: list[str | os.PathLike],
+    tokenizer_dir: str | os.PathLike,
+    n: int = 3,
+    fmt: str | None = None,
+    text_unit: str = "auto",
+) -> list[dict]:
     """The first ``n`` valid records of the inputs as the shards will hold them: ``{"path", "line",
     "format", "runs": [(text, learnt), ...]}``, each run the decoded text of consecutive tokens
     with the same mask (``cockpit data prepare --debug``)."""
@@ -363,6 +404,14 @@ def preview(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, n
                 if i == len(ids) or mask[i] != mask[start]:
                     runs.append((tokenizer.decode(ids[start:i], skip_special_tokens=False), bool(mask[start])))
                     start = i
-            out.append({"path": str(source.path), "line": sample.line, "format": source.format, "runs": runs,
-                        "tokens": len(ids), "learnt": int(sum(mask))})
+            out.append(
+                {
+                    "path": str(source.path),
+                    "line": sample.line,
+                    "format": source.format,
+                    "runs": runs,
+                    "tokens": len(ids),
+                    "learnt": int(sum(mask)),
+                }
+            )
     return out

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from engine.data.lines import FormatError, Problem, Sample, json_error, read_lines, utf8_problem
 from engine.data.textunits import choose_text_unit, iter_text_documents
@@ -28,15 +29,22 @@ SCHEMAS: dict[str, dict[str, tuple[type, bool]]] = {
     "pretrain": {"text": (str, True)},
     "instruct": {"instruction": (str, True), "input": (str, False), "output": (str, True)},
     "chat": {"messages": (list, True)},
-    "tool": {"user_message": (str, True), "tool_calls": (list, True), "tool_results": (list, True),
-             "assistant_response": (str, True)},
+    "tool": {
+        "user_message": (str, True),
+        "tool_calls": (list, True),
+        "tool_results": (list, True),
+        "assistant_response": (str, True),
+    },
     "reasoning": {"question": (str, True), "reasoning": (str, True), "answer": (str, True)},
     "kd": {"prompt": (str, True), "teacher_text": (str, True), "metadata": (dict, False)},
 }
 #: String keys whose emptiness is reported (``empty 'output'``) when the rest of the sample has text.
 CONTENT_KEYS: dict[str, tuple[str, ...]] = {
-    "pretrain": ("text",), "instruct": ("instruction", "output"), "chat": (),
-    "tool": ("user_message", "assistant_response"), "reasoning": ("question", "reasoning", "answer"),
+    "pretrain": ("text",),
+    "instruct": ("instruction", "output"),
+    "chat": (),
+    "tool": ("user_message", "assistant_response"),
+    "reasoning": ("question", "reasoning", "answer"),
     "kd": ("prompt", "teacher_text"),
 }
 _EXPECTED = {str: "a string", list: "a list", dict: "an object"}
@@ -89,8 +97,11 @@ def validate_record(fmt: str, record: Any) -> list[tuple[str, str]]:
         elif key == "messages":
             out.extend(_check_messages(value))
         elif key == "tool_calls":
-            out.extend(("type", f"'tool_calls[{i}]' must be an object, got {_type_name(call)}")
-                       for i, call in enumerate(value) if not isinstance(call, dict))
+            out.extend(
+                ("type", f"'tool_calls[{i}]' must be an object, got {_type_name(call)}")
+                for i, call in enumerate(value)
+                if not isinstance(call, dict)
+            )
     return out
 
 
@@ -109,8 +120,12 @@ def sample_text(fmt: str, record: Any) -> str:
     if fmt == "chat":
         parts = [m["content"] for m in record["messages"]]
     elif fmt == "tool":
-        parts = [record["user_message"], *map(_as_text, record["tool_calls"]),
-                 *map(_as_text, record["tool_results"]), record["assistant_response"]]
+        parts = [
+            record["user_message"],
+            *map(_as_text, record["tool_calls"]),
+            *map(_as_text, record["tool_results"]),
+            record["assistant_response"],
+        ]
     else:
         parts = [record[k] for k in SCHEMAS[fmt] if SCHEMAS[fmt][k][0] is str and isinstance(record.get(k), str)]
     return "\n".join(parts)
@@ -154,8 +169,7 @@ def iter_samples(path: str | os.PathLike, fmt: str, unit: str = "auto") -> Itera
         if not text.strip():
             problems = [Problem(name, lineno, "empty sample", "empty")]
         else:
-            problems = [Problem(name, lineno, f"empty '{key}'", "empty_field")
-                        for key in content if not record[key].strip()]
+            problems = [
+                Problem(name, lineno, f"empty '{key}'", "empty_field") for key in content if not record[key].strip()
+            ]
         yield Sample(lineno, text, problems, record, len(raw))
-
-

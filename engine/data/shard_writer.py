@@ -9,8 +9,8 @@ and where in the inputs it ended. The caller writes the manifest (``engine.data.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -46,8 +46,16 @@ class ShardWriter:
     shard has a uint8 loss mask beside it (``train_000.mask.bin``). ``done``: the entries of shards
     an interrupted run finished, kept and counted."""
 
-    def __init__(self, out: Path, split: str, dtype: np.dtype, shard_tokens: int, done: list[dict] | None = None,
-                 on_shard: Callable[[], None] | None = None, masks: bool = False):
+    def __init__(
+        self,
+        out: Path,
+        split: str,
+        dtype: np.dtype,
+        shard_tokens: int,
+        done: list[dict] | None = None,
+        on_shard: Callable[[], None] | None = None,
+        masks: bool = False,
+    ):
         if shard_tokens < 1:
             raise ValueError("shard_tokens must be positive")
         self.out, self.split, self.dtype, self.shard_tokens = Path(out), split, dtype.newbyteorder("<"), shard_tokens
@@ -64,8 +72,13 @@ class ShardWriter:
     def tokens(self) -> int:
         return sum(s["tokens"] for s in self.shards) + self._n
 
-    def add(self, tokens: np.ndarray, doc_ends: np.ndarray | None = None, positions: list[int] | None = None,
-            mask: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        tokens: np.ndarray,
+        doc_ends: np.ndarray | None = None,
+        positions: list[int] | None = None,
+        mask: np.ndarray | None = None,
+    ) -> None:
         """Append documents: ``tokens`` of all of them, ``doc_ends`` the cumulative token count at
         the end of each (None: no boundaries, a shard closes at ``shard_tokens``), ``positions``
         their input positions, ``mask`` their loss mask (with ``masks``; None: every token is learnt)."""
@@ -107,8 +120,12 @@ class ShardWriter:
         means its mask is too."""
         if not self._n:
             return
-        entry = {"file": self._file.path.name, "tokens": self._n, "sha256": self._digest.hexdigest(),
-                 "end_position": end_position}
+        entry = {
+            "file": self._file.path.name,
+            "tokens": self._n,
+            "sha256": self._digest.hexdigest(),
+            "end_position": end_position,
+        }
         if self._mask is not None:
             self._mask.commit()
             entry.update(mask_file=self._mask.path.name, mask_sha256=self._mask_digest.hexdigest())

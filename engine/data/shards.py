@@ -29,13 +29,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
-from engine.data.manifest import (MANIFEST, Manifest, ShardEntry, TokenizerRef, inspect_shards, new_manifest,
-                                  write_manifest)
+from engine.data.manifest import (
+    MANIFEST,
+    Manifest,
+    ShardEntry,
+    TokenizerRef,
+    inspect_shards,
+    new_manifest,
+    write_manifest,
+)
 from engine.data.shard_writer import ShardWriter, out_of_vocabulary, token_dtype
 from engine.data.text import DataError, iter_documents, iter_token_chunks
 from engine.data.textunits import TEXT_UNITS
@@ -45,6 +52,7 @@ DEFAULT_SHARD_TOKENS = 100_000_000
 
 
 # --- tokenizer identity -----------------------------------------------------------------------
+
 
 def _tokenizer_json(tokenizer_dir: str | os.PathLike) -> Path:
     path = Path(tokenizer_dir) / "tokenizer.json"
@@ -78,9 +86,14 @@ def jsonl_to_text(path: str | os.PathLike, out: str | os.PathLike) -> Path:
 
 # --- writing ----------------------------------------------------------------------------------
 
-def write_shards(tokens: np.ndarray | Iterable[np.ndarray], out_dir: str | os.PathLike,
-                 tokenizer_dir: str | os.PathLike, seq_len: int,
-                 shard_tokens: int = DEFAULT_SHARD_TOKENS) -> dict:
+
+def write_shards(
+    tokens: np.ndarray | Iterable[np.ndarray],
+    out_dir: str | os.PathLike,
+    tokenizer_dir: str | os.PathLike,
+    seq_len: int,
+    shard_tokens: int = DEFAULT_SHARD_TOKENS,
+) -> dict:
     """Write a token stream (one array, or an iterable of arrays written as they come) as shards in
     ``out_dir`` with the one shard writer (no document boundaries: a shard holds exactly
     ``shard_tokens``), tied to the tokenizer in ``tokenizer_dir``; returns the manifest.
@@ -88,8 +101,11 @@ def write_shards(tokens: np.ndarray | Iterable[np.ndarray], out_dir: str | os.Pa
     An existing shard directory is replaced: its manifest goes first, so an interrupted rewrite is
     never mistaken for a complete one."""
     out_dir = Path(out_dir)
-    tokenizer = TokenizerRef(sha256=tokenizer_sha256(tokenizer_dir), vocab_size=tokenizer_vocab_size(tokenizer_dir),
-                             path=str(Path(tokenizer_dir).resolve()))
+    tokenizer = TokenizerRef(
+        sha256=tokenizer_sha256(tokenizer_dir),
+        vocab_size=tokenizer_vocab_size(tokenizer_dir),
+        path=str(Path(tokenizer_dir).resolve()),
+    )
     dtype = token_dtype(tokenizer.vocab_size)
     writer = ShardWriter(out_dir, "train", dtype, shard_tokens)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,6 +130,7 @@ def write_shards(tokens: np.ndarray | Iterable[np.ndarray], out_dir: str | os.Pa
 
 
 # --- reading ----------------------------------------------------------------------------------
+
 
 def load_manifest(shard_dir: str | os.PathLike) -> Manifest:
     """The checked manifest of a shard directory (``engine.data.manifest.inspect_shards``: the
@@ -185,8 +202,9 @@ def _stream(maps: list[np.ndarray]) -> np.memmap | ShardTokens | None:
     return maps[0] if len(maps) == 1 else ShardTokens(maps)
 
 
-def open_shards(shard_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
-                seq_len: int | None = None, split: str = "train") -> np.memmap | ShardTokens | None:
+def open_shards(
+    shard_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike, seq_len: int | None = None, split: str = "train"
+) -> np.memmap | ShardTokens | None:
     """The token stream of a prepared shard directory, checked against this run's tokenizer and
     ``seq_len``; raises DataError naming the directory and what to do.
 
@@ -199,15 +217,23 @@ def open_shards(shard_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
     ours = tokenizer_sha256(tokenizer_dir)
     theirs = manifest.tokenizer.sha256
     if theirs != ours:
-        raise DataError(f"shards in {shard_dir} were written with tokenizer sha256 {theirs[:12]}…, this run's "
-                        f"tokenizer in {tokenizer_dir} has {ours[:12]}…; prepare the shards again with this "
-                        f"tokenizer, or set tokenizer.path to the one they were written with")
+        raise DataError(
+            f"shards in {shard_dir} were written with tokenizer sha256 {theirs[:12]}…, this run's "
+            f"tokenizer in {tokenizer_dir} has {ours[:12]}…; prepare the shards again with this "
+            f"tokenizer, or set tokenizer.path to the one they were written with"
+        )
     if seq_len is not None and manifest.seq_len != seq_len:
-        raise DataError(f"shards in {shard_dir} were prepared for seq_len {manifest.seq_len}, this run uses "
-                        f"train.seq_len {seq_len}; set train.seq_len: {manifest.seq_len} or prepare them again")
+        raise DataError(
+            f"shards in {shard_dir} were prepared for seq_len {manifest.seq_len}, this run uses "
+            f"train.seq_len {seq_len}; set train.seq_len: {manifest.seq_len} or prepare them again"
+        )
     dtype = np.dtype(manifest.dtype).newbyteorder("<")
-    return _stream([np.memmap(shard_dir / s.file, dtype=dtype, mode="r", shape=(s.tokens,))
-                    for s in _nonempty(manifest.entries(split))])
+    return _stream(
+        [
+            np.memmap(shard_dir / s.file, dtype=dtype, mode="r", shape=(s.tokens,))
+            for s in _nonempty(manifest.entries(split))
+        ]
+    )
 
 
 def open_masks(shard_dir: str | os.PathLike, split: str = "train") -> np.memmap | ShardTokens | None:
@@ -218,8 +244,12 @@ def open_masks(shard_dir: str | os.PathLike, split: str = "train") -> np.memmap 
     manifest = load_manifest(shard_dir)
     if not manifest.loss_mask:
         return None
-    return _stream([np.memmap(shard_dir / s.mask_file, dtype=np.uint8, mode="r", shape=(s.tokens,))
-                    for s in _nonempty(manifest.entries(split))])
+    return _stream(
+        [
+            np.memmap(shard_dir / s.mask_file, dtype=np.uint8, mode="r", shape=(s.tokens,))
+            for s in _nonempty(manifest.entries(split))
+        ]
+    )
 
 
 def _nonempty(entries: list[ShardEntry]) -> list[ShardEntry]:
@@ -228,15 +258,22 @@ def _nonempty(entries: list[ShardEntry]) -> list[ShardEntry]:
 
 # --- command line -----------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m engine.data.shards",
-                                     description="Tokenize a .txt or .jsonl file into token shards.")
-    parser.add_argument("--input", required=True, help=".txt (documents by --text-unit) or .jsonl (\"text\" key)")
-    parser.add_argument("--text-unit", default="auto", choices=TEXT_UNITS, help="document of a .txt: a line, a "
-                        "blank-line separated paragraph, the whole file, or auto (paragraph or line, by its head)")
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.data.shards", description="Tokenize a .txt or .jsonl file into token shards."
+    )
+    parser.add_argument("--input", required=True, help='.txt (documents by --text-unit) or .jsonl ("text" key)')
+    parser.add_argument(
+        "--text-unit",
+        default="auto",
+        choices=TEXT_UNITS,
+        help="document of a .txt: a line, a "
+        "blank-line separated paragraph, the whole file, or auto (paragraph or line, by its head)",
+    )
     parser.add_argument("--tokenizer", required=True, help="directory of a Hugging Face tokenizer (tokenizer.json)")
     parser.add_argument("--out", required=True, help="shard directory to write")
     parser.add_argument("--seq-len", type=int, required=True, help="sequence length the shards are for")
@@ -247,13 +284,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _tokenizer_json(args.tokenizer)
         tokenizer = load_tokenizer(args.tokenizer)
-        manifest = write_shards(iter_token_chunks(args.input, tokenizer, unit=args.text_unit), args.out, args.tokenizer, args.seq_len,
-                                shard_tokens=args.shard_tokens)
+        manifest = write_shards(
+            iter_token_chunks(args.input, tokenizer, unit=args.text_unit),
+            args.out,
+            args.tokenizer,
+            args.seq_len,
+            shard_tokens=args.shard_tokens,
+        )
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {manifest['total_tokens']:,} tokens ({manifest['dtype']}) in {len(manifest['shards'])} shard(s) "
-          f"to {args.out}")
+    print(
+        f"wrote {manifest['total_tokens']:,} tokens ({manifest['dtype']}) in {len(manifest['shards'])} shard(s) "
+        f"to {args.out}"
+    )
     return 0
 
 

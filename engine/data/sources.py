@@ -7,9 +7,9 @@ Torch-free and numpy-free.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from engine.data import formats
 from engine.data.lines import unreadable
@@ -24,7 +24,6 @@ BATCH_DOCS = 20_000
 
 class PrepareError(ValueError):
     """The inputs, the tokenizer or the output directory cannot be used; the message names it."""
-
 
 
 @dataclass(frozen=True)
@@ -59,15 +58,15 @@ def resolve_sources(inputs: list[str | os.PathLike], fmt: str | None, text_unit:
                 raise PrepareError(detection.error(path))
             found = detection.format
         if found not in DOCUMENT_FORMATS + CHAT_FORMATS:
-            raise PrepareError(f"{path}: cannot prepare {found!r} data (text, pretrain or one of "
-                               f"{', '.join(CHAT_FORMATS)})")
+            raise PrepareError(
+                f"{path}: cannot prepare {found!r} data (text, pretrain or one of {', '.join(CHAT_FORMATS)})"
+            )
         try:
             unit = formats.choose_text_unit(path, text_unit) if found == "text" else None
         except formats.FormatError as exc:
             raise PrepareError(str(exc)) from None
         sources.append(Source(path.resolve(), found, path.stat().st_size, unit))
     return sources
-
 
 
 @dataclass
@@ -98,8 +97,9 @@ def iter_batches(sources: list[Source], skip_invalid: bool, dropped: dict[str, i
             if not sample.ok:
                 if not skip_invalid:
                     first = next(p for p in sample.problems if p.is_error)
-                    raise PrepareError(f"{first} (check the file with `cockpit data validate`; "
-                                       f"--skip-invalid drops such lines)")
+                    raise PrepareError(
+                        f"{first} (check the file with `cockpit data validate`; --skip-invalid drops such lines)"
+                    )
                 dropped["invalid"] = dropped.get("invalid", 0) + 1
                 continue
             if sample.text is None:  # a blank JSONL line: no record
@@ -123,4 +123,3 @@ def iter_batches(sources: list[Source], skip_invalid: bool, dropped: dict[str, i
 
 def samples(source: Source) -> Iterator[formats.Sample]:
     return formats.iter_samples(source.path, source.format, source.unit.unit if source.unit else "line")
-

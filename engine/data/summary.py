@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from engine.data.detect import detect_format
 from engine.data.lines import ERROR_KINDS, FormatError, Problem, Sample
 from engine.data.records import iter_samples, normalise
 from engine.data.textunits import UnitChoice, choose_text_unit
+
 
 class LengthStats:
     """Count, sum, min and max of a stream of lengths, exactly, plus a seeded reservoir sample of
@@ -68,9 +70,18 @@ class LengthStats:
         return histogram(self.values, bins, scale_to=self.count)
 
     def to_json(self, bins: int = 10) -> dict[str, Any]:
-        return {"count": self.count, "total": self.total, "min": self.min or 0, "max": self.max or 0,
-                "mean": round(self.mean, 2), "p50": self.percentile(50), "p90": self.percentile(90),
-                "p99": self.percentile(99), "exact": self.exact, "histogram": self.histogram(bins)}
+        return {
+            "count": self.count,
+            "total": self.total,
+            "min": self.min or 0,
+            "max": self.max or 0,
+            "mean": round(self.mean, 2),
+            "p50": self.percentile(50),
+            "p90": self.percentile(90),
+            "p99": self.percentile(99),
+            "exact": self.exact,
+            "histogram": self.histogram(bins),
+        }
 
 
 def histogram(values: list[int], bins: int = 10, scale_to: int | None = None) -> list[dict[str, int]]:
@@ -171,11 +182,23 @@ class Summary:
         return [p for p in self.problems if p.kind in kinds][:n]
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "format": self.format, "lines": self.lines, "records": self.records,
-                "valid": self.valid, "invalid": self.invalid, "empty": self.empty, "duplicates": self.duplicates,
-                "chars": self.chars, "bytes": self.bytes, "errors": self.errors, "counts": dict(self.counts),
-                "problems": [str(p) for p in self.problems], "lengths_chars": self.lengths.to_json(),
-                **({"text_unit": self.unit.unit, "text_unit_reason": self.unit.reason} if self.unit else {})}
+        return {
+            "path": self.path,
+            "format": self.format,
+            "lines": self.lines,
+            "records": self.records,
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "empty": self.empty,
+            "duplicates": self.duplicates,
+            "chars": self.chars,
+            "bytes": self.bytes,
+            "errors": self.errors,
+            "counts": dict(self.counts),
+            "problems": [str(p) for p in self.problems],
+            "lengths_chars": self.lengths.to_json(),
+            **({"text_unit": self.unit.unit, "text_unit_reason": self.unit.reason} if self.unit else {}),
+        }
 
 
 def scan(path: str | os.PathLike, fmt: str | None = None, max_problems: int = 100, unit: str = "auto") -> Summary:
@@ -184,8 +207,11 @@ def scan(path: str | os.PathLike, fmt: str | None = None, max_problems: int = 10
     if fmt is None:
         detection = detect_format(path)
         if detection.format is None or detection.format == "shards":
-            raise FormatError(detection.error(path) if detection.format is None
-                              else f"{path}: cannot scan as a line format ({detection.reason})")
+            raise FormatError(
+                detection.error(path)
+                if detection.format is None
+                else f"{path}: cannot scan as a line format ({detection.reason})"
+            )
         fmt = detection.format
     summary = Summary(str(path), fmt, max_problems=max_problems)
     if fmt == "text":
@@ -194,4 +220,3 @@ def scan(path: str | os.PathLike, fmt: str | None = None, max_problems: int = 10
     for sample in iter_samples(path, fmt, unit):
         summary.add(sample)
     return summary
-

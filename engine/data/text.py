@@ -12,8 +12,9 @@ checkpoint stores, so a run can continue exactly where it stopped.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +35,7 @@ class DataError(ValueError):
 
 # --- documents --------------------------------------------------------------------------------
 
+
 def iter_documents(path: str | os.PathLike, kind: str | None = None, unit: str = "auto") -> Iterator[str]:
     """The documents of a ``.txt`` file (cut by ``unit``: ``line``, ``paragraph``, ``file`` or
     ``auto``, see ``engine.data.formats``) or ``.jsonl`` file (the ``"text"`` of each object);
@@ -50,8 +52,9 @@ def iter_documents(path: str | os.PathLike, kind: str | None = None, unit: str =
         raise DataError(str(exc)) from None
 
 
-def iter_token_chunks(path: str | os.PathLike, tokenizer, kind: str | None = None,
-                      unit: str = "auto") -> Iterator[np.ndarray]:
+def iter_token_chunks(
+    path: str | os.PathLike, tokenizer, kind: str | None = None, unit: str = "auto"
+) -> Iterator[np.ndarray]:
     """The token stream of a document file in int32 chunks, end-of-text after every document."""
     eos = tokenizer.eos_token_id
     backend = tokenizer.backend_tokenizer
@@ -73,13 +76,12 @@ def iter_token_chunks(path: str | os.PathLike, tokenizer, kind: str | None = Non
         yield flush()
 
 
-
 def tokenize_file(path: str | os.PathLike, tokenizer, kind: str = "text", unit: str = "auto") -> np.ndarray:
     """All documents of ``path`` (``text``: cut by ``unit``; ``jsonl``: the ``"text"`` of each
     object) as one int32 token stream, with ``tokenizer.eos_token_id`` after each document."""
     parts = list(iter_token_chunks(path, tokenizer, kind, unit))
     if not parts:
-        what = "no line has a non-empty \"text\"" if kind == "jsonl" else "every line is empty"
+        what = 'no line has a non-empty "text"' if kind == "jsonl" else "every line is empty"
         raise DataError(f"{path}: no text ({what})")
     return np.concatenate(parts)
 
@@ -87,7 +89,7 @@ def tokenize_file(path: str | os.PathLike, tokenizer, kind: str = "text", unit: 
 def split_tokens(tokens: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """(train, val): the last ``val_fraction`` of the stream is the validation part."""
     n_val = int(len(tokens) * val_fraction)
-    return tokens[:len(tokens) - n_val], tokens[len(tokens) - n_val:]
+    return tokens[: len(tokens) - n_val], tokens[len(tokens) - n_val :]
 
 
 def masked_labels(x: torch.Tensor, mask: np.ndarray | None) -> torch.Tensor:
@@ -112,8 +114,16 @@ class BatchIterator:
     (-100) the tokens it masks: the prompt of a fine-tuning record.
     """
 
-    def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, seed: int,
-                 rank: int = 0, world_size: int = 1, mask: np.ndarray | None = None):
+    def __init__(
+        self,
+        tokens: np.ndarray,
+        batch_size: int,
+        seq_len: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        mask: np.ndarray | None = None,
+    ):
         if mask is not None and len(mask) != len(tokens):
             raise DataError(f"the loss mask has {len(mask):,} entries for {len(tokens):,} tokens")
         self.tokens = tokens
@@ -125,8 +135,10 @@ class BatchIterator:
         self.world_size = world_size
         self.n_windows = len(tokens) // seq_len
         if self.n_windows < world_size:
-            raise DataError(f"the training text has {len(tokens)} tokens, fewer than "
-                            f"{world_size} sequence(s) of seq_len {seq_len}; use more text or a smaller seq_len")
+            raise DataError(
+                f"the training text has {len(tokens)} tokens, fewer than "
+                f"{world_size} sequence(s) of seq_len {seq_len}; use more text or a smaller seq_len"
+            )
         self.epoch = 0
         self.index = 0  # next position in this epoch's order, counted over all processes
         self._order = self._permutation(0)

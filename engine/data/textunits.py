@@ -15,8 +15,9 @@ Torch-free and numpy-free.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Literal, get_args
+from typing import Literal, get_args
 
 from engine.data.lines import FormatError, Problem, Sample, read_lines, utf8_problem
 
@@ -44,8 +45,11 @@ class UnitChoice:
 
     def describe(self) -> str:
         """``one document per blank-line separated paragraph (auto: ...)``: how the file is cut, for reports."""
-        what = {"line": "one document per line", "paragraph": "one document per blank-line separated paragraph",
-                "file": "the whole file is one document"}[self.unit]
+        what = {
+            "line": "one document per line",
+            "paragraph": "one document per blank-line separated paragraph",
+            "file": "the whole file is one document",
+        }[self.unit]
         return f"{what} ({self.reason})"
 
 
@@ -82,8 +86,10 @@ def choose_text_unit(path: str | os.PathLike, unit: str = "auto") -> UnitChoice:
     if blank < AUTO_MIN_BLANK_SHARE * lines:
         return UnitChoice("line", f"auto: only {blank:,} blank line(s) in {head}")
     several = multiline >= AUTO_MIN_MULTILINE_BLOCKS and multiline >= AUTO_MIN_MULTILINE_SHARE * blocks
-    return UnitChoice("paragraph" if several else "line",
-                      f"auto: {multiline:,} of the {blocks:,} blank-line separated blocks in {head} span several lines")
+    return UnitChoice(
+        "paragraph" if several else "line",
+        f"auto: {multiline:,} of the {blocks:,} blank-line separated blocks in {head} span several lines",
+    )
 
 
 def iter_text_documents(path: str | os.PathLike, unit: str) -> Iterator[Sample]:
@@ -122,8 +128,13 @@ def iter_text_documents(path: str | os.PathLike, unit: str) -> Iterator[Sample]:
             if bad is not None:
                 yield Sample(lineno, None, [bad], None, len(raw))
             else:
-                yield Sample(lineno, line, [] if line.strip() else [Problem(name, lineno, "empty sample", "empty")],
-                             line, len(raw))
+                yield Sample(
+                    lineno,
+                    line,
+                    [] if line.strip() else [Problem(name, lineno, "empty sample", "empty")],
+                    line,
+                    len(raw),
+                )
             continue
         blank = line is not None and not line.strip()
         if unit == "paragraph" and not blank and after_blank and start:  # a new block: the last one is done
@@ -144,4 +155,3 @@ def iter_text_documents(path: str | os.PathLike, unit: str) -> Iterator[Sample]:
             lines.append(line)
     if unit != "line" and (start or nlines):
         yield document() if start else Sample(1, "", [Problem(name, 1, "empty sample", "empty")], "", nbytes, nlines)
-
