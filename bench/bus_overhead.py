@@ -36,19 +36,27 @@ from engine.rundir import RunPaths  # noqa: E402
 
 def one_run(workdir: Path, label: str, on: bool, steps: int, index: int) -> float:
     overrides = [
-        f"train.max_steps={steps}", "train.save_every=0", "train.log_every=10",
-        f"events.enabled={str(on).lower()}", f"telemetry.enabled={str(on).lower()}",
-        f"data.path={workdir / 'data' / 'corpus.txt'}", f"tokenizer.path={workdir / 'data' / 'tokenizer'}",
+        f"train.max_steps={steps}",
+        "train.save_every=0",
+        "train.log_every=10",
+        f"events.enabled={str(on).lower()}",
+        f"telemetry.enabled={str(on).lower()}",
+        f"data.path={workdir / 'data' / 'corpus.txt'}",
+        f"tokenizer.path={workdir / 'data' / 'tokenizer'}",
     ]
     config_path, cfg = prepare_config("demo", overrides)
     run_dir = new_run_dir(cfg, config_path, workdir / f"{label}-{index}")
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "--run-dir", str(run_dir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "--run-dir", str(run_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     follower = None
     if on:  # a live subscriber, like the dashboard
         stop = threading.Event()
-        follower = threading.Thread(target=lambda: [None for _ in RunClient(run_dir, pid=proc.pid).follow(stop=stop)],
-                                    daemon=True)
+        follower = threading.Thread(
+            target=lambda: [None for _ in RunClient(run_dir, pid=proc.pid).follow(stop=stop)], daemon=True
+        )
         follower.start()
     code = proc.wait()
     if follower is not None:
@@ -72,7 +80,7 @@ def main() -> None:
         work = Path(tmp)
         one_run(work, "warmup", False, 30, 0)  # generates the corpus and tokenizer once
         for i in range(args.repeats):
-            for label in (("off", "on") if i % 2 == 0 else ("on", "off")):
+            for label in ("off", "on") if i % 2 == 0 else ("on", "off"):
                 sps = one_run(work, label, label == "on", args.steps, i)
                 results[label].append(sps)
                 print(f"  run {i + 1}/{args.repeats} {label:>3}: {sps:.3f} steps/s", flush=True)
@@ -86,11 +94,24 @@ def main() -> None:
         print(f"{label:<6}{med[label]:>16.3f}{runs:>40}")
     print(f"ratio on/off: {ratio:.4f}  (target >= 0.97)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "bench": "bus_overhead", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node(),
-        "cpus": __import__("os").cpu_count(), "steps": args.steps, "repeats": args.repeats,
-        "steps_per_s": results, "median": med, "ratio_on_off": ratio, "target": 0.97,
-    }, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "bench": "bus_overhead",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "machine": platform.node(),
+                "cpus": __import__("os").cpu_count(),
+                "steps": args.steps,
+                "repeats": args.repeats,
+                "steps_per_s": results,
+                "median": med,
+                "ratio_on_off": ratio,
+                "target": 0.97,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {args.out}")
 
 

@@ -59,12 +59,24 @@ def main() -> None:
         print(f"{name} median {statistics.median(results[name]):.3f} s (target < 0.5 s)")
     print(f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "bench": "cli_startup", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node(),
-        "cpus": os.cpu_count(), "repeats": args.repeats, "seconds": results,
-        "median": {k: statistics.median(v) for k, v in results.items()}, "target_s": 0.5, "targeted": TARGETED,
-        "load_after": os.getloadavg(),
-    }, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "bench": "cli_startup",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "machine": platform.node(),
+                "cpus": os.cpu_count(),
+                "repeats": args.repeats,
+                "seconds": results,
+                "median": {k: statistics.median(v) for k, v in results.items()},
+                "target_s": 0.5,
+                "targeted": TARGETED,
+                "load_after": os.getloadavg(),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {args.out}")
 
 

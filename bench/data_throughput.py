@@ -70,6 +70,7 @@ def make_corpus(path: Path, mib: int, seed: int = 0) -> dict:
 
 # --- contenders (child processes) -----------------------------------------------------------
 
+
 def run_encode(corpus: Path, tok_dir: Path, out: Path) -> dict:
     import numpy as np
     from tokenizers import Tokenizer
@@ -114,8 +115,11 @@ def run_prepare(corpus: Path, tok_dir: Path, out: Path) -> dict:
 
     t0 = time.perf_counter()
     manifest = prepare([corpus], tok_dir, out, PrepareSettings(seq_len=1024))
-    return {"seconds": time.perf_counter() - t0, "tokens": manifest["total_tokens"] + manifest["val_tokens"],
-            "documents": manifest["documents"]}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "tokens": manifest["total_tokens"] + manifest["val_tokens"],
+        "documents": manifest["documents"],
+    }
 
 
 def run_dedup(corpus: Path, tok_dir: Path, out: Path) -> dict:
@@ -176,20 +180,38 @@ def main() -> int:
             head = f.read(4 << 20)
         (tmp / "head.txt").write_text(head, encoding="utf-8")
         train_tokenizer(tmp / "head.txt", tmp / "tok", 16_384)
-        print(f"corpus: {info['documents']:,} documents, {info['bytes'] / 2**20:.1f} MiB "
-              f"({info['planted_exact']:,} exact and {info['planted_near']:,} near duplicates planted)", flush=True)
+        print(
+            f"corpus: {info['documents']:,} documents, {info['bytes'] / 2**20:.1f} MiB "
+            f"({info['planted_exact']:,} exact and {info['planted_near']:,} near duplicates planted)",
+            flush=True,
+        )
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         for r in range(args.repeats):
             order = list(CONTENDERS) if r % 2 == 0 else list(reversed(CONTENDERS))
             for name in order:
                 out = tmp / f"out-{name}-{r}"
                 result = tmp / f"{name}-{r}.json"
-                subprocess.run([sys.executable, __file__, "--child", name, str(tmp / "corpus.txt"), str(tmp / "tok"),
-                                str(out), str(result)], check=True, env=env)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        name,
+                        str(tmp / "corpus.txt"),
+                        str(tmp / "tok"),
+                        str(out),
+                        str(result),
+                    ],
+                    check=True,
+                    env=env,
+                )
                 res = json.loads(result.read_text())
                 res["mb_per_s"] = info["bytes"] / res["seconds"] / 1e6
                 rows[name].append(res)
-                print(f"  run {r + 1}/{args.repeats} {name:8s} {res['seconds']:6.2f} s  {res['mb_per_s']:5.2f} MB/s", flush=True)
+                print(
+                    f"  run {r + 1}/{args.repeats} {name:8s} {res['seconds']:6.2f} s  {res['mb_per_s']:5.2f} MB/s",
+                    flush=True,
+                )
                 subprocess.run(["rm", "-rf", str(out)], check=False)
 
     def med(name: str, key: str = "mb_per_s") -> float:
@@ -210,10 +232,22 @@ def main() -> int:
     print(f"MinHash dedup (signals + LSH, no tokenization): {dedup_docs:,.0f} docs/s, {med('dedup'):.1f} MB/s")
     print(f"prepare dropped: {rows['prepare'][0]['documents']['dropped']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": platform.platform(),
-                                    "cpus": os.cpu_count(), "corpus": info, "rows": rows,
-                                    "ratio_prepare_encode": ratio, "ratio_prepare_encode_batch_only": ratio_pure,
-                                    "dedup_docs_per_s": dedup_docs}, indent=1), encoding="utf-8")
+    args.out.write_text(
+        json.dumps(
+            {
+                "date": time.strftime("%Y-%m-%d"),
+                "machine": platform.platform(),
+                "cpus": os.cpu_count(),
+                "corpus": info,
+                "rows": rows,
+                "ratio_prepare_encode": ratio,
+                "ratio_prepare_encode_batch_only": ratio_pure,
+                "dedup_docs_per_s": dedup_docs,
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 # --- contenders (each runs in a child process) ---------------------------------------------------
 
+
 def _build(run_dir: Path):
     """Model, optimizer, scheduler and batches exactly as the engine builds them for this run."""
     import torch
@@ -54,8 +55,14 @@ def _build(run_dir: Path):
     tokens = tokenize_file(cfg.data.path, tok)
     train_tokens, _ = split_tokens(tokens, cfg.data.val_fraction)
     batches = BatchIterator(train_tokens, train.micro_batch_size, train.seq_len, train.seed)
-    mcfg = model_config(cfg.preset, cfg.model, len(tok), bos_token_id=tok.bos_token_id,
-                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    mcfg = model_config(
+        cfg.preset,
+        cfg.model,
+        len(tok),
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     set_seed(train.seed)
     model = build_model(mcfg)
     optimizer = build_optimizer(model, train)
@@ -97,7 +104,7 @@ def run_trainer(run_dir: Path) -> float:
             return n
 
         def __getitem__(self, i):
-            x = torch.from_numpy(tokens[i * seq:(i + 1) * seq].astype("int64"))
+            x = torch.from_numpy(tokens[i * seq : (i + 1) * seq].astype("int64"))
             return {"input_ids": x, "labels": x}
 
     marks: dict[int, float] = {}
@@ -107,13 +114,22 @@ def run_trainer(run_dir: Path) -> float:
             marks[state.global_step] = time.perf_counter()
 
     args = TrainingArguments(
-        output_dir=str(run_dir / "trainer"), per_device_train_batch_size=train.micro_batch_size,
-        gradient_accumulation_steps=train.grad_accum_steps, max_steps=train.max_steps,
-        max_grad_norm=train.grad_clip, logging_steps=train.log_every, save_strategy="no", report_to=[],
-        use_cpu=True, dataloader_num_workers=0, seed=train.seed, disable_tqdm=True,
+        output_dir=str(run_dir / "trainer"),
+        per_device_train_batch_size=train.micro_batch_size,
+        gradient_accumulation_steps=train.grad_accum_steps,
+        max_steps=train.max_steps,
+        max_grad_norm=train.grad_clip,
+        logging_steps=train.log_every,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        dataloader_num_workers=0,
+        seed=train.seed,
+        disable_tqdm=True,
     )
-    Trainer(model=model, args=args, train_dataset=Windows(), optimizers=(optimizer, scheduler),
-            callbacks=[Clock()]).train()
+    Trainer(
+        model=model, args=args, train_dataset=Windows(), optimizers=(optimizer, scheduler), callbacks=[Clock()]
+    ).train()
     return (train.max_steps - 1) / (marks[train.max_steps] - marks[1])
 
 
@@ -121,8 +137,12 @@ def run_engine(run_dir: Path) -> float:
     from cockpit.client import read_events
     from engine.rundir import RunPaths
 
-    subprocess.run([sys.executable, "-m", "engine", "--run-dir", str(run_dir)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "engine", "--run-dir", str(run_dir)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     metrics = [e for e in read_events(RunPaths(run_dir).events) if e["type"] == "metrics"]
     first, last = metrics[0], metrics[-1]
     return (last["step"] - first["step"]) / (last["elapsed_s"] - first["elapsed_s"])
@@ -133,18 +153,29 @@ CONTENDERS = {"engine": run_engine, "bare": run_bare, "trainer": run_trainer}
 
 # --- driver ---------------------------------------------------------------------------------------
 
+
 def make_run(work: Path, name: str, steps: int, preset: str) -> Path:
     from cockpit.launch import new_run_dir, prepare_config
 
-    overrides = [f"train.max_steps={steps}", "train.save_every=0", "train.log_every=10", f"preset={preset}",
-                 f"data.path={work / 'data' / 'corpus.txt'}", f"tokenizer.path={work / 'data' / 'tokenizer'}"]
+    overrides = [
+        f"train.max_steps={steps}",
+        "train.save_every=0",
+        "train.log_every=10",
+        f"preset={preset}",
+        f"data.path={work / 'data' / 'corpus.txt'}",
+        f"tokenizer.path={work / 'data' / 'tokenizer'}",
+    ]
     config_path, cfg = prepare_config("demo", overrides)
     return new_run_dir(cfg, config_path, work / name)
 
 
 def child(name: str, run_dir: Path) -> float:
-    out = subprocess.run([sys.executable, __file__, "--child", name, "--run-dir", str(run_dir)],
-                         capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", name, "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     if out.returncode != 0:
         raise SystemExit(f"{name} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     return float(out.stdout.strip().splitlines()[-1])
@@ -169,7 +200,7 @@ def main() -> None:
         child("engine", make_run(work, "warmup", 30, args.preset))  # corpus and tokenizer, once
         order = list(CONTENDERS)
         for i in range(args.repeats):
-            for name in (order if i % 2 == 0 else order[::-1]):
+            for name in order if i % 2 == 0 else order[::-1]:
                 sps = child(name, make_run(work, f"{name}-{i}", args.steps, args.preset))
                 results[name].append(sps)
                 print(f"  run {i + 1}/{args.repeats} {name:>7}: {sps:.3f} steps/s", flush=True)
@@ -182,11 +213,25 @@ def main() -> None:
     print(f"engine / bare:    {vs_bare:.4f}  (target >= 0.98)")
     print(f"engine / Trainer: {vs_trainer:.4f}  (target >= 1.0)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "bench": "engine_overhead", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node(),
-        "cpus": os.cpu_count(), "preset": args.preset, "steps": args.steps, "repeats": args.repeats,
-        "steps_per_s": results, "median": med, "engine_vs_bare": vs_bare, "engine_vs_trainer": vs_trainer,
-    }, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "bench": "engine_overhead",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "machine": platform.node(),
+                "cpus": os.cpu_count(),
+                "preset": args.preset,
+                "steps": args.steps,
+                "repeats": args.repeats,
+                "steps_per_s": results,
+                "median": med,
+                "engine_vs_bare": vs_bare,
+                "engine_vs_trainer": vs_trainer,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {args.out}")
 
 

@@ -41,11 +41,21 @@ PRESET_VOCAB = {"dense_175m": 50257, "mac_mini": 32000, "dense_75m": 32000, "tin
 def make_run(work: Path, preset: str, args) -> Path:
     from cockpit.launch import new_run_dir, prepare_config
 
-    overrides = [f"preset={preset}", f"train.precision={args.precision}", f"train.micro_batch_size={args.micro_batch}",
-                 f"train.seq_len={args.seq_len}", f"train.max_steps={args.steps}", "train.warmup_steps=5",
-                 "train.log_every=10", "train.save_every=0", "train.eval_every=0", "telemetry.interval_s=1",
-                 f"data.demo.samples={args.samples}", f"data.path={work / 'data' / 'corpus.txt'}",
-                 f"tokenizer.path={work / 'data' / 'tokenizer'}"]
+    overrides = [
+        f"preset={preset}",
+        f"train.precision={args.precision}",
+        f"train.micro_batch_size={args.micro_batch}",
+        f"train.seq_len={args.seq_len}",
+        f"train.max_steps={args.steps}",
+        "train.warmup_steps=5",
+        "train.log_every=10",
+        "train.save_every=0",
+        "train.eval_every=0",
+        "telemetry.interval_s=1",
+        f"data.demo.samples={args.samples}",
+        f"data.path={work / 'data' / 'corpus.txt'}",
+        f"tokenizer.path={work / 'data' / 'tokenizer'}",
+    ]
     if preset in PRESET_VOCAB:
         overrides.append(f"model.vocab_size={PRESET_VOCAB[preset]}")
     config_path, cfg = prepare_config("demo", overrides)
@@ -57,8 +67,9 @@ def engine_figures(run_dir: Path, env: dict) -> dict:
     from engine.rundir import RunPaths
 
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "engine", "--run-dir", str(run_dir)], env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", "--run-dir", str(run_dir)], env=env, capture_output=True, text=True
+    )
     events = list(read_events(RunPaths(run_dir).events))
     if proc.returncode != 0:
         errors = [e.get("message") for e in events if e["type"] == "error"]
@@ -72,13 +83,22 @@ def engine_figures(run_dir: Path, env: dict) -> dict:
         values = [e[key] for e in metrics if e.get(key) is not None]
         return statistics.median(values) if values else None
 
-    return {"ok": True, "device": hello.get("device"), "params": hello.get("params") or hello.get("n_params"),
-            "tokens_per_s": med("tokens_per_s"), "mfu": med("mfu"), "step_s": med("step_time_s"), "data_wait_s": med("data_wait_s"),
-            "last_loss": metrics[-1]["loss"] if metrics else None, "wall_s": time.perf_counter() - t0,
-            "telemetry_samples": len(telemetry), "nvml_gpus": len({g.get("index") for g in gpus}),
-            "gpu_util_max": max((g.get("util") or 0 for g in gpus), default=None),
-            "gpu_power_max_w": max((g.get("power_w") or 0 for g in gpus), default=None),
-            "gpu_name": gpus[0].get("name") if gpus else None}
+    return {
+        "ok": True,
+        "device": hello.get("device"),
+        "params": hello.get("params") or hello.get("n_params"),
+        "tokens_per_s": med("tokens_per_s"),
+        "mfu": med("mfu"),
+        "step_s": med("step_time_s"),
+        "data_wait_s": med("data_wait_s"),
+        "last_loss": metrics[-1]["loss"] if metrics else None,
+        "wall_s": time.perf_counter() - t0,
+        "telemetry_samples": len(telemetry),
+        "nvml_gpus": len({g.get("index") for g in gpus}),
+        "gpu_util_max": max((g.get("util") or 0 for g in gpus), default=None),
+        "gpu_power_max_w": max((g.get("power_w") or 0 for g in gpus), default=None),
+        "gpu_name": gpus[0].get("name") if gpus else None,
+    }
 
 
 def memory_figures(run_dir: Path, env: dict) -> dict:
@@ -88,8 +108,22 @@ def memory_figures(run_dir: Path, env: dict) -> dict:
     from engine.rundir import RunPaths
 
     out = run_dir / "dry_run.json"
-    subprocess.run([sys.executable, "-m", "engine.dryrun", "--config", str(RunPaths(run_dir).run_yaml), "--steps", "3",
-                    "--json", str(out)], env=env, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.dryrun",
+            "--config",
+            str(RunPaths(run_dir).run_yaml),
+            "--steps",
+            "3",
+            "--json",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     measured = json.loads(out.read_text())
     if not measured.get("ok"):
         return {"ok": False, "error": measured.get("error")}
@@ -97,9 +131,15 @@ def memory_figures(run_dir: Path, env: dict) -> dict:
     device = "cuda" if measured["peak"]["kind"] == "cuda" else "cpu"
     est = estimate_memory(model_facts(cfg, measured["vocab_size"]), cfg, 1, device=device)
     got = measured["peak"]["training_bytes"]
-    return {"ok": True, "device": device, "estimate_bytes": est["training"], "measured_bytes": got,
-            "diff": (est["training"] - got) / got if got else None, "reserved_bytes": measured["peak"].get("reserved_bytes"),
-            "dry_run_tokens_per_s": measured.get("tokens_per_s")}
+    return {
+        "ok": True,
+        "device": device,
+        "estimate_bytes": est["training"],
+        "measured_bytes": got,
+        "diff": (est["training"] - got) / got if got else None,
+        "reserved_bytes": measured["peak"].get("reserved_bytes"),
+        "dry_run_tokens_per_s": measured.get("tokens_per_s"),
+    }
 
 
 def main() -> int:
@@ -116,15 +156,25 @@ def main() -> int:
     if args.smoke:
         args.presets, args.steps, args.micro_batch, args.seq_len, args.precision = "tiny", 20, 8, 128, "fp32"
         args.samples = 3000
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     rows = []
     with tempfile.TemporaryDirectory(prefix="cockpit-gpubench-") as tmp:
         work = Path(tmp)
         for preset in args.presets.split(","):
             run_dir = make_run(work, preset, args)
-            row = {"preset": preset, "precision": args.precision, "micro_batch_size": args.micro_batch,
-                   "seq_len": args.seq_len, "steps": args.steps, "engine": engine_figures(run_dir, env)}
+            row = {
+                "preset": preset,
+                "precision": args.precision,
+                "micro_batch_size": args.micro_batch,
+                "seq_len": args.seq_len,
+                "steps": args.steps,
+                "engine": engine_figures(run_dir, env),
+            }
             row["memory"] = memory_figures(run_dir, env)
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -138,13 +188,25 @@ def main() -> int:
             print(f"| {r['preset']} | failed: {e['error']} | | | | | | |")
             continue
         mfu = f"{100 * e['mfu']:.1f}%" if e.get("mfu") is not None else "-"
-        mem = (f"{m['estimate_bytes'] / 2**20:.0f} | {m['measured_bytes'] / 2**20:.0f} | {100 * m['diff']:+.1f}%"
-               if m.get("ok") else f"- | - | {m.get('error')}")
+        mem = (
+            f"{m['estimate_bytes'] / 2**20:.0f} | {m['measured_bytes'] / 2**20:.0f} | {100 * m['diff']:+.1f}%"
+            if m.get("ok")
+            else f"- | - | {m.get('error')}"
+        )
         print(f"| {r['preset']} | {e['device']} | {e['tokens_per_s']:,.0f} | {mfu} | {e['nvml_gpus']} | {mem} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": platform.platform(),
-                                    "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1),
-                        encoding="utf-8")
+    args.out.write_text(
+        json.dumps(
+            {
+                "date": time.strftime("%Y-%m-%d"),
+                "machine": platform.platform(),
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "rows": rows,
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
     print(f"wrote {args.out}")
     return 0 if all(r["engine"]["ok"] for r in rows) else 1
 

@@ -46,8 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SETS = ["train.max_steps=2", "train.warmup_steps=1", "train.save_every=0"]
 PHASES = ("cockpit", "engine import", "data", "model", "hello->running", "first step", "to the screen")
 #: The modules the engine imports before its first step, in a fresh process and nothing else.
-IMPORTS = ("import engine.train, transformers; transformers.AutoTokenizer; transformers.PreTrainedTokenizerFast; "
-           "transformers.AutoModelForCausalLM; transformers.LlamaConfig; transformers.LlamaForCausalLM")
+IMPORTS = (
+    "import engine.train, transformers; transformers.AutoTokenizer; transformers.PreTrainedTokenizerFast; "
+    "transformers.AutoModelForCausalLM; transformers.LlamaConfig; transformers.LlamaForCausalLM"
+)
 RUN_LINE = re.compile(r"^run (?P<dir>.+) \(engine pid (?P<pid>\d+)\)")
 
 
@@ -93,17 +95,32 @@ def launch(cwd: Path, source: Path | None = None) -> dict:
     running = ts(lambda e: e["type"] == "status" and e["state"] == "running")
     step1 = ts(lambda e: e["type"] == "metrics" and e["step"] == 1)
     telemetry = [e["ts"] for e in events if e["type"] == "telemetry"]
-    phases = {"cockpit": spawned - t0, "engine import": starting - spawned, "data": data - starting,
-              "model": hello - data, "hello->running": running - hello, "first step": step1 - running,
-              "to the screen": first_line - step1}
-    return {"total": first_line - t0, "phases": phases, "exit_after_first_step": t_end - first_line,
-            "first_telemetry_after_starting": telemetry[0] - starting if telemetry else None}
+    phases = {
+        "cockpit": spawned - t0,
+        "engine import": starting - spawned,
+        "data": data - starting,
+        "model": hello - data,
+        "hello->running": running - hello,
+        "first step": step1 - running,
+        "to the screen": first_line - step1,
+    }
+    return {
+        "total": first_line - t0,
+        "phases": phases,
+        "exit_after_first_step": t_end - first_line,
+        "first_telemetry_after_starting": telemetry[0] - starting if telemetry else None,
+    }
 
 
 def import_time(code: str = IMPORTS) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True,
-                   env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )
     return time.perf_counter() - t0
 
 
@@ -129,15 +146,32 @@ def measure(repeats: int, first_repeats: int, tmp: Path, sources: dict[str, Path
                 fresh = tmp / f"{name}-first-{i}"
                 fresh.mkdir()
                 out[name]["first run"].append(launch(fresh, source))
-    return {"trials": out, "imports_s": imports, "import_engine_train_s": engine_only,
-            "components": components(tmp / "this", repeats)}
+    return {
+        "trials": out,
+        "imports_s": imports,
+        "import_engine_train_s": engine_only,
+        "components": components(tmp / "this", repeats),
+    }
 
 
 # --- components: each piece of the engine's start-up timed alone, in engine order ----------------
 
-COMPONENTS = ("import torch", "import transformers", "import engine.train", "Accelerator", "tokenizer load",
-              "tokens from the cache", "tokenize (no cache)", "model config", "model build", "optimizer + prepare",
-              "telemetry: NVML init", "telemetry: first sample", "TensorBoard writer", "first step")
+COMPONENTS = (
+    "import torch",
+    "import transformers",
+    "import engine.train",
+    "Accelerator",
+    "tokenizer load",
+    "tokens from the cache",
+    "tokenize (no cache)",
+    "model config",
+    "model build",
+    "optimizer + prepare",
+    "telemetry: NVML init",
+    "telemetry: first sample",
+    "TensorBoard writer",
+    "first step",
+)
 
 
 def components_child(run_dir: Path) -> None:
@@ -154,8 +188,10 @@ def components_child(run_dir: Path) -> None:
         out[name], t = now - t, now
 
     import torch
+
     mark("import torch")
     import transformers  # noqa: F401
+
     mark("import transformers")
     from accelerate import Accelerator
 
@@ -164,9 +200,10 @@ def components_child(run_dir: Path) -> None:
     from engine.data.token_cache import cached_tokens
     from engine.data.tokenizer import load_tokenizer
     from engine.model import build_model, model_config
-    from engine.optim import build_optimizer
     from engine.nvml import Nvml
+    from engine.optim import build_optimizer
     from engine.telemetry import sample_system
+
     mark("import engine.train")
     cfg = read_run_config(run_dir)
     acc = Accelerator(cpu=not torch.cuda.is_available())
@@ -188,7 +225,9 @@ def components_child(run_dir: Path) -> None:
     sample_system(gpus=gpus)
     mark("telemetry: first sample")
     from torch.utils.tensorboard import SummaryWriter
+
     from engine.rundir import RunPaths
+
     SummaryWriter(log_dir=str(RunPaths(run_dir).tensorboard)).close()
     mark("TensorBoard writer")
     x = torch.randint(0, len(tok), (cfg.train.micro_batch_size, cfg.train.seq_len))
@@ -201,18 +240,30 @@ def components_child(run_dir: Path) -> None:
 
 def components(steady_dir: Path, repeats: int) -> list[dict[str, float]]:
     run_dir = sorted((steady_dir / "runs").iterdir())[-1]
-    return [json.loads(subprocess.run([sys.executable, __file__, "--components-child", str(run_dir)], check=True,
-                                      capture_output=True, text=True).stdout.splitlines()[-1])
-            for _ in range(repeats)]
+    return [
+        json.loads(
+            subprocess.run(
+                [sys.executable, __file__, "--components-child", str(run_dir)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.splitlines()[-1]
+        )
+        for _ in range(repeats)
+    ]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5, help="steady launches (and import measurements)")
     ap.add_argument("--first-repeats", type=int, default=3, help="first-run launches, each in a fresh directory")
-    ap.add_argument("--baseline", type=Path, default=None,
-                    help="also launch the source tree of another commit (e.g. `git archive REV | tar -x -C DIR`), "
-                         "alternating with this one, with the same virtual environment")
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also launch the source tree of another commit (e.g. `git archive REV | tar -x -C DIR`), "
+        "alternating with this one, with the same virtual environment",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "launch_to_first_step.json")
     ap.add_argument("--components-child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -225,8 +276,12 @@ def main() -> None:
         result = measure(args.repeats, args.first_repeats, Path(tmp), sources)
     imports = result["imports_s"]
     imp = statistics.median(imports)
-    cols = {f"{name}: {case}": trials for name, cases in result["trials"].items() for case, trials in cases.items()
-            if trials}
+    cols = {
+        f"{name}: {case}": trials
+        for name, cases in result["trials"].items()
+        for case, trials in cases.items()
+        if trials
+    }
     width = max(len(c) for c in cols) + 2
     print(f"{'phase (median s)':<22}" + "".join(f"{c:>{width}}" for c in cols))
     med = {c: median_phases(t) for c, t in cols.items()}
@@ -234,15 +289,17 @@ def main() -> None:
         print(f"{p:<22}" + "".join(f"{med[c][p]:>{width}.3f}" for c in cols))
     totals = {c: statistics.median(t["total"] for t in trials) for c, trials in cols.items()}
     print(f"{'launch -> step 1 line':<22}" + "".join(f"{totals[c]:>{width}.3f}" for c in cols))
-    print(f"imports alone (fresh process, median of {len(imports)}): {imp:.3f} s "
-          f"[{', '.join(f'{x:.2f}' for x in imports)}]; of which `import engine.train` "
-          f"{statistics.median(result['import_engine_train_s']):.3f} s (the rest: transformers' tokenizer and "
-          f"Llama code, imported when first used)")
+    print(
+        f"imports alone (fresh process, median of {len(imports)}): {imp:.3f} s "
+        f"[{', '.join(f'{x:.2f}' for x in imports)}]; of which `import engine.train` "
+        f"{statistics.median(result['import_engine_train_s']):.3f} s (the rest: transformers' tokenizer and "
+        f"Llama code, imported when first used)"
+    )
     for col, trials in cols.items():
         runs = ", ".join(f"{t['total']:.2f}" for t in trials)
         print(f"{col}: launch -> step 1 = imports + {totals[col] - imp:.3f} s; runs: {runs}")
     if args.baseline:
-        for case in ("steady", "first run")[:1 + (args.first_repeats > 0)]:
+        for case in ("steady", "first run")[: 1 + (args.first_repeats > 0)]:
             ratio = totals[f"this: {case}"] / totals[f"baseline: {case}"]
             print(f"{case}: this / baseline = {ratio:.3f}")
     print("target: steady launch -> step 1 <= imports + 1.5 s")
@@ -251,12 +308,27 @@ def main() -> None:
         print(f"{name:<42}{statistics.median(c[name] for c in result['components']):>10.3f}")
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "bench": "launch_to_first_step", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node(),
-        "cpus": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg(), "sets": SETS,
-        "baseline": str(args.baseline) if args.baseline else None, **result, "imports_median_s": imp,
-        "median_phases": med, "median_total": totals, "target_over_imports_s": 1.5,
-    }, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "bench": "launch_to_first_step",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "machine": platform.node(),
+                "cpus": os.cpu_count(),
+                "load_before": load_before,
+                "load_after": os.getloadavg(),
+                "sets": SETS,
+                "baseline": str(args.baseline) if args.baseline else None,
+                **result,
+                "imports_median_s": imp,
+                "median_phases": med,
+                "median_total": totals,
+                "target_over_imports_s": 1.5,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {args.out}")
 
 

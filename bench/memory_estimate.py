@@ -42,12 +42,40 @@ CASES: list[tuple[str, int, int, tuple[str, ...]]] = [
 ]
 #: Other families, shrunk to run in seconds on a CPU (--extended).
 EXTENDED: list[tuple[str, int, int, tuple[str, ...]]] = [
-    ("mac_nano", 8, 128, ("model.num_hidden_layers=2", "model.hidden_size=256", "model.num_attention_heads=4",
-                          "model.intermediate_size=512")),
-    ("mac_nano", 8, 128, ("model.num_hidden_layers=2", "model.hidden_size=256", "model.num_attention_heads=4",
-                          "model.intermediate_size=512", "train.gradient_checkpointing=true")),
-    ("neox_1_2b", 8, 128, ("model.num_hidden_layers=2", "model.hidden_size=256", "model.num_attention_heads=4",
-                           "model.intermediate_size=1024")),
+    (
+        "mac_nano",
+        8,
+        128,
+        (
+            "model.num_hidden_layers=2",
+            "model.hidden_size=256",
+            "model.num_attention_heads=4",
+            "model.intermediate_size=512",
+        ),
+    ),
+    (
+        "mac_nano",
+        8,
+        128,
+        (
+            "model.num_hidden_layers=2",
+            "model.hidden_size=256",
+            "model.num_attention_heads=4",
+            "model.intermediate_size=512",
+            "train.gradient_checkpointing=true",
+        ),
+    ),
+    (
+        "neox_1_2b",
+        8,
+        128,
+        (
+            "model.num_hidden_layers=2",
+            "model.hidden_size=256",
+            "model.num_attention_heads=4",
+            "model.intermediate_size=1024",
+        ),
+    ),
     ("dense_75m", 4, 128, ("model.num_hidden_layers=4",)),
 ]
 
@@ -67,8 +95,14 @@ def case_config(corpus: Path, tokenizer: Path, preset: str, mb: int, seq: int, e
     from engine.config import apply_overrides, load_config
 
     base = load_config(ROOT / "configs" / "demo.yaml").model_dump(mode="json")
-    items = [f"preset={preset}", f"train.micro_batch_size={mb}", f"train.seq_len={seq}", f"data.path={corpus}",
-             f"tokenizer.path={tokenizer}", *extra]
+    items = [
+        f"preset={preset}",
+        f"train.micro_batch_size={mb}",
+        f"train.seq_len={seq}",
+        f"data.path={corpus}",
+        f"tokenizer.path={tokenizer}",
+        *extra,
+    ]
     if seq > 512:
         items.append(f"model.max_position_embeddings={seq}")
     from engine.config import RunConfig
@@ -77,10 +111,19 @@ def case_config(corpus: Path, tokenizer: Path, preset: str, mb: int, seq: int, e
 
 
 def run_case(cfg_yaml: Path, steps: int, out: Path) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, "-m", "engine.dryrun", "--config", str(cfg_yaml), "--steps", str(steps),
-                           "--json", str(out)], cwd=ROOT, env=env, capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.dryrun", "--config", str(cfg_yaml), "--steps", str(steps), "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if not out.is_file():
         raise RuntimeError(f"dry run failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return json.loads(out.read_text())
@@ -109,36 +152,62 @@ def main() -> int:
             path.write_text(cfg.to_yaml(), encoding="utf-8")
             measured = run_case(path, args.steps, tmp / f"case{i}.json")
             if not measured.get("ok"):
-                print(f"{preset} {mb}x{seq} {' '.join(extra)}: dry run failed: {measured.get('error')}", file=sys.stderr)
+                print(
+                    f"{preset} {mb}x{seq} {' '.join(extra)}: dry run failed: {measured.get('error')}", file=sys.stderr
+                )
                 continue
             device = "cuda" if measured["peak"]["kind"] == "cuda" else "cpu"
             facts = model_facts(cfg, vocab)
             assert facts["total_params"] == measured["params"], (facts["total_params"], measured["params"])
             est = estimate_memory(facts, cfg, 1, device=device)
             peak = measured["peak"]["training_bytes"]
-            row = {"preset": preset, "micro_batch_size": mb, "seq_len": seq,
-                   "settings": [s for s in extra if not s.startswith("model.max_position")],
-                   "params": facts["total_params"], "precision": cfg.train.precision, "device": measured["device"],
-                   "estimate_bytes": est["training"], "measured_bytes": peak,
-                   "diff": (est["training"] - peak) / peak, "estimate": est, "dry_run": measured}
+            row = {
+                "preset": preset,
+                "micro_batch_size": mb,
+                "seq_len": seq,
+                "settings": [s for s in extra if not s.startswith("model.max_position")],
+                "params": facts["total_params"],
+                "precision": cfg.train.precision,
+                "device": measured["device"],
+                "estimate_bytes": est["training"],
+                "measured_bytes": peak,
+                "diff": (est["training"] - peak) / peak,
+                "estimate": est,
+                "dry_run": measured,
+            }
             rows.append(row)
-            print(f"{preset:10s} {mb:3d} x {seq:4d} {','.join(row['settings'])[:40]:40s} "
-                  f"est {est['training'] / 2**20:8.1f} MiB  measured {peak / 2**20:8.1f} MiB  {100 * row['diff']:+5.1f}%",
-                  flush=True)
+            print(
+                f"{preset:10s} {mb:3d} x {seq:4d} {','.join(row['settings'])[:40]:40s} "
+                f"est {est['training'] / 2**20:8.1f} MiB  measured {peak / 2**20:8.1f} MiB  {100 * row['diff']:+5.1f}%",
+                flush=True,
+            )
 
     print()
     print("| preset | micro batch | seq | settings | estimate MiB | measured MiB | difference |")
     print("|--------|------------:|----:|----------|-------------:|-------------:|-----------:|")
     for r in rows:
         settings = ", ".join(s.replace("train.", "").replace("model.", "") for s in r["settings"]) or "-"
-        print(f"| {r['preset']} | {r['micro_batch_size']} | {r['seq_len']} | {settings} | "
-              f"{r['estimate_bytes'] / 2**20:.1f} | {r['measured_bytes'] / 2**20:.1f} | {100 * r['diff']:+.1f}% |")
+        print(
+            f"| {r['preset']} | {r['micro_batch_size']} | {r['seq_len']} | {settings} | "
+            f"{r['estimate_bytes'] / 2**20:.1f} | {r['measured_bytes'] / 2**20:.1f} | {100 * r['diff']:+.1f}% |"
+        )
     worst = max((abs(r["diff"]) for r in rows), default=0.0)
     print(f"\nworst difference: {100 * worst:.1f}%")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": platform.platform(),
-                                    "cpus": os.cpu_count(), "steps": args.steps, "rows": rows,
-                                    "worst_abs_diff": worst}, indent=1), encoding="utf-8")
+    args.out.write_text(
+        json.dumps(
+            {
+                "date": time.strftime("%Y-%m-%d"),
+                "machine": platform.platform(),
+                "cpus": os.cpu_count(),
+                "steps": args.steps,
+                "rows": rows,
+                "worst_abs_diff": worst,
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
     print(f"wrote {args.out}")
     return 0
 

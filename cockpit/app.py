@@ -55,8 +55,14 @@ class CockpitApp(App[str | None]):
     TITLE = "cockpit"
     BINDINGS = [Binding("q", "quit_app", "Quit")]
 
-    def __init__(self, run_dir: Path | None = None, pid: int | None = None, *, runs_dir: Path = Path("runs"),
-                 wizard: WizardState | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path | None = None,
+        pid: int | None = None,
+        *,
+        runs_dir: Path = Path("runs"),
+        wizard: WizardState | None = None,
+    ) -> None:
         super().__init__()
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.pid = pid
@@ -155,8 +161,7 @@ def make_app(run_dir: Path | None = None, pid: int | None = None, *, runs_dir: P
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cockpit.app",
-                                     description="Open the dashboard of a run directory.")
+    parser = argparse.ArgumentParser(prog="python -m cockpit.app", description="Open the dashboard of a run directory.")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--pid", type=int, default=None, help="engine process id, when just launched")
     args = parser.parse_args(argv)

@@ -14,8 +14,8 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from cockpit.event_tail import DirWatch, EventTail
 from cockpit.run_state import RunState
@@ -87,7 +87,7 @@ class RunClient:
                     if not chunk:
                         raise EngineUnavailable(f"{self.paths.root}: engine closed the connection")
                     buf += chunk
-            except (socket.timeout, OSError) as exc:
+            except (TimeoutError, OSError) as exc:
                 raise EngineUnavailable(f"{self.paths.root}: no reply from the engine ({exc})") from None
         reply = decode_event(buf.split(b"\n", 1)[0])
         if not isinstance(reply, Reply):
@@ -106,8 +106,9 @@ class RunClient:
             return pid_alive(self.pid)
         return None
 
-    def follow(self, from_seq: int = 0, stop: threading.Event | None = None,
-               poll_s: float = POLL_S, wait_start_s: float = 60.0) -> Iterator[Event]:
+    def follow(
+        self, from_seq: int = 0, stop: threading.Event | None = None, poll_s: float = POLL_S, wait_start_s: float = 60.0
+    ) -> Iterator[Event]:
         """Yield events from ``from_seq`` on, in order, until the run ends or ``stop`` is set.
 
         The stream ends after the engine has gone (terminal state reached, or its process died)
@@ -186,7 +187,7 @@ class RunClient:
                 while not stop.is_set():
                     try:
                         chunk = sock.recv(1 << 16)
-                    except socket.timeout:
+                    except TimeoutError:
                         continue
                     if not chunk:
                         return

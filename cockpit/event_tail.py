@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from engine.protocol import Event, ProtocolError, Reply, decode_event
 
@@ -85,7 +85,7 @@ class EventTail:
             self._file.close()
             self._file = None
 
-    def __enter__(self) -> "EventTail":
+    def __enter__(self) -> EventTail:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -117,7 +117,7 @@ class DirWatch:
             observer.daemon = True
             observer.start()
             self._observer = observer
-        except Exception as exc:  # noqa: BLE001 - watching is an optimisation; polling still works
+        except Exception as exc:
             log.debug("not watching %s (%s); polling", self.directory, exc)
 
     @property
@@ -141,7 +141,7 @@ class DirWatch:
             self._observer.join(2.0)
             self._observer = None
 
-    def __enter__(self) -> "DirWatch":
+    def __enter__(self) -> DirWatch:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from engine import units
 from cockpit.client import RunClient
 from engine import protocol as P
+from engine import units
 from engine.protocol import DEAD
 
 #: Exit code of `cockpit run --headless` for each final state of the engine.
@@ -32,11 +32,15 @@ def format_event(event: P.Event, max_steps: int | None) -> str | None:
     if isinstance(event, P.Metrics):
         total = f"/{max_steps}" if max_steps else ""
         width = len(str(max_steps)) if max_steps else 1
-        return (f"step {event.step:>{width}}{total}  loss {_loss(event.loss)}  lr {units.lr(event.lr)}  "
-                f"{units.rate(event.tokens_per_s)}  ETA {units.duration(event.eta_s)}")
+        return (
+            f"step {event.step:>{width}}{total}  loss {_loss(event.loss)}  lr {units.lr(event.lr)}  "
+            f"{units.rate(event.tokens_per_s)}  ETA {units.duration(event.eta_s)}"
+        )
     if isinstance(event, P.Hello):
-        return (f"engine up: preset {event.preset}, {units.si(event.params)} params, "
-                f"device {event.device}, {event.max_steps} steps")
+        return (
+            f"engine up: preset {event.preset}, {units.si(event.params)} params, "
+            f"device {event.device}, {event.max_steps} steps"
+        )
     if isinstance(event, P.Status):
         reason = f" ({event.reason})" if event.reason else ""
         return f"state: {event.state} at step {event.step}{reason}"
@@ -53,8 +57,13 @@ def format_event(event: P.Event, max_steps: int | None) -> str | None:
     return None
 
 
-def follow(run_dir: Path, pid: int | None = None, out: TextIO = sys.stdout,
-           stop: threading.Event | None = None, from_seq: int = 0) -> int:
+def follow(
+    run_dir: Path,
+    pid: int | None = None,
+    out: TextIO = sys.stdout,
+    stop: threading.Event | None = None,
+    from_seq: int = 0,
+) -> int:
     """Print a run's progress from ``from_seq`` until it ends; returns the exit code for its final
     state."""
     client = RunClient(run_dir, pid=pid)

@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import configs
 from engine.atomic import atomic_write_text
 from engine.config import ConfigError, RunConfig, load_config
 from engine.nvml import gpu_count
 from engine.protocol import TERMINAL_STATES
 from engine.rundir import RunPaths
-import configs
 
 
 @dataclass
@@ -36,8 +36,9 @@ def resolve_config_path(name_or_path: str) -> Path:
     builtin = configs.builtin(name_or_path)
     if builtin is None:
         shipped = ", ".join(sorted(p.stem for p in configs.DIR.glob("*.yaml")))
-        raise ConfigError(f"{name_or_path}: no such config file, and no shipped config of that name "
-                          f"(shipped: {shipped})")
+        raise ConfigError(
+            f"{name_or_path}: no such config file, and no shipped config of that name (shipped: {shipped})"
+        )
     return builtin
 
 
@@ -96,8 +97,9 @@ class Topology:
         return self.nproc * self.nnodes > 1
 
 
-def engine_command(run_dir: Path, topology: Topology = Topology(), gpus: int | None = None,
-                   resume: str | None = None) -> list[str]:
+def engine_command(
+    run_dir: Path, topology: Topology = Topology(), gpus: int | None = None, resume: str | None = None
+) -> list[str]:
     """The command line that starts the engine processes of a run.
 
     One process: ``python -m engine``. Several on GPUs: ``accelerate launch --multi_gpu`` (DDP).
@@ -110,14 +112,41 @@ def engine_command(run_dir: Path, topology: Topology = Topology(), gpus: int | N
     if gpus is None:
         gpus = gpu_count()
     if gpus:
-        return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-                "--num_processes", str(t.nproc * t.nnodes), "--num_machines", str(t.nnodes),
-                "--machine_rank", str(t.node_rank), "--main_process_ip", t.master_addr,
-                "--main_process_port", str(t.master_port), "--mixed_precision", "no", "--dynamo_backend", "no",
-                *engine]
-    rendezvous = (["--standalone"] if t.nnodes == 1 else
-                  ["--nnodes", str(t.nnodes), "--node_rank", str(t.node_rank),
-                   "--master_addr", t.master_addr, "--master_port", str(t.master_port)])
+        return [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            str(t.nproc * t.nnodes),
+            "--num_machines",
+            str(t.nnodes),
+            "--machine_rank",
+            str(t.node_rank),
+            "--main_process_ip",
+            t.master_addr,
+            "--main_process_port",
+            str(t.master_port),
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            *engine,
+        ]
+    rendezvous = (
+        ["--standalone"]
+        if t.nnodes == 1
+        else [
+            "--nnodes",
+            str(t.nnodes),
+            "--node_rank",
+            str(t.node_rank),
+            "--master_addr",
+            t.master_addr,
+            "--master_port",
+            str(t.master_port),
+        ]
+    )
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(t.nproc), *rendezvous, *engine]
 
 
@@ -146,8 +175,12 @@ def spawn_engine(run_dir: Path, topology: Topology = Topology(), resume: str | N
     with open(paths.engine_log, "ab") as log:
         proc = subprocess.Popen(
             engine_command(run_dir, topology, resume=resume),
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True, env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env=env,
         )
     return LaunchedRun(run_dir=run_dir, pid=proc.pid, process=proc)
 
@@ -179,8 +212,9 @@ def find_run(ref: str | None, runs_dir: Path) -> Path:
     raise ConfigError(f"{ref}: no such run in {runs_dir} (`cockpit runs` lists them)")
 
 
-def resume_target(spec: str, cfg: RunConfig, config_path: Path, run_dir: Path | None,
-                  overrides: list[str] | tuple[str, ...] = ()) -> tuple[Path, str, RunConfig]:
+def resume_target(
+    spec: str, cfg: RunConfig, config_path: Path, run_dir: Path | None, overrides: list[str] | tuple[str, ...] = ()
+) -> tuple[Path, str, RunConfig]:
     """The run directory to continue, the engine's ``--resume`` argument, and the run's config.
 
     ``latest``: the newest checkpoint of ``--run-dir``, or of the newest run of this config under
@@ -189,16 +223,16 @@ def resume_target(spec: str, cfg: RunConfig, config_path: Path, run_dir: Path | 
     ``train.max_steps``, say); ``write_run_config`` saves it once the caller has checked it.
     Raises ConfigError naming what is wrong; changes nothing."""
     from cockpit.client import iter_runs
-    from engine.rundir import LATEST_SPEC
-    from engine.rundir import read_status
+    from engine.rundir import LATEST_SPEC, read_status
 
     if spec == LATEST_SPEC:
         if run_dir is not None:
             target, arg = Path(run_dir), LATEST_SPEC
         else:
             stem = cfg.name or config_path.stem
-            runs = [r for r in iter_runs(cfg.runs_dir)
-                    if r.name.startswith(f"{stem}-") and RunPaths(r).latest.is_file()]
+            runs = [
+                r for r in iter_runs(cfg.runs_dir) if r.name.startswith(f"{stem}-") and RunPaths(r).latest.is_file()
+            ]
             if not runs:
                 raise ConfigError(f"{cfg.runs_dir}: no run of '{stem}' with a checkpoint to resume")
             target, arg = runs[0], LATEST_SPEC

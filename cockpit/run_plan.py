@@ -46,16 +46,26 @@ class RunPlan:
         """What is worth a second look: too few tokens for the model, too many passes over the data."""
         out = []
         if self.tokens_per_param is not None and self.tokens_per_param < COMPUTE_OPTIMAL_TOKENS_PER_PARAM / 4:
-            out.append(f"under-trained: {self.tokens_per_param:.1f} tokens per parameter, compute-optimal is "
-                       f"~{COMPUTE_OPTIMAL_TOKENS_PER_PARAM}; train longer or pick a smaller preset")
+            out.append(
+                f"under-trained: {self.tokens_per_param:.1f} tokens per parameter, compute-optimal is "
+                f"~{COMPUTE_OPTIMAL_TOKENS_PER_PARAM}; train longer or pick a smaller preset"
+            )
         if self.epochs is not None and self.epochs > USEFUL_EPOCHS:
-            out.append(f"{self.epochs:.1f} passes over the data: beyond ~{USEFUL_EPOCHS} repeats are worth little; "
-                       f"more data or fewer steps")
+            out.append(
+                f"{self.epochs:.1f} passes over the data: beyond ~{USEFUL_EPOCHS} repeats are worth little; "
+                f"more data or fewer steps"
+            )
         return out
 
 
-def plan_run(cfg: Any, *, nproc: int = 1, tokens_available: int | None = None, params: int | None = None,
-             step_s: float | None = None) -> RunPlan:
+def plan_run(
+    cfg: Any,
+    *,
+    nproc: int = 1,
+    tokens_available: int | None = None,
+    params: int | None = None,
+    step_s: float | None = None,
+) -> RunPlan:
     """The numbers of ``cfg`` (an ``engine.config.RunConfig``) trained by ``nproc`` processes on
     ``tokens_available`` training tokens by a model of ``params`` parameters, at ``step_s`` seconds
     per optimizer step."""
@@ -64,11 +74,21 @@ def plan_run(cfg: Any, *, nproc: int = 1, tokens_available: int | None = None, p
     tokens_per_step = per_step * train.seq_len
     steps: int | None = train.max_steps
     if train.epochs:
-        steps = (steps_for_epochs(train.epochs, tokens_available // train.seq_len, per_step)
-                 if tokens_available else None)
+        steps = (
+            steps_for_epochs(train.epochs, tokens_available // train.seq_len, per_step) if tokens_available else None
+        )
     total = steps * tokens_per_step if steps is not None else None
     epochs = total / tokens_available if total is not None and tokens_available else None
     eta = steps * step_s if steps is not None and step_s is not None else None
     cost = eta / 3600 * train.price_per_hour if eta is not None and train.price_per_hour else None
-    return RunPlan(per_step, tokens_per_step, steps, total, tokens_available, epochs,
-                   total / params if total is not None and params else None, eta, cost)
+    return RunPlan(
+        per_step,
+        tokens_per_step,
+        steps,
+        total,
+        tokens_available,
+        epochs,
+        total / params if total is not None and params else None,
+        eta,
+        cost,
+    )

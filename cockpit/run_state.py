@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
-from engine import units
 from engine import protocol as P
+from engine import units
 from engine.protocol import CONNECTING, DEAD, ENDED_STATES, TERMINAL_STATES
 
 #: Log entries kept for the log tail.
@@ -29,9 +29,9 @@ _TICKING_STATES = frozenset({"starting", "running", "checkpointing"})
 
 @dataclass(frozen=True)
 class LogEntry:
-    index: int          # running number, 0-based, over the whole run
+    index: int  # running number, 0-based, over the whole run
     ts: float | None
-    level: str          # debug | info | warning | error | state | checkpoint | eval | upload
+    level: str  # debug | info | warning | error | state | checkpoint | eval | upload
     text: str
 
 
@@ -39,7 +39,7 @@ class LogEntry:
 class Checkpoint:
     step: int
     path: str
-    action: str                 # saved | pruned | failed
+    action: str  # saved | pruned | failed
     reason: str | None = None
     size_bytes: int | None = None
     error: str | None = None
@@ -63,7 +63,7 @@ class Stats:
     step: int
     max_steps: int | None
     loss: float | None
-    loss_trend: float | None    # mean of the latest losses minus the mean of the ones before
+    loss_trend: float | None  # mean of the latest losses minus the mean of the ones before
     best_loss: float | None
     lr: float | None
     grad_norm: float | None
@@ -78,7 +78,7 @@ class Stats:
 
 @dataclass(frozen=True)
 class TelemetryView:
-    known: bool                 # a telemetry event has arrived
+    known: bool  # a telemetry event has arrived
     cpu_percent: float | None = None
     ram_used: int | None = None
     ram_total: int | None = None
@@ -122,8 +122,8 @@ class RunState:
     loss_steps: list[int] = field(default_factory=list)
     loss_values: list[float] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
-    eval_values: list[float] = field(default_factory=list)    # nan where the held-out loss was not finite
-    eval_loss: float | None = None      # nan: the latest evaluation was not finite
+    eval_values: list[float] = field(default_factory=list)  # nan where the held-out loss was not finite
+    eval_loss: float | None = None  # nan: the latest evaluation was not finite
     eval_ppl: float | None = None
     eval_ppls: list[float | None] = field(default_factory=list)
 
@@ -138,8 +138,8 @@ class RunState:
     errors: int = 0
     dropped: int = 0
 
-    started_ts: float | None = None     # ts of the first event
-    ended_ts: float | None = None       # ts of the terminal status event
+    started_ts: float | None = None  # ts of the first event
+    ended_ts: float | None = None  # ts of the terminal status event
     last_ts: float | None = None
     #: Revision counter, bumped by every event applied (lets views skip work when nothing changed).
     revision: int = 0
@@ -311,11 +311,11 @@ class RunState:
     def loss_trend(self, window: int = 10) -> float | None:
         """How the loss moves: the mean of the last ``k`` logged losses minus the mean of the ``k``
         before them (k = window, fewer early in a run); negative when it falls."""
-        values = [v for v in self.loss_values[-2 * window:] if not math.isnan(v)]
+        values = [v for v in self.loss_values[-2 * window :] if not math.isnan(v)]
         k = min(window, len(values) // 2)
         if k < 1:
             return None
-        return sum(values[-k:]) / k - sum(values[-2 * k:-k]) / k
+        return sum(values[-k:]) / k - sum(values[-2 * k : -k]) / k
 
     def elapsed(self, now: float | None = None) -> float | None:
         """Wall time since the run started: to its end for a finished run, to ``now`` while live."""
@@ -345,24 +345,39 @@ class RunState:
     # --- snapshots for the widgets ----------------------------------------------------------
 
     def header(self) -> HeaderInfo:
-        return HeaderInfo(self.run, self.state, self.reason, self.preset, self.device, self.params,
-                          self.world_size)
+        return HeaderInfo(self.run, self.state, self.reason, self.preset, self.device, self.params, self.world_size)
 
     def stats(self, now: float | None = None) -> Stats:
         return Stats(
-            state=self.state, step=self.step, max_steps=self.max_steps, loss=self.loss,
-            loss_trend=self.loss_trend(), best_loss=self.best_loss, lr=self.lr, grad_norm=self.grad_norm,
-            tokens_per_s=self.tokens_per_s, tokens_seen=self.tokens_seen, mfu=self.mfu,
-            eval_loss=self.eval_loss, eval_ppl=self.eval_ppl,
-            elapsed_s=self.elapsed(now), eta_s=self.eta(now),
+            state=self.state,
+            step=self.step,
+            max_steps=self.max_steps,
+            loss=self.loss,
+            loss_trend=self.loss_trend(),
+            best_loss=self.best_loss,
+            lr=self.lr,
+            grad_norm=self.grad_norm,
+            tokens_per_s=self.tokens_per_s,
+            tokens_seen=self.tokens_seen,
+            mfu=self.mfu,
+            eval_loss=self.eval_loss,
+            eval_ppl=self.eval_ppl,
+            elapsed_s=self.elapsed(now),
+            eta_s=self.eta(now),
         )
 
     def telemetry_view(self) -> TelemetryView:
         t = self.telemetry
         if t is None:
             return TelemetryView(known=False)
-        return TelemetryView(known=True, cpu_percent=t.cpu_percent, ram_used=t.ram_used, ram_total=t.ram_total,
-                             proc_rss=t.proc_rss, gpus=tuple(t.gpus))
+        return TelemetryView(
+            known=True,
+            cpu_percent=t.cpu_percent,
+            ram_used=t.ram_used,
+            ram_total=t.ram_total,
+            proc_rss=t.proc_rss,
+            gpus=tuple(t.gpus),
+        )
 
     def checkpoint_rows(self) -> tuple[Checkpoint, ...]:
         """Checkpoints, newest step first."""

@@ -30,8 +30,9 @@ async def wait_until_loaded(app: CockpitApp, timeout: float = 30.0) -> bool:
     return False
 
 
-async def render_svg(run_dir: Path, size: tuple[int, int] = (120, 36), title: str | None = None,
-                     timeout: float = 30.0) -> str:
+async def render_svg(
+    run_dir: Path, size: tuple[int, int] = (120, 36), title: str | None = None, timeout: float = 30.0
+) -> str:
     app = make_app(run_dir)
     async with app.run_test(size=size) as pilot:
         await wait_until_loaded(app, timeout)
@@ -52,8 +53,9 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cockpit.screenshot",
-                                     description="Render the dashboard of a run to an SVG file.")
+    parser = argparse.ArgumentParser(
+        prog="python -m cockpit.screenshot", description="Render the dashboard of a run to an SVG file."
+    )
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("out", type=Path, help="SVG file to write")
     parser.add_argument("--size", type=_size, default=(120, 36), help="terminal size, WxH (120x36)")
@@ -61,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     events = RunPaths(args.run_dir).events
     if not events.is_file():
-        print(f"cockpit.screenshot: {args.run_dir}: not a run directory (no {events.name})",
-              file=sys.stderr)
+        print(f"cockpit.screenshot: {args.run_dir}: not a run directory (no {events.name})", file=sys.stderr)
         return 2
     svg = asyncio.run(render_svg(args.run_dir, args.size, args.title))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,9 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
-                              allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, validate_assignment=True, allow_inf_nan=False
+    )
 
 
 class DemoDataConfig(_Section):
@@ -122,6 +123,7 @@ class TrainConfig(_Section):
     their ``error`` events arrive at the next logging step and the loop never waits for the device.
     ``stop``: checks every step on the host (one sync per step), saves a checkpoint of the last good
     state (the bad update is never applied) and ends the run ``failed``. ``off``: no check."""
+
     @field_validator("nonfinite", mode="before")
     @classmethod
     def _yaml_off(cls, value: Any) -> Any:
@@ -155,7 +157,7 @@ class TrainConfig(_Section):
     The first steps wait for the compilation (tens of seconds), later ones are faster on a GPU."""
 
     @model_validator(mode="after")
-    def _check_budget(self) -> "TrainConfig":
+    def _check_budget(self) -> TrainConfig:
         if self.budget_usd and not self.price_per_hour:
             raise ValueError("train.budget_usd needs train.price_per_hour (USD per hour of this machine)")
         return self
@@ -174,8 +176,10 @@ class TrainConfig(_Section):
         """The note saying that ``warmup_steps`` is clamped to a shorter run, or None."""
         if self.warmup == self.warmup_steps:
             return None
-        return (f"train.warmup_steps {self.warmup_steps} is clamped to train.max_steps {self.max_steps}: "
-                f"the learning rate warms up over the whole run")
+        return (
+            f"train.warmup_steps {self.warmup_steps} is clamped to train.max_steps {self.max_steps}: "
+            f"the learning rate warms up over the whole run"
+        )
 
 
 class TelemetryConfig(_Section):
@@ -247,13 +251,13 @@ class RunConfig(_Section):
         return value
 
     @model_validator(mode="after")
-    def _check_model(self) -> "RunConfig":
+    def _check_model(self) -> RunConfig:
         from presets import check_overrides
 
         check_overrides(self.preset, self.model)  # PresetError names the key: model.<field>
         return self
 
-    def resolved(self, base: Path | None = None) -> "RunConfig":
+    def resolved(self, base: Path | None = None) -> RunConfig:
         """A copy whose relative paths are made absolute against ``base`` (default: the cwd)."""
         base = Path(base or os.getcwd())
         data = self.model_dump()
@@ -267,6 +271,7 @@ class RunConfig(_Section):
 
 
 # --- loading ----------------------------------------------------------------------------------
+
 
 def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     keys = []
@@ -294,8 +299,12 @@ def _allowed_range(loc: tuple) -> str:
         info = fields[part]
         model = info.annotation
     symbols = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-    bounds = [f"{sym} {getattr(m, name):g}" for m in (info.metadata if info else ())
-              for name, sym in symbols.items() if getattr(m, name, None) is not None]
+    bounds = [
+        f"{sym} {getattr(m, name):g}"
+        for m in (info.metadata if info else ())
+        for name, sym in symbols.items()
+        if getattr(m, name, None) is not None
+    ]
     return ", ".join(bounds)
 
 
@@ -406,8 +415,10 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: invalid YAML: {problem}") from None
     if data is None:
-        raise ConfigError(f"{path}: is empty; write the keys to change (every key is documented in "
-                          f"engine/config.py), or run the shipped demo: cockpit run demo")
+        raise ConfigError(
+            f"{path}: is empty; write the keys to change (every key is documented in "
+            f"engine/config.py), or run the shipped demo: cockpit run demo"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
     data = apply_overrides(data, list(overrides))

@@ -7,8 +7,9 @@ report is ``None``. Torch-free, so the cockpit can count GPUs without importing 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -79,16 +80,18 @@ class Nvml:
             mem = self._call(nv.nvmlDeviceGetMemoryInfo, h)
             temp = self._call(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU)
             power = self._call(nv.nvmlDeviceGetPowerUsage, h)  # milliwatts
-            out.append(GpuReading(
-                index=i,
-                name=_text(self._call(nv.nvmlDeviceGetName, h)),
-                util=float(util.gpu) if util is not None else None,
-                mem_used=int(mem.used) if mem is not None else None,
-                mem_free=int(mem.free) if mem is not None else None,
-                mem_total=int(mem.total) if mem is not None else None,
-                temp_c=float(temp) if temp is not None else None,
-                power_w=power / 1000.0 if power is not None else None,
-            ))
+            out.append(
+                GpuReading(
+                    index=i,
+                    name=_text(self._call(nv.nvmlDeviceGetName, h)),
+                    util=float(util.gpu) if util is not None else None,
+                    mem_used=int(mem.used) if mem is not None else None,
+                    mem_free=int(mem.free) if mem is not None else None,
+                    mem_total=int(mem.total) if mem is not None else None,
+                    temp_c=float(temp) if temp is not None else None,
+                    power_w=power / 1000.0 if power is not None else None,
+                )
+            )
         return out
 
     def close(self) -> None:
@@ -96,7 +99,7 @@ class Nvml:
             self._call(self._nv.nvmlShutdown)
         self._nv, self._handles = None, []
 
-    def __enter__(self) -> "Nvml":
+    def __enter__(self) -> Nvml:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -29,12 +29,15 @@ def embedding_too_small(tokenizer_vocab: int, override: int | None) -> str | Non
     """What is wrong when ``model.vocab_size`` cannot hold the tokenizer's vocabulary, else None."""
     if override is None or int(override) >= tokenizer_vocab:
         return None
-    return (f"model.vocab_size ({int(override)}) is smaller than the tokenizer's vocabulary ({tokenizer_vocab:,}); "
-            f"remove it, or set at least {tokenizer_vocab} (e.g. a multiple of 64 for speed)")
+    return (
+        f"model.vocab_size ({int(override)}) is smaller than the tokenizer's vocabulary ({tokenizer_vocab:,}); "
+        f"remove it, or set at least {tokenizer_vocab} (e.g. a multiple of 64 for speed)"
+    )
 
 
-def train_flops_per_token(active_params: int, embedding_params: int, layers: int, attention_dim: int,
-                          seq_len: int) -> float:
+def train_flops_per_token(
+    active_params: int, embedding_params: int, layers: int, attention_dim: int, seq_len: int
+) -> float:
     """Training FLOPs per token: 6 x active non-embedding parameters plus attention (PaLM, appendix B;
     torchtitan: 6 N + 12 L H Q T, with H heads of Q dimensions each, ``attention_dim`` = H Q, the
     hidden size unless head_dim is set). For a mixture of experts only the experts a token is
@@ -42,8 +45,9 @@ def train_flops_per_token(active_params: int, embedding_params: int, layers: int
     return 6.0 * (active_params - embedding_params) + 12.0 * layers * attention_dim * seq_len
 
 
-def training_memory(n_params: int, layers: int, hidden: int, vocab_size: int, experts_per_token: int,
-                    seq_len: int) -> dict[str, int]:
+def training_memory(
+    n_params: int, layers: int, hidden: int, vocab_size: int, experts_per_token: int, seq_len: int
+) -> dict[str, int]:
     """Estimated training memory in bytes, bf16 mixed precision + AdamW on one device, no sharding.
 
     - ``weights``/``grads``/``optimizer``: fp32 weights (4 B), fp32 gradients (4 B) and AdamW's two

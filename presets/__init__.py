@@ -28,23 +28,59 @@ FAMILIES = ("llama", "mixtral", "gpt_neox")
 META_KEYS = ("family", "description")
 
 #: Model fields that are sizes or counts: positive integers whichever family has them.
-COUNT_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                "num_key_value_heads", "head_dim", "max_position_embeddings", "num_local_experts",
-                "num_experts_per_tok")
+COUNT_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "max_position_embeddings",
+    "num_local_experts",
+    "num_experts_per_tok",
+)
 
-_COMMON = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-           "max_position_embeddings", "hidden_act", "initializer_range", "attention_dropout", "tie_word_embeddings",
-           "use_cache", "rope_parameters")
+_COMMON = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "max_position_embeddings",
+    "hidden_act",
+    "initializer_range",
+    "attention_dropout",
+    "tie_word_embeddings",
+    "use_cache",
+    "rope_parameters",
+)
 _LLAMA_ATTENTION = ("num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta", "partial_rotary_factor")
 #: The model fields a preset or a run's ``model:`` may set, per family: the fields of the family's
 #: Transformers config class (a test keeps them so) less the generic ones (output flags, labels,
 #: token ids, which the engine sets from the tokenizer). Torch-free, so a config is checked at load.
 FIELDS: dict[str, tuple[str, ...]] = {
     "llama": (*_COMMON, *_LLAMA_ATTENTION, "attention_bias", "mlp_bias", "pretraining_tp"),
-    "mixtral": (*_COMMON, *_LLAMA_ATTENTION, "num_local_experts", "num_experts_per_tok", "output_router_logits",
-                "router_aux_loss_coef", "router_jitter_noise", "sliding_window"),
-    "gpt_neox": (*_COMMON, "attention_bias", "hidden_dropout", "classifier_dropout", "layer_norm_eps",
-                 "use_parallel_residual", "rotary_pct", "rotary_emb_base"),
+    "mixtral": (
+        *_COMMON,
+        *_LLAMA_ATTENTION,
+        "num_local_experts",
+        "num_experts_per_tok",
+        "output_router_logits",
+        "router_aux_loss_coef",
+        "router_jitter_noise",
+        "sliding_window",
+    ),
+    "gpt_neox": (
+        *_COMMON,
+        "attention_bias",
+        "hidden_dropout",
+        "classifier_dropout",
+        "layer_norm_eps",
+        "use_parallel_residual",
+        "rotary_pct",
+        "rotary_emb_base",
+    ),
 }
 
 
@@ -108,8 +144,11 @@ def check_overrides(name: str, overrides: dict) -> None:
     for key, value in overrides.items():
         if key not in FIELDS[family]:
             close = difflib.get_close_matches(key, FIELDS[family], n=1)
-            hint = (f"; did you mean 'model.{close[0]}'?" if close
-                    else f"; a {family} model has {', '.join(sorted(FIELDS[family]))}")
+            hint = (
+                f"; did you mean 'model.{close[0]}'?"
+                if close
+                else f"; a {family} model has {', '.join(sorted(FIELDS[family]))}"
+            )
             raise PresetError(f"model.{key}: not a field of a {family} model (preset {name}){hint}")
         if key in COUNT_FIELDS:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 from helpers import small_run_config  # noqa: E402  (tests/ is on sys.path)
 
+
 @pytest.fixture(scope="session")
 def engine_data_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("engine-data")
@@ -52,8 +53,14 @@ def start_engine():
         (run_dir / "logs").mkdir(exist_ok=True)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         with open(run_dir / "logs" / "engine.log", "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "engine", "--run-dir", str(run_dir)], cwd=REPO,
-                                    env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "engine", "--run-dir", str(run_dir)],
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         procs.append(proc)
         return proc
 

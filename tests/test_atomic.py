@@ -19,7 +19,7 @@ def test_text_and_bytes_replace_the_target_and_leave_nothing_else(tmp_path):
     target = tmp_path / "status.json"
     target.write_text("old\n", encoding="utf-8")
     atomic_write_text(target, "néw\n")
-    assert target.read_bytes() == "néw\n".encode("utf-8")
+    assert target.read_bytes() == "néw\n".encode()
     atomic_write_bytes(target, b"\x00\x01\xff")
     assert target.read_bytes() == b"\x00\x01\xff"
     assert listing(tmp_path) == ["status.json"]

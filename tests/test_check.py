@@ -52,6 +52,7 @@ def demo_data(tmp_path_factory):
 
 # --- environment ------------------------------------------------------------------------------
 
+
 def test_environment_reports_versions_and_the_torch_build_without_importing_torch():
     import sys
 
@@ -76,6 +77,7 @@ def test_a_missing_required_package_fails_naming_it(monkeypatch):
 
 # --- machine ----------------------------------------------------------------------------------
 
+
 def test_output_directory_that_cannot_be_made_fails_naming_it(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
@@ -93,8 +95,9 @@ def test_writable_output_directory_will_be_created(tmp_path):
 
 @pytest.mark.parametrize("free, status", [(10 << 30, "ok"), (100 << 20, "fail")])
 def test_disk_footprint_against_free_disk(tmp_path, free, status):
-    cfg = config(tmp_path, train__max_steps=1000, train__save_every=100, train__save_total_limit=3,
-                 train__warmup_steps=10)
+    cfg = config(
+        tmp_path, train__max_steps=1000, train__save_every=100, train__save_total_limit=3, train__warmup_steps=10
+    )
     ctx = CheckContext(None, cfg, disk_free_bytes=free)
     ctx.model = {"total_params": 10_000_000}
     disk = by_id(check_machine(ctx), "machine.disk")
@@ -107,6 +110,7 @@ def test_disk_footprint_against_free_disk(tmp_path, free, status):
 
 # --- config -----------------------------------------------------------------------------------
 
+
 def test_unknown_key_suggests_the_right_one(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  max_step: 10\n")
@@ -118,7 +122,10 @@ def test_unknown_key_suggests_the_right_one(tmp_path):
 def test_sequence_length_the_model_cannot_take(tmp_path):
     cfg = config(tmp_path, train__seq_len=1024)  # tiny has 512 positions
     seq = by_id(check_config(CheckContext(None, cfg)), "config.seq_len")
-    assert seq.status == "fail" and "train.seq_len 1024 is longer than the model's 512 positions (preset tiny)" in seq.detail
+    assert (
+        seq.status == "fail"
+        and "train.seq_len 1024 is longer than the model's 512 positions (preset tiny)" in seq.detail
+    )
     cfg = config(tmp_path, train__seq_len=1024, model={"max_position_embeddings": 2048})
     assert by_id(check_config(CheckContext(None, cfg)), "config.seq_len").status == "ok"
 
@@ -144,6 +151,7 @@ def test_global_batch_and_intervals(tmp_path):
 
 # --- tokenizer --------------------------------------------------------------------------------
 
+
 def test_missing_tokenizer_fails_for_shards_and_will_be_trained_for_text(tmp_path):
     cfg = config(tmp_path, data__source="shards", data__path=str(tmp_path), tokenizer__path="no-tokenizer")
     load = by_id(check_tokenizer(CheckContext(None, cfg)), "tokenizer.load")
@@ -159,8 +167,11 @@ def test_tokenizer_loads_round_trips_and_fits_the_embedding(tmp_path, demo_data)
     results = check_tokenizer(CheckContext(None, config(tmp_path, tokenizer__path=str(tok))))
     assert all(r.status == "ok" for r in results), [(r.id, r.detail) for r in results]
     size = by_id(results, "tokenizer.load").data["vocab_size"]
-    assert by_id(results, "tokenizer.special").data == {"eos": "<|endoftext|>", "bos": "<|endoftext|>",
-                                                        "pad": "<|endoftext|>"}
+    assert by_id(results, "tokenizer.special").data == {
+        "eos": "<|endoftext|>",
+        "bos": "<|endoftext|>",
+        "pad": "<|endoftext|>",
+    }
     small = config(tmp_path, tokenizer__path=str(tok), model={"vocab_size": size - 10})
     vocab = by_id(check_tokenizer(CheckContext(None, small)), "tokenizer.vocab")
     assert vocab.status == "fail" and vocab.blocking
@@ -189,8 +200,10 @@ def test_bare_tokenizer_json_and_one_without_end_of_text(tmp_path, demo_data):
 
 # --- report and CLI ---------------------------------------------------------------------------
 
+
 def test_a_crashing_check_is_reported_and_the_others_still_run(tmp_path):
     ctx = CheckContext(None, config(tmp_path))
+
     def check_broken(ctx):  # a check with a bug, reporting in the environment section
         return [ctx.no_such_fact]
 
@@ -253,8 +266,10 @@ def test_every_result_id_and_section_fit_the_schema(tmp_path, demo_data, monkeyp
 
     monkeypatch.chdir(demo_data)
     broken = tmp_path / "broken.yaml"
-    broken.write_text(f"data:\n  source: shards\n  path: {tmp_path}/none\ntokenizer:\n  path: {tmp_path}/none\n"
-                      f"train:\n  seq_len: 4096\n  eval_every: 5\nruns_dir: {tmp_path}/f/runs\n")
+    broken.write_text(
+        f"data:\n  source: shards\n  path: {tmp_path}/none\ntokenizer:\n  path: {tmp_path}/none\n"
+        f"train:\n  seq_len: 4096\n  eval_every: 5\nruns_dir: {tmp_path}/f/runs\n"
+    )
     (tmp_path / "f").write_text("")
     result = runner.invoke(app, ["check", str(broken), "--json"])
     assert result.exit_code == 1

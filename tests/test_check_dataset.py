@@ -18,24 +18,55 @@ from cockpit.checks.dataset import check_dataset
 from engine.config import RunConfig
 from engine.data import formats
 from engine.data.demo import generate_demo_corpus
-from engine.data.formats import (FormatError, LengthStats, Problem, detect_format, histogram, inspect_shards,
-                                 iter_samples, scan)
+from engine.data.formats import (
+    FormatError,
+    LengthStats,
+    Problem,
+    detect_format,
+    histogram,
+    inspect_shards,
+    iter_samples,
+    scan,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
 GOOD = {
     "pretrain": [{"text": "the cat sat."}, {"text": "a dog ran.", "id": 2}],
-    "instruct": [{"instruction": "add", "input": "2 3", "output": "5"}, {"instruction": "greet", "output": "hi"},
-                 {"instruction": "x", "input": None, "output": "y"}],
-    "chat": [{"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
-                           {"role": "assistant", "content": "hello"}]},
-             {"messages": [{"role": "user", "content": "time?"}, {"role": "tool", "content": "12:00"},
-                           {"role": "assistant", "content": "noon"}]}],
-    "tool": [{"user_message": "weather?", "tool_calls": [{"name": "weather", "arguments": {"city": "Oslo"}}],
-              "tool_results": [{"temp": 3}], "assistant_response": "3 degrees"}],
+    "instruct": [
+        {"instruction": "add", "input": "2 3", "output": "5"},
+        {"instruction": "greet", "output": "hi"},
+        {"instruction": "x", "input": None, "output": "y"},
+    ],
+    "chat": [
+        {
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "time?"},
+                {"role": "tool", "content": "12:00"},
+                {"role": "assistant", "content": "noon"},
+            ]
+        },
+    ],
+    "tool": [
+        {
+            "user_message": "weather?",
+            "tool_calls": [{"name": "weather", "arguments": {"city": "Oslo"}}],
+            "tool_results": [{"temp": 3}],
+            "assistant_response": "3 degrees",
+        }
+    ],
     "reasoning": [{"question": "2+2?", "reasoning": "two and two", "answer": "4"}],
-    "kd": [{"prompt": "say hi", "teacher_text": "hi!", "metadata": {"teacher": "big"}},
-           {"prompt": "say bye", "teacher_text": "bye!"}],
+    "kd": [
+        {"prompt": "say hi", "teacher_text": "hi!", "metadata": {"teacher": "big"}},
+        {"prompt": "say bye", "teacher_text": "bye!"},
+    ],
 }
 
 
@@ -59,6 +90,7 @@ def by_id(results) -> dict:
 
 # --- formats: good files ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fmt", sorted(GOOD))
 def test_good_jsonl_formats_are_detected_and_valid(tmp_path, fmt):
     path = write_jsonl(tmp_path / "data.jsonl", GOOD[fmt])
@@ -77,7 +109,10 @@ def test_text_format_and_sample_texts(tmp_path):
     assert [(s.line, s.text) for s in samples] == [(1, "one line"), (2, "second  line")]
     assert formats.sample_text("instruct", GOOD["instruct"][0]) == "add\n2 3\n5"
     assert formats.sample_text("chat", GOOD["chat"][0]) == "be brief\nhi\nhello"
-    assert formats.sample_text("tool", GOOD["tool"][0]) == 'weather?\n{"arguments": {"city": "Oslo"}, "name": "weather"}\n{"temp": 3}\n3 degrees'
+    assert (
+        formats.sample_text("tool", GOOD["tool"][0])
+        == 'weather?\n{"arguments": {"city": "Oslo"}, "name": "weather"}\n{"temp": 3}\n3 degrees'
+    )
 
 
 def test_problem_renders_file_line_message():
@@ -88,20 +123,21 @@ def test_problem_renders_file_line_message():
 
 # --- formats: broken files --------------------------------------------------------------------
 
+
 def test_broken_instruct_file_exact_messages(tmp_path):
     path = tmp_path / "data.jsonl"
     lines = [
-        json.dumps({"instruction": "a", "output": "b"}).encode(),            # 1 ok
-        b'{"instruction": "a", "output": "\xff"}',                           # 2 bad UTF-8
-        b'{"instruction": "a", "output": "b" "c"}',                          # 3 invalid JSON
-        b'{"instruction": "a", "output": "trunc',                            # 4 truncated
-        json.dumps({"instruction": "a"}).encode(),                           # 5 missing key
-        json.dumps({"instruction": 3, "output": "b"}).encode(),             # 6 mistyped
-        json.dumps({"instruction": "", "output": " "}).encode(),            # 7 empty sample
-        json.dumps({"instruction": "q", "output": ""}).encode(),            # 8 empty field
-        json.dumps({"instruction": "a",  "output": "b"}).encode(),          # 9 duplicate of 1
-        b"",                                                                 # 10 blank
-        b"[1, 2]",                                                           # 11 not an object
+        json.dumps({"instruction": "a", "output": "b"}).encode(),  # 1 ok
+        b'{"instruction": "a", "output": "\xff"}',  # 2 bad UTF-8
+        b'{"instruction": "a", "output": "b" "c"}',  # 3 invalid JSON
+        b'{"instruction": "a", "output": "trunc',  # 4 truncated
+        json.dumps({"instruction": "a"}).encode(),  # 5 missing key
+        json.dumps({"instruction": 3, "output": "b"}).encode(),  # 6 mistyped
+        json.dumps({"instruction": "", "output": " "}).encode(),  # 7 empty sample
+        json.dumps({"instruction": "q", "output": ""}).encode(),  # 8 empty field
+        json.dumps({"instruction": "a", "output": "b"}).encode(),  # 9 duplicate of 1
+        b"",  # 10 blank
+        b"[1, 2]",  # 11 not an object
         json.dumps({"instruction": "a", "input": 5, "output": "b"}).encode(),  # 12 optional mistyped
     ]
     path.write_bytes(b"\n".join(lines) + b"\n")
@@ -120,20 +156,32 @@ def test_broken_instruct_file_exact_messages(tmp_path):
         f"{p}:11: expected a JSON object, got list",
         f"{p}:12: 'input' must be a string, got int",
     ]
-    assert summary.counts == {"utf8": 1, "json": 2, "missing_key": 1, "type": 2, "empty": 1, "empty_field": 1,
-                              "duplicate": 1, "blank": 1, "not_object": 1}
+    assert summary.counts == {
+        "utf8": 1,
+        "json": 2,
+        "missing_key": 1,
+        "type": 2,
+        "empty": 1,
+        "empty_field": 1,
+        "duplicate": 1,
+        "blank": 1,
+        "not_object": 1,
+    }
     assert summary.lines == 12 and summary.records == 11 and summary.invalid == 7 and summary.valid == 4
     assert summary.errors == 7 and summary.empty == 1 and summary.duplicates == 1
     assert summary.lengths.count == 3  # lines 1, 8, 9
 
 
 def test_chat_problems(tmp_path):
-    path = write_jsonl(tmp_path / "data.jsonl", [
-        GOOD["chat"][0],
-        {"messages": "hello"},
-        {"messages": ["hi", {"role": "bot", "content": "x"}, {"content": "y"}, {"role": "user", "content": 5}]},
-        {"messages": []},
-    ])
+    path = write_jsonl(
+        tmp_path / "data.jsonl",
+        [
+            GOOD["chat"][0],
+            {"messages": "hello"},
+            {"messages": ["hi", {"role": "bot", "content": "x"}, {"content": "y"}, {"role": "user", "content": 5}]},
+            {"messages": []},
+        ],
+    )
     p = str(path)
     assert messages(path) == [
         f"{p}:2: 'messages' must be a list, got str",
@@ -146,23 +194,32 @@ def test_chat_problems(tmp_path):
 
 
 def test_tool_reasoning_kd_problems(tmp_path):
-    tool = write_jsonl(tmp_path / "tool.jsonl", [
-        GOOD["tool"][0],
-        {"user_message": "x", "tool_calls": ["weather()"], "tool_results": {}, "assistant_response": "y"},
-    ])
-    assert messages(tool) == [f"{tool}:2: 'tool_calls[0]' must be an object, got str",
-                              f"{tool}:2: 'tool_results' must be a list, got dict"]
+    tool = write_jsonl(
+        tmp_path / "tool.jsonl",
+        [
+            GOOD["tool"][0],
+            {"user_message": "x", "tool_calls": ["weather()"], "tool_results": {}, "assistant_response": "y"},
+        ],
+    )
+    assert messages(tool) == [
+        f"{tool}:2: 'tool_calls[0]' must be an object, got str",
+        f"{tool}:2: 'tool_results' must be a list, got dict",
+    ]
     reasoning = write_jsonl(tmp_path / "r.jsonl", [GOOD["reasoning"][0], {"question": "q", "answer": None}])
-    assert messages(reasoning) == [f"{reasoning}:2: missing key 'reasoning' (reasoning)",
-                                   f"{reasoning}:2: 'answer' must be a string, got null"]
+    assert messages(reasoning) == [
+        f"{reasoning}:2: missing key 'reasoning' (reasoning)",
+        f"{reasoning}:2: 'answer' must be a string, got null",
+    ]
     kd = write_jsonl(tmp_path / "kd.jsonl", [GOOD["kd"][0], {"prompt": "p", "teacher_text": "t", "metadata": [1]}])
     assert messages(kd) == [f"{kd}:2: 'metadata' must be an object, got list"]
 
 
 def test_explicit_format_overrides_detection(tmp_path):
     path = write_jsonl(tmp_path / "data.jsonl", GOOD["instruct"][:2])
-    assert messages(path, "pretrain") == [f"{path}:1: missing key 'text' (pretrain)",
-                                          f"{path}:2: missing key 'text' (pretrain)"]
+    assert messages(path, "pretrain") == [
+        f"{path}:1: missing key 'text' (pretrain)",
+        f"{path}:2: missing key 'text' (pretrain)",
+    ]
     assert messages(path, "text") == []  # every line is a document of text
     with pytest.raises(FormatError, match="not a line format"):
         list(iter_samples(path, "shards"))
@@ -174,6 +231,7 @@ def test_missing_file_raises_format_error(tmp_path):
 
 
 # --- detection --------------------------------------------------------------------------------
+
 
 def test_detection_votes_and_falls_back(tmp_path):
     # a broken first line and one pretrain record among instruct records: the majority wins
@@ -197,14 +255,17 @@ def test_detection_votes_and_falls_back(tmp_path):
     assert detect_format(tmp_path / "dir").format == "shards"
 
 
-def test_shard_constants_match_the_engine():
-    from engine.data import shards
+def test_shard_constants_have_one_owner(tmp_path):
+    from engine.data import manifest, prepare, shards
 
-    assert (formats.SHARD_MANIFEST, formats.SHARD_FORMAT, formats.SHARD_VERSION) == \
-        (shards.MANIFEST, shards.FORMAT, shards.VERSION)
+    assert not any(hasattr(formats, name) for name in ("SHARD_MANIFEST", "SHARD_FORMAT", "SHARD_VERSION"))
+    assert shards.MANIFEST is manifest.MANIFEST and prepare.MANIFEST is manifest.MANIFEST
+    (tmp_path / manifest.MANIFEST).write_text("{}")
+    assert detect_format(tmp_path) == formats.Detection("shards", f"directory with {manifest.MANIFEST}")
 
 
 # --- summaries --------------------------------------------------------------------------------
+
 
 def test_length_stats_and_histogram():
     stats = LengthStats()
@@ -225,13 +286,17 @@ def test_duplicates_compare_normalised_text(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("a  b\nc\n a b \n\nc\n", encoding="utf-8")
     summary = scan(path, "text")
-    assert [str(p) for p in summary.problems] == [f"{path}:3: duplicate of line 1", f"{path}:4: empty sample",
-                                                  f"{path}:5: duplicate of line 2"]
+    assert [str(p) for p in summary.problems] == [
+        f"{path}:3: duplicate of line 1",
+        f"{path}:4: empty sample",
+        f"{path}:5: duplicate of line 2",
+    ]
     assert (summary.records, summary.empty, summary.duplicates, summary.chars) == (5, 1, 2, 11)
     assert summary.to_json()["duplicates"] == 2
 
 
 # --- the check: files -------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
@@ -278,8 +343,9 @@ def test_pretrain_jsonl_with_a_malformed_line(tmp_path):
     assert results["dataset.format"].status == "ok"
     lines = results["dataset.lines"]
     assert lines.status == "fail" and lines.blocking
-    assert lines.detail == (f"1 of 3 records have errors (1 json):\n"
-                            f"{path}:2: invalid JSON (Expecting ',' delimiter at column 16)")
+    assert lines.detail == (
+        f"1 of 3 records have errors (1 json):\n{path}:2: invalid JSON (Expecting ',' delimiter at column 16)"
+    )
     assert lines.data["first"] == [f"{path}:2: invalid JSON (Expecting ',' delimiter at column 16)"]
     assert lines.data["problems"] == {"json": 1} and lines.data["invalid"] == 1
     assert results["dataset.counts"].data["documents"] == 2
@@ -292,7 +358,7 @@ def test_jsonl_source_with_instruct_data_blocks_naming_the_format(tmp_path):
     results = by_id(check_dataset(make_ctx(tmp_path, data={"source": "jsonl", "path": "sft.jsonl"})))
     fmt = results["dataset.format"]
     assert fmt.status == "fail" and fmt.blocking and fmt.data["format"] == "instruct"
-    assert "instruct data" in fmt.detail and "\"text\" key" in fmt.detail
+    assert "instruct data" in fmt.detail and '"text" key' in fmt.detail
     assert results["dataset.lines"].status == "ok"  # validated as what it is
 
 
@@ -312,8 +378,10 @@ def test_a_binary_file_is_not_text(tmp_path):
         assert [r.id for r in results] == ["dataset.path", "dataset.format"]
         fmt = results[1]
         assert fmt.status == "fail" and fmt.blocking and fmt.data["binary"]
-        assert fmt.detail == (f"{tmp_path / 'train_000.bin'}: not a text file (binary: NUL bytes in its first 64 KB); "
-                              f"training data is UTF-8 text or JSONL")
+        assert fmt.detail == (
+            f"{tmp_path / 'train_000.bin'}: not a text file (binary: NUL bytes in its first 64 KB); "
+            f"training data is UTF-8 text or JSONL"
+        )
 
 
 def test_text_with_bad_utf8_empty_and_duplicates(tmp_path):
@@ -321,8 +389,9 @@ def test_text_with_bad_utf8_empty_and_duplicates(tmp_path):
     path.write_bytes(b"hello world\nbad \xc3\x28 byte\n\nhello   world\nfine\n")
     ctx = make_ctx(tmp_path, data={"source": "text", "path": "c.txt"})
     results = by_id(check_dataset(ctx))
-    assert results["dataset.lines"].detail == (f"1 of 5 records have errors (1 utf8):\n"
-                                               f"{path}:2: not UTF-8 (invalid continuation byte at byte 4)")
+    assert results["dataset.lines"].detail == (
+        f"1 of 5 records have errors (1 utf8):\n{path}:2: not UTF-8 (invalid continuation byte at byte 4)"
+    )
     empty = results["dataset.empty"]
     assert empty.status == "warn" and not empty.blocking and empty.data["first"] == [f"{path}:3: empty sample"]
     dup = results["dataset.duplicates"]
@@ -350,8 +419,9 @@ def test_tokens_agree_with_the_engine(tmp_path, corpus, tok_dir):
     from engine.data.text import tokenize_file
     from engine.data.tokenizer import load_tokenizer
 
-    ctx = make_ctx(tmp_path, data={"source": "text", "path": str(corpus)}, tokenizer={"path": str(tok_dir)},
-                   train={"seq_len": 64})
+    ctx = make_ctx(
+        tmp_path, data={"source": "text", "path": str(corpus)}, tokenizer={"path": str(tok_dir)}, train={"seq_len": 64}
+    )
     results = by_id(check_dataset(ctx))
     assert all(r.status == "ok" for r in results.values() if r.id != "dataset.duplicates"), results
     expected = len(tokenize_file(corpus, load_tokenizer(tok_dir)))
@@ -365,22 +435,29 @@ def test_tokens_agree_with_the_engine(tmp_path, corpus, tok_dir):
 
     # the same corpus as pretrain JSONL gives the same stream
     jsonl = write_jsonl(tmp_path / "c.jsonl", [{"text": t} for t in corpus.read_text(encoding="utf-8").splitlines()])
-    ctx2 = make_ctx(tmp_path, data={"source": "jsonl", "path": str(jsonl)}, tokenizer={"path": str(tok_dir)},
-                    train={"seq_len": 64})
+    ctx2 = make_ctx(
+        tmp_path, data={"source": "jsonl", "path": str(jsonl)}, tokenizer={"path": str(tok_dir)}, train={"seq_len": 64}
+    )
     assert by_id(check_dataset(ctx2))["dataset.tokens"].data["tokens"] == expected
 
 
 def test_long_samples_are_fine_for_pretraining(tmp_path, corpus, tok_dir):
-    ctx = make_ctx(tmp_path, data={"source": "text", "path": str(corpus)}, tokenizer={"path": str(tok_dir)},
-                   train={"seq_len": 8})
+    ctx = make_ctx(
+        tmp_path, data={"source": "text", "path": str(corpus)}, tokenizer={"path": str(tok_dir)}, train={"seq_len": 8}
+    )
     seq = by_id(check_dataset(ctx))["dataset.seq_len"]
     assert seq.status == "ok" and seq.data["over"] > 0 and "fine for pretraining" in seq.detail
 
 
 def test_too_little_text_for_the_processes_blocks(tmp_path, tok_dir):
     (tmp_path / "c.txt").write_text("a b c\n", encoding="utf-8")
-    ctx = make_ctx(tmp_path, nproc=4, data={"source": "text", "path": "c.txt"}, tokenizer={"path": str(tok_dir)},
-                   train={"seq_len": 8})
+    ctx = make_ctx(
+        tmp_path,
+        nproc=4,
+        data={"source": "text", "path": "c.txt"},
+        tokenizer={"path": str(tok_dir)},
+        train={"seq_len": 8},
+    )
     tokens = by_id(check_dataset(ctx))["dataset.tokens"]
     assert tokens.status == "fail" and tokens.blocking and "fewer than 4 sequence(s)" in tokens.detail
 
@@ -407,6 +484,7 @@ def test_large_files_tokenize_a_sample_and_say_so(tmp_path, corpus, tok_dir, mon
 
 # --- the check: shards ------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def shard_dir(corpus, tok_dir, tmp_path_factory) -> Path:
     from engine.data.shards import write_shards
@@ -418,16 +496,21 @@ def shard_dir(corpus, tok_dir, tmp_path_factory) -> Path:
 
 
 def shard_ctx(tmp_path, path, tok, seq_len=64):
-    return make_ctx(tmp_path, data={"source": "shards", "path": str(path)}, tokenizer={"path": str(tok)},
-                    train={"seq_len": seq_len})
+    return make_ctx(
+        tmp_path, data={"source": "shards", "path": str(path)}, tokenizer={"path": str(tok)}, train={"seq_len": seq_len}
+    )
 
 
 def test_shards_of_this_tokenizer_pass(tmp_path, shard_dir, tok_dir):
     ctx = shard_ctx(tmp_path, shard_dir, tok_dir)
     results = check_dataset(ctx)
     assert [(r.id, r.status) for r in results] == [
-        ("dataset.path", "ok"), ("dataset.manifest", "ok"), ("dataset.shard_tokenizer", "ok"),
-        ("dataset.shard_seq_len", "ok"), ("dataset.tokens", "ok")]
+        ("dataset.path", "ok"),
+        ("dataset.manifest", "ok"),
+        ("dataset.shard_tokenizer", "ok"),
+        ("dataset.shard_seq_len", "ok"),
+        ("dataset.tokens", "ok"),
+    ]
     assert by_id(results)["dataset.manifest"].data == {"shards": 3, "tokens": 5000, "dtype": "uint16"}
     assert ctx.dataset["tokens"] == 5000 and ctx.dataset["sequences"] == 5000 // 64
 
@@ -464,12 +547,15 @@ def test_broken_shard_directories(tmp_path, shard_dir, tok_dir):
         f.truncate(100)
     manifest = by_id(check_dataset(shard_ctx(tmp_path, cut, tok_dir)))["dataset.manifest"]
     assert manifest.status == "fail" and manifest.blocking
-    assert manifest.detail == (f"{cut / 'train_001.bin'}: 100 bytes, but manifest.json says 2,000 tokens x 2 B = "
-                               f"4,000 bytes (truncated or damaged)")
+    assert manifest.detail == (
+        f"{cut / 'train_001.bin'}: 100 bytes, but manifest.json says 2,000 tokens x 2 B = "
+        f"4,000 bytes; the shard is truncated or damaged, prepare the shards again"
+    )
     assert inspect_shards(shard_dir).ok and inspect_shards(shard_dir).tokens == 5000
 
 
 # --- torch-free -------------------------------------------------------------------------------
+
 
 def test_the_check_imports_no_torch(tmp_path, corpus, tok_dir):
     code = f"""
@@ -484,6 +570,25 @@ results = check_dataset(CheckContext(None, cfg))
 assert results[-1].id == "dataset.duplicates", results
 heavy = sorted(m for m in ("torch", "numpy", "transformers") if m in sys.modules)
 print(heavy)
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_shard_check_reads_the_manifest_without_numpy(tmp_path, shard_dir, tok_dir):
+    code = f"""
+import sys
+from engine.config import RunConfig
+from cockpit.checks.base import CheckContext
+from cockpit.checks.dataset import check_dataset
+from engine.data import formats
+cfg = RunConfig.model_validate({{"data": {{"source": "shards", "path": {str(shard_dir)!r}}},
+                                 "tokenizer": {{"path": {str(tok_dir)!r}}}, "train": {{"seq_len": 64}}}})
+results = check_dataset(CheckContext(None, cfg))
+assert [r.status for r in results] == ["ok"] * 5, results
+assert formats.inspect_shards({str(shard_dir)!r}).manifest.total_tokens == 5000
+print(sorted(m for m in ("torch", "numpy", "transformers") if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -25,8 +25,14 @@ import pytest
 
 from cockpit.checks.base import CheckContext
 from cockpit.checks.dry_run import check_dry_run
-from cockpit.checks.memory import (GIB, MIB, activation_bytes_per_token, check_memory, estimate_memory,
-                                   largest_micro_batch)
+from cockpit.checks.memory import (
+    GIB,
+    MIB,
+    activation_bytes_per_token,
+    check_memory,
+    estimate_memory,
+    largest_micro_batch,
+)
 from cockpit.checks.model_facts import DEFAULTS, model_facts
 from engine.config import RunConfig, apply_overrides, load_config, set_dotted
 from presets import PresetError
@@ -55,6 +61,7 @@ def demo_config(**items) -> RunConfig:
 
 
 # --- model facts ------------------------------------------------------------------------------
+
 
 def test_defaults_mirror_the_transformers_config_classes():
     from engine.model import config_class
@@ -93,11 +100,14 @@ def test_check_memory_is_torch_free_and_fast(tmp_path):
 
 # --- the estimate -----------------------------------------------------------------------------
 
+
 def test_states_are_16_bytes_per_parameter_and_mixed_precision_adds_autocast_copies(tmp_path):
     facts = model_facts(SimpleNamespace(preset="dense_75m", model={}), None)
     P = facts["total_params"]
-    est = {p: estimate_memory(facts, config(tmp_path, preset="dense_75m", train__precision=p), 1)
-           for p in ("fp32", "bf16", "fp16")}
+    est = {
+        p: estimate_memory(facts, config(tmp_path, preset="dense_75m", train__precision=p), 1)
+        for p in ("fp32", "bf16", "fp16")
+    }
     for e in est.values():
         assert (e["weights"], e["grads"], e["optimizer"]) == (4 * P, 4 * P, 8 * P)
         assert e["training"] == (e["states"] + e["weight_copies"] + e["activations"] + e["transient"] + e["workspace"])
@@ -111,10 +121,20 @@ def test_strategies_shard_or_replicate_the_state(tmp_path):
     facts = model_facts(SimpleNamespace(preset="worker_9b", model={}), None)
     P = facts["total_params"]
     ddp = estimate_memory(facts, config(tmp_path, preset="worker_9b", train__precision="bf16"), 4)
-    fsdp = estimate_memory(facts, config(tmp_path, preset="worker_9b", train__precision="bf16",
-                                         distributed__strategy="fsdp"), 4)
-    offload = estimate_memory(facts, config(tmp_path, preset="worker_9b", train__precision="bf16",
-                                            distributed__strategy="fsdp", distributed__fsdp__cpu_offload=True), 4)
+    fsdp = estimate_memory(
+        facts, config(tmp_path, preset="worker_9b", train__precision="bf16", distributed__strategy="fsdp"), 4
+    )
+    offload = estimate_memory(
+        facts,
+        config(
+            tmp_path,
+            preset="worker_9b",
+            train__precision="bf16",
+            distributed__strategy="fsdp",
+            distributed__fsdp__cpu_offload=True,
+        ),
+        4,
+    )
     assert ddp["states"] == 16 * P and ddp["ddp_buckets"] == 4 * P and ddp["fsdp_gathered"] == 0
     assert fsdp["states"] <= 16 * P / 4 + 3 and fsdp["ddp_buckets"] == 0 and fsdp["fsdp_gathered"] > 0
     assert fsdp["total"] < ddp["total"] / 3
@@ -140,13 +160,26 @@ def test_activations_scale_with_tokens_and_checkpointing_saves_most(tmp_path):
     assert per_token["layer"] == 4 * (6 * h + 2 * q + 2 * kv + 4 * i + 8 + 2)
 
 
-@pytest.mark.parametrize("preset,overrides", [
-    ("tiny", {"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 96}),
-    ("nano", {"head_dim": 48, "num_hidden_layers": 3}),
-    ("mac_nano", {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-                  "intermediate_size": 96, "num_local_experts": 4, "num_experts_per_tok": 2}),
-    ("neox_1_2b", {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 96}),
-])
+@pytest.mark.parametrize(
+    "preset,overrides",
+    [
+        ("tiny", {"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 96}),
+        ("nano", {"head_dim": 48, "num_hidden_layers": 3}),
+        (
+            "mac_nano",
+            {
+                "hidden_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "intermediate_size": 96,
+                "num_local_experts": 4,
+                "num_experts_per_tok": 2,
+            },
+        ),
+        ("neox_1_2b", {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 96}),
+    ],
+)
 def test_activation_count_equals_what_autograd_saves(preset, overrides):
     """fp32, no checkpointing: the bytes the forward pass saves for backward (parameters excluded),
     per token, against the formula (within 2%: the shared rotary tables are not counted)."""
@@ -187,6 +220,7 @@ def test_largest_micro_batch_is_the_boundary(tmp_path):
 
 # --- check_memory -----------------------------------------------------------------------------
 
+
 def test_fits_in_ram_and_leaves_the_facts_for_other_checks(tmp_path):
     ctx = CheckContext(None, config(tmp_path), ram_free_bytes=64 * GIB, gpus=[])
     results = check_memory(ctx)
@@ -220,23 +254,43 @@ def fake_gpus(monkeypatch, n: int, free_gib: float, total_gib: float = 80.0) -> 
     import cockpit.checks.environment as env
 
     monkeypatch.setattr(env, "torch_build", lambda: {"version": "2.8.0", "cuda": "12.8", "hip": None})
-    return [{"index": i, "name": "NVIDIA H100 80GB HBM3", "memory_total": int(total_gib * GIB),
-             "memory_free": int(free_gib * GIB)} for i in range(n)]
+    return [
+        {
+            "index": i,
+            "name": "NVIDIA H100 80GB HBM3",
+            "memory_total": int(total_gib * GIB),
+            "memory_free": int(free_gib * GIB),
+        }
+        for i in range(n)
+    ]
 
 
 def test_gpu_memory_decides_and_fsdp_is_suggested(tmp_path, monkeypatch):
     gpus = fake_gpus(monkeypatch, 8, 79.0)
-    cfg = config(tmp_path, preset="worker_9b", train__precision="bf16", train__micro_batch_size=4, train__seq_len=2048,
-                 tokenizer__vocab_size=50257)
+    cfg = config(
+        tmp_path,
+        preset="worker_9b",
+        train__precision="bf16",
+        train__micro_batch_size=4,
+        train__seq_len=2048,
+        tokenizer__vocab_size=50257,
+    )
     one = check_memory(CheckContext(None, cfg, nproc=1, gpus=gpus))
     fit = by_id(one, "memory.fit")
     assert by_id(one, "memory.estimate").data["device"] == "cuda"
     assert fit.status == "fail" and "GPU 0 (NVIDIA H100 80GB HBM3)" in fit.detail
     assert "distributed.strategy: fsdp" in fit.fix and fit.data["largest_micro_batch"] == 0
 
-    sharded = config(tmp_path, preset="worker_9b", train__precision="bf16", train__micro_batch_size=1,
-                     train__seq_len=2048, train__gradient_checkpointing=True, distributed__strategy="fsdp",
-                     tokenizer__vocab_size=50257)
+    sharded = config(
+        tmp_path,
+        preset="worker_9b",
+        train__precision="bf16",
+        train__micro_batch_size=1,
+        train__seq_len=2048,
+        train__gradient_checkpointing=True,
+        distributed__strategy="fsdp",
+        tokenizer__vocab_size=50257,
+    )
     eight = check_memory(CheckContext(None, sharded, nproc=8, gpus=gpus))
     assert by_id(eight, "memory.fit").status == "ok", by_id(eight, "memory.fit").detail
     assert "per GPU (fsdp over 8)" in by_id(eight, "memory.estimate").detail
@@ -247,9 +301,10 @@ def test_gpu_memory_decides_and_fsdp_is_suggested(tmp_path, monkeypatch):
 
 
 def test_vocabulary_comes_from_the_tokenizer_file(tmp_path):
+    from tokenizers import Tokenizer
+
     from engine.data.demo import generate_demo_corpus
     from engine.data.tokenizer import train_tokenizer
-    from tokenizers import Tokenizer
 
     corpus = generate_demo_corpus(tmp_path / "corpus.txt", 300, 3)
     train_tokenizer(corpus, tmp_path / "tok", 300)
@@ -268,6 +323,7 @@ def test_unknown_preset_is_skipped_here(tmp_path):
 
 # --- for real: the dry run --------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory) -> Path:
     """A demo corpus and a tokenizer trained on it, as the demo makes them at launch."""
@@ -285,8 +341,14 @@ def dry_run_subprocess(cfg: RunConfig, tmp_path: Path, steps: int = 2) -> tuple[
     path.write_text(cfg.to_yaml(), encoding="utf-8")
     out = tmp_path / "dry.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "engine.dryrun", "--config", str(path), "--steps", str(steps),
-                           "--json", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.dryrun", "--config", str(path), "--steps", str(steps), "--json", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return proc.returncode, json.loads(out.read_text())
 
 
@@ -297,9 +359,15 @@ def test_cpu_estimate_within_25_percent_of_the_dry_run(demo_data, tmp_path):
     calibration: bench/memory_estimate.py measures them and bench/RESULTS.md records them."""
     from tokenizers import Tokenizer
 
-    cfg = demo_config(preset="tiny", **{"train.micro_batch_size": 16, "train.seq_len": 128,
-                                        "data.path": demo_data / "corpus.txt",
-                                        "tokenizer.path": demo_data / "tokenizer"})
+    cfg = demo_config(
+        preset="tiny",
+        **{
+            "train.micro_batch_size": 16,
+            "train.seq_len": 128,
+            "data.path": demo_data / "corpus.txt",
+            "tokenizer.path": demo_data / "tokenizer",
+        },
+    )
     code, measured = dry_run_subprocess(cfg, tmp_path)
     assert code == 0 and measured["ok"], measured
     if measured["peak"]["kind"] != "cpu_rss":
@@ -315,11 +383,26 @@ def test_cpu_estimate_within_25_percent_of_the_dry_run(demo_data, tmp_path):
 @pytest.mark.slow
 def test_dry_run_check_measures_without_writing_the_users_data(tmp_path):
     data_dir = tmp_path / "data"  # the demo would generate its corpus and tokenizer here
-    cfg = config(tmp_path, preset="tiny", data__path=str(data_dir / "corpus.txt"), data__demo__samples=500,
-                 tokenizer__path=str(data_dir / "tokenizer"), tokenizer__vocab_size=300, train__seq_len=64,
-                 train__micro_batch_size=4, train__max_steps=1000, train__warmup_steps=5, train__price_per_hour=3.0,
-                 model={"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-                        "num_key_value_heads": 2, "intermediate_size": 192})
+    cfg = config(
+        tmp_path,
+        preset="tiny",
+        data__path=str(data_dir / "corpus.txt"),
+        data__demo__samples=500,
+        tokenizer__path=str(data_dir / "tokenizer"),
+        tokenizer__vocab_size=300,
+        train__seq_len=64,
+        train__micro_batch_size=4,
+        train__max_steps=1000,
+        train__warmup_steps=5,
+        train__price_per_hour=3.0,
+        model={
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "intermediate_size": 192,
+        },
+    )
     ctx = CheckContext(None, cfg, dry_run=True, ram_free_bytes=16 * GIB, gpus=[])
     check_memory(ctx)
     t0 = time.perf_counter()
@@ -355,14 +438,26 @@ def test_a_failing_dry_run_reports_why_and_exits_2(tmp_path):
 def test_measured_memory_warns_only_when_the_estimate_is_far_too_low(tmp_path):
     from cockpit.checks.dry_run import TOLERANCE_BYTES, _memory_result
 
-    cfg = config(tmp_path, preset="tiny", train__seq_len=64, train__micro_batch_size=4,
-                 model={"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 192})
+    cfg = config(
+        tmp_path,
+        preset="tiny",
+        train__seq_len=64,
+        train__micro_batch_size=4,
+        model={"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 192},
+    )
     ctx = CheckContext(None, cfg, gpus=[])
     want = estimate_memory(model_facts(cfg, 1000), cfg, 1, device="cpu")["training"]
 
     def measured(got: int) -> dict:
-        return {"vocab_size": 1000, "peak": {"kind": "cpu_rss", "training_bytes": got, "baseline_bytes": 400 * MIB,
-                                             "absolute_bytes": 400 * MIB + got}}
+        return {
+            "vocab_size": 1000,
+            "peak": {
+                "kind": "cpu_rss",
+                "training_bytes": got,
+                "baseline_bytes": 400 * MIB,
+                "absolute_bytes": 400 * MIB + got,
+            },
+        }
 
     near = _memory_result(ctx, measured(int(want * 1.1)), {})
     assert near.status == "ok" and "estimated" in near.detail and ": -9%" in near.detail

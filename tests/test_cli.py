@@ -22,16 +22,20 @@ def test_help_lists_the_commands():
 
 
 def test_import_cockpit_cli_does_not_import_torch():
-    code = ("import sys, cockpit.cli, cockpit.client, cockpit.launch, cockpit.headless; "
-            "print(','.join(m for m in ('torch', 'transformers', 'accelerate', 'numpy') if m in sys.modules))")
+    code = (
+        "import sys, cockpit.cli, cockpit.client, cockpit.launch, cockpit.headless; "
+        "print(','.join(m for m in ('torch', 'transformers', 'accelerate', 'numpy') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
 
 def test_help_does_not_import_torch_or_textual():
-    code = ("import sys\nfrom cockpit.cli import app\n"
-            "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('LOADED=' + ','.join(m for m in ('torch', 'textual', 'pydantic') if m in sys.modules))")
+    code = (
+        "import sys\nfrom cockpit.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('LOADED=' + ','.join(m for m in ('torch', 'textual', 'pydantic') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "LOADED=\n" in out.stdout + "\n"
 
@@ -98,16 +102,51 @@ def _fake_finished_run(root, name, state="finished", step=40, loss=1.25):
     (run / "checkpoints").mkdir(parents=True)
     (run / "run.yaml").write_text("name: x\n")
     events = [
-        make_event("hello", name, 0, ts=1.0, protocol=1, config={}, preset="tiny", params=1000, world_size=1,
-                   device="cpu", pid=1, max_steps=step, tokens_per_step=64),
-        make_event("metrics", name, 1, ts=2.0, step=step, loss=loss, lr=1e-3, tokens_per_s=10.0,
-                   tokens_seen=100, step_time_s=0.1, elapsed_s=1.0),
+        make_event(
+            "hello",
+            name,
+            0,
+            ts=1.0,
+            protocol=1,
+            config={},
+            preset="tiny",
+            params=1000,
+            world_size=1,
+            device="cpu",
+            pid=1,
+            max_steps=step,
+            tokens_per_step=64,
+        ),
+        make_event(
+            "metrics",
+            name,
+            1,
+            ts=2.0,
+            step=step,
+            loss=loss,
+            lr=1e-3,
+            tokens_per_s=10.0,
+            tokens_seen=100,
+            step_time_s=0.1,
+            elapsed_s=1.0,
+        ),
         make_event("status", name, 2, ts=3.0, state=state, step=step),
     ]
     (run / "events.jsonl").write_bytes(b"".join(encode(e) for e in events))
-    (run / "status.json").write_text(json.dumps({
-        "run": name, "pid": 999999999, "state": state, "step": step, "max_steps": step, "loss": loss,
-        "last_checkpoint": f"checkpoints/checkpoint-{step}", "heartbeat": time.time()}))
+    (run / "status.json").write_text(
+        json.dumps(
+            {
+                "run": name,
+                "pid": 999999999,
+                "state": state,
+                "step": step,
+                "max_steps": step,
+                "loss": loss,
+                "last_checkpoint": f"checkpoints/checkpoint-{step}",
+                "heartbeat": time.time(),
+            }
+        )
+    )
     return run
 
 
@@ -144,8 +183,9 @@ def test_stop_a_finished_run_says_the_engine_is_not_running(tmp_path):
 
 
 def test_cross_field_error_names_both_keys(tmp_path):
-    result = runner.invoke(app, ["run", "demo", "--detach", "--set", "train.budget_usd=5",
-                                 "--set", f"runs_dir={tmp_path / 'runs'}"])
+    result = runner.invoke(
+        app, ["run", "demo", "--detach", "--set", "train.budget_usd=5", "--set", f"runs_dir={tmp_path / 'runs'}"]
+    )
     assert result.exit_code == 2
     assert "demo.yaml: train: train.budget_usd needs train.price_per_hour" in result.output
     assert not (tmp_path / "runs").exists()

@@ -5,12 +5,12 @@ import sys
 
 import pytest
 import yaml
+from helpers import events_of, small_run_config, train_in_process
 from typer.testing import CliRunner
 
 from cockpit.cli import app
 from cockpit.launch import new_run_dir, prepare_config
 from engine.rundir import read_status
-from helpers import events_of, small_run_config, train_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -23,9 +23,18 @@ def finished(tmp_path_factory, engine_data_dir):
     through `cockpit run --resume ... --headless` as a user runs them."""
     root = tmp_path_factory.mktemp("resume")
     config = root / "resume.yaml"
-    config.write_text(small_run_config(engine_data_dir, {
-        "name": "res", "runs_dir": str(root / "runs"), "train.max_steps": 20, "train.save_every": 10,
-        "train.log_every": 1}).to_yaml())
+    config.write_text(
+        small_run_config(
+            engine_data_dir,
+            {
+                "name": "res",
+                "runs_dir": str(root / "runs"),
+                "train.max_steps": 20,
+                "train.save_every": 10,
+                "train.log_every": 1,
+            },
+        ).to_yaml()
+    )
     config_path, cfg = prepare_config(str(config))
     run = new_run_dir(cfg, config_path)  # as `cockpit run` makes it; the engine trains in-process
     assert train_in_process(run) == 0, (run / "logs" / "engine.log").read_text()
@@ -36,15 +45,19 @@ def finished(tmp_path_factory, engine_data_dir):
 def test_resume_latest_extends_a_finished_run_in_place(finished):
     config, run = finished
     before = events_of(run)
-    out = subprocess.run(COCKPIT + ["run", str(config), "--resume", "latest", "--set", "train.max_steps=26",
-                                    "--headless"], capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        COCKPIT + ["run", str(config), "--resume", "latest", "--set", "train.max_steps=26", "--headless"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     steps = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("step ")]
     assert steps[0] == "21/26" and steps[-1] == "26/26"  # only the new steps are printed
     assert len(list((run.parent).iterdir())) == 1  # no new run directory
     after = events_of(run)
     assert [e["seq"] for e in after] == list(range(len(after)))  # one gapless stream across both lives
-    assert after[:len(before)] == before
+    assert after[: len(before)] == before
     assert read_status(run)["state"] == "finished" and read_status(run)["step"] == 26
     assert yaml.safe_load((run / "run.yaml").read_text())["train"]["max_steps"] == 26
     assert (run / "checkpoints" / "checkpoint-26").is_dir()
@@ -58,8 +71,12 @@ def test_resume_from_a_checkpoint_missing_a_part_exits_2_and_changes_nothing(fin
     state.unlink()
     try:
         before = events_of(run)
-        out = subprocess.run(COCKPIT + ["run", str(config), "--resume", str(ckpt), "--headless"],
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            COCKPIT + ["run", str(config), "--resume", str(ckpt), "--headless"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 2, out.stdout + out.stderr
         assert "cannot resume" in out.stderr and "training_state.pt" in out.stderr
         assert events_of(run) == before

@@ -29,18 +29,21 @@ def refused(path: Path, item: str) -> str:
     return message
 
 
-@pytest.mark.parametrize("item,expected", [
-    ("train.lr=.inf", "train.lr: inf is not allowed: a finite number > 0"),
-    ("train.lr=.nan", "train.lr: nan is not allowed: a finite number > 0"),
-    ("train.weight_decay=.nan", "train.weight_decay: nan is not allowed: a finite number >= 0"),
-    ("train.min_lr_ratio=-.inf", "train.min_lr_ratio: -inf is not allowed: a finite number >= 0, <= 1"),
-    ("data.val_fraction=.inf", "data.val_fraction: inf is not allowed: a finite number >= 0, < 0.5"),
-    ("telemetry.interval_s=.inf", "telemetry.interval_s: inf is not allowed: a finite number > 0"),
-    ("train.betas=[0.9, .nan]", "train.betas.1: nan is not allowed: a finite number"),
-    ("train.betas=[2, 3]", "train.betas: each AdamW beta must be in [0, 1), got [2, 3]"),
-    ("train.betas=[0.9, 1.0]", "train.betas: each AdamW beta must be in [0, 1), got [0.9, 1]"),
-    ("train.betas=[-0.1, 0.9]", "train.betas: each AdamW beta must be in [0, 1)"),
-])
+@pytest.mark.parametrize(
+    "item,expected",
+    [
+        ("train.lr=.inf", "train.lr: inf is not allowed: a finite number > 0"),
+        ("train.lr=.nan", "train.lr: nan is not allowed: a finite number > 0"),
+        ("train.weight_decay=.nan", "train.weight_decay: nan is not allowed: a finite number >= 0"),
+        ("train.min_lr_ratio=-.inf", "train.min_lr_ratio: -inf is not allowed: a finite number >= 0, <= 1"),
+        ("data.val_fraction=.inf", "data.val_fraction: inf is not allowed: a finite number >= 0, < 0.5"),
+        ("telemetry.interval_s=.inf", "telemetry.interval_s: inf is not allowed: a finite number > 0"),
+        ("train.betas=[0.9, .nan]", "train.betas.1: nan is not allowed: a finite number"),
+        ("train.betas=[2, 3]", "train.betas: each AdamW beta must be in [0, 1), got [2, 3]"),
+        ("train.betas=[0.9, 1.0]", "train.betas: each AdamW beta must be in [0, 1), got [0.9, 1]"),
+        ("train.betas=[-0.1, 0.9]", "train.betas: each AdamW beta must be in [0, 1)"),
+    ],
+)
 def test_non_finite_numbers_and_betas_are_refused(config_file, item, expected):
     assert expected in refused(config_file, item)
 
@@ -62,20 +65,29 @@ def test_an_unknown_preset_is_refused_at_load(config_file):
     assert "preset: unknown preset 'huge'" in message and "tiny" in message and "mac_mini" in message
 
 
-@pytest.mark.parametrize("item,expected", [
-    ("model.num_hidden_layers=-3", "model.num_hidden_layers: -3 is not allowed: a positive integer"),
-    ("model.hidden_size=0", "model.hidden_size: 0 is not allowed: a positive integer"),
-    ("model.num_attention_heads=2.5", "model.num_attention_heads: 2.5 is not allowed: a positive integer"),
-    ("model.intermediate_size=true", "model.intermediate_size: True is not allowed: a positive integer"),
-    ("model.head_dim=abc", "model.head_dim: 'abc' is not allowed: a positive integer"),
-    ("model.rms_norm_eps=.nan", "model.rms_norm_eps: nan is not allowed: a finite number"),
-    ("model.rope_theta=nan", "model.rope_theta: 'nan' is not allowed: a finite number"),
-    ("model.rms_norm_eps=1e-5", "model.rms_norm_eps: '1e-5' is not allowed: a finite number (YAML read 1e-5 as text: write 1.0e-05)"),
-    ("model.attention_dropout=.inf", "model.attention_dropout: inf is not allowed: a finite number"),
-    ("model.hidden_sise=64", "model.hidden_sise: not a field of a llama model (preset tiny); did you mean 'model.hidden_size'?"),
-    ("model.num_local_experts=4", "model.num_local_experts: not a field of a llama model (preset tiny)"),
-    ("model.family=mixtral", "model.family: not a field of a llama model"),
-])
+@pytest.mark.parametrize(
+    "item,expected",
+    [
+        ("model.num_hidden_layers=-3", "model.num_hidden_layers: -3 is not allowed: a positive integer"),
+        ("model.hidden_size=0", "model.hidden_size: 0 is not allowed: a positive integer"),
+        ("model.num_attention_heads=2.5", "model.num_attention_heads: 2.5 is not allowed: a positive integer"),
+        ("model.intermediate_size=true", "model.intermediate_size: True is not allowed: a positive integer"),
+        ("model.head_dim=abc", "model.head_dim: 'abc' is not allowed: a positive integer"),
+        ("model.rms_norm_eps=.nan", "model.rms_norm_eps: nan is not allowed: a finite number"),
+        ("model.rope_theta=nan", "model.rope_theta: 'nan' is not allowed: a finite number"),
+        (
+            "model.rms_norm_eps=1e-5",
+            "model.rms_norm_eps: '1e-5' is not allowed: a finite number (YAML read 1e-5 as text: write 1.0e-05)",
+        ),
+        ("model.attention_dropout=.inf", "model.attention_dropout: inf is not allowed: a finite number"),
+        (
+            "model.hidden_sise=64",
+            "model.hidden_sise: not a field of a llama model (preset tiny); did you mean 'model.hidden_size'?",
+        ),
+        ("model.num_local_experts=4", "model.num_local_experts: not a field of a llama model (preset tiny)"),
+        ("model.family=mixtral", "model.family: not a field of a llama model"),
+    ],
+)
 def test_model_overrides_are_checked_against_the_family(config_file, item, expected):
     assert expected in refused(config_file, item)
 
@@ -88,9 +100,11 @@ def test_valid_model_overrides_load_even_when_the_preset_does_not_set_them(confi
 
 
 def test_config_validation_stays_torch_free(config_file):
-    code = ("import sys\nfrom engine.config import load_config\n"
-            f"load_config({str(config_file)!r}, ['model.num_hidden_layers=2', 'preset=mac_nano'])\n"
-            "print(','.join(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))")
+    code = (
+        "import sys\nfrom engine.config import load_config\n"
+        f"load_config({str(config_file)!r}, ['model.num_hidden_layers=2', 'preset=mac_nano'])\n"
+        "print(','.join(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
@@ -109,11 +123,13 @@ def test_fields_are_fields_of_the_transformers_config_classes():
 
 # --- warm-up ----------------------------------------------------------------------------------
 
+
 def test_warmup_longer_than_the_run_is_clamped_with_a_note():
     short = TrainConfig(max_steps=10, warmup_steps=30)
     assert short.warmup == 10
-    assert short.warmup_note() == ("train.warmup_steps 30 is clamped to train.max_steps 10: "
-                                   "the learning rate warms up over the whole run")
+    assert short.warmup_note() == (
+        "train.warmup_steps 30 is clamped to train.max_steps 10: the learning rate warms up over the whole run"
+    )
     fits = TrainConfig(max_steps=100, warmup_steps=30)
     assert fits.warmup == 30 and fits.warmup_note() is None
     assert RunConfig.model_validate({"train": {"max_steps": 10}}).train.warmup_steps == 30  # as written
@@ -121,16 +137,25 @@ def test_warmup_longer_than_the_run_is_clamped_with_a_note():
 
 def test_the_engine_clamps_the_warmup_and_logs_it(tmp_path):
     """Trainer.build on a real (small) run: the scheduler warms up over the run's 4 steps, not 30."""
+    from helpers import small_run_config
+
     from engine.bus import EventBus
     from engine.controls import Controls
     from engine.data.demo import generate_demo_corpus
     from engine.rundir import RunPaths
     from engine.train import Trainer
-    from helpers import small_run_config
 
     generate_demo_corpus(tmp_path / "corpus.txt", samples=300, seed=1)
-    cfg = small_run_config(tmp_path, {"train.max_steps": 4, "train.warmup_steps": 30, "tokenizer.vocab_size": 300,
-                                      "telemetry.enabled": False, "events.enabled": False})
+    cfg = small_run_config(
+        tmp_path,
+        {
+            "train.max_steps": 4,
+            "train.warmup_steps": 30,
+            "tokenizer.vocab_size": 300,
+            "telemetry.enabled": False,
+            "events.enabled": False,
+        },
+    )
     paths = RunPaths(tmp_path / "run")
     paths.root.mkdir()
     bus = EventBus(paths.root, serve=False)

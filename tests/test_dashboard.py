@@ -8,11 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-from cockpit.app import make_app
-from cockpit.screens.confirm import ConfirmScreen
-from cockpit.screens.dashboard import DashboardScreen
-from cockpit.widgets.loss_chart import LossChart
 from tui_helpers import (
     GPU_H100,
     engine_available,
@@ -23,10 +18,18 @@ from tui_helpers import (
     write_run,
 )
 
+from cockpit.app import make_app
+from cockpit.screens.confirm import ConfirmScreen
+from cockpit.screens.dashboard import DashboardScreen
+from cockpit.widgets.loss_chart import LossChart
+
 
 async def loaded(app, timeout: float = 20.0) -> DashboardScreen:
-    await wait_for(lambda: app.dashboard is not None and app.dashboard.intake_done, timeout,
-                   what="the dashboard to read the whole run")
+    await wait_for(
+        lambda: app.dashboard is not None and app.dashboard.intake_done,
+        timeout,
+        what="the dashboard to read the whole run",
+    )
     return app.dashboard
 
 
@@ -41,10 +44,25 @@ async def test_finished_run_shows_its_final_numbers(tmp_path):
         dash = await loaded(app)
         await pilot.pause()
         text = screen_text(app)
-        for expected in ("demo-run", "FINISHED", "tiny", "3.42M params", "Step 300 / 300", "100.0%",
-                         "2.072", "best 2.009", "done", "checkpoint-300", "checkpoint-200",
-                         "2 saved · latest step 300", "H100 80GB HBM3", "38.4/79.6 GiB",
-                         "finished — reached max_steps", "Checkpoint", "Detach"):
+        for expected in (
+            "demo-run",
+            "FINISHED",
+            "tiny",
+            "3.42M params",
+            "Step 300 / 300",
+            "100.0%",
+            "2.072",
+            "best 2.009",
+            "done",
+            "checkpoint-300",
+            "checkpoint-200",
+            "2 saved · latest step 300",
+            "H100 80GB HBM3",
+            "38.4/79.6 GiB",
+            "finished — reached max_steps",
+            "Checkpoint",
+            "Detach",
+        ):
             assert expected in text, f"{expected!r} not on the dashboard:\n{text}"
         assert dash.state.step == 300 and len(dash.state.loss_steps) == 31
         # No notification for a run that was over before we attached.
@@ -56,11 +74,15 @@ async def test_keys_on_a_finished_run_notify_instead_of_failing(tmp_path):
     async with app.run_test(size=(120, 36)) as pilot:
         await loaded(app)
         await pilot.press("c")
-        await wait_for(lambda: any("engine unavailable" in n for n in notifications(app)),
-                       what="the checkpoint command to be refused")
+        await wait_for(
+            lambda: any("engine unavailable" in n for n in notifications(app)),
+            what="the checkpoint command to be refused",
+        )
         await pilot.press("p")
-        await wait_for(lambda: any("Pause: engine unavailable" in n for n in notifications(app)),
-                       what="the pause command to be refused")
+        await wait_for(
+            lambda: any("Pause: engine unavailable" in n for n in notifications(app)),
+            what="the pause command to be refused",
+        )
         await pilot.press("s")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
@@ -110,8 +132,7 @@ async def test_a_failed_run_shows_the_error(tmp_path):
 
 
 async def test_a_long_history_is_batched_and_renders_fast(tmp_path):
-    run = finished_run(tmp_path / "long", max_steps=20_000, log_every=1, save_every=5_000,
-                       eval_every=2_500)
+    run = finished_run(tmp_path / "long", max_steps=20_000, log_every=1, save_every=5_000, eval_every=2_500)
     n_events = sum(1 for _ in open(run / "events.jsonl"))
     assert n_events > 20_000
     app = make_app(run)
@@ -162,37 +183,46 @@ async def test_stop_asks_first_and_cancel_keeps_the_run(tmp_path):
         await pilot.press("s")
         await wait_for(lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.click("#confirm")
-        await wait_for(lambda: any("Stop: engine unavailable" in n for n in notifications(app)),
-                       what="the stop command to be reported")
+        await wait_for(
+            lambda: any("Stop: engine unavailable" in n for n in notifications(app)),
+            what="the stop command to be reported",
+        )
         app.dashboard.stop_following()
 
 
 # --- a real engine ------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 @pytest.mark.skipif(not engine_available(), reason="the engine is not there yet")
 async def test_live_engine_checkpoint_pause_and_stop(make_run_dir, start_engine):
-    run_dir = make_run_dir("tui-live", {"train.max_steps": 100_000, "train.warmup_steps": 5,
-                                        "train.log_every": 5, "train.save_every": 0})
+    run_dir = make_run_dir(
+        "tui-live", {"train.max_steps": 100_000, "train.warmup_steps": 5, "train.log_every": 5, "train.save_every": 0}
+    )
     proc = start_engine(run_dir)
     try:
         app = make_app(run_dir, pid=proc.pid)
         async with app.run_test(size=(120, 36)) as pilot:
             dash = app.dashboard
             state = dash.state
-            await wait_for(lambda: state.state == "running" and len(state.loss_values) >= 4, 90,
-                           what="the engine to train a few steps")
+            await wait_for(
+                lambda: state.state == "running" and len(state.loss_values) >= 4,
+                90,
+                what="the engine to train a few steps",
+            )
             assert state.step > 0
-            await wait_for(lambda: min(state.loss_values[-3:]) < state.loss_values[0] - 0.1, 30,
-                           what="a falling loss")
+            await wait_for(lambda: min(state.loss_values[-3:]) < state.loss_values[0] - 0.1, 30, what="a falling loss")
             await pilot.pause()
             text = screen_text(app)
             assert "tui-live" in text and "RUNNING" in text and "/ 100,000" in text
             assert "p Pause" in text
 
             await pilot.press("c")
-            await wait_for(lambda: any(c.reason == "command" for c in state.live_checkpoints), 30,
-                           what="the checkpoint asked for with c")
+            await wait_for(
+                lambda: any(c.reason == "command" for c in state.live_checkpoints),
+                30,
+                what="the checkpoint asked for with c",
+            )
             ckpt = next(c for c in state.live_checkpoints if c.reason == "command")
             assert (run_dir / ckpt.path / "manifest.json").exists()
             await pilot.pause()
@@ -206,8 +236,7 @@ async def test_live_engine_checkpoint_pause_and_stop(make_run_dir, start_engine)
             assert state.step == paused_at
             assert "p Resume" in screen_text(app) and "PAUSED" in screen_text(app)
             await pilot.press("p")
-            await wait_for(lambda: state.state == "running" and state.step > paused_at, 30,
-                           what="the run to resume")
+            await wait_for(lambda: state.state == "running" and state.step > paused_at, 30, what="the run to resume")
 
             await pilot.press("s")
             await wait_for(lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
@@ -231,8 +260,9 @@ async def test_live_engine_checkpoint_pause_and_stop(make_run_dir, start_engine)
 def test_the_dashboard_does_not_import_torch():
     import subprocess
 
-    code = ("import json, sys, cockpit.app, cockpit.screenshot, cockpit.run_state; "
-            "print(json.dumps(sorted(sys.modules)))")
+    code = (
+        "import json, sys, cockpit.app, cockpit.screenshot, cockpit.run_state; print(json.dumps(sorted(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     modules = json.loads(out)
     assert not [m for m in modules if m.split(".")[0] in ("torch", "transformers", "accelerate")]
@@ -257,8 +287,9 @@ async def test_log_tail_follows_new_lines_of_a_live_run(tmp_path):
         bus.emit("status", state="running", step=0)
         app = make_app(run)
         async with app.run_test(size=(120, 36)) as pilot:
-            await wait_for(lambda: app.dashboard is not None and "RUNNING" in screen_text(app),
-                           what="the live run to show")
+            await wait_for(
+                lambda: app.dashboard is not None and "RUNNING" in screen_text(app), what="the live run to show"
+            )
             for i in range(40):  # one at a time, as a run logs, crossing the point where the panel overflows
                 bus.emit("log", level="info", message=f"line number {i} of a long live log")
                 if i < 20:

@@ -19,14 +19,24 @@ GOOD = {
     "pretrain": {"text": "the cat sat on the mat"},
     "instruct": {"instruction": "add two and three", "input": "2 3", "output": "5"},
     "chat": {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
-    "tool": {"user_message": "weather in Oslo?", "tool_calls": [{"name": "weather", "arguments": {"city": "Oslo"}}],
-             "tool_results": [{"temp": 3}], "assistant_response": "3 degrees"},
+    "tool": {
+        "user_message": "weather in Oslo?",
+        "tool_calls": [{"name": "weather", "arguments": {"city": "Oslo"}}],
+        "tool_results": [{"temp": 3}],
+        "assistant_response": "3 degrees",
+    },
     "reasoning": {"question": "2+2?", "reasoning": "two and two make four", "answer": "4"},
     "kd": {"prompt": "say hi", "teacher_text": "hi!", "metadata": {"teacher": "big"}},
 }
 #: A required key of each format, and the key that makes its sample empty when blanked.
-REQUIRED = {"pretrain": "text", "instruct": "output", "chat": "messages", "tool": "assistant_response",
-            "reasoning": "answer", "kd": "teacher_text"}
+REQUIRED = {
+    "pretrain": "text",
+    "instruct": "output",
+    "chat": "messages",
+    "tool": "assistant_response",
+    "reasoning": "answer",
+    "kd": "teacher_text",
+}
 
 
 def invoke(*args: str):
@@ -65,14 +75,19 @@ def test_validate_a_broken_file_of_each_format_names_every_line(tmp_path, fmt):
     path = tmp_path / f"{fmt}.jsonl"
     good = json.dumps(variant(fmt, 1))
     missing = {k: v for k, v in variant(fmt, 2).items() if k != REQUIRED[fmt]}
-    path.write_bytes(b"\n".join([
-        good.encode(),                                     # 1
-        good[:-1].encode()[:25] + b"\xff\xfe" + b'"}',    # 2 bad UTF-8
-        good[: len(good) // 2].encode(),                  # 3 truncated
-        json.dumps(missing).encode(),                     # 4 missing key
-        json.dumps(empty(fmt)).encode(),                  # 5 empty sample
-        json.dumps(variant(fmt, 6)).encode(),             # 6
-    ]) + b"\n")
+    path.write_bytes(
+        b"\n".join(
+            [
+                good.encode(),  # 1
+                good[:-1].encode()[:25] + b"\xff\xfe" + b'"}',  # 2 bad UTF-8
+                good[: len(good) // 2].encode(),  # 3 truncated
+                json.dumps(missing).encode(),  # 4 missing key
+                json.dumps(empty(fmt)).encode(),  # 5 empty sample
+                json.dumps(variant(fmt, 6)).encode(),  # 6
+            ]
+        )
+        + b"\n"
+    )
     result = invoke("data", "validate", "--format", fmt, str(path))
     assert result.exit_code == 2, result.output
     err = result.stderr.splitlines()
@@ -113,8 +128,18 @@ def tok_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cli-tok")
     corpus(root / "a.txt")
     (root / "b.jsonl").write_text(json.dumps({"text": "a jsonl document about omega"}) + "\n", encoding="utf-8")
-    result = invoke("tokenizer", "train", "--files", str(root / "*.txt"), "--files", str(root / "b.jsonl"),
-                    "--vocab-size", "320", "--out", str(root / "tok"))
+    result = invoke(
+        "tokenizer",
+        "train",
+        "--files",
+        str(root / "*.txt"),
+        "--files",
+        str(root / "b.jsonl"),
+        "--vocab-size",
+        "320",
+        "--out",
+        str(root / "tok"),
+    )
     assert result.exit_code == 0, result.output
     assert "trained a byte-level BPE of 320 tokens on 2 file(s)" in result.stdout
     return root / "tok"
@@ -147,8 +172,9 @@ def test_tokenizer_inspect(tok_dir, tmp_path):
 
 
 def test_tokenizer_train_usage_errors(tmp_path):
-    result = invoke("tokenizer", "train", "--files", str(tmp_path / "*.txt"), "--vocab-size", "300", "--out",
-                    str(tmp_path / "tok"))
+    result = invoke(
+        "tokenizer", "train", "--files", str(tmp_path / "*.txt"), "--vocab-size", "300", "--out", str(tmp_path / "tok")
+    )
     assert result.exit_code == 2 and "matches no file" in result.stderr
     assert invoke("tokenizer", "train", "--files", "x.txt", "--vocab-size", "10", "--out", "t").exit_code == 2
 
@@ -166,7 +192,9 @@ def test_stats_counts_tokens_duplicates_and_quality(tok_dir, tmp_path):
     assert r["tokens"]["total"] == sum(len(tok.encode(line).ids) for line in lines) and not r["tokens"]["estimated"]
     assert r["quality"]["records"] == 410 and r["quality"]["words"]["max"] == 29
     assert sum(b["count"] for b in r["tokens"]["lengths"]["histogram"]) == 410
-    sampled = json.loads(invoke("data", "stats", str(src), "--tokenizer", str(tok_dir), "--json", "--sample", "100").stdout)
+    sampled = json.loads(
+        invoke("data", "stats", str(src), "--tokenizer", str(tok_dir), "--json", "--sample", "100").stdout
+    )
     assert sampled["tokens"]["estimated"] and sampled["quality"]["sampled"]
     table = invoke("data", "stats", str(src))
     assert table.exit_code == 0 and "exact duplicates" in table.stdout and "length histogram" in table.stdout
@@ -174,8 +202,20 @@ def test_stats_counts_tokens_duplicates_and_quality(tok_dir, tmp_path):
 
 def test_prepare_through_the_cli(tok_dir, tmp_path):
     src = corpus(tmp_path / "p.txt")
-    args = ["data", "prepare", "--input", str(src), "--tokenizer", str(tok_dir), "--out", str(tmp_path / "out"),
-            "--seq-len", "32", "--val-fraction", "0.05"]
+    args = [
+        "data",
+        "prepare",
+        "--input",
+        str(src),
+        "--tokenizer",
+        str(tok_dir),
+        "--out",
+        str(tmp_path / "out"),
+        "--seq-len",
+        "32",
+        "--val-fraction",
+        "0.05",
+    ]
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert "training tokens in 1 shard(s)" in result.stdout and "exact_duplicate 10" in result.stdout
@@ -184,11 +224,31 @@ def test_prepare_through_the_cli(tok_dir, tmp_path):
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["documents"]["dropped"]["exact_duplicate"] == 10
 
-    bad = invoke("data", "prepare", "--input", str(tmp_path / "none.txt"), "--tokenizer", str(tok_dir), "--out",
-                 str(tmp_path / "o2"), "--seq-len", "32")
+    bad = invoke(
+        "data",
+        "prepare",
+        "--input",
+        str(tmp_path / "none.txt"),
+        "--tokenizer",
+        str(tok_dir),
+        "--out",
+        str(tmp_path / "o2"),
+        "--seq-len",
+        "32",
+    )
     assert bad.exit_code == 2 and f"--input {tmp_path / 'none.txt'}: not found" in bad.stderr
-    pattern = invoke("data", "prepare", "--input", str(tmp_path / "*.txt"), "--tokenizer", str(tok_dir), "--out",
-                     str(tmp_path / "o3"), "--seq-len", "32")
+    pattern = invoke(
+        "data",
+        "prepare",
+        "--input",
+        str(tmp_path / "*.txt"),
+        "--tokenizer",
+        str(tok_dir),
+        "--out",
+        str(tmp_path / "o3"),
+        "--seq-len",
+        "32",
+    )
     assert pattern.exit_code == 0 and "1 shard(s)" in pattern.stdout  # p.txt, through the glob
     assert invoke(*args, "--minhash-perm", "100").exit_code == 2
 
@@ -196,8 +256,22 @@ def test_prepare_through_the_cli(tok_dir, tmp_path):
 def test_prepare_debug_shows_what_is_learnt(tok_dir, tmp_path):
     data = tmp_path / "sft.jsonl"
     data.write_text("".join(json.dumps(variant("instruct", i)) + "\n" for i in range(5)), encoding="utf-8")
-    result = invoke("data", "prepare", "--input", str(data), "--tokenizer", str(tok_dir), "--out", str(tmp_path / "o"),
-                    "--seq-len", "16", "--val-fraction", "0", "--debug", "2")
+    result = invoke(
+        "data",
+        "prepare",
+        "--input",
+        str(data),
+        "--tokenizer",
+        str(tok_dir),
+        "--out",
+        str(tmp_path / "o"),
+        "--seq-len",
+        "16",
+        "--val-fraction",
+        "0",
+        "--debug",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     assert f"--- {data}:1 (instruct):" in result.stderr and f"--- {data}:2 (instruct):" in result.stderr
     assert f"--- {data}:3" not in result.stderr
@@ -211,22 +285,61 @@ def test_a_broken_tokenizer_or_undecodable_data_exit_2_naming_them(tok_dir, tmp_
     bad.mkdir()
     (bad / "tokenizer.json").write_text("{not json", encoding="utf-8")
     src = corpus(tmp_path / "d.txt", 20)
-    for args in (["data", "prepare", "--input", str(src), "--tokenizer", str(bad), "--out", str(tmp_path / "o"),
-                  "--seq-len", "8"],
-                 ["data", "stats", str(src), "--tokenizer", str(bad)],
-                 ["tokenizer", "inspect", str(bad)]):
+    for args in (
+        [
+            "data",
+            "prepare",
+            "--input",
+            str(src),
+            "--tokenizer",
+            str(bad),
+            "--out",
+            str(tmp_path / "o"),
+            "--seq-len",
+            "8",
+        ],
+        ["data", "stats", str(src), "--tokenizer", str(bad)],
+        ["tokenizer", "inspect", str(bad)],
+    ):
         result = invoke(*args)
         assert result.exit_code == 2, (args, result.output)
-        assert f"{bad / 'tokenizer.json'}: not a valid tokenizer.json (" in result.stderr and "Traceback" not in result.output
+        assert (
+            f"{bad / 'tokenizer.json'}: not a valid tokenizer.json (" in result.stderr
+            and "Traceback" not in result.output
+        )
     binary = tmp_path / "b.txt"
     binary.write_bytes(b"\xff\xfe junk\n\xfa\n")
-    result = invoke("data", "prepare", "--input", str(binary), "--tokenizer", str(tok_dir), "--out", str(tmp_path / "o"),
-                    "--seq-len", "8")
+    result = invoke(
+        "data",
+        "prepare",
+        "--input",
+        str(binary),
+        "--tokenizer",
+        str(tok_dir),
+        "--out",
+        str(tmp_path / "o"),
+        "--seq-len",
+        "8",
+    )
     assert result.exit_code == 2
-    assert result.stderr == f"error: {binary}: not a text file (2 line(s) read, none of them UTF-8 text); training " \
-                            f"data is UTF-8 text or JSONL\n"
-    result = invoke("data", "prepare", "--input", str(binary), "--format", "text", "--tokenizer", str(tok_dir),
-                    "--out", str(tmp_path / "o"), "--seq-len", "8")
+    assert (
+        result.stderr == f"error: {binary}: not a text file (2 line(s) read, none of them UTF-8 text); training "
+        f"data is UTF-8 text or JSONL\n"
+    )
+    result = invoke(
+        "data",
+        "prepare",
+        "--input",
+        str(binary),
+        "--format",
+        "text",
+        "--tokenizer",
+        str(tok_dir),
+        "--out",
+        str(tmp_path / "o"),
+        "--seq-len",
+        "8",
+    )
     assert result.exit_code == 2 and f"{binary}:1: not UTF-8 (invalid start byte at byte 0)" in result.stderr
 
 
@@ -236,17 +349,35 @@ def test_stats_on_a_binary_file_says_it_is_not_text(tmp_path):
     shard.write_bytes(bytes(range(1, 120)) * 3 + b"\x00\x00\x07\x00\n\x00" * 50)
     undecodable = tmp_path / "u.txt"
     undecodable.write_bytes(b"\xff\xfe junk\n\xfa\n")
-    for path, why in ((shard, "binary: NUL bytes in its first 64 KB"),
-                      (undecodable, "2 line(s) read, none of them UTF-8 text")):
-        for args in (["data", "stats", str(path)], ["data", "prepare", "--input", str(path), "--tokenizer",
-                                                    str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
-                                                    "--seq-len", "8"]):
+    for path, why in (
+        (shard, "binary: NUL bytes in its first 64 KB"),
+        (undecodable, "2 line(s) read, none of them UTF-8 text"),
+    ):
+        for args in (
+            ["data", "stats", str(path)],
+            [
+                "data",
+                "prepare",
+                "--input",
+                str(path),
+                "--tokenizer",
+                str(tmp_path / "nope"),
+                "--out",
+                str(tmp_path / "o"),
+                "--seq-len",
+                "8",
+            ],
+        ):
             result = invoke(*args)
             assert result.exit_code == 2, (args, result.output)
             if args[1] == "stats":
                 assert result.stdout == ""
-                assert result.stderr == f"error: {path}: not a text file ({why}); training data is UTF-8 text or JSONL\n"
+                assert (
+                    result.stderr == f"error: {path}: not a text file ({why}); training data is UTF-8 text or JSONL\n"
+                )
     result = invoke("data", "stats", str(undecodable), "--format", "text")
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr == (f"error: {undecodable}: not a text file (no line of it is UTF-8: {undecodable}:1: "
-                             f"not UTF-8 (invalid start byte at byte 0))\n")
+    assert result.stderr == (
+        f"error: {undecodable}: not a text file (no line of it is UTF-8: {undecodable}:1: "
+        f"not UTF-8 (invalid start byte at byte 0))\n"
+    )

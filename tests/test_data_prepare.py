@@ -15,17 +15,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import events_of, train_in_process
 
 from engine.data.prepare import MANIFEST, STATE, PrepareError, PrepareSettings, prepare
 from engine.data.shards import open_shards, read_manifest
 from engine.data.signals import batch_signals, split_draws
 from engine.data.tokenizer import train_tokenizer
 
-from helpers import events_of, train_in_process
-
 REPO = Path(__file__).resolve().parent.parent
-VOCAB = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "po", "re", "si", "tu", "va", "ze")
-         for b in ("n", "ra", "th", "lo", "mi", "ss", "ko", "ve", "du", "x", "q", "pi")]
+VOCAB = [
+    f"{a}{b}"
+    for a in ("ka", "lo", "mi", "nu", "po", "re", "si", "tu", "va", "ze")
+    for b in ("n", "ra", "th", "lo", "mi", "ss", "ko", "ve", "du", "x", "q", "pi")
+]
 
 
 def document(rng: random.Random, n: int) -> str:
@@ -82,8 +84,9 @@ def decode_docs(tokens: np.ndarray, tok_dir: Path) -> list[str]:
 
 def test_drops_exactly_what_was_planted_and_keeps_the_rest_in_order(corpus, tmp_path):
     root, info, tok = corpus
-    manifest = prepare([root / "corpus.txt"], tok, tmp_path / "out", PrepareSettings(seq_len=64, val_fraction=0.1,
-                                                                                      shard_tokens=3000))
+    manifest = prepare(
+        [root / "corpus.txt"], tok, tmp_path / "out", PrepareSettings(seq_len=64, val_fraction=0.1, shard_tokens=3000)
+    )
     docs = manifest["documents"]
     want = {}
     for reason in info["expect"].values():
@@ -104,7 +107,8 @@ def test_drops_exactly_what_was_planted_and_keeps_the_rest_in_order(corpus, tmp_
     for shard in m["shards"] + m["val_shards"]:
         assert hashlib.sha256((tmp_path / "out" / shard["file"]).read_bytes()).hexdigest() == shard["sha256"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        [MANIFEST] + [s["file"] for s in m["shards"] + m["val_shards"]])  # no state, no temporaries
+        [MANIFEST] + [s["file"] for s in m["shards"] + m["val_shards"]]
+    )  # no state, no temporaries
 
 
 def test_a_second_run_with_the_same_inputs_does_nothing(corpus, tmp_path):
@@ -115,7 +119,9 @@ def test_a_second_run_with_the_same_inputs_does_nothing(corpus, tmp_path):
     again = prepare([root / "corpus.txt"], tok, tmp_path / "out", settings)
     assert again["skipped"] and again["shards"] == first["shards"]
     assert (tmp_path / "out" / "train_000.bin").stat().st_mtime_ns == mtime
-    other = prepare([root / "corpus.txt"], tok, tmp_path / "out", PrepareSettings(seq_len=64, near_dedup_threshold=None))
+    other = prepare(
+        [root / "corpus.txt"], tok, tmp_path / "out", PrepareSettings(seq_len=64, near_dedup_threshold=None)
+    )
     assert not other.get("skipped") and "near_duplicate" not in other["documents"]["dropped"]
 
 
@@ -123,10 +129,15 @@ def test_filters_and_dedup_can_be_turned_off(corpus, tmp_path):
     from engine.data.quality import QualityRules
 
     root, info, tok = corpus
-    off = QualityRules(min_words=0, max_words=None, max_symbol_ratio=None, max_dup_ngram_fraction=None,
-                       max_top_bigram_fraction=None)
-    m = prepare([root / "corpus.txt"], tok, tmp_path / "out", PrepareSettings(
-        seq_len=64, val_fraction=0.0, near_dedup_threshold=None, exact_dedup=False, rules=off))
+    off = QualityRules(
+        min_words=0, max_words=None, max_symbol_ratio=None, max_dup_ngram_fraction=None, max_top_bigram_fraction=None
+    )
+    m = prepare(
+        [root / "corpus.txt"],
+        tok,
+        tmp_path / "out",
+        PrepareSettings(seq_len=64, val_fraction=0.0, near_dedup_threshold=None, exact_dedup=False, rules=off),
+    )
     assert m["documents"]["dropped"] == {"empty": 2} and m["documents"]["train"] == len(info["lines"]) - 2
     assert m["val_shards"] == [] and m["val_tokens"] == 0
 
@@ -167,13 +178,31 @@ def file_hashes(directory: Path) -> dict[str, str]:
 def test_killed_midway_and_rerun_gives_the_same_shards(tmp_path):
     src = big_corpus(tmp_path / "big.txt", 10)
     tok = train_tokenizer(src, tmp_path / "tok", 400)
-    args = ["data", "prepare", "--input", str(src), "--tokenizer", str(tok), "--seq-len", "128",
-            "--val-fraction", "0.01", "--shard-tokens", "100000"]
+    args = [
+        "data",
+        "prepare",
+        "--input",
+        str(src),
+        "--tokenizer",
+        str(tok),
+        "--seq-len",
+        "128",
+        "--val-fraction",
+        "0.01",
+        "--shard-tokens",
+        "100000",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     def run(out: Path) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "cockpit", *args, "--out", str(out)], cwd=tmp_path, env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            [sys.executable, "-m", "cockpit", *args, "--out", str(out)],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     whole = run(tmp_path / "whole")
     assert whole.wait(timeout=300) == 0, whole.stderr.read()
@@ -211,9 +240,17 @@ def test_killed_midway_and_rerun_gives_the_same_shards(tmp_path):
 def test_the_engine_trains_and_evaluates_on_prepared_shards(corpus, tmp_path, make_run_dir):
     root, _, tok = corpus
     prepare([root / "corpus.txt"], tok, tmp_path / "shards", PrepareSettings(seq_len=64, val_fraction=0.1))
-    run_dir = make_run_dir("prepared", {"data.source": "shards", "data.path": str(tmp_path / "shards"),
-                                        "tokenizer.path": str(tok), "train.max_steps": 10, "train.eval_every": 5,
-                                        "train.eval_batches": 2})
+    run_dir = make_run_dir(
+        "prepared",
+        {
+            "data.source": "shards",
+            "data.path": str(tmp_path / "shards"),
+            "tokenizer.path": str(tok),
+            "train.max_steps": 10,
+            "train.eval_every": 5,
+            "train.eval_batches": 2,
+        },
+    )
     assert train_in_process(run_dir) == 0, (run_dir / "logs" / "engine.log").read_text()[-3000:]
     events = events_of(run_dir)
     evals = [e for e in events if e["type"] == "eval"]
@@ -232,7 +269,9 @@ def test_shard_writer_closes_at_document_boundaries_in_uint32(tmp_path):
     writer.add(tokens[12:], np.array([3, 13]), [2, 5])
     writer.close(end_position=None)
     assert [(s["file"], s["tokens"], s["end_position"]) for s in writer.shards] == [
-        ("train_000.bin", 12, 2), ("train_001.bin", 13, 6)]  # 13 >= 10: closed inside add
+        ("train_000.bin", 12, 2),
+        ("train_001.bin", 13, 6),
+    ]  # 13 >= 10: closed inside add
     assert len(closed) == 2
     back = np.concatenate([np.fromfile(tmp_path / s["file"], dtype="<u4") for s in writer.shards])
     np.testing.assert_array_equal(back, tokens)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import events_of, train_in_process
 
 from engine.data.prepare import PrepareSettings, prepare
 from engine.data.render import encode_segments_batch, markers_are_special, render_record
@@ -16,15 +17,23 @@ from engine.data.shards import open_masks, open_shards
 from engine.data.text import BatchIterator
 from engine.data.tokenizer import CHAT_TEMPLATE, CHAT_TOKENS, train_tokenizer
 
-from helpers import events_of, train_in_process
-
 RECORDS = {
     "instruct": {"instruction": "add the numbers", "input": "2 3", "output": "5"},
-    "chat": {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
-                          {"role": "assistant", "content": "hello"}, {"role": "user", "content": "bye"},
-                          {"role": "assistant", "content": "see you"}]},
-    "tool": {"user_message": "weather in Oslo?", "tool_calls": [{"name": "weather", "arguments": {"city": "Oslo"}}],
-             "tool_results": [{"temp": 3}], "assistant_response": "3 degrees"},
+    "chat": {
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "bye"},
+            {"role": "assistant", "content": "see you"},
+        ]
+    },
+    "tool": {
+        "user_message": "weather in Oslo?",
+        "tool_calls": [{"name": "weather", "arguments": {"city": "Oslo"}}],
+        "tool_results": [{"temp": 3}],
+        "assistant_response": "3 degrees",
+    },
     "reasoning": {"question": "2+2?", "reasoning": "two and two", "answer": "4"},
     "kd": {"prompt": "say hi", "teacher_text": "hi!", "metadata": {"teacher": "big"}},
 }
@@ -32,8 +41,10 @@ RECORDS = {
 LEARNT = {
     "instruct": ["5<|im_end|>\n"],
     "chat": ["hello<|im_end|>\n", "see you<|im_end|>\n"],
-    "tool": ['<tool_call>\n{"arguments": {"city": "Oslo"}, "name": "weather"}\n</tool_call><|im_end|>\n',
-             "3 degrees<|im_end|>\n"],
+    "tool": [
+        '<tool_call>\n{"arguments": {"city": "Oslo"}, "name": "weather"}\n</tool_call><|im_end|>\n',
+        "3 degrees<|im_end|>\n",
+    ],
     "reasoning": ["<think>\ntwo and two\n</think>\n\n4<|im_end|>\n"],
     "kd": ["hi!<|im_end|>\n"],
 }
@@ -43,8 +54,9 @@ LEARNT = {
 def tok_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("render-tok")
     texts = [json.dumps(r) for r in RECORDS.values()] * 20 + ["the quick brown fox jumps over the lazy dog"] * 20
-    return train_tokenizer(None, root / "tok", 400, texts=texts, extra_special_tokens=CHAT_TOKENS,
-                           chat_template=CHAT_TEMPLATE)
+    return train_tokenizer(
+        None, root / "tok", 400, texts=texts, extra_special_tokens=CHAT_TOKENS, chat_template=CHAT_TEMPLATE
+    )
 
 
 @pytest.mark.parametrize("fmt", sorted(RECORDS))
@@ -108,17 +120,26 @@ def test_the_engine_fine_tunes_on_masked_shards(tok_dir, tmp_path, make_run_dir)
     rows = []
     for i in range(300):
         rows.append({"instruction": f"add {i} and {i + 1}", "output": f"{2 * i + 1}"})
-        rows.append({"messages": [{"role": "user", "content": f"say the number {i}"},
-                                  {"role": "assistant", "content": f"{i}"}]})
+        rows.append(
+            {"messages": [{"role": "user", "content": f"say the number {i}"}, {"role": "assistant", "content": f"{i}"}]}
+        )
     data = tmp_path / "sft.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows[0::2]), encoding="utf-8")
     chat = tmp_path / "chat.jsonl"
     chat.write_text("".join(json.dumps(r) + "\n" for r in rows[1::2]), encoding="utf-8")
     m = prepare([data, chat], tok_dir, tmp_path / "shards", PrepareSettings(seq_len=64, val_fraction=0.1))
     assert m["loss_mask"] and m["val_shards"][0]["mask_file"] == "val_000.mask.bin"
-    run_dir = make_run_dir("sft", {"data.source": "shards", "data.path": str(tmp_path / "shards"),
-                                   "tokenizer.path": str(tok_dir), "train.max_steps": 10, "train.eval_every": 10,
-                                   "train.eval_batches": 2})
+    run_dir = make_run_dir(
+        "sft",
+        {
+            "data.source": "shards",
+            "data.path": str(tmp_path / "shards"),
+            "tokenizer.path": str(tok_dir),
+            "train.max_steps": 10,
+            "train.eval_every": 10,
+            "train.eval_batches": 2,
+        },
+    )
     assert train_in_process(run_dir) == 0, (run_dir / "logs" / "engine.log").read_text()[-3000:]
     events = events_of(run_dir)
     logs = " ".join(e.get("message", "") for e in events if e["type"] == "log")
@@ -135,11 +156,21 @@ def test_readiness_check_reports_the_prepared_split_and_the_mask(tok_dir, tmp_pa
     from engine.config import RunConfig
 
     data = tmp_path / "sft.jsonl"
-    data.write_text("".join(json.dumps({"instruction": f"count to {i}", "output": " ".join(map(str, range(i)))}) + "\n"
-                            for i in range(1, 200)), encoding="utf-8")
+    data.write_text(
+        "".join(
+            json.dumps({"instruction": f"count to {i}", "output": " ".join(map(str, range(i)))}) + "\n"
+            for i in range(1, 200)
+        ),
+        encoding="utf-8",
+    )
     m = prepare([data], tok_dir, tmp_path / "shards", PrepareSettings(seq_len=16, val_fraction=0.2))
-    cfg = RunConfig.model_validate({"data": {"source": "shards", "path": str(tmp_path / "shards")},
-                                    "tokenizer": {"path": str(tok_dir)}, "train": {"seq_len": 16}}).resolved(tmp_path)
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"source": "shards", "path": str(tmp_path / "shards")},
+            "tokenizer": {"path": str(tok_dir)},
+            "train": {"seq_len": 16},
+        }
+    ).resolved(tmp_path)
     tokens = next(r for r in check_dataset(CheckContext(config_path=None, cfg=cfg)) if r.id == "dataset.tokens")
     assert tokens.status == "ok" and f"{m['val_tokens']:,} in the validation shards" in tokens.detail
     assert f"{m['total_tokens']:,} training tokens" in tokens.detail and "loss mask" in tokens.detail

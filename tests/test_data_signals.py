@@ -11,7 +11,6 @@ from engine.data.dedup import EXACT, NEAR, Deduplicator, lsh_params
 from engine.data.quality import QualityRules
 from engine.data.signals import SHINGLE_WORDS, batch_signals, split_draws
 
-
 POOL = [f"w{i}x{random.Random(i).randrange(10**6)}" for i in range(100_000)]
 
 
@@ -22,7 +21,7 @@ def words(n: int, seed: int, vocab: int = 3000) -> list[str]:
 
 
 def shingles(ws: list[str]) -> set[tuple[str, ...]]:
-    return {tuple(ws[i:i + SHINGLE_WORDS]) for i in range(len(ws) - SHINGLE_WORDS + 1)}
+    return {tuple(ws[i : i + SHINGLE_WORDS]) for i in range(len(ws) - SHINGLE_WORDS + 1)}
 
 
 def test_word_counts_and_symbol_ratio():
@@ -75,7 +74,7 @@ def test_lsh_parameters_separate_the_threshold():
     assert bands * rows <= 128
 
     def p(s):
-        return 1 - (1 - s ** rows) ** bands
+        return 1 - (1 - s**rows) ** bands
 
     assert p(0.95) > 0.99 and p(0.9) > 0.9 and p(0.5) < 0.02 and 0.3 < p(0.8) < 0.8
     with pytest.raises(ValueError, match="between 0 and 1"):
@@ -91,14 +90,18 @@ def test_deduplicator_keeps_first_occurrences():
     sig = batch_signals(docs, 128)
     dedup = Deduplicator(0.8, 128)
     bands = dedup.band_keys(sig.signatures)
-    kept = [dedup.add_exact(k) and dedup.add_near(sig.signatures[i], bands[i])
-            for i, k in enumerate(sig.exact_keys.tolist())]
+    kept = [
+        dedup.add_exact(k) and dedup.add_near(sig.signatures[i], bands[i])
+        for i, k in enumerate(sig.exact_keys.tolist())
+    ]
     assert kept == [True, False, False, True, True]
     assert dedup.counts == {EXACT: 1, NEAR: 1} and dedup.kept == 3
 
     exact_only = Deduplicator(None)
-    assert [exact_only.add_exact(k) and exact_only.add_near(sig.signatures[i], None)
-            for i, k in enumerate(sig.exact_keys.tolist())] == [True, False, True, True, True]
+    assert [
+        exact_only.add_exact(k) and exact_only.add_near(sig.signatures[i], None)
+        for i, k in enumerate(sig.exact_keys.tolist())
+    ] == [True, False, True, True, True]
 
 
 def test_deduplicator_grows_past_its_first_block():
@@ -111,10 +114,19 @@ def test_deduplicator_grows_past_its_first_block():
 
 
 def test_quality_rules_name_the_reason():
-    docs = ["hi there", " ".join(words(10, 7)), "@@ ## $$ %% ^^ && **", " ".join(["buy now"] * 15),
-            " ".join(words(25, 8))]
+    docs = [
+        "hi there",
+        " ".join(words(10, 7)),
+        "@@ ## $$ %% ^^ && **",
+        " ".join(["buy now"] * 15),
+        " ".join(words(25, 8)),
+    ]
     reasons = QualityRules().reasons(batch_signals(docs, None))
     assert reasons == ["too_short", None, "symbols", "repetition", None]
-    assert QualityRules(min_words=0, max_symbol_ratio=None, max_dup_ngram_fraction=None,
-                        max_top_bigram_fraction=None).reasons(batch_signals(docs, None)) == [None] * 5
+    assert (
+        QualityRules(
+            min_words=0, max_symbol_ratio=None, max_dup_ngram_fraction=None, max_top_bigram_fraction=None
+        ).reasons(batch_signals(docs, None))
+        == [None] * 5
+    )
     assert QualityRules(max_words=9).reasons(batch_signals(docs[1:2], None)) == ["too_long"]

@@ -9,20 +9,30 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+from helpers import events_of, train_in_process
 
 from engine.rundir import RunPaths, latest_checkpoint
-from helpers import events_of, train_in_process
 
 pytestmark = pytest.mark.slow
 
-CONFIG = {"train.max_steps": 20, "train.log_every": 1, "train.save_every": 5, "train.eval_every": 5,
-          "train.eval_batches": 2, "train.save_total_limit": 2, "data.val_fraction": 0.05, "telemetry.enabled": False}
+CONFIG = {
+    "train.max_steps": 20,
+    "train.log_every": 1,
+    "train.save_every": 5,
+    "train.eval_every": 5,
+    "train.eval_batches": 2,
+    "train.save_total_limit": 2,
+    "data.val_fraction": 0.05,
+    "telemetry.enabled": False,
+}
 
 
 @pytest.fixture(scope="module")
 def runs(make_run_dir):
-    dirs = {"plain": make_run_dir("loop-plain", CONFIG),
-            "gc": make_run_dir("loop-gc", {**CONFIG, "train.gradient_checkpointing": True})}
+    dirs = {
+        "plain": make_run_dir("loop-plain", CONFIG),
+        "gc": make_run_dir("loop-gc", {**CONFIG, "train.gradient_checkpointing": True}),
+    }
     for run_dir in dirs.values():
         assert train_in_process(run_dir) == 0, RunPaths(run_dir).engine_log.read_text(errors="replace")
     return {name: (d, events_of(d)) for name, d in dirs.items()}
@@ -66,12 +76,19 @@ def test_prune_keeps_the_best_eval_checkpoint_even_when_oldest(tmp_path):
     for step in (5, 10, 15, 20):
         (ckpts / f"checkpoint-{step}").mkdir(parents=True)
     emitted = []
-    fake = SimpleNamespace(cfg=SimpleNamespace(train=SimpleNamespace(save_total_limit=2)),
-                           paths=RunPaths(tmp_path), step=20, best_eval_step=5,
-                           bus=SimpleNamespace(emit=lambda type_, **p: emitted.append((type_, p))))
+    fake = SimpleNamespace(
+        cfg=SimpleNamespace(train=SimpleNamespace(save_total_limit=2)),
+        paths=RunPaths(tmp_path),
+        step=20,
+        best_eval_step=5,
+        bus=SimpleNamespace(emit=lambda type_, **p: emitted.append((type_, p))),
+    )
     Trainer.prune_checkpoints(fake)
     assert sorted(p.name for p in ckpts.iterdir()) == ["checkpoint-20", "checkpoint-5"]
-    assert [(t, p["action"], p["step"]) for t, p in emitted] == [("checkpoint", "pruned", 10), ("checkpoint", "pruned", 15)]
+    assert [(t, p["action"], p["step"]) for t, p in emitted] == [
+        ("checkpoint", "pruned", 10),
+        ("checkpoint", "pruned", 15),
+    ]
 
 
 def test_step_time_splits_into_data_wait_and_compute(runs):
@@ -131,19 +148,32 @@ def test_tensorboard_sink_writes_numeric_scalars(monkeypatch, tmp_path):
     logger.log({"loss": 2.5, "lr": 1e-3, "mfu": None, "data_position": [0, 8], "eta_s": float("nan")}, step=7)
     sink.write({"loss": 2.0}, 10, prefix="eval")
     logger.close()
-    assert calls == [("init", str(tmp_path / "tb")), ("train/loss", 2.5, 7), ("train/lr", 1e-3, 7),
-                     ("eval/loss", 2.0, 10), ("close",)]
+    assert calls == [
+        ("init", str(tmp_path / "tb")),
+        ("train/loss", 2.5, 7),
+        ("train/lr", 1e-3, 7),
+        ("eval/loss", 2.0, 10),
+        ("close",),
+    ]
 
 
 def test_eval_without_held_out_text_fails_before_training_with_a_clear_message(engine_data_dir, tmp_path):
     import torch
+    from helpers import small_run_config
 
     from engine.controls import Controls
     from engine.train import run
-    from helpers import small_run_config
 
-    cfg = small_run_config(engine_data_dir, {"data.val_fraction": 0.0, "train.eval_every": 5, "train.max_steps": 10,
-                                             "telemetry.enabled": False, "events.enabled": False}).resolved(tmp_path)
+    cfg = small_run_config(
+        engine_data_dir,
+        {
+            "data.val_fraction": 0.0,
+            "train.eval_every": 5,
+            "train.max_steps": 10,
+            "telemetry.enabled": False,
+            "events.enabled": False,
+        },
+    ).resolved(tmp_path)
     run_dir = tmp_path / "no-val"
     run_dir.mkdir()
     threads = torch.get_num_threads()

@@ -105,7 +105,7 @@ def follow_in_thread(client: RunClient, stop: threading.Event, **kwargs):
         try:
             for event in client.follow(stop=stop, **kwargs):
                 got.append((event.seq, time.monotonic()))
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)

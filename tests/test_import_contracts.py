@@ -30,7 +30,10 @@ def lint_imports(root: Path) -> tuple[int, dict[str, str], str]:
     """Run `lint-imports` on the tree at ``root``: exit code, each contract's verdict, the output."""
     result = subprocess.run(
         [str(LINT_IMPORTS), "--no-cache"],  # reads ./pyproject.toml
-        cwd=root, capture_output=True, text=True, timeout=60,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "COLUMNS": "400"},  # one contract per line: no wrapped names
     )
     output = result.stdout + result.stderr
@@ -38,7 +41,7 @@ def lint_imports(root: Path) -> tuple[int, dict[str, str], str]:
     for line in output.splitlines():
         for name in CONTRACTS:
             if line.startswith(name + " "):
-                verdicts[name] = line[len(name) + 1:].split()[0]
+                verdicts[name] = line[len(name) + 1 :].split()[0]
     return result.returncode, verdicts, output
 
 
@@ -53,8 +56,7 @@ def copy_tree(tmp_path: Path) -> Path:
     """The four packages' sources and pyproject.toml, copied to a directory of their own."""
     root = tmp_path / "tree"
     for package in ROOTS:
-        shutil.copytree(REPO / package, root / package,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
     return root
 
@@ -66,15 +68,21 @@ COCKPIT_DEFERRED = "cockpit reaches the torch stack only through the deferred im
 
 # The module that gets one more import, the import, the chain reported, and the contracts it breaks.
 VIOLATIONS = [
-    ("engine/rundir.py", "import cockpit\n", "engine.rundir -> cockpit",
-     {ENGINE_NOT_COCKPIT}),
-    ("cockpit/widgets/bars.py", "from cockpit.checks import base\n",
-     "cockpit.widgets.bars -> cockpit.checks.base", {WIDGETS_NOT_CHECKS}),
+    ("engine/rundir.py", "import cockpit\n", "engine.rundir -> cockpit", {ENGINE_NOT_COCKPIT}),
+    (
+        "cockpit/widgets/bars.py",
+        "from cockpit.checks import base\n",
+        "cockpit.widgets.bars -> cockpit.checks.base",
+        {WIDGETS_NOT_CHECKS},
+    ),
     # inside a function: still an import to import-linter, so a torch-free module may not have one
-    ("cockpit/run_state.py", "def _late():\n    import torch\n", "cockpit.run_state -> torch",
-     {TORCH_FREE, COCKPIT_DEFERRED}),
-    ("cockpit/checks/dry_run.py", "import torch\n", "cockpit.checks.dry_run -> torch",
-     {COCKPIT_DEFERRED}),
+    (
+        "cockpit/run_state.py",
+        "def _late():\n    import torch\n",
+        "cockpit.run_state -> torch",
+        {TORCH_FREE, COCKPIT_DEFERRED},
+    ),
+    ("cockpit/checks/dry_run.py", "import torch\n", "cockpit.checks.dry_run -> torch", {COCKPIT_DEFERRED}),
 ]
 
 

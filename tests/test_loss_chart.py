@@ -42,7 +42,9 @@ def test_axes_ticks_and_labels():
     assert axis.count("┬") == len(labels.split())
     # There are dots, and they fall from the top left to the bottom right.
     first_col = gutter + 1
-    rows_with_dots_left = [i for i, line in enumerate(body) if any(ord(c) >= 0x2800 for c in line[first_col:first_col + 3])]
+    rows_with_dots_left = [
+        i for i, line in enumerate(body) if any(ord(c) >= 0x2800 for c in line[first_col : first_col + 3])
+    ]
     rows_with_dots_right = [i for i, line in enumerate(body) if any(ord(c) >= 0x2800 for c in line[-4:])]
     assert min(rows_with_dots_left) < min(rows_with_dots_right)
 

@@ -35,6 +35,7 @@ def fake_pynvml(devices: list[dict], driver=b"550.54.15", init=lambda: None) -> 
         def call(handle, *args):
             value = devices[handle][key]
             return value(*args) if callable(value) else value
+
         return call
 
     def nvml_init():
@@ -54,10 +55,20 @@ def fake_pynvml(devices: list[dict], driver=b"550.54.15", init=lambda: None) -> 
     return nv
 
 
-H100 = {"name": b"NVIDIA H100 80GB HBM3", "util": SimpleNamespace(gpu=87, memory=40),
-        "mem": SimpleNamespace(used=60 * GIB, free=20 * GIB, total=80 * GIB), "temp": 71, "power": 612_500}
-QUIET = {"name": "NVIDIA A10", "util": refuse, "mem": SimpleNamespace(used=1 * GIB, free=23 * GIB, total=24 * GIB),
-         "temp": refuse, "power": refuse}
+H100 = {
+    "name": b"NVIDIA H100 80GB HBM3",
+    "util": SimpleNamespace(gpu=87, memory=40),
+    "mem": SimpleNamespace(used=60 * GIB, free=20 * GIB, total=80 * GIB),
+    "temp": 71,
+    "power": 612_500,
+}
+QUIET = {
+    "name": "NVIDIA A10",
+    "util": refuse,
+    "mem": SimpleNamespace(used=1 * GIB, free=23 * GIB, total=24 * GIB),
+    "temp": refuse,
+    "power": refuse,
+}
 
 
 def test_without_a_gpu_nvml_reports_none_and_raises_nothing():
@@ -80,10 +91,26 @@ def test_each_field_maps_to_its_reading_and_a_refused_one_is_none(monkeypatch):
         first, second = nvml.read()
         assert nv.calls == ["init"]  # initialised once, however often it is read
     assert nv.calls == ["init", "shutdown"]
-    assert first == GpuReading(index=0, name="NVIDIA H100 80GB HBM3", util=87.0, mem_used=60 * GIB,
-                               mem_free=20 * GIB, mem_total=80 * GIB, temp_c=71.0, power_w=612.5)
-    assert second == GpuReading(index=1, name="NVIDIA A10", util=None, mem_used=1 * GIB, mem_free=23 * GIB,
-                                mem_total=24 * GIB, temp_c=None, power_w=None)
+    assert first == GpuReading(
+        index=0,
+        name="NVIDIA H100 80GB HBM3",
+        util=87.0,
+        mem_used=60 * GIB,
+        mem_free=20 * GIB,
+        mem_total=80 * GIB,
+        temp_c=71.0,
+        power_w=612.5,
+    )
+    assert second == GpuReading(
+        index=1,
+        name="NVIDIA A10",
+        util=None,
+        mem_used=1 * GIB,
+        mem_free=23 * GIB,
+        mem_total=24 * GIB,
+        temp_c=None,
+        power_w=None,
+    )
     with pytest.raises(AttributeError):
         first.util = 0.0  # frozen: a reading is a record of one moment
 
@@ -105,10 +132,24 @@ def test_the_telemetry_payload_keeps_its_keys_and_units(monkeypatch):
         sample = sample_system(gpus=nvml)
     make_event("telemetry", "r", 0, **sample)
     assert sample["gpus"] == [
-        {"index": 0, "name": "NVIDIA H100 80GB HBM3", "util": 87.0, "mem_used": 60 * GIB, "mem_total": 80 * GIB,
-         "temp_c": 71.0, "power_w": 612.5},
-        {"index": 1, "name": "NVIDIA A10", "util": None, "mem_used": 1 * GIB, "mem_total": 24 * GIB,
-         "temp_c": None, "power_w": None},
+        {
+            "index": 0,
+            "name": "NVIDIA H100 80GB HBM3",
+            "util": 87.0,
+            "mem_used": 60 * GIB,
+            "mem_total": 80 * GIB,
+            "temp_c": 71.0,
+            "power_w": 612.5,
+        },
+        {
+            "index": 1,
+            "name": "NVIDIA A10",
+            "util": None,
+            "mem_used": 1 * GIB,
+            "mem_total": 24 * GIB,
+            "temp_c": None,
+            "power_w": None,
+        },
     ]
 
 
@@ -118,9 +159,13 @@ def test_the_environment_check_and_the_launcher_count_through_it(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([H100, QUIET]))
     assert gpu_count() == 2
-    assert gpus() == ([{"index": 0, "name": "NVIDIA H100 80GB HBM3", "memory_total": 80 * GIB, "memory_free": 20 * GIB},
-                       {"index": 1, "name": "NVIDIA A10", "memory_total": 24 * GIB, "memory_free": 23 * GIB}],
-                      "550.54.15")
+    assert gpus() == (
+        [
+            {"index": 0, "name": "NVIDIA H100 80GB HBM3", "memory_total": 80 * GIB, "memory_free": 20 * GIB},
+            {"index": 1, "name": "NVIDIA A10", "memory_total": 24 * GIB, "memory_free": 23 * GIB},
+        ],
+        "550.54.15",
+    )
     # memory it cannot read: the check reports no GPU rather than a half-known one, as before
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([dict(H100, mem=refuse)]))
     assert gpus() == ([], None)

@@ -13,8 +13,19 @@ from typer.testing import CliRunner
 from cockpit.cli import app
 from presets import FAMILIES, PresetError, list_presets, load_preset
 
-EXPECTED = {"tiny", "nano", "dense_75m", "dense_175m", "mac_nano", "mac_mini", "expert_75m", "mac_base",
-            "mac_plus", "neox_1_2b", "worker_9b"}
+EXPECTED = {
+    "tiny",
+    "nano",
+    "dense_75m",
+    "dense_175m",
+    "mac_nano",
+    "mac_mini",
+    "expert_75m",
+    "mac_base",
+    "mac_plus",
+    "neox_1_2b",
+    "worker_9b",
+}
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +66,26 @@ def _shown(preset: str, overrides: dict) -> dict:
     return json.loads(result.output)
 
 
-@pytest.mark.parametrize("preset,overrides,vocab", [(p, {}, None) for p in list_presets()] + OVERRIDES,
-                         ids=lambda x: str(x) if not isinstance(x, dict) else ",".join(x) or "-")
+@pytest.mark.parametrize(
+    "preset,overrides,vocab",
+    [(p, {}, None) for p in list_presets()] + OVERRIDES,
+    ids=lambda x: str(x) if not isinstance(x, dict) else ",".join(x) or "-",
+)
 def test_torch_free_figures_equal_the_meta_model(preset, overrides, vocab, listed):
     """What `presets list` and `presets show` print, and the model facts `cockpit check` sizes a run
     with, all come from formulas (no torch); here they meet the model Transformers builds."""
     import torch
 
     from cockpit.checks.model_facts import model_facts
-    from engine.model import (active_params, build_meta_model, count_params, expert_sizes, flops_per_token,
-                              model_config, num_experts)
+    from engine.model import (
+        active_params,
+        build_meta_model,
+        count_params,
+        expert_sizes,
+        flops_per_token,
+        model_config,
+        num_experts,
+    )
     from engine.sizing import training_memory
 
     mcfg = model_config(preset, overrides, vocab)
@@ -75,10 +96,17 @@ def test_torch_free_figures_equal_the_meta_model(preset, overrides, vocab, liste
     seq = mcfg.max_position_embeddings
     facts = model_facts(SimpleNamespace(preset=preset, model=overrides), vocab)
     assert (facts["total_params"], facts["active_params"]) == (total, active_params(model, mcfg, total))
-    assert (facts["vocab_size"], facts["layers"], facts["hidden"], facts["max_position_embeddings"]) \
-        == (mcfg.vocab_size, mcfg.num_hidden_layers, mcfg.hidden_size, seq)
-    assert (facts["experts"], facts["experts_per_token"], facts["tied_embeddings"]) \
-        == (n_exp, top_k, bool(mcfg.tie_word_embeddings))
+    assert (facts["vocab_size"], facts["layers"], facts["hidden"], facts["max_position_embeddings"]) == (
+        mcfg.vocab_size,
+        mcfg.num_hidden_layers,
+        mcfg.hidden_size,
+        seq,
+    )
+    assert (facts["experts"], facts["experts_per_token"], facts["tied_embeddings"]) == (
+        n_exp,
+        top_k,
+        bool(mcfg.tie_word_embeddings),
+    )
     if facts["family"] != "gpt_neox":
         assert facts["kv_heads"] == mcfg.num_key_value_heads
         assert facts["head_dim"] == (getattr(mcfg, "head_dim", None) or mcfg.hidden_size // mcfg.num_attention_heads)
@@ -86,13 +114,21 @@ def test_torch_free_figures_equal_the_meta_model(preset, overrides, vocab, liste
         return
     shown = _shown(preset, overrides)
     want = {
-        "model_class": type(model).__name__, "layers": mcfg.num_hidden_layers, "hidden": mcfg.hidden_size,
+        "model_class": type(model).__name__,
+        "layers": mcfg.num_hidden_layers,
+        "hidden": mcfg.hidden_size,
         "heads": mcfg.num_attention_heads,
         "kv_heads": getattr(mcfg, "num_key_value_heads", None) or mcfg.num_attention_heads,
-        "intermediate": mcfg.intermediate_size, "experts": n_exp, "experts_per_token": top_k,
-        "vocab_size": mcfg.vocab_size, "max_seq_len": seq, "tied_embeddings": bool(mcfg.tie_word_embeddings),
-        "total_params": total, "active_params": active_params(model, mcfg, total),
-        "expert_params": sum(expert_sizes(model, mcfg)), "flops_per_token": flops_per_token(mcfg, total, seq),
+        "intermediate": mcfg.intermediate_size,
+        "experts": n_exp,
+        "experts_per_token": top_k,
+        "vocab_size": mcfg.vocab_size,
+        "max_seq_len": seq,
+        "tied_embeddings": bool(mcfg.tie_word_embeddings),
+        "total_params": total,
+        "active_params": active_params(model, mcfg, total),
+        "expert_params": sum(expert_sizes(model, mcfg)),
+        "flops_per_token": flops_per_token(mcfg, total, seq),
     }
     assert {k: shown[k] for k in want} == want
     memory = training_memory(total, mcfg.num_hidden_layers, mcfg.hidden_size, mcfg.vocab_size, top_k, seq)
@@ -102,10 +138,12 @@ def test_torch_free_figures_equal_the_meta_model(preset, overrides, vocab, liste
 
 
 def test_presets_list_and_show_import_neither_torch_nor_transformers():
-    code = ("import sys\nfrom typer.testing import CliRunner\nfrom cockpit.cli import app\n"
-            "for args in (['presets', 'list'], ['presets', 'show', 'mac_mini', '--set', 'num_hidden_layers=2']):\n"
-            "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
-            "print('LOADED=' + ','.join(m for m in ('torch', 'transformers') if m in sys.modules))")
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom cockpit.cli import app\n"
+        "for args in (['presets', 'list'], ['presets', 'show', 'mac_mini', '--set', 'num_hidden_layers=2']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
+        "print('LOADED=' + ','.join(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "LOADED=\n" in out.stdout + "\n"
 
@@ -117,8 +155,14 @@ def test_shapes_from_the_issue(listed):
     assert shape["expert_75m"] == ("mixtral", 16, 896, 6) and shape["mac_base"] == ("mixtral", 16, 640, 8)
     assert shape["mac_plus"] == ("mixtral", 18, 704, 8)
     neox = listed["neox_1_2b"]
-    assert (neox["family"], neox["layers"], neox["hidden"], neox["heads"], neox["vocab_size"], neox["max_seq_len"]) \
-        == ("gpt_neox", 24, 2048, 16, 50257, 2048)
+    assert (neox["family"], neox["layers"], neox["hidden"], neox["heads"], neox["vocab_size"], neox["max_seq_len"]) == (
+        "gpt_neox",
+        24,
+        2048,
+        16,
+        50257,
+        2048,
+    )
     assert neox["model_class"] == "GPTNeoXForCausalLM"
     w = listed["worker_9b"]
     assert 8.5e9 < w["total_params"] < 9.5e9 and w["kv_heads"] < w["heads"]
@@ -142,12 +186,34 @@ def test_moe_active_is_total_minus_idle_experts(listed):
 
 def test_tiny_and_nano_unchanged():
     tiny, nano = load_preset("tiny"), load_preset("nano")
-    assert {k: tiny[k] for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-                                 "intermediate_size", "max_position_embeddings", "tie_word_embeddings")} \
-        == {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
-            "intermediate_size": 384, "max_position_embeddings": 512, "tie_word_embeddings": True}
-    assert (nano["hidden_size"], nano["num_hidden_layers"], nano["num_attention_heads"], nano["num_key_value_heads"],
-            nano["intermediate_size"], nano["max_position_embeddings"]) == (256, 6, 8, 4, 768, 1024)
+    assert {
+        k: tiny[k]
+        for k in (
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "tie_word_embeddings",
+        )
+    } == {
+        "hidden_size": 128,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 384,
+        "max_position_embeddings": 512,
+        "tie_word_embeddings": True,
+    }
+    assert (
+        nano["hidden_size"],
+        nano["num_hidden_layers"],
+        nano["num_attention_heads"],
+        nano["num_key_value_heads"],
+        nano["intermediate_size"],
+        nano["max_position_embeddings"],
+    ) == (256, 6, 8, 4, 768, 1024)
 
 
 def test_overrides_apply_and_the_tokenizer_vocab_wins():
@@ -161,7 +227,9 @@ def test_overrides_apply_and_the_tokenizer_vocab_wins():
     small = preset_summary("dense_75m", {"num_hidden_layers": 2})
     assert small["layers"] == 2 and small["total_params"] < preset_summary("dense_75m")["total_params"]
     assert model_config("tiny", {"vocab_size": 320}, vocab_size=300).vocab_size == 320  # padded embedding
-    with pytest.raises(PresetError, match=r"model.vocab_size \(256\) is smaller than the tokenizer's vocabulary \(300\)"):
+    with pytest.raises(
+        PresetError, match=r"model.vocab_size \(256\) is smaller than the tokenizer's vocabulary \(300\)"
+    ):
         model_config("tiny", {"vocab_size": 256}, vocab_size=300)
     with pytest.raises(PresetError, match="model.num_local_experts: not a field of a llama model"):
         model_config("tiny", {"num_local_experts": 4})
@@ -172,8 +240,17 @@ def test_a_small_moe_trains_one_step():
 
     from engine.model import build_model, flops_per_token, model_config
 
-    cfg = model_config("mac_nano", {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2,
-                                    "num_key_value_heads": 1, "intermediate_size": 16}, vocab_size=64)
+    cfg = model_config(
+        "mac_nano",
+        {
+            "num_hidden_layers": 1,
+            "hidden_size": 32,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "intermediate_size": 16,
+        },
+        vocab_size=64,
+    )
     model = build_model(cfg)
     x = torch.randint(0, 64, (2, 8))
     model(input_ids=x, labels=x).loss.backward()
@@ -195,37 +272,59 @@ def test_show_prints_counts_and_memory():
 
 
 def test_show_applies_overrides_like_a_run_config():
-    result = CliRunner().invoke(app, ["presets", "show", "mac_mini", "--json", "--set", "num_hidden_layers=2",
-                                      "--set", "model.num_local_experts=4"])
+    result = CliRunner().invoke(
+        app,
+        ["presets", "show", "mac_mini", "--json", "--set", "num_hidden_layers=2", "--set", "model.num_local_experts=4"],
+    )
     assert result.exit_code == 0, result.output
     s = json.loads(result.output)
     assert (s["layers"], s["experts"]) == (2, 4) and s["fields"]["num_hidden_layers"] == 2
     bad = CliRunner().invoke(app, ["presets", "show", "tiny", "--set", "num_experts_pe=2"])
     assert bad.exit_code == 2 and "model.num_experts_pe: not a field of a llama model" in bad.output
-    for bad, says in (("hidden_size=abc", "model.hidden_size: 'abc' is not allowed: a positive integer (1 or more)"),
-                      ("num_hidden_layers=-1", "model.num_hidden_layers: -1 is not allowed: a positive integer (1 or more)"),
-                      ("hidden_size=130", "hidden_size (130) is not a multiple of num_attention_heads (4)")):
+    for bad, says in (
+        ("hidden_size=abc", "model.hidden_size: 'abc' is not allowed: a positive integer (1 or more)"),
+        ("num_hidden_layers=-1", "model.num_hidden_layers: -1 is not allowed: a positive integer (1 or more)"),
+        ("hidden_size=130", "hidden_size (130) is not a multiple of num_attention_heads (4)"),
+    ):
         typed = CliRunner().invoke(app, ["presets", "show", "tiny", "--set", bad])
         assert typed.exit_code == 2 and f"error: {says}" in typed.output and "Traceback" not in typed.output
 
 
 SMALL_MODELS = {
-    "mac_nano": ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-                  "intermediate_size": 64, "num_local_experts": 3}, "MixtralForCausalLM"),
-    "neox_1_2b": ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128},
-                  "GPTNeoXForCausalLM"),
+    "mac_nano": (
+        {
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "intermediate_size": 64,
+            "num_local_experts": 3,
+        },
+        "MixtralForCausalLM",
+    ),
+    "neox_1_2b": (
+        {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128},
+        "GPTNeoXForCausalLM",
+    ),
 }
 
 
 @pytest.mark.parametrize("preset", sorted(SMALL_MODELS))
 def test_engine_trains_a_shrunk_preset_and_its_checkpoint_loads(preset, make_run_dir):
+    from helpers import events_of, train_in_process
     from transformers import AutoModelForCausalLM
 
-    from helpers import events_of, train_in_process
-
     fields, class_name = SMALL_MODELS[preset]
-    run_dir = make_run_dir(preset, overrides={"preset": preset, "model": fields, "train.max_steps": 6,
-                                              "train.warmup_steps": 1, "telemetry.enabled": False})
+    run_dir = make_run_dir(
+        preset,
+        overrides={
+            "preset": preset,
+            "model": fields,
+            "train.max_steps": 6,
+            "train.warmup_steps": 1,
+            "telemetry.enabled": False,
+        },
+    )
     rc = train_in_process(run_dir)
     assert rc == 0, (run_dir / "logs" / "engine.log").read_text()
     events = events_of(run_dir)

@@ -33,8 +33,14 @@ def test_an_unknown_preset_and_a_cross_field_check_are_reported():
 
 
 def test_saved_yaml_loads_as_the_same_config(tmp_path):
-    draft = RunDraft({"name": "mine", "preset": "tiny", "data": {"source": "text", "path": str(tmp_path / "c.txt")},
-                      "train": {"max_steps": 40, "micro_batch_size": 4, "betas": (0.9, 0.99)}})
+    draft = RunDraft(
+        {
+            "name": "mine",
+            "preset": "tiny",
+            "data": {"source": "text", "path": str(tmp_path / "c.txt")},
+            "train": {"max_steps": 40, "micro_batch_size": 4, "betas": (0.9, 0.99)},
+        }
+    )
     path = draft.save(tmp_path / "mine.yaml")
     loaded = load_config(path)
     assert loaded == draft.check().config
@@ -49,8 +55,21 @@ def test_an_invalid_draft_is_not_saved(tmp_path):
 
 
 def test_plan_counts_tokens_steps_and_epochs():
-    cfg = RunDraft({"train": {"seq_len": 128, "micro_batch_size": 16, "grad_accum_steps": 2, "max_steps": 300,
-                              "price_per_hour": 2.0}}).check().config
+    cfg = (
+        RunDraft(
+            {
+                "train": {
+                    "seq_len": 128,
+                    "micro_batch_size": 16,
+                    "grad_accum_steps": 2,
+                    "max_steps": 300,
+                    "price_per_hour": 2.0,
+                }
+            }
+        )
+        .check()
+        .config
+    )
     plan = plan_run(cfg, nproc=2, tokens_available=1_228_800, params=1_000_000, step_s=0.5)
     assert plan.sequences_per_step == 64 and plan.tokens_per_step == 8192
     assert plan.total_tokens == 300 * 8192

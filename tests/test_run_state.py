@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from engine import units
-from cockpit.run_state import MAX_LOG_ENTRIES, RunState
-from engine.protocol import decode_event, encode, make_event
 from tui_helpers import GPU_H100, T0, fixture_events
+
+from cockpit.run_state import MAX_LOG_ENTRIES, RunState
+from engine import units
+from engine.protocol import decode_event, encode, make_event
 
 
 class Events:
@@ -25,8 +25,16 @@ class Events:
 
 
 def metrics(ev: Events, step: int, loss: float | None, **kw) -> dict:
-    payload = dict(step=step, loss=loss, lr=1e-3, tokens_per_s=1000.0, tokens_seen=step * 100,
-                   step_time_s=0.1, elapsed_s=step * 0.1, eta_s=(100 - step) * 0.1)
+    payload = dict(
+        step=step,
+        loss=loss,
+        lr=1e-3,
+        tokens_per_s=1000.0,
+        tokens_seen=step * 100,
+        step_time_s=0.1,
+        elapsed_s=step * 0.1,
+        eta_s=(100 - step) * 0.1,
+    )
     payload.update(kw)
     return ev("metrics", **payload)
 
@@ -42,14 +50,26 @@ def test_empty_state_is_connecting():
 def test_hello_status_and_metrics_fill_the_header_and_stats():
     ev = Events()
     s = RunState()
-    s.apply_all([
-        ev("status", state="starting", step=0),
-        ev("hello", protocol=1, config={}, preset="tiny", params=123_200, world_size=1, device="cpu",
-           pid=99, max_steps=100, tokens_per_step=512),
-        ev("status", state="running", step=0),
-        metrics(ev, 1, 6.0),
-        metrics(ev, 10, 4.0, grad_norm=0.8, mfu=None),
-    ])
+    s.apply_all(
+        [
+            ev("status", state="starting", step=0),
+            ev(
+                "hello",
+                protocol=1,
+                config={},
+                preset="tiny",
+                params=123_200,
+                world_size=1,
+                device="cpu",
+                pid=99,
+                max_steps=100,
+                tokens_per_step=512,
+            ),
+            ev("status", state="running", step=0),
+            metrics(ev, 1, 6.0),
+            metrics(ev, 10, 4.0, grad_norm=0.8, mfu=None),
+        ]
+    )
     h = s.header()
     assert (h.run, h.state, h.preset, h.params, h.device) == ("r", "running", "tiny", 123_200, "cpu")
     st = s.stats()
@@ -86,12 +106,28 @@ def test_non_finite_loss_is_a_gap_and_a_warning():
 def test_checkpoints_saved_pruned_failed_newest_first():
     ev = Events()
     s = RunState()
-    s.apply_all([
-        ev("checkpoint", action="saved", step=10, path="checkpoints/checkpoint-10", size_bytes=1000, reason="interval"),
-        ev("checkpoint", action="saved", step=20, path="checkpoints/checkpoint-20", size_bytes=2000, reason="command"),
-        ev("checkpoint", action="pruned", step=10, path="checkpoints/checkpoint-10"),
-        ev("checkpoint", action="failed", step=30, path="checkpoints/checkpoint-30", error="disk full"),
-    ])
+    s.apply_all(
+        [
+            ev(
+                "checkpoint",
+                action="saved",
+                step=10,
+                path="checkpoints/checkpoint-10",
+                size_bytes=1000,
+                reason="interval",
+            ),
+            ev(
+                "checkpoint",
+                action="saved",
+                step=20,
+                path="checkpoints/checkpoint-20",
+                size_bytes=2000,
+                reason="command",
+            ),
+            ev("checkpoint", action="pruned", step=10, path="checkpoints/checkpoint-10"),
+            ev("checkpoint", action="failed", step=30, path="checkpoints/checkpoint-30", error="disk full"),
+        ]
+    )
     rows = s.checkpoint_rows()
     assert [(c.step, c.action) for c in rows] == [(30, "failed"), (20, "saved"), (10, "pruned")]
     assert rows[2].size_bytes == 1000 and rows[2].reason == "interval"  # kept from the saved event
@@ -116,16 +152,18 @@ def test_telemetry_view_with_and_without_gpus():
 def test_log_error_state_and_spillover_entries():
     ev = Events()
     s = RunState()
-    s.apply_all([
-        ev("status", state="starting", step=0),
-        ev("status", state="running", step=0),
-        ev("status", state="checkpointing", step=5),   # routine: not logged
-        ev("status", state="running", step=5),
-        ev("log", level="warning", message="slow disk"),
-        ev("error", message="boom", step=7, traceback="Traceback...\nValueError: boom"),
-        ev("spillover", dropped=12),
-        ev("status", state="failed", step=7, reason="boom"),
-    ])
+    s.apply_all(
+        [
+            ev("status", state="starting", step=0),
+            ev("status", state="running", step=0),
+            ev("status", state="checkpointing", step=5),  # routine: not logged
+            ev("status", state="running", step=5),
+            ev("log", level="warning", message="slow disk"),
+            ev("error", message="boom", step=7, traceback="Traceback...\nValueError: boom"),
+            ev("spillover", dropped=12),
+            ev("status", state="failed", step=7, reason="boom"),
+        ]
+    )
     levels = [(e.level, e.text) for e in s.logs]
     assert levels[0] == ("state", "starting") and levels[1] == ("state", "running")
     assert ("warning", "slow disk") in levels
@@ -181,10 +219,18 @@ def test_the_fixture_run_folds_to_its_final_numbers():
     assert s.elapsed() == pytest.approx(2.1 + 300 * 0.25 + 0.7, abs=0.01)
 
 
-@pytest.mark.parametrize("value, text", [
-    (None, "—"), (0, "0"), (950, "950"), (12_345, "12.3k"), (999_960, "1M"), (3_415_040, "3.42M"),
-    (4.567e9, "4.57B"),
-])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (None, "—"),
+        (0, "0"),
+        (950, "950"),
+        (12_345, "12.3k"),
+        (999_960, "1M"),
+        (3_415_040, "3.42M"),
+        (4.567e9, "4.57B"),
+    ],
+)
 def test_si_units(value, text):
     assert units.si(value) == text
 

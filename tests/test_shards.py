@@ -7,14 +7,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import events_of, train_in_process
 
 from engine.data.demo import generate_demo_corpus
-from engine.data.shards import (MANIFEST, ShardTokens, open_shards, read_manifest, token_dtype, tokenizer_sha256,
-                                write_shards)
+from engine.data.shards import (
+    MANIFEST,
+    ShardTokens,
+    open_shards,
+    read_manifest,
+    token_dtype,
+    tokenizer_sha256,
+    write_shards,
+)
 from engine.data.text import BatchIterator, DataError, iter_documents, split_tokens, tokenize_file
 from engine.data.tokenizer import load_tokenizer, train_tokenizer
-
-from helpers import events_of, train_in_process
 
 
 @pytest.fixture(scope="module")
@@ -100,14 +106,17 @@ def test_missing_manifest_and_truncated_shard(tmp_path, stream, tok_dir):
     with pytest.raises(DataError, match="shard directory not found"):
         open_shards(tmp_path / "nowhere", tok_dir)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match=r"no manifest.json; not a prepared shard directory"):
+    with pytest.raises(DataError, match=r"manifest.json: missing: not a prepared shard directory"):
         open_shards(tmp_path / "empty", tok_dir)
     write_shards(stream, tmp_path / "sh", tok_dir, seq_len=64, shard_tokens=4000)
     shard = tmp_path / "sh" / "train_001.bin"
     with open(shard, "r+b") as f:
         f.truncate(1000)
-    with pytest.raises(DataError, match=r"train_001.bin: 1,000 bytes, but manifest.json says 4,000 tokens x 2 B "
-                                         r"= 8,000 bytes; the shard is truncated"):
+    with pytest.raises(
+        DataError,
+        match=r"train_001.bin: 1,000 bytes, but manifest.json says 4,000 tokens x 2 B "
+        r"= 8,000 bytes; the shard is truncated",
+    ):
         open_shards(tmp_path / "sh", tok_dir)
     shard.unlink()
     with pytest.raises(DataError, match="train_001.bin: shard missing"):
@@ -121,8 +130,11 @@ def test_jsonl_documents_and_malformed_lines(tmp_path, tok_dir):
     tok = load_tokenizer(tok_dir)
     stream = tokenize_file(good, tok, "jsonl")
     assert (stream == tok.eos_token_id).sum() == 2
-    for line, message in (('{"text": "ok"', r"invalid JSON \(Expecting ',' delimiter at column 14\)"), ('{"txt": "x"}', r"missing key 'text' \(pretrain\)"),
-                          ('["text"]', "got list")):
+    for line, message in (
+        ('{"text": "ok"', r"invalid JSON \(Expecting ',' delimiter at column 14\)"),
+        ('{"txt": "x"}', r"missing key 'text' \(pretrain\)"),
+        ('["text"]', "got list"),
+    ):
         bad = tmp_path / "bad.jsonl"
         bad.write_text('{"text": "fine"}\n' + line + "\n", encoding="utf-8")
         with pytest.raises(DataError, match=rf"{bad}:2: .*{message}"):
@@ -136,20 +148,31 @@ def test_command_line_writes_shards(tmp_path, corpus, tok_dir, capsys):
     assert main(["--input", str(corpus), "--tokenizer", str(tok_dir), "--out", str(out), "--seq-len", "64"]) == 0
     done = capsys.readouterr()
     assert "tokens (uint16) in 1 shard(s)" in done.out and read_manifest(out)["seq_len"] == 64
-    assert main(["--input", str(tmp_path / "none.txt"), "--tokenizer", str(tok_dir), "--out", str(out),
-                 "--seq-len", "64"]) == 2
+    assert (
+        main(["--input", str(tmp_path / "none.txt"), "--tokenizer", str(tok_dir), "--out", str(out), "--seq-len", "64"])
+        == 2
+    )
     bad = capsys.readouterr()
-    assert "none.txt: training data not found" in bad.err and not bad.out
+    assert "none.txt: not found" in bad.err and not bad.out
 
 
 def test_engine_trains_from_shards(tmp_path, corpus, tok_dir, other_tok_dir, stream, make_run_dir):
     shard_dir = tmp_path / "shards"
     write_shards(stream, shard_dir, tok_dir, seq_len=64, shard_tokens=6000)
-    run_dir = make_run_dir("shards", overrides={"data.source": "shards", "data.path": str(shard_dir),
-                                                "tokenizer.path": str(tok_dir), "train.max_steps": 10,
-                                                "train.warmup_steps": 2, "telemetry.enabled": False,
-                                                "train.eval_every": 5, "train.eval_batches": 2,
-                                                "data.val_fraction": 0.1})
+    run_dir = make_run_dir(
+        "shards",
+        overrides={
+            "data.source": "shards",
+            "data.path": str(shard_dir),
+            "tokenizer.path": str(tok_dir),
+            "train.max_steps": 10,
+            "train.warmup_steps": 2,
+            "telemetry.enabled": False,
+            "train.eval_every": 5,
+            "train.eval_batches": 2,
+            "data.val_fraction": 0.1,
+        },
+    )
     rc = train_in_process(run_dir)
     events = events_of(run_dir)
     log = (run_dir / "logs" / "engine.log").read_text()
@@ -160,8 +183,15 @@ def test_engine_trains_from_shards(tmp_path, corpus, tok_dir, other_tok_dir, str
     assert [e["step"] for e in events if e["type"] == "eval"] == [5, 10]  # held-out tail of the shards
 
     # the same run with another tokenizer is refused with the message, not a traceback
-    other = make_run_dir("shards-bad", overrides={"data.source": "shards", "data.path": str(shard_dir),
-                                                  "tokenizer.path": str(other_tok_dir), "telemetry.enabled": False})
+    other = make_run_dir(
+        "shards-bad",
+        overrides={
+            "data.source": "shards",
+            "data.path": str(shard_dir),
+            "tokenizer.path": str(other_tok_dir),
+            "telemetry.enabled": False,
+        },
+    )
     assert train_in_process(other) == 1
     error = next(e for e in events_of(other) if e["type"] == "error")
     assert error["message"].startswith(f"shards in {shard_dir} were written with tokenizer sha256 ")
@@ -169,14 +199,22 @@ def test_engine_trains_from_shards(tmp_path, corpus, tok_dir, other_tok_dir, str
 
 
 def test_trainer_prepares_jsonl_training_its_tokenizer_on_the_texts(tmp_path, corpus):
-    from engine.train import NullBus, Trainer
     from helpers import small_run_config
+
+    from engine.train import NullBus, Trainer
 
     lines = corpus.read_text(encoding="utf-8").splitlines()[:400]
     docs = tmp_path / "docs.jsonl"
     docs.write_text("".join(json.dumps({"text": line}) + "\n" for line in lines), encoding="utf-8")
-    cfg = small_run_config(tmp_path, {"data.source": "jsonl", "data.path": str(docs),
-                                      "tokenizer.path": str(tmp_path / "tok"), "tokenizer.vocab_size": 300})
+    cfg = small_run_config(
+        tmp_path,
+        {
+            "data.source": "jsonl",
+            "data.path": str(docs),
+            "tokenizer.path": str(tmp_path / "tok"),
+            "tokenizer.vocab_size": 300,
+        },
+    )
     tokenizer, tokens, held_out = Trainer(cfg, None, NullBus(), None).prepare_data()
     assert held_out is None  # split off the stream's tail by the trainer
     assert not any('text":' in t for t in tokenizer.get_vocab())  # learnt from the texts, not the JSON

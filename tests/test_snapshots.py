@@ -7,10 +7,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from tui_helpers import GPU_H100, T0, finished_run, fixture_events, wait_for, write_run
 
 from cockpit.app import make_app
 from cockpit.screens.confirm import ConfirmScreen
-from tui_helpers import GPU_H100, T0, finished_run, fixture_events, wait_for, write_run
 
 
 @pytest.fixture(autouse=True)
@@ -25,8 +25,7 @@ def utc(monkeypatch):
 
 async def _loaded(pilot) -> None:
     app = pilot.app
-    await wait_for(lambda: app.dashboard is not None and app.dashboard.intake_done, 20,
-                   what="the run to be read")
+    await wait_for(lambda: app.dashboard is not None and app.dashboard.intake_done, 20, what="the run to be read")
     await pilot.pause()
 
 

@@ -25,8 +25,11 @@ from engine.data.text import iter_documents, tokenize_file
 from engine.data.tokenizer import load_tokenizer, train_tokenizer
 
 runner = CliRunner()
-WORDS = [f"{a}{b}" for a in ("be", "lo", "mi", "no", "pa", "ro", "si", "tu", "wa", "ze")
-         for b in ("n", "ra", "th", "ve", "du", "x", "ly", "st")]
+WORDS = [
+    f"{a}{b}"
+    for a in ("be", "lo", "mi", "no", "pa", "ro", "si", "tu", "wa", "ze")
+    for b in ("n", "ra", "th", "ve", "du", "x", "ly", "st")
+]
 SPEAKERS = ("HAMLET.", "HORATIO.", "OPHELIA.")
 
 
@@ -58,12 +61,15 @@ def stage(tmp_path_factory):
 
 # --- choosing the unit ------------------------------------------------------------------------
 
+
 def test_auto_chooses_paragraph_for_a_play_and_line_for_line_corpora(stage, tmp_path):
     path, paragraphs, _ = stage
     choice = choose_text_unit(path)
     assert choice.unit == "paragraph"
-    assert choice.reason == (f"auto: {len(paragraphs)} of the {len(paragraphs)} blank-line separated blocks in the "
-                             f"first {path.read_text().count(chr(10)):,} lines span several lines")
+    assert choice.reason == (
+        f"auto: {len(paragraphs)} of the {len(paragraphs)} blank-line separated blocks in the "
+        f"first {path.read_text().count(chr(10)):,} lines span several lines"
+    )
     demo = generate_demo_corpus(tmp_path / "demo.txt", 500, 1)
     assert choose_text_unit(demo).unit == "line" and "no blank line" in choose_text_unit(demo).reason
     rng = random.Random(1)
@@ -71,8 +77,10 @@ def test_auto_chooses_paragraph_for_a_play_and_line_for_line_corpora(stage, tmp_
     spaced = tmp_path / "spaced.txt"  # one document per line, a blank line after each
     spaced.write_text("\n\n".join(lines) + "\n", encoding="utf-8")
     assert choose_text_unit(spaced).unit == "line"
-    assert choose_text_unit(spaced).reason == "auto: 0 of the 200 blank-line separated blocks in the first 399 lines " \
-                                              "span several lines"
+    assert (
+        choose_text_unit(spaced).reason == "auto: 0 of the 200 blank-line separated blocks in the first 399 lines "
+        "span several lines"
+    )
     stray = tmp_path / "stray.txt"  # one document per line with two stray blank lines
     stray.write_text("\n".join(lines[:100]) + "\n\n" + "\n".join(lines[100:]) + "\n\n", encoding="utf-8")
     assert choose_text_unit(stray).unit == "line" and "only 2 blank line(s)" in choose_text_unit(stray).reason
@@ -108,6 +116,7 @@ def test_paragraph_edge_cases(tmp_path):
 
 # --- every tool cuts alike --------------------------------------------------------------------
 
+
 def test_the_engine_stream_has_one_end_of_text_per_paragraph(stage):
     path, paragraphs, tok_dir = stage
     tok = load_tokenizer(tok_dir)
@@ -116,14 +125,31 @@ def test_the_engine_stream_has_one_end_of_text_per_paragraph(stage):
     assert len(cuts) == len(paragraphs)
     docs = [tok.decode(part[:-1].tolist()) for part in np.split(stream, cuts + 1)[:-1]]
     assert docs == paragraphs
-    assert (tokenize_file(path, tok, unit="line") == tok.eos_token_id).sum() == sum(p.count("\n") + 1 for p in paragraphs)
+    assert (tokenize_file(path, tok, unit="line") == tok.eos_token_id).sum() == sum(
+        p.count("\n") + 1 for p in paragraphs
+    )
 
 
 def test_prepare_keeps_every_paragraph_and_its_repeated_lines(stage, tmp_path):
     path, paragraphs, tok_dir = stage
     out = tmp_path / "shards"
-    result = runner.invoke(app, ["data", "prepare", "--input", str(path), "--tokenizer", str(tok_dir), "--out",
-                                 str(out), "--seq-len", "32", "--val-fraction", "0"])
+    result = runner.invoke(
+        app,
+        [
+            "data",
+            "prepare",
+            "--input",
+            str(path),
+            "--tokenizer",
+            str(tok_dir),
+            "--out",
+            str(out),
+            "--seq-len",
+            "32",
+            "--val-fraction",
+            "0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     reason = choose_text_unit(path).reason
     assert f"{path}: one document per blank-line separated paragraph ({reason})" in result.stdout
@@ -139,14 +165,34 @@ def test_prepare_keeps_every_paragraph_and_its_repeated_lines(stage, tmp_path):
 
     # one document per line, the same file loses its repeated lines and short lines
     lines = tmp_path / "lines"
-    result = runner.invoke(app, ["data", "prepare", "--input", str(path), "--tokenizer", str(tok_dir), "--out",
-                                 str(lines), "--seq-len", "32", "--val-fraction", "0", "--text-unit", "line",
-                                 "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "data",
+            "prepare",
+            "--input",
+            str(path),
+            "--tokenizer",
+            str(tok_dir),
+            "--out",
+            str(lines),
+            "--seq-len",
+            "32",
+            "--val-fraction",
+            "0",
+            "--text-unit",
+            "line",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     dropped = json.loads(result.stdout)["documents"]["dropped"]
     # every speaker line and "Exit." goes: the first of each is too short, the others repeat it
-    assert dropped == {"exact_duplicate": len(paragraphs) - 3 + len(paragraphs) // 4 - 1, "too_short": 4,
-                       "empty": len(paragraphs) - 1}
+    assert dropped == {
+        "exact_duplicate": len(paragraphs) - 3 + len(paragraphs) // 4 - 1,
+        "too_short": 4,
+        "empty": len(paragraphs) - 1,
+    }
 
 
 def test_resume_refuses_another_unit(stage, tmp_path):
@@ -161,14 +207,17 @@ def test_resume_refuses_another_unit(stage, tmp_path):
         prepare([path], tok_dir, out, settings, progress=interrupt)
     kept = sorted(p.name for p in out.glob("train_*.bin"))
     assert len(kept) > 1 and (out / STATE).is_file()
-    with pytest.raises(PrepareError, match=rf"^{out}: an interrupted preparation cut {path} into paragraph "
-                                           rf"documents, this run into line documents; continue it with --text-unit "
-                                           rf"paragraph, or delete {out / STATE} to start over$"):
-        prepare([path], tok_dir, out, PrepareSettings(seq_len=16, val_fraction=0.0, shard_tokens=200,
-                                                      text_unit="line"))
+    with pytest.raises(
+        PrepareError,
+        match=rf"^{out}: an interrupted preparation cut {path} into paragraph "
+        rf"documents, this run into line documents; continue it with --text-unit "
+        rf"paragraph, or delete {out / STATE} to start over$",
+    ):
+        prepare([path], tok_dir, out, PrepareSettings(seq_len=16, val_fraction=0.0, shard_tokens=200, text_unit="line"))
     assert sorted(p.name for p in out.glob("train_*.bin")) == kept and (out / STATE).is_file()
-    manifest = prepare([path], tok_dir, out, PrepareSettings(seq_len=16, val_fraction=0.0, shard_tokens=200,
-                                                             text_unit="paragraph"))
+    manifest = prepare(
+        [path], tok_dir, out, PrepareSettings(seq_len=16, val_fraction=0.0, shard_tokens=200, text_unit="paragraph")
+    )
     assert manifest["documents"]["train"] == len(paragraphs) and not (out / STATE).exists()
 
 
@@ -182,27 +231,37 @@ def test_stats_and_validate_report_the_unit(stage):
     shown = runner.invoke(app, ["data", "stats", str(path)])
     assert shown.exit_code == 0 and "one document per blank-line separated paragraph" in shown.stdout
     by_line = json.loads(runner.invoke(app, ["data", "stats", str(path), "--text-unit", "line", "--json"]).stdout)
-    assert by_line["text_unit_reason"] == "as set" and by_line["duplicates"] == len(paragraphs) + len(paragraphs) // 4 - 4
+    assert (
+        by_line["text_unit_reason"] == "as set" and by_line["duplicates"] == len(paragraphs) + len(paragraphs) // 4 - 4
+    )
     result = runner.invoke(app, ["data", "validate", str(path)])
     assert result.exit_code == 0, result.output
-    assert result.stdout == (f"{path}: text, one document per blank-line separated paragraph ({reason}), "
-                             f"{len(paragraphs)} records, {len(paragraphs)} valid: ok\n")
+    assert result.stdout == (
+        f"{path}: text, one document per blank-line separated paragraph ({reason}), "
+        f"{len(paragraphs)} records, {len(paragraphs)} valid: ok\n"
+    )
     bad = runner.invoke(app, ["data", "validate", str(path), "--text-unit", "page"])
-    assert bad.exit_code == 2 and bad.stderr == "error: --text-unit 'page': expected one of auto, line, paragraph, file\n"
+    assert (
+        bad.exit_code == 2 and bad.stderr == "error: --text-unit 'page': expected one of auto, line, paragraph, file\n"
+    )
 
 
 def test_the_dataset_check_cuts_as_configured(stage, tmp_path):
     path, paragraphs, tok_dir = stage
 
     def check(**data) -> dict:
-        cfg = RunConfig.model_validate({"data": {"source": "text", "path": str(path), **data},
-                                        "tokenizer": {"path": str(tok_dir)}}).resolved(tmp_path)
+        cfg = RunConfig.model_validate(
+            {"data": {"source": "text", "path": str(path), **data}, "tokenizer": {"path": str(tok_dir)}}
+        ).resolved(tmp_path)
         ctx = CheckContext(None, cfg)
         results = {r.id: r for r in check_dataset(ctx)}
         return results, ctx.dataset
 
     results, facts = check()
-    assert results["dataset.format"].detail == f"text: one document per blank-line separated paragraph ({choose_text_unit(path).reason})"
+    assert (
+        results["dataset.format"].detail
+        == f"text: one document per blank-line separated paragraph ({choose_text_unit(path).reason})"
+    )
     assert results["dataset.counts"].data["documents"] == len(paragraphs) == facts["documents"]
     assert results["dataset.duplicates"].status == "ok" and facts["text_unit"] == "paragraph"
     tok = load_tokenizer(tok_dir)

@@ -20,9 +20,13 @@ from cockpit.cli import app
 from engine.config import RunConfig
 
 runner = CliRunner()
-WORDS = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "po", "re", "si", "tu") for b in ("n", "ra", "th", "ve", "du", "x")]
-NOTE = ("tokenizer.json enables padding to 128 and truncation at 128: both are turned off for encoding; "
-        "documents are packed whole into one token stream, end-of-text between them")
+WORDS = [
+    f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "po", "re", "si", "tu") for b in ("n", "ra", "th", "ve", "du", "x")
+]
+NOTE = (
+    "tokenizer.json enables padding to 128 and truncation at 128: both are turned off for encoding; "
+    "documents are packed whole into one token stream, end-of-text between them"
+)
 
 
 def doc(rng: random.Random, n: int) -> str:
@@ -41,16 +45,18 @@ def bert(tmp_path_factory):
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train([str(corpus)], trainers.WordPieceTrainer(vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]",
-                                                                                         "[SEP]"]))
+    tok.train(
+        [str(corpus)], trainers.WordPieceTrainer(vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
+    )
     plain = Tokenizer.from_str(tok.to_str())  # the same tokenizer as saved before padding was turned on
     tok.enable_padding(length=128, pad_id=tok.token_to_id("[PAD]"), pad_token="[PAD]")
     tok.enable_truncation(128)
     tok_dir = root / "tok"
     tok_dir.mkdir()
     tok.save(str(tok_dir / "tokenizer.json"))
-    (tok_dir / "tokenizer_config.json").write_text(json.dumps({"eos_token": "[SEP]", "pad_token": "[PAD]",
-                                                               "unk_token": "[UNK]"}), encoding="utf-8")
+    (tok_dir / "tokenizer_config.json").write_text(
+        json.dumps({"eos_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]"}), encoding="utf-8"
+    )
     saved = Tokenizer.from_file(str(tok_dir / "tokenizer.json"))
     assert saved.padding["length"] == 128 and saved.truncation["max_length"] == 128  # as a BERT ships
     assert len(saved.encode(docs[-1]).ids) == 128  # what the bug made of every document
@@ -65,8 +71,25 @@ def expected_stream(plain: Tokenizer, docs: list[str]) -> list[int]:
 def test_prepare_writes_whole_documents_and_no_padding(bert, tmp_path):
     tok_dir, corpus, plain, docs = bert
     out = tmp_path / "shards"
-    result = runner.invoke(app, ["data", "prepare", "--input", str(corpus), "--tokenizer", str(tok_dir), "--out",
-                                 str(out), "--seq-len", "64", "--val-fraction", "0", "--near-dup-threshold", "0"])
+    result = runner.invoke(
+        app,
+        [
+            "data",
+            "prepare",
+            "--input",
+            str(corpus),
+            "--tokenizer",
+            str(tok_dir),
+            "--out",
+            str(out),
+            "--seq-len",
+            "64",
+            "--val-fraction",
+            "0",
+            "--near-dup-threshold",
+            "0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     tokens = np.fromfile(out / manifest["shards"][0]["file"], dtype=manifest["dtype"])
@@ -84,8 +107,9 @@ def test_the_engine_and_the_checks_encode_documents_whole(bert, tmp_path):
     stream = tokenize_file(corpus, load_tokenizer(tok_dir))
     assert stream.tolist() == expected_stream(plain, docs)
 
-    cfg = RunConfig.model_validate({"data": {"source": "text", "path": str(corpus), "val_fraction": 0.0},
-                                    "tokenizer": {"path": str(tok_dir)}}).resolved(tmp_path)
+    cfg = RunConfig.model_validate(
+        {"data": {"source": "text", "path": str(corpus), "val_fraction": 0.0}, "tokenizer": {"path": str(tok_dir)}}
+    ).resolved(tmp_path)
     results = {r.id: r for r in check_tokenizer(CheckContext(None, cfg))}
     assert results["tokenizer.encoding"].detail == NOTE and results["tokenizer.encoding"].data["turned_off"]
     assert results["tokenizer.special"].data["eos"] == "[SEP]"

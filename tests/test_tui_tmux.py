@@ -11,7 +11,6 @@ import time
 import uuid
 
 import pytest
-
 from tui_helpers import REPO, finished_run
 
 TMUX = shutil.which("tmux")
@@ -28,8 +27,9 @@ class Tmux:
         # The server passes its environment on to the pane; COLUMNS/LINES (pytest may set them)
         # would override the real terminal size there.
         env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-        result = subprocess.run([TMUX, "-L", self.socket, "-f", "/dev/null", *args],
-                                capture_output=True, text=True, timeout=10, env=env)
+        result = subprocess.run(
+            [TMUX, "-L", self.socket, "-f", "/dev/null", *args], capture_output=True, text=True, timeout=10, env=env
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"tmux {' '.join(args)} failed: {result.stderr.strip()}")
         return result.stdout
@@ -54,15 +54,28 @@ class Tmux:
 def test_dashboard_in_a_real_terminal(tmp_path):
     run = finished_run(tmp_path / "tmux-run")
     tmux = Tmux()
-    command = (f"cd {shlex.quote(str(REPO))} && {shlex.quote(sys.executable)} -m cockpit.app "
-               f"{shlex.quote(str(run))}; echo COCKPIT-EXIT=$?; sleep 30")
+    command = (
+        f"cd {shlex.quote(str(REPO))} && {shlex.quote(sys.executable)} -m cockpit.app "
+        f"{shlex.quote(str(run))}; echo COCKPIT-EXIT=$?; sleep 30"
+    )
     tmux("new-session", "-d", "-s", "cockpit", "-x", "120", "-y", "36", command)
     try:
-        expected = ("tmux-run", "FINISHED", "Step 300 / 300", "2.072", "checkpoint-300", "Loss",
-                    "Progress", "Checkpoints", "Log", "Detach")
+        expected = (
+            "tmux-run",
+            "FINISHED",
+            "Step 300 / 300",
+            "2.072",
+            "checkpoint-300",
+            "Loss",
+            "Progress",
+            "Checkpoints",
+            "Log",
+            "Detach",
+        )
         # Waiting for all of them at once: a capture can catch a frame half drawn.
-        screen = tmux.wait_for("cockpit", lambda s: all(e in s for e in expected), 30,
-                               "the dashboard of the finished run")
+        screen = tmux.wait_for(
+            "cockpit", lambda s: all(e in s for e in expected), 30, "the dashboard of the finished run"
+        )
         lines = screen.splitlines()
         assert len(lines) >= 35 and max(len(line) for line in lines) > 100, "not drawn at 120x36"
         tmux("send-keys", "-t", "cockpit", "q")

@@ -9,8 +9,9 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.protocol import encode, make_event
 
@@ -19,13 +20,27 @@ REPO = Path(__file__).resolve().parents[1]
 #: 2024-05-01 12:00:00 UTC: every fixture event is timed from here.
 T0 = 1714564800.0
 
-GPU_H100 = {"index": 0, "name": "NVIDIA H100 80GB HBM3", "util": 87.0, "mem_used": 41_200_000_000,
-            "mem_total": 85_520_000_000, "temp_c": 64.0, "power_w": 412.0}
+GPU_H100 = {
+    "index": 0,
+    "name": "NVIDIA H100 80GB HBM3",
+    "util": 87.0,
+    "mem_used": 41_200_000_000,
+    "mem_total": 85_520_000_000,
+    "temp_c": 64.0,
+    "power_w": 412.0,
+}
 
 
-def fixture_events(run: str = "demo-run", max_steps: int = 300, log_every: int = 10,
-                   save_every: int = 100, eval_every: int = 100, gpus: list[dict] | None = None,
-                   final_state: str = "finished", seed: int = 7) -> list[dict]:
+def fixture_events(
+    run: str = "demo-run",
+    max_steps: int = 300,
+    log_every: int = 10,
+    save_every: int = 100,
+    eval_every: int = 100,
+    gpus: list[dict] | None = None,
+    final_state: str = "finished",
+    seed: int = 7,
+) -> list[dict]:
     """The events of a whole (deterministic) run: hello, states, metrics with a falling noisy
     loss, telemetry, evals, checkpoints (one pruned), logs and a terminal status."""
     rng = random.Random(seed)
@@ -42,9 +57,19 @@ def fixture_events(run: str = "demo-run", max_steps: int = 300, log_every: int =
     emit("status", T0, state="starting", step=0, reason="launched")
     emit("log", T0 + 0.4, level="info", message="tokenizer: trained 1,024 tokens on data/demo/corpus.txt")
     emit("log", T0 + 1.1, level="info", message="data: 2.41M tokens, 1% held out for validation")
-    emit("hello", T0 + 2.0, protocol=1, config={"preset": "tiny"}, preset="tiny", params=3_415_040,
-         world_size=1, device="cuda:0 NVIDIA H100 80GB HBM3" if gpus else "cpu", pid=4242,
-         max_steps=max_steps, tokens_per_step=tokens_per_step)
+    emit(
+        "hello",
+        T0 + 2.0,
+        protocol=1,
+        config={"preset": "tiny"},
+        preset="tiny",
+        params=3_415_040,
+        world_size=1,
+        device="cuda:0 NVIDIA H100 80GB HBM3" if gpus else "cpu",
+        pid=4242,
+        max_steps=max_steps,
+        tokens_per_step=tokens_per_step,
+    )
     emit("status", T0 + 2.1, state="running", step=0)
     start = T0 + 2.1
     stop_at = max_steps if final_state == "finished" else max_steps * 2 // 3
@@ -56,42 +81,80 @@ def fixture_events(run: str = "demo-run", max_steps: int = 300, log_every: int =
             loss = base + rng.gauss(0, 0.06)
             warm = min(1.0, step / 30)
             lr = 3e-3 * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / max_steps)))
-            emit("metrics", ts, step=step, loss=round(loss, 4), lr=lr,
-                 grad_norm=round(0.4 + 2.0 * math.exp(-step / 40) + rng.random() * 0.1, 3),
-                 tokens_per_s=round(tokens_per_step / step_time * (0.97 + 0.06 * rng.random()), 1),
-                 tokens_seen=step * tokens_per_step, step_time_s=step_time,
-                 elapsed_s=round(step * step_time, 2),
-                 eta_s=round((max_steps - step) * step_time, 2), mfu=0.41 if gpus else None)
+            emit(
+                "metrics",
+                ts,
+                step=step,
+                loss=round(loss, 4),
+                lr=lr,
+                grad_norm=round(0.4 + 2.0 * math.exp(-step / 40) + rng.random() * 0.1, 3),
+                tokens_per_s=round(tokens_per_step / step_time * (0.97 + 0.06 * rng.random()), 1),
+                tokens_seen=step * tokens_per_step,
+                step_time_s=step_time,
+                elapsed_s=round(step * step_time, 2),
+                eta_s=round((max_steps - step) * step_time, 2),
+                mfu=0.41 if gpus else None,
+            )
         if step % 20 == 0:
-            emit("telemetry", ts + 0.01, cpu_percent=round(55 + 20 * rng.random(), 1),
-                 ram_used=5_100_000_000 + step * 1_000_000, ram_total=16_700_000_000,
-                 proc_rss=812_000_000 + step * 100_000, gpus=list(gpus or []))
+            emit(
+                "telemetry",
+                ts + 0.01,
+                cpu_percent=round(55 + 20 * rng.random(), 1),
+                ram_used=5_100_000_000 + step * 1_000_000,
+                ram_total=16_700_000_000,
+                proc_rss=812_000_000 + step * 100_000,
+                gpus=list(gpus or []),
+            )
         if eval_every and step % eval_every == 0:
             ev = 2.2 + 4.9 * math.exp(-step / (max_steps / 6)) + 0.05
             emit("eval", ts + 0.05, step=step, loss=round(ev, 4), perplexity=round(math.exp(ev), 2))
         if save_every and step % save_every == 0 and step != max_steps:
             emit("status", ts + 0.06, state="checkpointing", step=step)
-            emit("checkpoint", ts + 0.5, action="saved", step=step,
-                 path=f"checkpoints/checkpoint-{step}", size_bytes=41_300_000, reason="interval")
+            emit(
+                "checkpoint",
+                ts + 0.5,
+                action="saved",
+                step=step,
+                path=f"checkpoints/checkpoint-{step}",
+                size_bytes=41_300_000,
+                reason="interval",
+            )
             emit("status", ts + 0.51, state="running", step=step)
             if step >= 2 * save_every and not pruned:
-                emit("checkpoint", ts + 0.52, action="pruned", step=save_every,
-                     path=f"checkpoints/checkpoint-{save_every}")
+                emit(
+                    "checkpoint",
+                    ts + 0.52,
+                    action="pruned",
+                    step=save_every,
+                    path=f"checkpoints/checkpoint-{save_every}",
+                )
                 pruned = True
         if step == max_steps // 2:
             emit("log", ts + 0.02, level="warning", message=f"loss spike at step {step} (grad norm clipped)")
     end = start + stop_at * step_time
     if final_state == "finished":
         emit("status", end + 0.01, state="checkpointing", step=stop_at)
-        emit("checkpoint", end + 0.6, action="saved", step=stop_at,
-             path=f"checkpoints/checkpoint-{stop_at}", size_bytes=41_300_000, reason="final")
+        emit(
+            "checkpoint",
+            end + 0.6,
+            action="saved",
+            step=stop_at,
+            path=f"checkpoints/checkpoint-{stop_at}",
+            size_bytes=41_300_000,
+            reason="final",
+        )
         emit("status", end + 0.7, state="finished", step=stop_at, reason="reached max_steps")
     elif final_state == "stopped":
         emit("status", end + 0.01, state="stopping", step=stop_at, reason="stop command")
         emit("status", end + 0.6, state="stopped", step=stop_at, reason="stop command")
     elif final_state == "failed":
-        emit("error", end + 0.01, message="CUDA out of memory", step=stop_at,
-             traceback="Traceback (most recent call last):\n  ...\ntorch.OutOfMemoryError: CUDA out of memory")
+        emit(
+            "error",
+            end + 0.01,
+            message="CUDA out of memory",
+            step=stop_at,
+            traceback="Traceback (most recent call last):\n  ...\ntorch.OutOfMemoryError: CUDA out of memory",
+        )
         emit("status", end + 0.05, state="failed", step=stop_at, reason="CUDA out of memory")
     return out
 
@@ -104,8 +167,14 @@ def write_run(run_dir: Path, events: list[dict], state: str | None = None) -> Pa
             f.write(encode(e))
     last_state = state or next((e["state"] for e in reversed(events) if e["type"] == "status"), "unknown")
     step = max((e.get("step", 0) for e in events if e["type"] in ("metrics", "status")), default=0)
-    status = {"run": run_dir.name, "pid": None, "state": last_state, "step": step,
-              "seq": events[-1]["seq"] if events else -1, "heartbeat": events[-1]["ts"] if events else T0}
+    status = {
+        "run": run_dir.name,
+        "pid": None,
+        "state": last_state,
+        "step": step,
+        "seq": events[-1]["seq"] if events else -1,
+        "heartbeat": events[-1]["ts"] if events else T0,
+    }
     (run_dir / "status.json").write_text(json.dumps(status, indent=1) + "\n", encoding="utf-8")
     (run_dir / "run.yaml").write_text("name: demo-run\npreset: tiny\n", encoding="utf-8")
     return run_dir
@@ -117,8 +186,10 @@ def finished_run(run_dir: Path, **kwargs: Any) -> Path:
 
 # --- waiting on the app ------------------------------------------------------------------------
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05,
-                   what: str = "condition") -> None:
+
+async def wait_for(
+    predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -131,14 +202,22 @@ def screen_text(app) -> str:
     from rich.console import Console
 
     width, height = app.size
-    console = Console(width=width, height=height, record=True, file=open(os.devnull, "w"),
-                      force_terminal=True, color_system=None, legacy_windows=False)
+    console = Console(
+        width=width,
+        height=height,
+        record=True,
+        file=open(os.devnull, "w"),
+        force_terminal=True,
+        color_system=None,
+        legacy_windows=False,
+    )
     screen_render = app.screen._compositor.render_update(full=True)
     console.print(screen_render)
     return console.export_text(styles=False)
 
 
 # --- a real engine -----------------------------------------------------------------------------
+
 
 def engine_available() -> bool:
     return (REPO / "engine" / "train.py").exists() and (REPO / "engine" / "__main__.py").exists()

@@ -13,8 +13,8 @@ hides the others.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from cockpit.checks.base import SECTIONS, STATUSES, CheckContext, CheckResult, result
 from cockpit.checks.config import check_config
@@ -88,9 +88,15 @@ class Report:
         return f"READY to launch {self.config}; {tail}"
 
     def to_json(self) -> dict:
-        return {"schema": SCHEMA_ID, "config": self.config, "ready": self.ready, "verdict": self.verdict,
-                "counts": self.counts, "elapsed_s": round(self.elapsed_s, 3),
-                "results": [r.to_json() for r in self.results]}
+        return {
+            "schema": SCHEMA_ID,
+            "config": self.config,
+            "ready": self.ready,
+            "verdict": self.verdict,
+            "counts": self.counts,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "results": [r.to_json() for r in self.results],
+        }
 
 
 def section_of(check: Check) -> str:
@@ -111,7 +117,15 @@ def run_checks(ctx: CheckContext, first: list[CheckResult] = (), checks: tuple[C
             results.extend(check(ctx))
         except Exception as exc:  # a bug in one check must not hide the others
             section = section_of(check)
-            results.append(result(f"{section}.crashed", f"{section} check", "warn",
-                                  f"the {section} check crashed: {type(exc).__name__}: {exc}", blocking=False))
-    return Report(config=str(ctx.config_path) if ctx.config_path else None, results=results,
-                  elapsed_s=time.perf_counter() - t0)
+            results.append(
+                result(
+                    f"{section}.crashed",
+                    f"{section} check",
+                    "warn",
+                    f"the {section} check crashed: {type(exc).__name__}: {exc}",
+                    blocking=False,
+                )
+            )
+    return Report(
+        config=str(ctx.config_path) if ctx.config_path else None, results=results, elapsed_s=time.perf_counter() - t0
+    )

@@ -83,10 +83,19 @@ class CheckContext:
     by the memory check; read by the dry run."""
 
 
-def result(id: str, title: str, status: Status, detail: str, fix: str | None = None, blocking: bool | None = None,
-           **data: Any) -> CheckResult:
+def result(
+    id: str, title: str, status: Status, detail: str, fix: str | None = None, blocking: bool | None = None, **data: Any
+) -> CheckResult:
     """A CheckResult whose section is the id's prefix; a ``fail`` blocks unless told otherwise."""
     section = id.split(".", 1)[0]
     assert section in SECTIONS, id
-    return CheckResult(id=id, section=section, title=title, status=status, detail=detail, fix=fix,
-                       blocking=(status == "fail") if blocking is None else blocking, data=data)
+    return CheckResult(
+        id=id,
+        section=section,
+        title=title,
+        status=status,
+        detail=detail,
+        fix=fix,
+        blocking=(status == "fail") if blocking is None else blocking,
+        data=data,
+    )

@@ -12,7 +12,9 @@ from pathlib import Path
 from cockpit.checks.base import CheckContext, CheckResult, result
 
 
-def load_run_config(config: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Path | None, object, CheckResult]:
+def load_run_config(
+    config: str, overrides: list[str] | tuple[str, ...] = ()
+) -> tuple[Path | None, object, CheckResult]:
     """``(path, RunConfig or None, the config.load result)``; never raises for a bad config."""
     from cockpit.launch import prepare_config
     from engine.config import ConfigError
@@ -20,8 +22,17 @@ def load_run_config(config: str, overrides: list[str] | tuple[str, ...] = ()) ->
     try:
         path, cfg = prepare_config(config, overrides)
     except ConfigError as exc:
-        return None, None, result("config.load", "Config", "fail", str(exc),
-                                  "fix the key or value named above (every key is documented in engine/config.py)")
+        return (
+            None,
+            None,
+            result(
+                "config.load",
+                "Config",
+                "fail",
+                str(exc),
+                "fix the key or value named above (every key is documented in engine/config.py)",
+            ),
+        )
     return path, cfg, result("config.load", "Config", "ok", f"{path}: valid", path=str(path))
 
 
@@ -66,67 +77,141 @@ def check_config(ctx: CheckContext) -> list[CheckResult]:
 
     try:
         load_preset(cfg.preset)
-        out.append(result("config.preset", "Preset", "ok", f"preset {cfg.preset}"
-                          + (f" with model overrides {dict(cfg.model)}" if cfg.model else "")))
+        out.append(
+            result(
+                "config.preset",
+                "Preset",
+                "ok",
+                f"preset {cfg.preset}" + (f" with model overrides {dict(cfg.model)}" if cfg.model else ""),
+            )
+        )
     except PresetError as exc:
-        out.append(result("config.preset", "Preset", "fail", f"preset: {exc}", "cockpit presets list shows the presets"))
+        out.append(
+            result("config.preset", "Preset", "fail", f"preset: {exc}", "cockpit presets list shows the presets")
+        )
 
     will_create, absent = [], []
-    for key, path, is_dir in (("data.path", data.path, data.source == "shards"), ("tokenizer.path", cfg.tokenizer.path, True)):
+    for key, path, is_dir in (
+        ("data.path", data.path, data.source == "shards"),
+        ("tokenizer.path", cfg.tokenizer.path, True),
+    ):
         if path.is_dir() if is_dir else path.is_file():
             continue
         # The demo makes its corpus; a text/jsonl run trains its tokenizer on the data at launch.
-        made = not path.exists() and (data.source == "demo" or (key == "tokenizer.path" and data.source in ("text", "jsonl")))
+        made = not path.exists() and (
+            data.source == "demo" or (key == "tokenizer.path" and data.source in ("text", "jsonl"))
+        )
         (will_create if made else absent).append((key, path))
     if absent:
-        out.append(result("config.paths", "Paths", "fail", "; ".join(f"{k}: {p} {_missing(p)}" for k, p in absent),
-                          "fix the path in the config, or make the data first (cockpit data prepare)"))
+        out.append(
+            result(
+                "config.paths",
+                "Paths",
+                "fail",
+                "; ".join(f"{k}: {p} {_missing(p)}" for k, p in absent),
+                "fix the path in the config, or make the data first (cockpit data prepare)",
+            )
+        )
     elif will_create:
-        out.append(result("config.paths", "Paths", "ok",
-                          "will be created at launch: " + "; ".join(f"{k} {p}" for k, p in will_create),
-                          will_create=[str(p) for _, p in will_create]))
+        out.append(
+            result(
+                "config.paths",
+                "Paths",
+                "ok",
+                "will be created at launch: " + "; ".join(f"{k} {p}" for k, p in will_create),
+                will_create=[str(p) for _, p in will_create],
+            )
+        )
     else:
         out.append(result("config.paths", "Paths", "ok", f"{data.path} and {cfg.tokenizer.path} exist"))
 
     sequences = train.micro_batch_size * train.grad_accum_steps * ctx.nproc
     tokens = sequences * train.seq_len
-    out.append(result("config.batch", "Global batch", "ok",
-                      f"{sequences:,} sequences per step = micro_batch_size {train.micro_batch_size} x grad_accum_steps "
-                      f"{train.grad_accum_steps} x {ctx.nproc} process(es); {tokens:,} tokens per step",
-                      sequences=sequences, tokens=tokens))
+    out.append(
+        result(
+            "config.batch",
+            "Global batch",
+            "ok",
+            f"{sequences:,} sequences per step = micro_batch_size {train.micro_batch_size} x grad_accum_steps "
+            f"{train.grad_accum_steps} x {ctx.nproc} process(es); {tokens:,} tokens per step",
+            sequences=sequences,
+            tokens=tokens,
+        )
+    )
 
     positions, source = model_positions(cfg)
     if positions is not None and train.seq_len > positions:
-        out.append(result("config.seq_len", "Sequence length", "fail",
-                          f"train.seq_len {train.seq_len} is longer than the model's {positions} positions ({source})",
-                          f"lower train.seq_len to {positions} or less, or set model.max_position_embeddings"))
+        out.append(
+            result(
+                "config.seq_len",
+                "Sequence length",
+                "fail",
+                f"train.seq_len {train.seq_len} is longer than the model's {positions} positions ({source})",
+                f"lower train.seq_len to {positions} or less, or set model.max_position_embeddings",
+            )
+        )
     elif positions is not None:
-        out.append(result("config.seq_len", "Sequence length", "ok",
-                          f"train.seq_len {train.seq_len} <= {positions} positions ({source})"))
+        out.append(
+            result(
+                "config.seq_len",
+                "Sequence length",
+                "ok",
+                f"train.seq_len {train.seq_len} <= {positions} positions ({source})",
+            )
+        )
 
     problems = []
     steps = train.max_steps
     if not train.epochs:
         if train.log_every > steps:
-            problems.append(f"train.log_every {train.log_every} > train.max_steps {steps}: only the first and last steps are logged")
+            problems.append(
+                f"train.log_every {train.log_every} > train.max_steps {steps}: only the first and last steps are logged"
+            )
         if train.save_every > steps:
             problems.append(f"train.save_every {train.save_every} > train.max_steps {steps}: only the final checkpoint")
         if train.eval_every > steps:
-            problems.append(f"train.eval_every {train.eval_every} > train.max_steps {steps}: evaluated once, at the end")
+            problems.append(
+                f"train.eval_every {train.eval_every} > train.max_steps {steps}: evaluated once, at the end"
+            )
     if train.eval_every and data.val_fraction == 0:
-        out.append(result("config.intervals", "Intervals", "fail",
-                          f"train.eval_every {train.eval_every} with data.val_fraction 0: nothing held out to evaluate",
-                          "set data.val_fraction (e.g. 0.01) or train.eval_every 0"))
+        out.append(
+            result(
+                "config.intervals",
+                "Intervals",
+                "fail",
+                f"train.eval_every {train.eval_every} with data.val_fraction 0: nothing held out to evaluate",
+                "set data.val_fraction (e.g. 0.01) or train.eval_every 0",
+            )
+        )
     elif problems:
-        out.append(result("config.intervals", "Intervals", "warn", "; ".join(problems),
-                          "lower the interval or raise train.max_steps"))
+        out.append(
+            result(
+                "config.intervals",
+                "Intervals",
+                "warn",
+                "; ".join(problems),
+                "lower the interval or raise train.max_steps",
+            )
+        )
     else:
         saves = f"checkpoint every {train.save_every} steps" if train.save_every else "checkpoint at the end only"
-        out.append(result("config.intervals", "Intervals", "ok",
-                          f"{steps:,} steps, log every {train.log_every}, {saves}"
-                          + (f", eval every {train.eval_every}" if train.eval_every else "")))
+        out.append(
+            result(
+                "config.intervals",
+                "Intervals",
+                "ok",
+                f"{steps:,} steps, log every {train.log_every}, {saves}"
+                + (f", eval every {train.eval_every}" if train.eval_every else ""),
+            )
+        )
     if train.save_every == 0 and steps >= 1000 and not train.epochs:
-        out.append(result("config.checkpoints", "Checkpoints", "warn",
-                          f"{steps:,} steps and train.save_every 0: a crash loses the whole run",
-                          "set train.save_every (e.g. every 30-60 minutes of training)"))
+        out.append(
+            result(
+                "config.checkpoints",
+                "Checkpoints",
+                "warn",
+                f"{steps:,} steps and train.save_every 0: a crash loses the whole run",
+                "set train.save_every (e.g. every 30-60 minutes of training)",
+            )
+        )
     return out

@@ -56,18 +56,25 @@ def gpus() -> tuple[list[dict], str | None]:
         driver, readings = nvml.driver(), nvml.read()
     if driver is None or any(None in (g.name, g.mem_total, g.mem_free) for g in readings):
         return [], None
-    return [{"index": g.index, "name": g.name, "memory_total": g.mem_total, "memory_free": g.mem_free}
-            for g in readings], driver
+    return [
+        {"index": g.index, "name": g.name, "memory_total": g.mem_total, "memory_free": g.mem_free} for g in readings
+    ], driver
 
 
 def check_environment(ctx: CheckContext) -> list[CheckResult]:
     out = []
     py = sys.version_info
     ok = py[:2] >= MIN_PYTHON
-    out.append(result("environment.python", "Python", "ok" if ok else "fail",
-                      f"Python {platform.python_version()} ({sys.executable})",
-                      None if ok else f"use Python {'.'.join(map(str, MIN_PYTHON))} or newer",
-                      version=platform.python_version()))
+    out.append(
+        result(
+            "environment.python",
+            "Python",
+            "ok" if ok else "fail",
+            f"Python {platform.python_version()} ({sys.executable})",
+            None if ok else f"use Python {'.'.join(map(str, MIN_PYTHON))} or newer",
+            version=platform.python_version(),
+        )
+    )
 
     versions, missing_required, missing_optional = {}, [], []
     for dist, (_module, required) in PACKAGES.items():
@@ -78,13 +85,27 @@ def check_environment(ctx: CheckContext) -> list[CheckResult]:
             (missing_required if required else missing_optional).append(dist)
     listed = ", ".join(f"{d} {v}" for d, v in versions.items() if v)
     if missing_required:
-        out.append(result("environment.packages", "Packages", "fail",
-                          f"missing: {', '.join(missing_required)}; installed: {listed}", REINSTALL,
-                          versions=versions))
+        out.append(
+            result(
+                "environment.packages",
+                "Packages",
+                "fail",
+                f"missing: {', '.join(missing_required)}; installed: {listed}",
+                REINSTALL,
+                versions=versions,
+            )
+        )
     elif missing_optional:
-        out.append(result("environment.packages", "Packages", "warn",
-                          f"optional, missing: {', '.join(missing_optional)}; installed: {listed}", REINSTALL,
-                          versions=versions))
+        out.append(
+            result(
+                "environment.packages",
+                "Packages",
+                "warn",
+                f"optional, missing: {', '.join(missing_optional)}; installed: {listed}",
+                REINSTALL,
+                versions=versions,
+            )
+        )
     else:
         out.append(result("environment.packages", "Packages", "ok", listed, versions=versions))
 
@@ -94,27 +115,64 @@ def check_environment(ctx: CheckContext) -> list[CheckResult]:
     if build["version"] is None:
         out.append(result("environment.torch", "PyTorch build", "fail", "torch is not installed", REINSTALL))
     else:
-        kind = (f"CUDA {build['cuda']}" if build["cuda"] else f"ROCm {build['hip']}" if build["hip"]
-                else "MPS (Apple GPU)" if sys.platform == "darwin" and platform.machine() == "arm64" else "CPU only")
+        kind = (
+            f"CUDA {build['cuda']}"
+            if build["cuda"]
+            else f"ROCm {build['hip']}"
+            if build["hip"]
+            else "MPS (Apple GPU)"
+            if sys.platform == "darwin" and platform.machine() == "arm64"
+            else "CPU only"
+        )
         if found and not (build["cuda"] or build["hip"]):
-            out.append(result("environment.torch", "PyTorch build", "warn",
-                              f"torch {build['version']} is a CPU-only build, but {len(found)} NVIDIA GPU(s) are present: "
-                              "training would run on the CPU",
-                              "install a CUDA build: .venv/bin/pip install --force-reinstall torch --index-url "
-                              "https://download.pytorch.org/whl/cu128 (README, Using a GPU)", blocking=False, **build))
+            out.append(
+                result(
+                    "environment.torch",
+                    "PyTorch build",
+                    "warn",
+                    f"torch {build['version']} is a CPU-only build, but {len(found)} NVIDIA GPU(s) are present: "
+                    "training would run on the CPU",
+                    "install a CUDA build: .venv/bin/pip install --force-reinstall torch --index-url "
+                    "https://download.pytorch.org/whl/cu128 (README, Using a GPU)",
+                    blocking=False,
+                    **build,
+                )
+            )
         else:
             out.append(result("environment.torch", "PyTorch build", "ok", f"torch {build['version']}, {kind}", **build))
 
     if not found:
-        out.append(result("environment.gpus", "GPUs", "skip", "no NVIDIA GPU found (NVML unavailable or no device): "
-                          "training runs on the CPU", gpus=[]))
+        out.append(
+            result(
+                "environment.gpus",
+                "GPUs",
+                "skip",
+                "no NVIDIA GPU found (NVML unavailable or no device): training runs on the CPU",
+                gpus=[],
+            )
+        )
     else:
-        names = "; ".join(f"{g['index']}: {g['name']}, {bytes_pair(g['memory_free'], g['memory_total'])} free"
-                          for g in found)
-        out.append(result("environment.gpus", "GPUs", "ok", f"{len(found)} GPU(s), driver {driver}: {names}",
-                          gpus=found, driver=driver))
+        names = "; ".join(
+            f"{g['index']}: {g['name']}, {bytes_pair(g['memory_free'], g['memory_total'])} free" for g in found
+        )
+        out.append(
+            result(
+                "environment.gpus",
+                "GPUs",
+                "ok",
+                f"{len(found)} GPU(s), driver {driver}: {names}",
+                gpus=found,
+                driver=driver,
+            )
+        )
     if ctx.nproc > 1 and found and ctx.nproc > len(found):
-        out.append(result("environment.processes", "Processes", "fail",
-                          f"{ctx.nproc} processes asked for, {len(found)} GPU(s) present",
-                          f"use --nproc {len(found)} or fewer (one process per GPU)"))
+        out.append(
+            result(
+                "environment.processes",
+                "Processes",
+                "fail",
+                f"{ctx.nproc} processes asked for, {len(found)} GPU(s) present",
+                f"use --nproc {len(found)} or fewer (one process per GPU)",
+            )
+        )
     return out

@@ -63,11 +63,16 @@ def check_machine(ctx: CheckContext) -> list[CheckResult]:
     out = []
     vm = psutil.virtual_memory()
     free = ctx.ram_free_bytes if ctx.ram_free_bytes is not None else int(vm.available)
-    out.append(result("machine.ram", "RAM", "ok", f"{nbytes(free)} free of {nbytes(vm.total)}", free=free, total=int(vm.total)))
+    out.append(
+        result("machine.ram", "RAM", "ok", f"{nbytes(free)} free of {nbytes(vm.total)}", free=free, total=int(vm.total))
+    )
     cores = psutil.cpu_count(logical=True) or os.cpu_count() or 1
     physical = psutil.cpu_count(logical=False) or cores
-    out.append(result("machine.cpu", "CPU cores", "ok", f"{cores} logical, {physical} physical",
-                      logical=cores, physical=physical))
+    out.append(
+        result(
+            "machine.cpu", "CPU cores", "ok", f"{cores} logical, {physical} physical", logical=cores, physical=physical
+        )
+    )
     cfg = ctx.cfg
     if cfg is None:
         return out
@@ -75,34 +80,71 @@ def check_machine(ctx: CheckContext) -> list[CheckResult]:
     runs_dir = Path(cfg.runs_dir)
     problem = writable_problem(runs_dir)
     if problem:
-        out.append(result("machine.output", "Output directory", "fail", f"{runs_dir}: not writable: {problem}",
-                          "set runs_dir in the config (or --run-dir) to a directory you can write"))
+        out.append(
+            result(
+                "machine.output",
+                "Output directory",
+                "fail",
+                f"{runs_dir}: not writable: {problem}",
+                "set runs_dir in the config (or --run-dir) to a directory you can write",
+            )
+        )
         return out
-    out.append(result("machine.output", "Output directory", "ok",
-                      f"{runs_dir} is writable" + ("" if runs_dir.exists() else " (will be created)")))
+    out.append(
+        result(
+            "machine.output",
+            "Output directory",
+            "ok",
+            f"{runs_dir} is writable" + ("" if runs_dir.exists() else " (will be created)"),
+        )
+    )
 
     base = nearest_existing(runs_dir)
     disk_free = ctx.disk_free_bytes if ctx.disk_free_bytes is not None else shutil.disk_usage(base).free
     model = ctx.model or {}
     total_params = model.get("total_params")
     if not total_params:
-        out.append(result("machine.disk", "Disk", "skip", f"{nbytes(disk_free)} free at {base}; checkpoint size unknown "
-                          "(the model could not be sized)", free=disk_free))
+        out.append(
+            result(
+                "machine.disk",
+                "Disk",
+                "skip",
+                f"{nbytes(disk_free)} free at {base}; checkpoint size unknown (the model could not be sized)",
+                free=disk_free,
+            )
+        )
         return out
     each = checkpoint_bytes(total_params)
     kept = retained_checkpoints(cfg.train)
     staging = 0  # uploads stage nothing yet
     need = each * kept + staging
-    detail = (f"{nbytes(disk_free)} free at {base}; the run keeps {kept} checkpoint(s) of ~{nbytes(each)} "
-              f"= {nbytes(need)}")
+    detail = (
+        f"{nbytes(disk_free)} free at {base}; the run keeps {kept} checkpoint(s) of ~{nbytes(each)} = {nbytes(need)}"
+    )
     data = {"free": disk_free, "needed": need, "checkpoint_bytes": each, "checkpoints_kept": kept}
     if need > disk_free:
-        out.append(result("machine.disk", "Disk", "fail", f"{detail}: not enough disk",
-                          f"free {nbytes(need - disk_free)} at {base}, lower train.save_total_limit, or point runs_dir "
-                          "at a larger disk", **data))
+        out.append(
+            result(
+                "machine.disk",
+                "Disk",
+                "fail",
+                f"{detail}: not enough disk",
+                f"free {nbytes(need - disk_free)} at {base}, lower train.save_total_limit, or point runs_dir "
+                "at a larger disk",
+                **data,
+            )
+        )
     elif need > disk_free * (1 - DISK_MARGIN):
-        out.append(result("machine.disk", "Disk", "warn", f"{detail}: less than {DISK_MARGIN:.0%} would be left",
-                          "free some disk or lower train.save_total_limit", **data))
+        out.append(
+            result(
+                "machine.disk",
+                "Disk",
+                "warn",
+                f"{detail}: less than {DISK_MARGIN:.0%} would be left",
+                "free some disk or lower train.save_total_limit",
+                **data,
+            )
+        )
     else:
         out.append(result("machine.disk", "Disk", "ok", detail, **data))
     return out

@@ -109,12 +109,23 @@ def activation_bytes_per_token(facts: dict[str, Any], precision: str = "fp32") -
             layer = norms_attn + c * 4 * i  # gate, up, SiLU(gate), product
             layer_ckpt = f32 * h
         head = f32 * (2 * h + 1) + c * h
-    return {"layer": float(layer), "layer_ckpt": float(layer_ckpt), "head": float(head + f32 * V + 16),
-            "logits": float(f32 * V)}
+    return {
+        "layer": float(layer),
+        "layer_ckpt": float(layer_ckpt),
+        "head": float(head + f32 * V + 16),
+        "logits": float(f32 * V),
+    }
 
 
-def estimate_memory(facts: dict[str, Any], cfg: Any, nproc: int = 1, *, device: Device = "cuda",
-                    micro_batch_size: int | None = None, gradient_checkpointing: bool | None = None) -> dict[str, Any]:
+def estimate_memory(
+    facts: dict[str, Any],
+    cfg: Any,
+    nproc: int = 1,
+    *,
+    device: Device = "cuda",
+    micro_batch_size: int | None = None,
+    gradient_checkpointing: bool | None = None,
+) -> dict[str, Any]:
     """Training memory per device in bytes for the model ``facts`` (``model_facts``) trained as
     ``cfg`` (a RunConfig) says, with ``nproc`` processes, on ``device`` (see the module docstring
     for each key). ``micro_batch_size`` and ``gradient_checkpointing`` replace the config's."""
@@ -159,25 +170,53 @@ def estimate_memory(facts: dict[str, Any], cfg: Any, nproc: int = 1, *, device: 
     mem["activations"] = mem["activations_ckpt"] if ckpt else mem["activations_no_ckpt"]
     mem["transient"] = int(transient)
     mem["workspace"] = CPU_WORKSPACE if device == "cpu" else CUDA_WORKSPACE
-    mem["training"] = (mem["states"] + mem["weight_copies"] + mem["ddp_buckets"] + gathered + mem["activations"]
-                       + mem["transient"] + mem["workspace"])
+    mem["training"] = (
+        mem["states"]
+        + mem["weight_copies"]
+        + mem["ddp_buckets"]
+        + gathered
+        + mem["activations"]
+        + mem["transient"]
+        + mem["workspace"]
+    )
     if device == "cpu":
         mem["overhead"] = CPU_PROCESS_BASELINE
     else:
         mem["overhead"] = CUDA_CONTEXT + int(CUDA_ALLOCATOR_SLACK * mem["training"])
     mem["total"] = mem["training"] + mem["overhead"]
-    mem.update(device=device, precision=precision, strategy=strategy, nproc=nproc, micro_batch_size=mb,
-               seq_len=train.seq_len, gradient_checkpointing=bool(ckpt), tokens_per_micro_batch=tokens,
-               cpu_offload=bool(offload))
+    mem.update(
+        device=device,
+        precision=precision,
+        strategy=strategy,
+        nproc=nproc,
+        micro_batch_size=mb,
+        seq_len=train.seq_len,
+        gradient_checkpointing=bool(ckpt),
+        tokens_per_micro_batch=tokens,
+        cpu_offload=bool(offload),
+    )
     return mem
 
 
-def largest_micro_batch(facts: dict[str, Any], cfg: Any, nproc: int, available_bytes: int, *, device: Device = "cuda",
-                        gradient_checkpointing: bool | None = None, limit: int = 1 << 16) -> int:
+def largest_micro_batch(
+    facts: dict[str, Any],
+    cfg: Any,
+    nproc: int,
+    available_bytes: int,
+    *,
+    device: Device = "cuda",
+    gradient_checkpointing: bool | None = None,
+    limit: int = 1 << 16,
+) -> int:
     """The largest micro batch whose ``total`` fits in ``available_bytes`` (0: not even one)."""
+
     def fits(mb: int) -> bool:
-        return estimate_memory(facts, cfg, nproc, device=device, micro_batch_size=mb,
-                               gradient_checkpointing=gradient_checkpointing)["total"] <= available_bytes
+        return (
+            estimate_memory(
+                facts, cfg, nproc, device=device, micro_batch_size=mb, gradient_checkpointing=gradient_checkpointing
+            )["total"]
+            <= available_bytes
+        )
 
     if not fits(1):
         return 0
@@ -198,8 +237,11 @@ def tokenizer_vocab_size(ctx: CheckContext) -> tuple[int | None, str]:
     cfg = ctx.cfg
     known = ctx.tokenizer or {}
     if known.get("vocab_size"):
-        return int(known["vocab_size"]), ("tokenizer.vocab_size (trained at launch)" if known.get("will_train")
-                                          else f"the tokenizer at {cfg.tokenizer.path}")
+        return int(known["vocab_size"]), (
+            "tokenizer.vocab_size (trained at launch)"
+            if known.get("will_train")
+            else f"the tokenizer at {cfg.tokenizer.path}"
+        )
     file = cfg.tokenizer.path / "tokenizer.json"
     if file.is_file():
         try:
@@ -259,9 +301,8 @@ def check_memory(ctx: CheckContext) -> list[CheckResult]:
     cfg = ctx.cfg
     if cfg is None:
         return []
-    from presets import PresetError
-
     from cockpit.checks.model_facts import model_facts
+    from presets import PresetError
 
     vocab, vocab_source = tokenizer_vocab_size(ctx)
     try:
@@ -271,42 +312,62 @@ def check_memory(ctx: CheckContext) -> list[CheckResult]:
     facts["vocab_source"] = vocab_source
     ctx.model = facts
     out = []
-    experts = (f", {facts['experts']} experts (top {facts['experts_per_token']})" if facts["experts"] else "")
-    active = (f", {facts['active_params']:,} active per token" if facts["experts"] else "")
-    out.append(result("memory.model", "Model", "ok",
-                      f"{cfg.preset} ({facts['family']}): {facts['layers']} layers x {facts['hidden']} wide, "
-                      f"{facts['heads']} heads ({facts['kv_heads']} key-value){experts}; vocabulary {facts['vocab_size']:,} "
-                      f"({vocab_source}); {facts['total_params']:,} parameters{active}",
-                      **{k: v for k, v in facts.items()}))
+    experts = f", {facts['experts']} experts (top {facts['experts_per_token']})" if facts["experts"] else ""
+    active = f", {facts['active_params']:,} active per token" if facts["experts"] else ""
+    out.append(
+        result(
+            "memory.model",
+            "Model",
+            "ok",
+            f"{cfg.preset} ({facts['family']}): {facts['layers']} layers x {facts['hidden']} wide, "
+            f"{facts['heads']} heads ({facts['kv_heads']} key-value){experts}; vocabulary {facts['vocab_size']:,} "
+            f"({vocab_source}); {facts['total_params']:,} parameters{active}",
+            **{k: v for k, v in facts.items()},
+        )
+    )
 
     device, found = target_device(ctx)
     nproc = max(1, ctx.nproc)
     est = estimate_memory(facts, cfg, nproc, device=device)
     ctx.memory = est
     train = cfg.train
-    breakdown = (f"weights {nbytes(est['weights'])} + grads {nbytes(est['grads'])} + AdamW {nbytes(est['optimizer'])}"
-                 + (f" + autocast copies {nbytes(est['weight_copies'])}" if est["weight_copies"] else "")
-                 + (f" + DDP buckets {nbytes(est['ddp_buckets'])}" if est["ddp_buckets"] else "")
-                 + (f" + FSDP gathered {nbytes(est['fsdp_gathered'])}" if est["fsdp_gathered"] else "")
-                 + f" + activations {nbytes(est['activations'])}"
-                 + f" + backward peak {nbytes(est['transient'])} + workspace {nbytes(est['workspace'])}"
-                 + f" = training {nbytes(est['training'])}; + {'process' if device == 'cpu' else 'CUDA context/allocator'} "
-                 + f"{nbytes(est['overhead'])} = {nbytes(est['total'])}")
+    breakdown = (
+        f"weights {nbytes(est['weights'])} + grads {nbytes(est['grads'])} + AdamW {nbytes(est['optimizer'])}"
+        + (f" + autocast copies {nbytes(est['weight_copies'])}" if est["weight_copies"] else "")
+        + (f" + DDP buckets {nbytes(est['ddp_buckets'])}" if est["ddp_buckets"] else "")
+        + (f" + FSDP gathered {nbytes(est['fsdp_gathered'])}" if est["fsdp_gathered"] else "")
+        + f" + activations {nbytes(est['activations'])}"
+        + f" + backward peak {nbytes(est['transient'])} + workspace {nbytes(est['workspace'])}"
+        + f" = training {nbytes(est['training'])}; + {'process' if device == 'cpu' else 'CUDA context/allocator'} "
+        + f"{nbytes(est['overhead'])} = {nbytes(est['total'])}"
+    )
     other = "ckpt" if not est["gradient_checkpointing"] else "no_ckpt"
-    where = (f"per GPU ({est['strategy']} over {nproc})" if device == "cuda" and nproc > 1
-             else "per GPU" if device == "cuda" else f"per process on the CPU{f' (x{nproc})' if nproc > 1 else ''}")
-    out.append(result("memory.estimate", "Memory estimate", "ok",
-                      f"{nbytes(est['total'])} {where}, {train.precision}, micro batch {train.micro_batch_size} x "
-                      f"{train.seq_len} tokens{', gradient checkpointing' if est['gradient_checkpointing'] else ''}: "
-                      f"{breakdown} (activations {'without' if other == 'no_ckpt' else 'with'} checkpointing: "
-                      f"{nbytes(est['activations_' + other])})", **est))
+    where = (
+        f"per GPU ({est['strategy']} over {nproc})"
+        if device == "cuda" and nproc > 1
+        else "per GPU"
+        if device == "cuda"
+        else f"per process on the CPU{f' (x{nproc})' if nproc > 1 else ''}"
+    )
+    out.append(
+        result(
+            "memory.estimate",
+            "Memory estimate",
+            "ok",
+            f"{nbytes(est['total'])} {where}, {train.precision}, micro batch {train.micro_batch_size} x "
+            f"{train.seq_len} tokens{', gradient checkpointing' if est['gradient_checkpointing'] else ''}: "
+            f"{breakdown} (activations {'without' if other == 'no_ckpt' else 'with'} checkpointing: "
+            f"{nbytes(est['activations_' + other])})",
+            **est,
+        )
+    )
 
     if device == "cuda":
         used = found[:nproc]
         smallest = min(used, key=lambda g: g["memory_free"])
         available, capacity = int(smallest["memory_free"]), int(smallest["memory_total"])
         need = est["total"]
-        what = (f"GPU {smallest['index']} ({smallest['name']}): {nbytes(available)} free of {nbytes(capacity)}")
+        what = f"GPU {smallest['index']} ({smallest['name']}): {nbytes(available)} free of {nbytes(capacity)}"
     else:
         import psutil
 
@@ -316,20 +377,46 @@ def check_memory(ctx: CheckContext) -> list[CheckResult]:
         what = f"RAM: {nbytes(available)} free" + (f" for {nproc} processes" if nproc > 1 else "")
     per_process_available = available if device == "cuda" else available // nproc
     fits_mb = largest_micro_batch(facts, cfg, nproc, per_process_available, device=device)
-    data = {"device": device, "available": available, "capacity": capacity, "needed": need,
-            "largest_micro_batch": fits_mb, "headroom": available - need}
+    data = {
+        "device": device,
+        "available": available,
+        "capacity": capacity,
+        "needed": need,
+        "largest_micro_batch": fits_mb,
+        "headroom": available - need,
+    }
     ctx.memory_fit = {"fits": need <= available, **data}
     if need > available:
-        fits = (f"the largest micro batch that fits is {fits_mb}" if fits_mb
-                else "not even micro batch 1 fits")
-        out.append(result("memory.fit", "Fits in memory", "fail",
-                          f"needs ~{nbytes(need)}, {what}: does not fit; {fits}",
-                          _fix(cfg, facts, nproc, device, per_process_available, fits_mb), **data))
+        fits = f"the largest micro batch that fits is {fits_mb}" if fits_mb else "not even micro batch 1 fits"
+        out.append(
+            result(
+                "memory.fit",
+                "Fits in memory",
+                "fail",
+                f"needs ~{nbytes(need)}, {what}: does not fit; {fits}",
+                _fix(cfg, facts, nproc, device, per_process_available, fits_mb),
+                **data,
+            )
+        )
     elif need > 0.9 * available:
-        out.append(result("memory.fit", "Fits in memory", "warn",
-                          f"needs ~{nbytes(need)}, {what}: less than 10% to spare (largest micro batch ~{fits_mb})",
-                          _fix(cfg, facts, nproc, device, per_process_available, fits_mb), **data))
+        out.append(
+            result(
+                "memory.fit",
+                "Fits in memory",
+                "warn",
+                f"needs ~{nbytes(need)}, {what}: less than 10% to spare (largest micro batch ~{fits_mb})",
+                _fix(cfg, facts, nproc, device, per_process_available, fits_mb),
+                **data,
+            )
+        )
     else:
-        out.append(result("memory.fit", "Fits in memory", "ok",
-                          f"needs ~{nbytes(need)}, {what} (micro batch up to ~{fits_mb} would fit)", **data))
+        out.append(
+            result(
+                "memory.fit",
+                "Fits in memory",
+                "ok",
+                f"needs ~{nbytes(need)}, {what} (micro batch up to ~{fits_mb} would fit)",
+                **data,
+            )
+        )
     return out

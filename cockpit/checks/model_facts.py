@@ -31,21 +31,48 @@ from presets import META_KEYS, PresetError, check_overrides, load_preset
 #: (Transformers 5: LlamaConfig, MixtralConfig, GPTNeoXConfig). ``None`` means "derived"
 #: (head_dim = hidden / heads; key-value heads = heads).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "llama": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-              "num_attention_heads": 32, "num_key_value_heads": None, "head_dim": None,
-              "max_position_embeddings": 2048, "tie_word_embeddings": False, "attention_bias": False,
-              "mlp_bias": False},
-    "mixtral": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-                "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": None,
-                "max_position_embeddings": 131072, "tie_word_embeddings": False, "num_local_experts": 8,
-                "num_experts_per_tok": 2},
-    "gpt_neox": {"vocab_size": 50432, "hidden_size": 6144, "intermediate_size": 24576, "num_hidden_layers": 44,
-                 "num_attention_heads": 64, "max_position_embeddings": 2048, "tie_word_embeddings": False,
-                 "attention_bias": True},
+    "llama": {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": None,
+        "head_dim": None,
+        "max_position_embeddings": 2048,
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        "mlp_bias": False,
+    },
+    "mixtral": {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": None,
+        "max_position_embeddings": 131072,
+        "tie_word_embeddings": False,
+        "num_local_experts": 8,
+        "num_experts_per_tok": 2,
+    },
+    "gpt_neox": {
+        "vocab_size": 50432,
+        "hidden_size": 6144,
+        "intermediate_size": 24576,
+        "num_hidden_layers": 44,
+        "num_attention_heads": 64,
+        "max_position_embeddings": 2048,
+        "tie_word_embeddings": False,
+        "attention_bias": True,
+    },
 }
 
 
-def resolved_fields(preset: str, overrides: dict[str, Any] | None = None, vocab_size: int | None = None) -> dict[str, Any]:
+def resolved_fields(
+    preset: str, overrides: dict[str, Any] | None = None, vocab_size: int | None = None
+) -> dict[str, Any]:
     """The preset's fields with ``overrides`` on top, the vocabulary the run will have, and the
     family's defaults for what neither sets. Raises PresetError for an unknown preset or a key the
     family's model does not have."""
@@ -85,8 +112,13 @@ def facts_from_fields(f: dict[str, Any]) -> dict[str, Any]:
     family = f["family"]
     V, h, L = _int(f, "vocab_size"), _int(f, "hidden_size"), _int(f, "num_hidden_layers")
     heads, inter = _int(f, "num_attention_heads"), _int(f, "intermediate_size")
-    for key, value, least in (("vocab_size", V, 1), ("hidden_size", h, 1), ("num_attention_heads", heads, 1),
-                              ("intermediate_size", inter, 1), ("num_hidden_layers", L, 0)):
+    for key, value, least in (
+        ("vocab_size", V, 1),
+        ("hidden_size", h, 1),
+        ("num_attention_heads", heads, 1),
+        ("intermediate_size", inter, 1),
+        ("num_hidden_layers", L, 0),
+    ):
         if value < least:
             raise PresetError(f"{key}: must be at least {least}, got {value}")
     if family != "mixtral" and h % heads:  # as the config classes validate it
@@ -127,11 +159,27 @@ def facts_from_fields(f: dict[str, Any]) -> dict[str, Any]:
     total = embedding + L * layer + final_norm + (0 if tied else V * h)
     active = total - L * expert * (n_exp - top_k)
     return {
-        "family": family, "layers": L, "hidden": h, "heads": heads, "kv_heads": kv_heads, "head_dim": head_dim,
-        "q_dim": q_dim, "kv_dim": kv_dim, "intermediate": inter, "experts": n_exp, "experts_per_token": top_k,
-        "vocab_size": V, "max_position_embeddings": _int(f, "max_position_embeddings"), "tied_embeddings": tied,
-        "attention_bias": attention_bias, "mlp_bias": mlp_bias, "total_params": total, "active_params": active,
-        "embedding_params": embedding, "layer_params": layer, "expert_params": expert,
+        "family": family,
+        "layers": L,
+        "hidden": h,
+        "heads": heads,
+        "kv_heads": kv_heads,
+        "head_dim": head_dim,
+        "q_dim": q_dim,
+        "kv_dim": kv_dim,
+        "intermediate": inter,
+        "experts": n_exp,
+        "experts_per_token": top_k,
+        "vocab_size": V,
+        "max_position_embeddings": _int(f, "max_position_embeddings"),
+        "tied_embeddings": tied,
+        "attention_bias": attention_bias,
+        "mlp_bias": mlp_bias,
+        "total_params": total,
+        "active_params": active,
+        "embedding_params": embedding,
+        "layer_params": layer,
+        "expert_params": expert,
     }
 
 
@@ -161,10 +209,14 @@ def preset_summary(name: str, overrides: dict[str, Any] | None = None) -> dict[s
         "total_params": f["total_params"],
         "active_params": f["active_params"],
         "expert_params": f["expert_params"] * f["layers"],  # one expert of every layer
-        "memory": {**training_memory(f["total_params"], f["layers"], f["hidden"], f["vocab_size"],
-                                     f["experts_per_token"], seq_len),
-                   "model": "bf16 mixed precision + AdamW: fp32 weights 4 B + fp32 grads 4 B + AdamW moments 8 B "
-                            "= 16 B/param; activations per sequence of max_seq_len, without checkpointing, extra"},
-        "flops_per_token": train_flops_per_token(f["active_params"], f["embedding_params"], f["layers"], f["q_dim"],
-                                                 seq_len),
+        "memory": {
+            **training_memory(
+                f["total_params"], f["layers"], f["hidden"], f["vocab_size"], f["experts_per_token"], seq_len
+            ),
+            "model": "bf16 mixed precision + AdamW: fp32 weights 4 B + fp32 grads 4 B + AdamW moments 8 B "
+            "= 16 B/param; activations per sequence of max_seq_len, without checkpointing, extra",
+        },
+        "flops_per_token": train_flops_per_token(
+            f["active_params"], f["embedding_params"], f["layers"], f["q_dim"], seq_len
+        ),
     }

@@ -38,14 +38,17 @@ def check_dataset_bounded(ctx: CheckContext) -> list[CheckResult]:
 
 
 def _check_head(ctx: CheckContext, path: Path) -> list[CheckResult]:
-    from cockpit.checks.dataset import _check_format, _lines_result
-    from engine.data.formats import FormatError, Summary, choose_text_unit, iter_samples
+    from cockpit.checks.dataset import check_format, lines_result
+    from engine.data.lines import FormatError
+    from engine.data.records import iter_samples
+    from engine.data.summary import Summary
+    from engine.data.textunits import choose_text_unit
 
     try:
         unit = choose_text_unit(path, ctx.cfg.data.text_unit)
     except FormatError as exc:
         return [result("dataset.format", "Format", "fail", str(exc), "check data.path")]
-    fmt, fmt_result = _check_format(ctx, path, unit)
+    fmt, fmt_result = check_format(ctx, path, unit)
     if fmt_result.data.get("binary"):
         return [fmt_result]
     summary = Summary(str(path), fmt, max_problems=5)
@@ -55,11 +58,16 @@ def _check_head(ctx: CheckContext, path: Path) -> list[CheckResult]:
         summary.add(sample)
         if summary.bytes >= HEAD_BYTES:
             break
-    out = [result("dataset.path", "Data file", "ok", f"{path}: {path.stat().st_size:,} bytes"), fmt_result,
-           _lines_result(summary)]
+    out = [
+        result("dataset.path", "Data file", "ok", f"{path}: {path.stat().st_size:,} bytes"),
+        fmt_result,
+        lines_result(summary),
+    ]
     if out[-1].status == "ok":
-        out[-1].detail = (f"the first {summary.records:,} {fmt} records ({summary.bytes:,} bytes) are valid; "
-                          f"`cockpit check` reads every line")
+        out[-1].detail = (
+            f"the first {summary.records:,} {fmt} records ({summary.bytes:,} bytes) are valid; "
+            f"`cockpit check` reads every line"
+        )
     return out
 
 

@@ -10,5 +10,12 @@ def check_upload(ctx: CheckContext) -> list[CheckResult]:
         return []
     target = getattr(ctx.cfg, "upload", None)
     if not target:
-        return [result("upload.target", "Upload target", "skip", "no upload target configured: checkpoints stay in the run directory")]
+        return [
+            result(
+                "upload.target",
+                "Upload target",
+                "skip",
+                "no upload target configured: checkpoints stay in the run directory",
+            )
+        ]
     return [result("upload.target", "Upload target", "skip", f"upload target {target!r}: not checked yet")]

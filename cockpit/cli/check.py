@@ -5,26 +5,40 @@ failure, 2 a usage error (no such config file, a bad option)."""
 from __future__ import annotations
 
 import json
-from typing import List, Optional
 
 import typer
 
 from cockpit.cli.common import fail
 
 STYLE = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("-", "dim")}
-TITLES = {"environment": "Environment", "machine": "Machine", "config": "Config", "tokenizer": "Tokenizer",
-          "dataset": "Dataset", "memory": "Memory", "dry_run": "Dry run", "upload": "Upload"}
+TITLES = {
+    "environment": "Environment",
+    "machine": "Machine",
+    "config": "Config",
+    "tokenizer": "Tokenizer",
+    "dataset": "Dataset",
+    "memory": "Memory",
+    "dry_run": "Dry run",
+    "upload": "Upload",
+}
 
 
 def check(
-    config: Optional[str] = typer.Argument(None, help="Config file or shipped config name; without it, the "
-                                                      "environment and machine only."),
-    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a config key (dotted)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (schema: cockpit/checks/schema.json)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Also run a few real optimizer steps: measured peak "
-                                                          "memory, step time, tokens/s, ETA and cost."),
-    price_per_hour: Optional[float] = typer.Option(None, "--price-per-hour", min=0.0,
-                                                   help="Machine price for the cost estimate (else train.price_per_hour)."),
+    config: str | None = typer.Argument(
+        None, help="Config file or shipped config name; without it, the environment and machine only."
+    ),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a config key (dotted)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the report as JSON (schema: cockpit/checks/schema.json)."
+    ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Also run a few real optimizer steps: measured peak memory, step time, tokens/s, ETA and cost.",
+    ),
+    price_per_hour: float | None = typer.Option(
+        None, "--price-per-hour", min=0.0, help="Machine price for the cost estimate (else train.price_per_hour)."
+    ),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Training processes the run will have."),
 ) -> None:
     """Readiness report: is this run ready to launch?"""

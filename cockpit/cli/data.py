@@ -1,27 +1,32 @@
 """`cockpit data validate|stats|prepare`: find every bad line up front, look at the data, and turn
 raw documents into deduplicated, filtered token shards the engine streams from.
 
-Torch-free: reading and checking is ``engine.data.formats``, preparing ``engine.data.prepare``.
+Torch-free: reading and checking is ``engine.data.formats`` (the names of ``lines``, ``records``,
+``detect``, ``summary`` and ``manifest``), preparing ``engine.data.prepare``.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
 from cockpit.cli.common import expand_files, fail
 
-data_app = typer.Typer(help="Validate, inspect and prepare training data.", no_args_is_help=True,
-                       rich_markup_mode=None)
+data_app = typer.Typer(help="Validate, inspect and prepare training data.", no_args_is_help=True, rich_markup_mode=None)
 
 FORMAT_CHOICES = ("auto", "text", "pretrain", "instruct", "chat", "tool", "reasoning", "kd")
-FORMAT_OPTION = typer.Option("auto", "--format", help="Record format: " + "|".join(FORMAT_CHOICES) + " (auto: detected).")
-TEXT_UNIT_OPTION = typer.Option("auto", "--text-unit", help="What a document of a text file is: auto|line|paragraph|file "
-                                "(auto: paragraph when the file has blank-line separated blocks of several lines, "
-                                "else line).")
+FORMAT_OPTION = typer.Option(
+    "auto", "--format", help="Record format: " + "|".join(FORMAT_CHOICES) + " (auto: detected)."
+)
+TEXT_UNIT_OPTION = typer.Option(
+    "auto",
+    "--text-unit",
+    help="What a document of a text file is: auto|line|paragraph|file "
+    "(auto: paragraph when the file has blank-line separated blocks of several lines, "
+    "else line).",
+)
 #: Errors and warnings printed per file (all are counted).
 SHOWN_PROBLEMS = 20
 SHOWN_WARNINGS = 5
@@ -61,7 +66,7 @@ def _documents(report: dict) -> str | None:
 
 
 def validate(
-    paths: List[Path] = typer.Argument(..., help="Data files (text or JSONL) or shard directories."),
+    paths: list[Path] = typer.Argument(..., help="Data files (text or JSONL) or shard directories."),
     fmt: str = FORMAT_OPTION,
     text_unit: str = TEXT_UNIT_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
@@ -79,12 +84,20 @@ def validate(
     for path in paths:
         if path.is_dir():
             shards = formats.inspect_shards(path)
-            reports.append({"path": str(path), "format": "shards", "ok": shards.ok, "shards": shards.shards,
-                            "tokens": shards.tokens, "problems": [str(p) for p in shards.problems]})
+            reports.append(
+                {
+                    "path": str(path),
+                    "format": "shards",
+                    "ok": shards.ok,
+                    "shards": shards.shards,
+                    "tokens": shards.tokens,
+                    "problems": [str(p) for p in shards.problems],
+                }
+            )
             bad |= not shards.ok
             continue
-        if not path.exists():
-            fail(f"{path}: not found")
+        if (why := formats.unreadable(path)) is not None:
+            fail(why)
         summary = _scan(path, wanted, unit)
         report = summary.to_json()
         report["ok"] = summary.errors == 0
@@ -108,18 +121,22 @@ def validate(
             typer.echo(str(p), err=True)
         more = sum(r["counts"].values()) - len(shown)
         if more > 0:
-            typer.echo(f"... and {more:,} more (--json lists the first {formats.Summary.max_problems} of each kind)", err=True)
+            typer.echo(
+                f"... and {more:,} more (--json lists the first {formats.Summary.max_problems} of each kind)", err=True
+            )
         kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(r["counts"].items(), key=lambda kv: -kv[1]))
         verdict = "ok" if r["ok"] else f"{r['invalid']:,} unusable record(s)"
         cut = _documents(r)
-        typer.echo(f"{r['path']}: {r['format']}{f', {cut}' if cut else ''}, {r['records']:,} records, {r['valid']:,} valid: "
-                   f"{verdict}" + (f"; problems: {kinds}" if kinds else ""))
+        typer.echo(
+            f"{r['path']}: {r['format']}{f', {cut}' if cut else ''}, {r['records']:,} records, {r['valid']:,} valid: "
+            f"{verdict}" + (f"; problems: {kinds}" if kinds else "")
+        )
     raise typer.Exit(2 if bad else 0)
 
 
 def stats(
     path: Path = typer.Argument(..., help="A data file (text or JSONL)."),
-    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer directory: token counts too."),
+    tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Tokenizer directory: token counts too."),
     fmt: str = FORMAT_OPTION,
     text_unit: str = TEXT_UNIT_OPTION,
     sample: int = typer.Option(20_000, "--sample", min=100, help="Records tokenized and scored (the first N)."),
@@ -132,8 +149,8 @@ def stats(
     from engine.data.quality import QualityRules
     from engine.data.signals import batch_signals
 
-    if not path.is_file():
-        fail(f"{path}: {'is a directory (a shard directory: cockpit data validate)' if path.is_dir() else 'not found'}")
+    if (why := formats.unreadable(path)) is not None:
+        fail(why + ("; `cockpit data validate` checks a shard directory" if path.is_dir() else ""))
     wanted = _format(fmt)
     unit = _text_unit(text_unit)
     tok = None
@@ -170,13 +187,20 @@ def stats(
 
         def dist(values) -> dict:
             arr = np.asarray(values, dtype=float)
-            return {"mean": round(float(arr.mean()), 4), "p50": round(float(np.percentile(arr, 50)), 4),
-                    "p90": round(float(np.percentile(arr, 90)), 4), "max": round(float(arr.max()), 4)}
+            return {
+                "mean": round(float(arr.mean()), 4),
+                "p50": round(float(np.percentile(arr, 50)), 4),
+                "p90": round(float(np.percentile(arr, 90)), 4),
+                "max": round(float(arr.max()), 4),
+            }
 
         report["quality"] = {
-            "records": len(texts), "sampled": sampled,
-            "words": dist(sig.n_words), "symbol_ratio": dist(sig.symbol_ratio),
-            "dup_5gram_fraction": dist(sig.dup_ngram_fraction), "top_2gram_fraction": dist(sig.top_bigram_fraction),
+            "records": len(texts),
+            "sampled": sampled,
+            "words": dist(sig.n_words),
+            "symbol_ratio": dist(sig.symbol_ratio),
+            "dup_5gram_fraction": dist(sig.dup_ngram_fraction),
+            "top_2gram_fraction": dist(sig.top_bigram_fraction),
             "would_drop": {r: reasons.count(r) for r in sorted(set(filter(None, reasons)))},
         }
     if tok is not None and texts:
@@ -184,9 +208,12 @@ def stats(
         per_char = sum(lengths) / max(1, sum(map(len, texts)))
         stats_ = formats.LengthStats()
         stats_.extend(lengths)
-        report["tokens"] = {"total": round(summary.chars * per_char) if sampled else sum(lengths),
-                            "estimated": sampled, "chars_per_token": round(1 / per_char, 3) if per_char else None,
-                            "lengths": stats_.to_json()}
+        report["tokens"] = {
+            "total": round(summary.chars * per_char) if sampled else sum(lengths),
+            "estimated": sampled,
+            "chars_per_token": round(1 / per_char, 3) if per_char else None,
+            "lengths": stats_.to_json(),
+        }
     if as_json:
         typer.echo(json.dumps(report, indent=1, ensure_ascii=False))
         return
@@ -203,21 +230,31 @@ def _print_stats(r: dict) -> None:
     if "text_unit" in r:
         table.add_row("documents", _documents(r))
     table.add_row("records", f"{r['records']:,} ({r['valid']:,} valid, {r['invalid']:,} invalid, {r['empty']:,} empty)")
-    table.add_row("characters", f"{r['chars']:,} (mean {lengths['mean']:,.0f} per record, p50 {lengths['p50']:,}, "
-                                f"p90 {lengths['p90']:,}, max {lengths['max']:,})")
+    table.add_row(
+        "characters",
+        f"{r['chars']:,} (mean {lengths['mean']:,.0f} per record, p50 {lengths['p50']:,}, "
+        f"p90 {lengths['p90']:,}, max {lengths['max']:,})",
+    )
     table.add_row("exact duplicates", f"{r['duplicates']:,} ({r['duplicates'] / max(1, r['valid']):.1%})")
     if "tokens" in r:
         t = r["tokens"]
         tl = t["lengths"]
-        table.add_row("tokens", f"{'~' if t['estimated'] else ''}{t['total']:,} ({t['chars_per_token']} characters per "
-                                f"token; per record p50 {tl['p50']:,}, p90 {tl['p90']:,}, max {tl['max']:,})")
+        table.add_row(
+            "tokens",
+            f"{'~' if t['estimated'] else ''}{t['total']:,} ({t['chars_per_token']} characters per "
+            f"token; per record p50 {tl['p50']:,}, p90 {tl['p90']:,}, max {tl['max']:,})",
+        )
     q = r.get("quality")
     if q:
         of = f" (first {q['records']:,} records)" if q["sampled"] else ""
         table.add_row("words per record", f"mean {q['words']['mean']:,.1f}, p90 {q['words']['p90']:,.0f}{of}")
         table.add_row("symbol ratio", f"mean {q['symbol_ratio']['mean']:.3f}, p90 {q['symbol_ratio']['p90']:.3f}")
-        table.add_row("repeated 5-grams", f"mean {q['dup_5gram_fraction']['mean']:.3f}, p90 {q['dup_5gram_fraction']['p90']:.3f}")
-        table.add_row("top 2-gram share", f"mean {q['top_2gram_fraction']['mean']:.3f}, p90 {q['top_2gram_fraction']['p90']:.3f}")
+        table.add_row(
+            "repeated 5-grams", f"mean {q['dup_5gram_fraction']['mean']:.3f}, p90 {q['dup_5gram_fraction']['p90']:.3f}"
+        )
+        table.add_row(
+            "top 2-gram share", f"mean {q['top_2gram_fraction']['mean']:.3f}, p90 {q['top_2gram_fraction']['p90']:.3f}"
+        )
         drops = ", ".join(f"{k} {v:,}" for k, v in q["would_drop"].items()) or "none"
         table.add_row("default filters drop", drops)
     console.print(table)
@@ -232,28 +269,49 @@ def _print_stats(r: dict) -> None:
 
 
 def prepare(
-    inputs: List[str] = typer.Option(..., "--input", help="Input files or globs (repeatable): text (documents "
-                                                         "by --text-unit), JSONL with \"text\", or fine-tuning JSONL."),
+    inputs: list[str] = typer.Option(
+        ...,
+        "--input",
+        help="Input files or globs (repeatable): text (documents "
+        'by --text-unit), JSONL with "text", or fine-tuning JSONL.',
+    ),
     tokenizer: Path = typer.Option(..., "--tokenizer", help="Tokenizer directory (tokenizer.json)."),
     out: Path = typer.Option(..., "--out", help="Shard directory to write."),
     seq_len: int = typer.Option(..., "--seq-len", min=1, help="Sequence length of the run (train.seq_len)."),
-    val_fraction: float = typer.Option(0.005, "--val-fraction", min=0.0, max=0.99, help="Documents held out for evaluation."),
-    near_dup: float = typer.Option(0.8, "--near-dup-threshold", min=0.0, max=1.0,
-                                   help="Estimated Jaccard similarity from which a document is a near duplicate (0: off)."),
+    val_fraction: float = typer.Option(
+        0.005, "--val-fraction", min=0.0, max=0.99, help="Documents held out for evaluation."
+    ),
+    near_dup: float = typer.Option(
+        0.8,
+        "--near-dup-threshold",
+        min=0.0,
+        max=1.0,
+        help="Estimated Jaccard similarity from which a document is a near duplicate (0: off).",
+    ),
     num_perm: int = typer.Option(128, "--minhash-perm", help="MinHash signature length (power of two, 8-1024)."),
     no_exact_dedup: bool = typer.Option(False, "--no-exact-dedup", help="Keep exact duplicates."),
     min_words: int = typer.Option(3, "--min-words", min=0, help="Drop documents with fewer words (0: off)."),
     max_words: int = typer.Option(100_000, "--max-words", min=0, help="Drop documents with more words (0: off)."),
-    max_symbol_ratio: float = typer.Option(0.5, "--max-symbol-ratio", min=0.0, help="Drop above this symbol ratio (0: off)."),
-    max_repetition: float = typer.Option(0.3, "--max-repeated-5grams", min=0.0,
-                                         help="Drop above this share of repeated word 5-grams (0: off)."),
-    max_top_bigram: float = typer.Option(0.2, "--max-top-2gram", min=0.0, help="Drop above this share of the top word 2-gram (0: off)."),
+    max_symbol_ratio: float = typer.Option(
+        0.5, "--max-symbol-ratio", min=0.0, help="Drop above this symbol ratio (0: off)."
+    ),
+    max_repetition: float = typer.Option(
+        0.3, "--max-repeated-5grams", min=0.0, help="Drop above this share of repeated word 5-grams (0: off)."
+    ),
+    max_top_bigram: float = typer.Option(
+        0.2, "--max-top-2gram", min=0.0, help="Drop above this share of the top word 2-gram (0: off)."
+    ),
     shard_tokens: int = typer.Option(100_000_000, "--shard-tokens", min=1, help="Tokens per shard file."),
     fmt: str = FORMAT_OPTION,
     text_unit: str = TEXT_UNIT_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Drop malformed lines instead of stopping."),
-    debug: int = typer.Option(0, "--debug", min=0, help="First print N records as they will be trained on, the "
-                                                        "tokens the model does not learn from (prompts) dimmed."),
+    debug: int = typer.Option(
+        0,
+        "--debug",
+        min=0,
+        help="First print N records as they will be trained on, the "
+        "tokens the model does not learn from (prompts) dimmed.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON at the end."),
 ) -> None:
     """Deduplicate (exact and MinHash), filter, tokenize and pack documents into token shards.
@@ -268,30 +326,56 @@ def prepare(
     files = expand_files(inputs, "--input")
     if near_dup >= 1.0:
         fail("--near-dup-threshold must be below 1 (0 turns it off)")
-    rules = QualityRules(min_words=min_words, max_words=max_words or None, max_symbol_ratio=max_symbol_ratio or None,
-                         max_dup_ngram_fraction=max_repetition or None, max_top_bigram_fraction=max_top_bigram or None)
-    settings = PrepareSettings(seq_len=seq_len, val_fraction=val_fraction, near_dedup_threshold=near_dup or None,
-                               num_perm=num_perm, exact_dedup=not no_exact_dedup, rules=rules,
-                               shard_tokens=shard_tokens, format=_format(fmt),
-                               skip_invalid=skip_invalid, text_unit=_text_unit(text_unit))
+    rules = QualityRules(
+        min_words=min_words,
+        max_words=max_words or None,
+        max_symbol_ratio=max_symbol_ratio or None,
+        max_dup_ngram_fraction=max_repetition or None,
+        max_top_bigram_fraction=max_top_bigram or None,
+    )
+    settings = PrepareSettings(
+        seq_len=seq_len,
+        val_fraction=val_fraction,
+        near_dedup_threshold=near_dup or None,
+        num_perm=num_perm,
+        exact_dedup=not no_exact_dedup,
+        rules=rules,
+        shard_tokens=shard_tokens,
+        format=_format(fmt),
+        skip_invalid=skip_invalid,
+        text_unit=_text_unit(text_unit),
+    )
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     from engine.units import nbytes
 
     console = Console(stderr=True)
     if debug:
         _print_preview(console, files, tokenizer, debug, _format(fmt), settings.text_unit)
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rate]}"),
-                  TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console,
-                  disable=as_json or not console.is_terminal) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        disable=as_json or not console.is_terminal,
+    ) as bar:
         task = bar.add_task("preparing", total=None, rate="", info="")
 
         def show(p) -> None:
             rate = f"{nbytes(p.bytes_done / max(p.elapsed_s, 1e-9))}/s" if p.elapsed_s else ""
             dropped = sum(p.dropped.values())
-            bar.update(task, completed=p.bytes_done, total=p.bytes_total, rate=rate,
-                       description="replaying (finished shards kept)" if p.replaying else "preparing",
-                       info=f"{p.train_tokens + p.val_tokens:,} tokens, {p.shards} shard(s), {dropped:,} dropped")
+            bar.update(
+                task,
+                completed=p.bytes_done,
+                total=p.bytes_total,
+                rate=rate,
+                description="replaying (finished shards kept)" if p.replaying else "preparing",
+                info=f"{p.train.tokens + p.val.tokens:,} tokens, {p.shards} shard(s), {dropped:,} dropped",
+            )
 
         try:
             manifest = run_prepare(files, tokenizer, out, settings, progress=show)
@@ -300,9 +384,12 @@ def prepare(
             fail(str(exc))
         except KeyboardInterrupt:
             bar.stop()
-            typer.echo(f"interrupted: the finished shards in {out} are kept; run the same command again to "
-                       "continue (the manifest is written when it completes)", err=True)
-            raise typer.Exit(130)
+            typer.echo(
+                f"interrupted: the finished shards in {out} are kept; run the same command again to "
+                "continue (the manifest is written when it completes)",
+                err=True,
+            )
+            raise typer.Exit(130) from None
     if as_json:
         typer.echo(json.dumps(manifest, indent=1))
         return
@@ -311,15 +398,21 @@ def prepare(
         typer.echo(f"{out}: already prepared with these inputs and settings (manifest.json); nothing to do")
     drops = ", ".join(f"{k} {v:,}" for k, v in docs["dropped"].items()) or "none"
     elapsed = manifest.get("elapsed_s")
-    typer.echo(f"{out}: {manifest['total_tokens']:,} training tokens in {len(manifest['shards'])} shard(s), "
-               f"{manifest['val_tokens']:,} validation tokens ({manifest['dtype']}, seq_len {manifest['seq_len']})"
-               + (f" in {elapsed:.1f} s" if elapsed else ""))
-    typer.echo(f"documents: {docs['read']:,} read, {docs['train']:,} train, {docs['val']:,} validation; dropped: {drops}")
+    typer.echo(
+        f"{out}: {manifest['total_tokens']:,} training tokens in {len(manifest['shards'])} shard(s), "
+        f"{manifest['val_tokens']:,} validation tokens ({manifest['dtype']}, seq_len {manifest['seq_len']})"
+        + (f" in {elapsed:.1f} s" if elapsed else "")
+    )
+    typer.echo(
+        f"documents: {docs['read']:,} read, {docs['train']:,} train, {docs['val']:,} validation; dropped: {drops}"
+    )
     for source in manifest["sources"]:
         if "text_unit" in source:
             typer.echo(f"{source['path']}: {_documents(source)}")
-    typer.echo(f"train on it: cockpit run CONFIG --set data.source=shards --set data.path={out} "
-               f"--set tokenizer.path={manifest['tokenizer']['path']} --set train.seq_len={manifest['seq_len']}")
+    typer.echo(
+        f"train on it: cockpit run CONFIG --set data.source=shards --set data.path={out} "
+        f"--set tokenizer.path={manifest['tokenizer']['path']} --set train.seq_len={manifest['seq_len']}"
+    )
 
 
 def _print_preview(console, inputs: list[Path], tokenizer: Path, n: int, fmt: str | None, text_unit: str) -> None:
@@ -333,8 +426,12 @@ def _print_preview(console, inputs: list[Path], tokenizer: Path, n: int, fmt: st
     except (PrepareError, ValueError) as exc:
         fail(str(exc))
     for s in samples:
-        console.print(Text(f"--- {s['path']}:{s['line']} ({s['format']}): {s['tokens']} tokens, {s['learnt']} learnt",
-                           style="bold"), soft_wrap=True)
+        console.print(
+            Text(
+                f"--- {s['path']}:{s['line']} ({s['format']}): {s['tokens']} tokens, {s['learnt']} learnt", style="bold"
+            ),
+            soft_wrap=True,
+        )
         text = Text()
         for chunk, learnt in s["runs"]:
             text.append(chunk, style="" if learnt else "dim")

@@ -15,8 +15,9 @@ import typer
 from cockpit.cli.common import fail
 from engine.units import nbytes
 
-presets_app = typer.Typer(help="Model presets: parameters, shape and training memory.",
-                          no_args_is_help=True, rich_markup_mode=None)
+presets_app = typer.Typer(
+    help="Model presets: parameters, shape and training memory.", no_args_is_help=True, rich_markup_mode=None
+)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
@@ -70,28 +71,55 @@ def list_cmd(as_json: bool = JSON_OPTION) -> None:
     if as_json:
         typer.echo(json.dumps(summaries, indent=2))
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    from rich import box
-
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, padding=(0, 1), caption="params: exact, from the shape; memory: training state, bf16 mixed precision + AdamW, "
-                          "16 B/param (fp32 weights, grads, 2 moments), activations extra (presets show NAME)", caption_justify="left")
-    for col, justify in (("preset", "left"), ("family", "left"), ("params", "right"), ("active", "right"),
-                         ("layers", "right"), ("hidden", "right"), ("heads", "right"), ("experts", "right"),
-                         ("memory", "right")):
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        padding=(0, 1),
+        caption="params: exact, from the shape; memory: training state, bf16 mixed precision + AdamW, "
+        "16 B/param (fp32 weights, grads, 2 moments), activations extra (presets show NAME)",
+        caption_justify="left",
+    )
+    for col, justify in (
+        ("preset", "left"),
+        ("family", "left"),
+        ("params", "right"),
+        ("active", "right"),
+        ("layers", "right"),
+        ("hidden", "right"),
+        ("heads", "right"),
+        ("experts", "right"),
+        ("memory", "right"),
+    ):
         table.add_column(col, justify=justify, no_wrap=True)
     for s in summaries:
-        table.add_row(s["name"], s["family"], _count(s["total_params"]), _count(s["active_params"]),
-                      str(s["layers"]), str(s["hidden"]), f"{s['heads']}/{s['kv_heads']}", _experts(s),
-                      nbytes(s["memory"]["states"]))
+        table.add_row(
+            s["name"],
+            s["family"],
+            _count(s["total_params"]),
+            _count(s["active_params"]),
+            str(s["layers"]),
+            str(s["hidden"]),
+            f"{s['heads']}/{s['kv_heads']}",
+            _experts(s),
+            nbytes(s["memory"]["states"]),
+        )
     Console().print(table)
 
 
-def show(name: str = typer.Argument(..., help="Preset name (cockpit presets list)."),
-         as_json: bool = JSON_OPTION,
-         overrides: list[str] = typer.Option([], "--set", help="Override a model field, e.g. --set num_hidden_layers=4 "
-                                             "(as `model:` in a run config); repeatable.")) -> None:
+def show(
+    name: str = typer.Argument(..., help="Preset name (cockpit presets list)."),
+    as_json: bool = JSON_OPTION,
+    overrides: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Override a model field, e.g. --set num_hidden_layers=4 (as `model:` in a run config); repeatable.",
+    ),
+) -> None:
     """One preset in detail: every count, the shape, and the training-memory breakdown."""
     from presets import PresetError, load_preset
 
@@ -114,8 +142,15 @@ def show(name: str = typer.Argument(..., help="Preset name (cockpit presets list
     rows = [
         ("family", f"{s['family']} ({s['model_class']})"),
         ("total params", f"{s['total_params']:,}"),
-        ("active params / token", f"{s['active_params']:,}"
-         + (f"  ({s['experts'] - s['experts_per_token']} of {s['experts']} experts idle per layer)" if s["experts"] else "")),
+        (
+            "active params / token",
+            f"{s['active_params']:,}"
+            + (
+                f"  ({s['experts'] - s['experts_per_token']} of {s['experts']} experts idle per layer)"
+                if s["experts"]
+                else ""
+            ),
+        ),
         ("layers", str(s["layers"])),
         ("hidden", str(s["hidden"])),
         ("heads (query / key-value)", f"{s['heads']} / {s['kv_heads']}"),
@@ -128,8 +163,10 @@ def show(name: str = typer.Argument(..., help="Preset name (cockpit presets list
         ("memory: fp32 grads", nbytes(mem["grads"])),
         ("memory: AdamW moments", nbytes(mem["optimizer"])),
         ("memory: training state", nbytes(mem["states"]) + "  (bf16 mixed precision + AdamW, 16 B/param)"),
-        ("activations / sequence", nbytes(mem["activations_per_seq"])
-         + f"  (rough, seq {s['max_seq_len']}, no checkpointing; x micro batch)"),
+        (
+            "activations / sequence",
+            nbytes(mem["activations_per_seq"]) + f"  (rough, seq {s['max_seq_len']}, no checkpointing; x micro batch)",
+        ),
     ]
     for key, value in rows:
         table.add_row(key, value)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -13,25 +12,46 @@ from cockpit.cli.common import fail
 
 def run(
     config: str = typer.Argument(..., help="Config file, or the name of a shipped config (demo)."),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory (default: <runs_dir>/<name>-<time>)."),
-    headless: bool = typer.Option(False, "--headless", help="Print progress lines instead of the dashboard; exit with the run's result."),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run directory (default: <runs_dir>/<name>-<time>)."),
+    headless: bool = typer.Option(
+        False, "--headless", help="Print progress lines instead of the dashboard; exit with the run's result."
+    ),
     detach: bool = typer.Option(False, "--detach", help="Start the run, print its directory, and return."),
-    set_: List[str] = typer.Option([], "--set", help="Override a config key: --set train.lr=1e-3 (repeatable)."),
-    nproc: int = typer.Option(1, "--nproc", help="Training processes on this machine: one per GPU, or CPU workers (torchrun, gloo)."),
-    nnodes: int = typer.Option(1, "--nnodes", help="Machines taking part (each runs this command with its --node-rank)."),
-    node_rank: int = typer.Option(0, "--node-rank", help="This machine's index; node 0 owns the events and the dashboard."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: --set train.lr=1e-3 (repeatable)."),
+    nproc: int = typer.Option(
+        1, "--nproc", help="Training processes on this machine: one per GPU, or CPU workers (torchrun, gloo)."
+    ),
+    nnodes: int = typer.Option(
+        1, "--nnodes", help="Machines taking part (each runs this command with its --node-rank)."
+    ),
+    node_rank: int = typer.Option(
+        0, "--node-rank", help="This machine's index; node 0 owns the events and the dashboard."
+    ),
     master_addr: str = typer.Option("127.0.0.1", "--master-addr", help="Address of node 0, reachable from every node."),
     master_port: int = typer.Option(29500, "--master-port", help="Rendezvous port on node 0."),
-    resume: Optional[str] = typer.Option(None, "--resume", metavar="latest|PATH",
-                                         help="Continue a run from a checkpoint, in its own run directory: 'latest' "
-                                              "(newest run of this config, or --run-dir), a run directory, or a checkpoint directory."),
+    resume: str | None = typer.Option(
+        None,
+        "--resume",
+        metavar="latest|PATH",
+        help="Continue a run from a checkpoint, in its own run directory: 'latest' "
+        "(newest run of this config, or --run-dir), a run directory, or a checkpoint directory.",
+    ),
 ) -> None:
     """Start a training run. The engine runs in its own session and keeps training when the
     cockpit closes; `cockpit attach` re-opens it."""
+    from cockpit.launch import (
+        Topology,
+        count_events,
+        join_run_dir,
+        new_run_dir,
+        prepare_config,
+        resume_target,
+        spawn_engine,
+        wait_until_started,
+        write_run_config,
+    )
     from engine.config import ConfigError
     from engine.distributed import check_strategy
-    from cockpit.launch import (Topology, count_events, join_run_dir, new_run_dir, prepare_config, resume_target,
-                                spawn_engine, wait_until_started, write_run_config)
     from engine.nvml import gpu_count
     from engine.rundir import RunPaths
 
@@ -69,8 +89,10 @@ def run(
             lines = RunPaths(directory).engine_log.read_text(errors="replace").strip().splitlines()
             fail(lines[-1].removeprefix("engine: ") if lines else f"engine exited with {code}", 2 if code == 2 else 1)
     if node_rank > 0:  # workers only: node 0 has the events and the dashboard
-        typer.echo(f"node {node_rank}/{nnodes}: {nproc} engine process(es) for {directory}; "
-                   f"log: {RunPaths(directory).engine_log}")
+        typer.echo(
+            f"node {node_rank}/{nnodes}: {nproc} engine process(es) for {directory}; "
+            f"log: {RunPaths(directory).engine_log}"
+        )
         raise typer.Exit(launched.process.wait())
     if detach:
         typer.echo(str(directory))
@@ -98,7 +120,6 @@ def _preflight(cfg, config_path: Path, processes: int, data: bool = True) -> Non
 
 def _headless(launched, from_seq: int = 0) -> None:
     from cockpit import headless
-
     from engine.rundir import RunPaths
 
     typer.echo(f"run {launched.run_dir} (engine pid {launched.pid}); log: {RunPaths(launched.run_dir).engine_log}")
@@ -109,8 +130,10 @@ def _headless(launched, from_seq: int = 0) -> None:
         except subprocess.TimeoutExpired:
             pass
     except KeyboardInterrupt:
-        typer.echo(f"\ndetached; the engine keeps training (pid {launched.pid}).\n"
-                   f"  watch: cockpit attach {launched.run_dir}\n  stop:  cockpit stop {launched.run_dir}")
+        typer.echo(
+            f"\ndetached; the engine keeps training (pid {launched.pid}).\n"
+            f"  watch: cockpit attach {launched.run_dir}\n  stop:  cockpit stop {launched.run_dir}"
+        )
         raise typer.Exit(130) from None
     raise typer.Exit(code)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -12,9 +11,9 @@ from cockpit.cli.common import fail
 RUNS_DIR_OPTION = typer.Option(Path("runs"), "--runs-dir", help="Where runs live.")
 
 
-def _find(ref: Optional[str], runs_dir: Path) -> Path:
-    from engine.config import ConfigError
+def _find(ref: str | None, runs_dir: Path) -> Path:
     from cockpit.launch import find_run
+    from engine.config import ConfigError
 
     try:
         return find_run(ref, runs_dir)
@@ -30,12 +29,14 @@ def open_dashboard(run_dir: Path, pid: int | None = None) -> None:
     make_app(run_dir, pid=pid).run()
     status = read_status(run_dir)
     if status.get("alive") or (pid is not None and status.get("state") in (UNKNOWN, "starting", "running")):
-        typer.echo(f"detached; the engine keeps training (pid {status.get('pid') or pid}).\n"
-                   f"  re-attach: cockpit attach {run_dir}")
+        typer.echo(
+            f"detached; the engine keeps training (pid {status.get('pid') or pid}).\n"
+            f"  re-attach: cockpit attach {run_dir}"
+        )
 
 
 def attach(
-    run: Optional[str] = typer.Argument(None, help="Run directory or name (default: the newest run)."),
+    run: str | None = typer.Argument(None, help="Run directory or name (default: the newest run)."),
     runs_dir: Path = RUNS_DIR_OPTION,
 ) -> None:
     """Open the dashboard of a live or finished run, history included."""
@@ -49,8 +50,8 @@ def runs(
     """List runs with state, step, last loss and last checkpoint."""
     import json
 
-    from engine import units
     from cockpit.client import iter_runs, summarize_run
+    from engine import units
     from engine.protocol import DEAD
 
     summaries = [summarize_run(r) for r in iter_runs(runs_dir)]
@@ -64,20 +65,30 @@ def runs(
     from rich.table import Table
 
     table = Table(title=f"runs in {runs_dir}", title_justify="left")
-    for col, justify in (("run", "left"), ("state", "left"), ("step", "right"), ("loss", "right"),
-                         ("last checkpoint", "left")):
+    for col, justify in (
+        ("run", "left"),
+        ("state", "left"),
+        ("step", "right"),
+        ("loss", "right"),
+        ("last checkpoint", "left"),
+    ):
         table.add_column(col, justify=justify)
     colors = {"running": "green", "finished": "cyan", "stopped": "yellow", "failed": "red", DEAD: "red"}
     for s in summaries:
         step = "--" if s["step"] is None else (f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"]))
         state = s["state"]
-        table.add_row(s["name"], f"[{colors.get(state, 'white')}]{state}[/]", step, units.loss(s["loss"]),
-                      s["last_checkpoint"] or "--")
+        table.add_row(
+            s["name"],
+            f"[{colors.get(state, 'white')}]{state}[/]",
+            step,
+            units.loss(s["loss"]),
+            s["last_checkpoint"] or "--",
+        )
     Console().print(table)
 
 
 def stop(
-    run: Optional[str] = typer.Argument(None, help="Run directory or name (default: the newest run)."),
+    run: str | None = typer.Argument(None, help="Run directory or name (default: the newest run)."),
     runs_dir: Path = RUNS_DIR_OPTION,
 ) -> None:
     """Ask a live run to stop gracefully: finish the step, save a checkpoint, exit."""

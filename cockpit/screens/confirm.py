@@ -15,8 +15,9 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape,q", "cancel", "No", show=False, priority=True),
     ]
 
-    def __init__(self, title: str, body: str = "", confirm_label: str = "Yes",
-                 cancel_label: str = "Cancel", danger: bool = True) -> None:
+    def __init__(
+        self, title: str, body: str = "", confirm_label: str = "Yes", cancel_label: str = "Cancel", danger: bool = True
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.body = body
@@ -31,8 +32,7 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Label(self.body, id="body")
             with Horizontal(id="buttons"):
                 yield Button(self.cancel_label, id="cancel", variant="default")
-                yield Button(self.confirm_label, id="confirm",
-                             variant="error" if self.danger else "primary")
+                yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "primary")
             yield Label("[b]y[/b] confirm · [b]n[/b]/[b]esc[/b] cancel", id="hint")
 
     def on_mount(self) -> None:

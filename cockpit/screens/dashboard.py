@@ -13,9 +13,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -98,8 +98,7 @@ class DashboardScreen(Screen):
     ]
     AUTO_FOCUS = "#log"
 
-    def __init__(self, run_dir: Path, pid: int | None = None, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, run_dir: Path, pid: int | None = None, *, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
         self.client = RunClient(self.run_dir, pid=pid)
@@ -139,8 +138,13 @@ class DashboardScreen(Screen):
         self.set_interval(1.0, self._tick)
 
     def _start_intake(self) -> None:
-        self.run_worker(partial(self._intake, self.state.last_seq + 1), thread=True,
-                        name="event-intake", group="intake", exit_on_error=False)
+        self.run_worker(
+            partial(self._intake, self.state.last_seq + 1),
+            thread=True,
+            name="event-intake",
+            group="intake",
+            exit_on_error=False,
+        )
 
     def on_unmount(self) -> None:
         self.stop_following()
@@ -159,7 +163,7 @@ class DashboardScreen(Screen):
             try:
                 for event in self.client.follow(from_seq=from_seq, stop=stop):
                     q.put(event)
-            except BaseException as exc:  # noqa: BLE001 - reported on the screen
+            except BaseException as exc:
                 q.put(_Failed(exc))
             finally:
                 q.put(_END)
@@ -216,8 +220,7 @@ class DashboardScreen(Screen):
             text = str(message.error) or type(message.error).__name__
             if status.get("alive") and not self.state.terminal:
                 # The engine is there but the stream broke: pick it up again where it stopped.
-                self.notify(f"{text}\nReconnecting…", title="Event stream interrupted",
-                            severity="warning", timeout=5)
+                self.notify(f"{text}\nReconnecting…", title="Event stream interrupted", severity="warning", timeout=5)
                 self.set_timer(1.0, self._start_intake)
                 return
             self.notify(text, title="Cannot follow the run", severity="error", timeout=10)
@@ -242,8 +245,9 @@ class DashboardScreen(Screen):
         if ended is None or self.clock() - ended > _ANNOUNCE_WITHIN_S:
             return  # history: the run was over before we attached
         severity = {"finished": "information", "stopped": "warning"}.get(state, "error")
-        self.notify(f"The run is {state}. Press q to leave the dashboard.", title=f"Run {state}",
-                    severity=severity, timeout=8)
+        self.notify(
+            f"The run is {state}. Press q to leave the dashboard.", title=f"Run {state}", severity=severity, timeout=8
+        )
 
     # --- attributes down --------------------------------------------------------------------
 
@@ -251,14 +255,15 @@ class DashboardScreen(Screen):
         s = self.state
         now = self.clock()
         self.query_one(RunHeader).info = s.header()
-        self.query_one(LossChart).data = ChartData(s.revision, s.loss_steps, s.loss_values,
-                                                   s.eval_steps, s.eval_values)
+        self.query_one(LossChart).data = ChartData(s.revision, s.loss_steps, s.loss_values, s.eval_steps, s.eval_values)
         self.query_one(StatPanel).stats = s.stats(now)
         self.query_one(TelemetryPanel).view = s.telemetry_view()
         self.query_one(CheckpointTable).checkpoints = s.checkpoint_rows()
         self.query_one(LogTail).feed = LogFeed(s.log_total, s.logs)
         if s.eval_steps:
-            self.query_one(LossChart).border_title = "Loss [$foreground-darken-3]·[/] [$primary-lighten-3]⣿ train[/] [$accent]● eval[/]"
+            self.query_one(
+                LossChart
+            ).border_title = "Loss [$foreground-darken-3]·[/] [$primary-lighten-3]⣿ train[/] [$accent]● eval[/]"
 
     def _tick(self) -> None:
         if not self.state.terminal and self.state.started_ts is not None:
@@ -297,19 +302,21 @@ class DashboardScreen(Screen):
                 f"Stop {self.state.run or 'this run'}?",
                 "Training stops after the current step and the engine exits.\n"
                 "Checkpoints already written stay on disk.",
-                confirm_label="Stop run", cancel_label="Keep running",
+                confirm_label="Stop run",
+                cancel_label="Keep running",
             ),
             answered,
         )
 
     def send_command(self, cmd: str) -> None:
-        self.run_worker(partial(self._send_blocking, cmd), thread=True, group="commands",
-                        name=f"command-{cmd}", exit_on_error=False)
+        self.run_worker(
+            partial(self._send_blocking, cmd), thread=True, group="commands", name=f"command-{cmd}", exit_on_error=False
+        )
 
     def _send_blocking(self, cmd: str) -> None:
         try:
             reply = self.client.send(cmd)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a notification
+        except Exception as exc:
             self.post_message(CommandDone(cmd, None, exc))
         else:
             self.post_message(CommandDone(cmd, reply, None))
@@ -324,13 +331,16 @@ class DashboardScreen(Screen):
         if isinstance(err, EngineUnavailable):
             state = self.state.state
             why = f"the run is {state}" if state not in (CONNECTING, "running") else "the engine is not reachable"
-            self.notify(f"{why.capitalize()}; nothing to send the command to.\n{err}",
-                        title=f"{word}: engine unavailable", severity="warning", timeout=6)
+            self.notify(
+                f"{why.capitalize()}; nothing to send the command to.\n{err}",
+                title=f"{word}: engine unavailable",
+                severity="warning",
+                timeout=6,
+            )
         elif isinstance(err, CommandRefused):
             self.notify(str(err), title=f"{word}: refused", severity="error", timeout=6)
         else:
-            self.notify(f"{type(err).__name__}: {err}", title=f"{word} failed", severity="error",
-                        timeout=6)
+            self.notify(f"{type(err).__name__}: {err}", title=f"{word} failed", severity="error", timeout=6)
 
     def on_checkpoint_table_chosen(self, message: CheckpointTable.Chosen) -> None:
         path = self.run_dir / message.checkpoint.path

@@ -23,8 +23,14 @@ from engine import units
 #: Seconds between re-reads of the runs.
 REFRESH_S = 3.0
 
-_STATE_STYLE = {"running": "green", "paused": "yellow", "finished": "cyan", "stopped": "yellow", "failed": "red",
-                "dead": "red"}
+_STATE_STYLE = {
+    "running": "green",
+    "paused": "yellow",
+    "finished": "cyan",
+    "stopped": "yellow",
+    "failed": "red",
+    "dead": "red",
+}
 
 
 class RunsRead(Message):
@@ -88,7 +94,9 @@ class HomeScreen(Screen):
         table.clear()
         now = time.time()
         for s in self.summaries:
-            step = "--" if s["step"] is None else (f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"]))
+            step = (
+                "--" if s["step"] is None else (f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"]))
+            )
             style = _STATE_STYLE.get(s["state"], "")
             state = f"[{style}]{s['state']}[/]" if style else s["state"]
             checkpoint = Path(s["last_checkpoint"]).name if s["last_checkpoint"] else "--"
@@ -97,7 +105,8 @@ class HomeScreen(Screen):
         if self.summaries:
             table.move_cursor(row=min(keep, len(self.summaries) - 1))
         self.query_one("#home-empty", Static).update(
-            "" if self.summaries else f"No runs in {self.runs_dir} yet. Press [b]n[/b] to set up a new run.")
+            "" if self.summaries else f"No runs in {self.runs_dir} yet. Press [b]n[/b] to set up a new run."
+        )
 
     def _selected(self) -> Path | None:
         table = self.query_one("#runs", DataTable)

@@ -43,7 +43,11 @@ def meter(fraction: float | None, width: int | None = None, color: str | None = 
     f = 0.0 if fraction is None else min(1.0, max(0.0, fraction))
     color = color or level_color(fraction)
     return ProgressBar(
-        total=1000, completed=round(f * 1000), width=width,
-        style=Style(color="grey27"), complete_style=Style(color=color),
-        finished_style=Style(color=color), pulse_style=Style(color=color),
+        total=1000,
+        completed=round(f * 1000),
+        width=width,
+        style=Style(color="grey27"),
+        complete_style=Style(color=color),
+        finished_style=Style(color=color),
+        pulse_style=Style(color=color),
     )

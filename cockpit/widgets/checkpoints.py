@@ -7,8 +7,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
-from engine import units
 from cockpit.run_state import Checkpoint
+from engine import units
 from engine.rundir import CHECKPOINTS
 
 
@@ -36,8 +36,7 @@ class CheckpointTable(DataTable):
     checkpoints: reactive[tuple[Checkpoint, ...]] = reactive((), always_update=False)
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=False,
-                         show_cursor=True)
+        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=False, show_cursor=True)
         self._by_key: dict[str, Checkpoint] = {}
 
     def on_mount(self) -> None:
@@ -68,17 +67,18 @@ class CheckpointTable(DataTable):
             self.add_row(
                 Text(f"{c.step:,}", style=style or "", justify="right"),
                 Text(reason, style="red" if c.action == "failed" else ("dim" if c.action == "pruned" else "")),
-                Text(units.nbytes(c.size_bytes) if c.size_bytes is not None else units.DASH,
-                     style=style or "", justify="right"),
-                Text(_short(c.path) if c.action != "failed" else (c.error or _short(c.path)),
-                     style=style or ""),
+                Text(
+                    units.nbytes(c.size_bytes) if c.size_bytes is not None else units.DASH,
+                    style=style or "",
+                    justify="right",
+                ),
+                Text(_short(c.path) if c.action != "failed" else (c.error or _short(c.path)), style=style or ""),
                 key=key,
             )
         if self.row_count:
             self.move_cursor(row=min(max(cursor, 0), self.row_count - 1), animate=False)
         saved = [c for c in self.checkpoints if c.action == "saved"]
-        self.border_subtitle = (f"{len(saved)} saved · latest step {saved[0].step:,}" if saved
-                                else "none yet")
+        self.border_subtitle = f"{len(saved)} saved · latest step {saved[0].step:,}" if saved else "none yet"
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

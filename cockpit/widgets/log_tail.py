@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from rich.table import Table
 from rich.text import Text
@@ -58,10 +58,10 @@ class LogTail(RichLog):
 
     feed: reactive[LogFeed] = reactive(LogFeed())
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None,
-                 max_lines: int = 1000) -> None:
-        super().__init__(id=id, classes=classes, max_lines=max_lines, wrap=True, markup=False,
-                         highlight=False, auto_scroll=True)
+    def __init__(self, *, id: str | None = None, classes: str | None = None, max_lines: int = 1000) -> None:
+        super().__init__(
+            id=id, classes=classes, max_lines=max_lines, wrap=True, markup=False, highlight=False, auto_scroll=True
+        )
         self._shown = 0  # entries written so far (by running index)
         self._wrapped_at = 0
 

@@ -13,8 +13,8 @@ times a power of ten), the x-axis the step range.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from rich.style import Style
 from rich.text import Text
@@ -60,7 +60,7 @@ def nice_step(span: float, target: int, integer: bool = False) -> float:
     raw = span / max(1, target)
     mag = 10 ** math.floor(math.log10(raw))
     best = None
-    for m in ((1, 2, 5, 10) if integer and mag < 10 else (1, 2, 2.5, 5, 10)):
+    for m in (1, 2, 5, 10) if integer and mag < 10 else (1, 2, 2.5, 5, 10):
         step = m * mag
         if integer:
             step = max(1.0, round(step))
@@ -72,8 +72,8 @@ def nice_step(span: float, target: int, integer: bool = False) -> float:
 
 
 def _decimals(step: float) -> int:
-    for d in range(0, 7):
-        scaled = step * 10 ** d
+    for d in range(7):
+        scaled = step * 10**d
         if abs(scaled - round(scaled)) < 1e-6 * max(1.0, scaled):
             return d
     return 6
@@ -95,7 +95,7 @@ def _log_ticks(lo: float, hi: float, target: int) -> tuple[list[float], list[str
     """Ticks between two log10 positions: 1-2-5 times powers of ten (1-9 when the range is
     narrow, powers of ten alone when it is wide). Returns positions and labels."""
     for mantissas in ((1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9), (1,)):
-        values = [m * 10.0 ** k for k in range(math.floor(lo) - 1, math.ceil(hi) + 2) for m in mantissas]
+        values = [m * 10.0**k for k in range(math.floor(lo) - 1, math.ceil(hi) + 2) for m in mantissas]
         pos = [(math.log10(v), v) for v in values if lo <= math.log10(v) <= hi]
         if mantissas == (1, 2, 5) and len(pos) < 2:
             continue
@@ -109,9 +109,14 @@ def _log_ticks(lo: float, hi: float, target: int) -> tuple[list[float], list[str
     return [p for p, _ in pos], [f"{v:g}" for _, v in pos]
 
 
-def render_chart(width: int, height: int, data: ChartData, styles: ChartStyles = ChartStyles(),
-                 empty_text: str = "waiting for the first metrics…",
-                 log_y: bool | str = "auto") -> list[Text]:
+def render_chart(
+    width: int,
+    height: int,
+    data: ChartData,
+    styles: ChartStyles = ChartStyles(),
+    empty_text: str = "waiting for the first metrics…",
+    log_y: bool | str = "auto",
+) -> list[Text]:
     """The chart as ``height`` lines of exactly ``width`` cells. ``log_y``: True, False, or
     "auto" (a log scale when the values span a factor of :data:`LOG_SCALE_RATIO` or more)."""
     blank = [Text(" " * width) for _ in range(height)]
@@ -119,8 +124,7 @@ def render_chart(width: int, height: int, data: ChartData, styles: ChartStyles =
         return []
 
     pts = [(s, v) for s, v in zip(data.steps, data.values) if v is not None and math.isfinite(v)]
-    evals = [(s, v) for s, v in zip(data.eval_steps, data.eval_values)
-             if v is not None and math.isfinite(v)]
+    evals = [(s, v) for s, v in zip(data.eval_steps, data.eval_values) if v is not None and math.isfinite(v)]
     if not pts and not evals:
         line = Text(empty_text[:width].center(width), style=styles.empty)
         blank[height // 2] = line
@@ -354,8 +358,7 @@ class LossChart(Widget):
 
     data: reactive[ChartData] = reactive(ChartData(), layout=False)
 
-    def __init__(self, *, name: str | None = None, id: str | None = None,
-                 classes: str | None = None) -> None:
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._cache_key: tuple | None = None
         self._cache: Text | None = None

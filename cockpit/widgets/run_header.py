@@ -7,9 +7,9 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from engine import units
 from cockpit.run_state import HeaderInfo
 from cockpit.widgets.bars import state_color
+from engine import units
 
 
 class RunHeader(Widget):

@@ -8,9 +8,9 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from engine import units
 from cockpit.run_state import Stats
 from cockpit.widgets.bars import meter, state_color
+from engine import units
 from engine.protocol import ENDED_STATES
 
 
@@ -88,8 +88,7 @@ class StatPanel(Widget):
                 grid.add_row("MFU", Text(units.percent(100 * s.mfu, 1), style="bold"), "", "")
             if s.eval_loss is not None:
                 ppl = f"{s.eval_ppl:.2f}" if s.eval_ppl is not None else units.DASH
-                grid.add_row("Eval", Text(units.loss(s.eval_loss), style="bold"), "ppl",
-                             Text(ppl, style="bold"))
+                grid.add_row("Eval", Text(units.loss(s.eval_loss), style="bold"), "ppl", Text(ppl, style="bold"))
         else:
             grid.add_row("Loss", loss)
             grid.add_row("LR", lr)

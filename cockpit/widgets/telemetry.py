@@ -8,9 +8,9 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from engine import units
 from cockpit.run_state import TelemetryView
 from cockpit.widgets.bars import meter
+from engine import units
 
 
 def _short_gpu_name(name: str | None) -> str:
@@ -18,9 +18,8 @@ def _short_gpu_name(name: str | None) -> str:
         return "GPU"
     for prefix in ("NVIDIA ", "GeForce "):
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
     return name
-
 
 
 def _meter_grid() -> Table:
@@ -34,6 +33,7 @@ def _meter_grid() -> Table:
 
 def _fraction(part: float | None, whole: float | None) -> float | None:
     return part / whole if part is not None and whole else None
+
 
 class TelemetryPanel(Widget):
     DEFAULT_CSS = """
@@ -50,8 +50,11 @@ class TelemetryPanel(Widget):
             return Text("waiting for telemetry…", style="dim italic")
         grid = _meter_grid()
         grid.add_row("CPU", meter(_fraction(v.cpu_percent, 100)), Text(units.percent(v.cpu_percent), style="bold"))
-        grid.add_row("RAM", meter(_fraction(v.ram_used, v.ram_total)),
-                     Text(units.bytes_pair(v.ram_used, v.ram_total), style="bold"))
+        grid.add_row(
+            "RAM",
+            meter(_fraction(v.ram_used, v.ram_total)),
+            Text(units.bytes_pair(v.ram_used, v.ram_total), style="bold"),
+        )
         parts: list = [grid]
         if v.proc_rss is not None:
             parts.append(Text.assemble(("engine RSS ", "dim"), (units.nbytes(v.proc_rss), "bold")))
@@ -66,11 +69,16 @@ class TelemetryPanel(Widget):
                 extra.append(f"{g.temp_c:.0f}°C")
             if g.power_w is not None:
                 extra.append(f"{g.power_w:.0f} W")
-            head.add_row(Text.assemble((f"GPU{g.index} ", "bold"), (_short_gpu_name(g.name), "")),
-                         Text("  ".join(extra), style="dim"))
+            head.add_row(
+                Text.assemble((f"GPU{g.index} ", "bold"), (_short_gpu_name(g.name), "")),
+                Text("  ".join(extra), style="dim"),
+            )
             rows = _meter_grid()
             rows.add_row(" util", meter(_fraction(g.util, 100)), Text(units.percent(g.util), style="bold"))
-            rows.add_row(" mem", meter(_fraction(g.mem_used, g.mem_total)),
-                         Text(units.bytes_pair(g.mem_used, g.mem_total), style="bold"))
+            rows.add_row(
+                " mem",
+                meter(_fraction(g.mem_used, g.mem_total)),
+                Text(units.bytes_pair(g.mem_used, g.mem_total), style="bold"),
+            )
             parts.extend([head, rows])
         return Group(*parts)

@@ -33,7 +33,7 @@ def _probability(threshold: float, bands: int, rows: int, false_positive: bool) 
     total = 0.0
     for i in range(steps):
         s = lo + (i + 0.5) * width
-        p = 1.0 - (1.0 - s ** rows) ** bands
+        p = 1.0 - (1.0 - s**rows) ** bands
         total += (p if false_positive else 1.0 - p) * width
     return total
 

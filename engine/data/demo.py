@@ -11,24 +11,44 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from engine.atomic import atomic_write_text
 
-ADJECTIVES = ["red", "blue", "green", "small", "big", "quick", "lazy", "happy", "old", "young",
-              "bright", "quiet"]
-NOUNS = ["cat", "dog", "bird", "fox", "horse", "fish", "child", "robot", "farmer", "teacher",
-         "king", "sailor"]
+ADJECTIVES = ["red", "blue", "green", "small", "big", "quick", "lazy", "happy", "old", "young", "bright", "quiet"]
+NOUNS = ["cat", "dog", "bird", "fox", "horse", "fish", "child", "robot", "farmer", "teacher", "king", "sailor"]
 VERBS = ["sees", "likes", "follows", "finds", "helps", "watches", "chases", "greets"]
 PLACES = ["park", "river", "house", "garden", "forest", "city", "school", "market"]
 FACTS = [
-    "the sky is blue.", "grass is green.", "snow is white.", "the sun is hot.", "ice is cold.",
-    "fire is hot.", "a week has seven days.", "a year has twelve months.", "a cat has four legs.",
-    "a bird has two wings.", "water is wet.", "the night is dark.",
+    "the sky is blue.",
+    "grass is green.",
+    "snow is white.",
+    "the sun is hot.",
+    "ice is cold.",
+    "fire is hot.",
+    "a week has seven days.",
+    "a year has twelve months.",
+    "a cat has four legs.",
+    "a bird has two wings.",
+    "water is wet.",
+    "the night is dark.",
 ]
-WORD_NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-                "ten", "eleven", "twelve"]
+WORD_NUMBERS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
 DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -58,13 +78,13 @@ def _counting(rng: random.Random) -> str:
 def _word_counting(rng: random.Random) -> str:
     start = rng.randint(0, 6)
     n = rng.randint(3, 6)
-    return " ".join(WORD_NUMBERS[start:start + n]) + "."
+    return " ".join(WORD_NUMBERS[start : start + n]) + "."
 
 
 def _alphabet(rng: random.Random) -> str:
     start = rng.randint(0, 18)
     n = rng.randint(4, 8)
-    return "letters: " + " ".join(LETTERS[start:start + n]) + "."
+    return "letters: " + " ".join(LETTERS[start : start + n]) + "."
 
 
 def _days(rng: random.Random) -> str:
@@ -77,8 +97,14 @@ def _fact(rng: random.Random) -> str:
 
 
 def _sentence(rng: random.Random) -> str:
-    a1, n1, v, a2, n2, p = (rng.choice(ADJECTIVES), rng.choice(NOUNS), rng.choice(VERBS),
-                            rng.choice(ADJECTIVES), rng.choice(NOUNS), rng.choice(PLACES))
+    a1, n1, v, a2, n2, p = (
+        rng.choice(ADJECTIVES),
+        rng.choice(NOUNS),
+        rng.choice(VERBS),
+        rng.choice(ADJECTIVES),
+        rng.choice(NOUNS),
+        rng.choice(PLACES),
+    )
     if rng.random() < 0.5:
         return f"the {a1} {n1} {v} the {a2} {n2}."
     return f"the {a1} {n1} {v} the {a2} {n2} in the {p}."
@@ -91,8 +117,16 @@ def _story(rng: random.Random) -> str:
 
 #: (pattern, weight)
 PATTERNS: list[tuple[Callable[[random.Random], str], int]] = [
-    (_addition, 4), (_subtraction, 2), (_multiplication, 2), (_counting, 3), (_word_counting, 2),
-    (_alphabet, 2), (_days, 2), (_fact, 2), (_sentence, 5), (_story, 2),
+    (_addition, 4),
+    (_subtraction, 2),
+    (_multiplication, 2),
+    (_counting, 3),
+    (_word_counting, 2),
+    (_alphabet, 2),
+    (_days, 2),
+    (_fact, 2),
+    (_sentence, 5),
+    (_story, 2),
 ]
 
 

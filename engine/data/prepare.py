@@ -40,32 +40,31 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
-from engine.atomic import atomic_open, atomic_write_bytes
-from engine.data import formats
 from engine.data.dedup import EXACT, NEAR, Deduplicator
+from engine.data.manifest import (
+    MANIFEST,
+    ShardEntry,
+    TokenizerRef,
+    atomic_write_json,
+    file_problems,
+    inspect_shards,
+    new_manifest,
+    write_manifest,
+)
 from engine.data.quality import REASONS, QualityRules
 from engine.data.render import CHAT_FORMATS, encode_segments_batch, markers_are_special, render_record
-from engine.data.shards import FORMAT, VERSION, atomic_write_json, shard_name, token_dtype, tokenizer_sha256
+from engine.data.shard_writer import ShardWriter, out_of_vocabulary, token_dtype
+from engine.data.shards import tokenizer_sha256
 from engine.data.signals import batch_signals, split_draws
+from engine.data.sources import DOCUMENT_FORMATS, Batch, PrepareError, Source, iter_batches, resolve_sources, samples
 
 STATE = "prepare_state.json"
-MANIFEST = "manifest.json"
-#: Formats whose records are plain documents (the others are rendered with a loss mask).
-DOCUMENT_FORMATS = ("text", "pretrain")
-MASK_SUFFIX = ".mask.bin"
-#: Bytes of text per batch (signals, deduplication and tokenization work on a batch at once).
-BATCH_BYTES = 4 << 20
-BATCH_DOCS = 20_000
-
-
-class PrepareError(ValueError):
-    """The inputs, the tokenizer or the output directory cannot be used; the message names it."""
 
 
 @dataclass
@@ -99,198 +98,53 @@ class PrepareSettings:
 
 
 @dataclass
+class SplitProgress:
+    """Documents and tokens of one split so far."""
+
+    docs: int = 0
+    """Documents kept for the split."""
+    tokens: int = 0
+    """Their tokens (of the training split: the shard being written included)."""
+
+
+@dataclass
 class Progress:
     """What a progress display needs, after every batch."""
 
+    bytes_total: int
+    """Input bytes in all (the sizes of the inputs)."""
     bytes_done: int = 0
-    bytes_total: int = 0
+    """Input bytes read so far."""
     documents: int = 0
-    train_docs: int = 0
-    val_docs: int = 0
-    train_tokens: int = 0
-    val_tokens: int = 0
+    """Records read so far (the input position of the last one, plus one)."""
+    train: SplitProgress = field(default_factory=SplitProgress)
+    """The training split so far."""
+    val: SplitProgress = field(default_factory=SplitProgress)
+    """The held-out split so far."""
     shards: int = 0
+    """Training shards finished."""
     dropped: dict[str, int] = field(default_factory=dict)
+    """Records dropped so far, per reason."""
     replaying: bool = False
     """Still before the resume point (finished shards are being skipped)."""
     elapsed_s: float = 0.0
 
 
-# --- inputs ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Source:
-    path: Path
-    format: str
-    bytes: int
-    unit: formats.UnitChoice | None = None
-    """How a text input is cut into documents (None for JSONL)."""
-
-    def to_json(self) -> dict:
-        out = {"path": str(self.path), "format": self.format, "bytes": self.bytes}
-        if self.unit is not None:
-            out.update(text_unit=self.unit.unit, text_unit_reason=self.unit.reason)
-        return out
-
-
-def resolve_sources(inputs: list[str | os.PathLike], fmt: str | None, text_unit: str = "auto") -> list[Source]:
-    """The input files with their formats (and document units, for text); PrepareError for a
-    missing file or an unusable format."""
-    if not inputs:
-        raise PrepareError("no input files")
-    sources = []
-    for item in inputs:
-        path = Path(item)
-        if not path.is_file():
-            raise PrepareError(f"{path}: {'is a directory, not a data file' if path.is_dir() else 'not found'}")
-        found = fmt
-        if found is None:
-            detection = formats.detect_format(path)
-            if detection.format is None:
-                raise PrepareError(detection.error(path))
-            found = detection.format
-        if found not in DOCUMENT_FORMATS + CHAT_FORMATS:
-            raise PrepareError(f"{path}: cannot prepare {found!r} data (text, pretrain or one of "
-                               f"{', '.join(CHAT_FORMATS)})")
-        try:
-            unit = formats.choose_text_unit(path, text_unit) if found == "text" else None
-        except formats.FormatError as exc:
-            raise PrepareError(str(exc)) from None
-        sources.append(Source(path.resolve(), found, path.stat().st_size, unit))
-    return sources
-
-
 def _fingerprint(sources: list[Source], tokenizer_sha: str, settings: PrepareSettings) -> str:
-    items = {"sources": [(str(s.path), s.format, s.bytes, s.path.stat().st_mtime_ns, s.unit and s.unit.unit)
-                         for s in sources],
-             "tokenizer": tokenizer_sha, "version": 1,
-             # the units the sources were cut into count, not how they were asked for
-             "settings": {k: v for k, v in settings.to_json().items() if k != "text_unit"}}
+    items = {
+        "sources": [
+            (str(s.path), s.format, s.bytes, s.path.stat().st_mtime_ns, s.unit and s.unit.unit) for s in sources
+        ],
+        "tokenizer": tokenizer_sha,
+        "version": 1,
+        # the units the sources were cut into count, not how they were asked for
+        "settings": {k: v for k, v in settings.to_json().items() if k != "text_unit"},
+    }
     return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
 
 
-@dataclass
-class Batch:
-    positions: list[int]
-    """Where each record is in the inputs: a position counts every record (JSONL line, text
-    document) of every input."""
-    texts: list[str]
-    """What signals and deduplication look at (``formats.sample_text``)."""
-    records: list
-    """The parsed records (rendered for chat formats)."""
-    formats: list[str]
-    bytes_done: int
-    """Input bytes read so far."""
-
-
-def iter_batches(sources: list[Source], skip_invalid: bool, dropped: dict[str, int]) -> Iterator[Batch]:
-    """Batches of valid, non-empty records in input order. Empty samples are counted in
-    ``dropped``; a malformed line raises PrepareError (or is counted as ``invalid`` with
-    ``skip_invalid``)."""
-    batch = Batch([], [], [], [], 0)
-    size = done = position = 0
-    for source in sources:
-        for sample in _samples(source):
-            done += sample.nbytes
-            pos = position
-            position += 1
-            if not sample.ok:
-                if not skip_invalid:
-                    first = next(p for p in sample.problems if p.is_error)
-                    raise PrepareError(f"{first} (check the file with `cockpit data validate`; "
-                                       f"--skip-invalid drops such lines)")
-                dropped["invalid"] = dropped.get("invalid", 0) + 1
-                continue
-            if sample.text is None:  # a blank JSONL line: no record
-                continue
-            if not sample.text.strip():
-                dropped["empty"] = dropped.get("empty", 0) + 1
-                continue
-            batch.positions.append(pos)
-            batch.texts.append(sample.text)
-            batch.records.append(sample.record)
-            batch.formats.append(source.format)
-            size += len(sample.text)
-            if size >= BATCH_BYTES or len(batch.texts) >= BATCH_DOCS:
-                batch.bytes_done = done
-                yield batch
-                batch, size = Batch([], [], [], [], 0), 0
-    if batch.texts:
-        batch.bytes_done = done
-        yield batch
-
-
-def _samples(source: Source) -> Iterator[formats.Sample]:
-    return formats.iter_samples(source.path, source.format, source.unit.unit if source.unit else "line")
-
-
-# --- output ----------------------------------------------------------------------------------
-
-class ShardWriter:
-    """Token shards of one split, closed at document boundaries; each written under a temporary
-    name, fsynced and renamed, and recorded with its sha256 and where in the inputs it ended.
-    With ``masks``, every shard has a uint8 loss mask beside it (``train_000.mask.bin``)."""
-
-    def __init__(self, out: Path, split: str, dtype: np.dtype, shard_tokens: int, done: list[dict] | None = None,
-                 on_shard: Callable[[], None] | None = None, masks: bool = False):
-        self.out, self.split, self.dtype, self.shard_tokens = out, split, dtype, shard_tokens
-        self.shards: list[dict] = list(done or [])
-        self.on_shard = on_shard
-        self.masks = masks
-        self._parts: list[np.ndarray] = []
-        self._mask_parts: list[np.ndarray] = []
-        self._n = 0
-
-    @property
-    def tokens(self) -> int:
-        return sum(s["tokens"] for s in self.shards) + self._n
-
-    def add(self, tokens: np.ndarray, doc_ends: np.ndarray, positions: list[int],
-            mask: np.ndarray | None = None) -> None:
-        """Append documents: ``tokens`` of all of them, ``doc_ends`` the cumulative token count at
-        the end of each, ``positions`` their input positions, ``mask`` their loss mask (with
-        ``masks``; None: every token is learnt)."""
-        if self.masks and mask is None:
-            mask = np.ones(len(tokens), dtype=np.uint8)
-        start = 0
-        while start < len(tokens):
-            need = self.shard_tokens - self._n
-            # the first document whose end reaches the shard size closes the shard
-            i = int(np.searchsorted(doc_ends, start + need, side="left"))
-            end = len(tokens) if i >= len(doc_ends) else int(doc_ends[i])
-            self._parts.append(tokens[start:end])
-            if self.masks:
-                self._mask_parts.append(mask[start:end])
-            self._n += end - start
-            if i >= len(doc_ends):
-                return
-            self.close(end_position=positions[i] + 1)
-            start = end
-
-    def close(self, end_position: int | None) -> None:
-        """Write the current shard (if it has tokens)."""
-        if not self._n:
-            return
-        name = shard_name(len(self.shards), self.split)
-        digest = hashlib.sha256()
-        with atomic_open(self.out / name) as f:  # renamed at the end of the block, after the mask
-            for part in self._parts:
-                data = part.astype(self.dtype.newbyteorder("<"), copy=False).tobytes()
-                digest.update(data)
-                f.write(data)
-            entry = {"file": name, "tokens": self._n, "sha256": digest.hexdigest(), "end_position": end_position}
-            if self.masks:  # the mask first: a shard file present means its mask is too
-                mask_name = name.removesuffix(".bin") + MASK_SUFFIX
-                data = np.concatenate(self._mask_parts).astype(np.uint8).tobytes()
-                atomic_write_bytes(self.out / mask_name, data)
-                entry.update(mask_file=mask_name, mask_sha256=hashlib.sha256(data).hexdigest())
-        self.shards.append(entry)
-        self._parts, self._mask_parts, self._n = [], [], 0
-        if self.on_shard is not None:
-            self.on_shard()
-
-
 # --- the pipeline ----------------------------------------------------------------------------
+
 
 def _text_units(sources: list[Source]) -> dict[str, str]:
     return {str(s.path): s.unit.unit for s in sources if s.unit is not None}
@@ -309,23 +163,25 @@ def _load_state(out: Path, fingerprint: str, units: dict[str, str]) -> list[dict
     if isinstance(theirs, dict):
         for path, unit in units.items():
             if theirs.get(path, unit) != unit:
-                raise PrepareError(f"{out}: an interrupted preparation cut {path} into {theirs[path]} documents, this "
-                                   f"run into {unit} documents; continue it with --text-unit {theirs[path]}, or "
-                                   f"delete {out / STATE} to start over")
+                raise PrepareError(
+                    f"{out}: an interrupted preparation cut {path} into {theirs[path]} documents, this "
+                    f"run into {unit} documents; continue it with --text-unit {theirs[path]}, or "
+                    f"delete {out / STATE} to start over"
+                )
     if state.get("fingerprint") != fingerprint:
         return []
     good = []
-    dtype_size = int(state.get("itemsize", 0))
-    for shard in state.get("train", []):
-        if shard.get("end_position") is None:  # the last shard: only the manifest completes it
+    itemsize = int(state.get("itemsize", 0))
+    for item in state.get("train", []):
+        try:
+            shard = ShardEntry.model_validate(item)
+        except ValueError:
             break
-        path = out / shard["file"]
-        if not path.is_file() or path.stat().st_size != shard["tokens"] * dtype_size:
+        if shard.end_position is None:  # the last shard: only the manifest completes it
             break
-        mask = out / shard["mask_file"] if shard.get("mask_file") else None
-        if mask is not None and (not mask.is_file() or mask.stat().st_size != shard["tokens"]):
+        if file_problems(out, [shard], itemsize, masks=shard.mask_file is not None):
             break
-        good.append(shard)
+        good.append(shard.model_dump(exclude_unset=True))
     return good
 
 
@@ -333,8 +189,9 @@ def _clear(out: Path, keep: set[str]) -> None:
     """Remove what an earlier preparation left that is not kept: shards, temporaries."""
     for path in out.iterdir():
         name = path.name
-        stale = (name.startswith((".train_", ".val_", f".{STATE}", f".{MANIFEST}"))
-                 or (name.endswith(".bin") and name.startswith(("train_", "val_"))))
+        stale = name.startswith((".train_", ".val_", f".{STATE}", f".{MANIFEST}")) or (
+            name.endswith(".bin") and name.startswith(("train_", "val_"))
+        )
         if stale and name not in keep and path.is_file():
             path.unlink()
 
@@ -351,8 +208,13 @@ def _load_tokenizer(tokenizer_dir: Path):
         raise PrepareError(f"{exc}{hint}") from None
 
 
-def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, out_dir: str | os.PathLike,
-            settings: PrepareSettings, progress: Callable[[Progress], None] | None = None) -> dict:
+def prepare(
+    inputs: list[str | os.PathLike],
+    tokenizer_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    settings: PrepareSettings,
+    progress: Callable[[Progress], None] | None = None,
+) -> dict:
     """Prepare ``inputs`` into shards in ``out_dir`` (see the module docstring); returns the
     manifest, which has ``"skipped": true`` when the directory was complete already."""
     if settings.seq_len < 1:
@@ -376,12 +238,9 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PrepareError(f"{out}: cannot create the output directory ({exc.strerror})") from None
-    try:
-        existing = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-        if existing.get("prepare", {}).get("fingerprint") == fingerprint:
-            return {**existing, "skipped": True}
-    except (OSError, ValueError, AttributeError):
-        pass
+    existing = inspect_shards(out)
+    if existing.ok and existing.manifest.prepare is not None and existing.manifest.prepare.fingerprint == fingerprint:
+        return {**existing.manifest.to_json(), "skipped": True}
     done = _load_state(out, fingerprint, _text_units(sources))
     (out / MANIFEST).unlink(missing_ok=True)  # from here on the directory is not complete
     _clear(out, {s["file"] for s in done} | {s["mask_file"] for s in done if s.get("mask_file")})
@@ -426,96 +285,110 @@ def prepare(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, o
                 mask.extend(doc_mask if doc_mask is not None else [1] * len(doc_ids))
             ends[j] = len(ids)
         tokens = np.asarray(ids, dtype=np.int64)
-        if len(tokens) and int(tokens.max()) >= vocab:
-            raise PrepareError(f"token id {int(tokens.max())} is outside the vocabulary of {tokenizer_dir}")
+        if (wrong := out_of_vocabulary(tokens, vocab, tokenizer_dir)) is not None:
+            raise PrepareError(wrong)
         return tokens, ends, (np.asarray(mask, dtype=np.uint8) if masked else None)
 
-    for batch in iter_batches(sources, settings.skip_invalid, dropped):
-        sig = batch_signals(batch.texts, settings.num_perm if near else None)
-        reasons = rules.reasons(sig)
-        keys = sig.exact_keys.tolist()
-        draws = split_draws(sig.exact_keys) if settings.val_fraction else None
-        bands = dedup.band_keys(sig.signatures) if near else None
-        train_idx: list[int] = []
-        val_idx: list[int] = []
-        for i, reason in enumerate(reasons):
-            if settings.exact_dedup and not dedup.add_exact(keys[i]):
-                continue
-            if reason is not None and batch.formats[i] in DOCUMENT_FORMATS:  # conversations are short by nature
-                dropped[reason] = dropped.get(reason, 0) + 1
-                continue
-            if near and not dedup.add_near(sig.signatures[i], bands[i]):
-                continue
-            if draws is not None and draws[i] < settings.val_fraction:
-                val_idx.append(i)
-            else:
-                train_idx.append(i)
-        counts["train"] += len(train_idx)
-        counts["val"] += len(val_idx)
-        if val_idx:
-            tokens, ends, mask = tokenize(batch, val_idx)
-            val_parts.append((tokens, ends, [batch.positions[i] for i in val_idx], mask))
-            val_tokens += len(tokens)
-        fresh = [i for i in train_idx if batch.positions[i] >= resume_at]  # before it: in a finished shard
-        if fresh:
-            tokens, ends, mask = tokenize(batch, fresh)
-            train.add(tokens, ends, [batch.positions[i] for i in fresh], mask)
-        if progress is not None:
-            prog.bytes_done, prog.documents = batch.bytes_done, batch.positions[-1] + 1
-            prog.train_docs, prog.val_docs = counts["train"], counts["val"]
-            prog.train_tokens, prog.val_tokens, prog.shards = train.tokens, val_tokens, len(train.shards)
-            prog.dropped = {**dropped, **{k: v for k, v in dedup.counts.items() if v}}
-            prog.replaying = batch.positions[-1] < resume_at
-            prog.elapsed_s = time.perf_counter() - t0
-            progress(prog)
-    train.close(end_position=None)
+    try:
+        for batch in iter_batches(sources, settings.skip_invalid, dropped):
+            sig = batch_signals(batch.texts, settings.num_perm if near else None)
+            reasons = rules.reasons(sig)
+            keys = sig.exact_keys.tolist()
+            draws = split_draws(sig.exact_keys) if settings.val_fraction else None
+            bands = dedup.band_keys(sig.signatures) if near else None
+            train_idx: list[int] = []
+            val_idx: list[int] = []
+            for i, reason in enumerate(reasons):
+                if settings.exact_dedup and not dedup.add_exact(keys[i]):
+                    continue
+                if reason is not None and batch.formats[i] in DOCUMENT_FORMATS:  # conversations are short by nature
+                    dropped[reason] = dropped.get(reason, 0) + 1
+                    continue
+                if near and not dedup.add_near(sig.signatures[i], bands[i]):
+                    continue
+                if draws is not None and draws[i] < settings.val_fraction:
+                    val_idx.append(i)
+                else:
+                    train_idx.append(i)
+            counts["train"] += len(train_idx)
+            counts["val"] += len(val_idx)
+            if val_idx:
+                tokens, ends, mask = tokenize(batch, val_idx)
+                val_parts.append((tokens, ends, [batch.positions[i] for i in val_idx], mask))
+                val_tokens += len(tokens)
+            fresh = [i for i in train_idx if batch.positions[i] >= resume_at]  # before it: in a finished shard
+            if fresh:
+                tokens, ends, mask = tokenize(batch, fresh)
+                train.add(tokens, ends, [batch.positions[i] for i in fresh], mask)
+            if progress is not None:
+                prog.bytes_done, prog.documents = batch.bytes_done, batch.positions[-1] + 1
+                prog.train = SplitProgress(counts["train"], train.tokens)
+                prog.val = SplitProgress(counts["val"], val_tokens)
+                prog.shards = len(train.shards)
+                prog.dropped = {**dropped, **{k: v for k, v in dedup.counts.items() if v}}
+                prog.replaying = batch.positions[-1] < resume_at
+                prog.elapsed_s = time.perf_counter() - t0
+                progress(prog)
+        train.close(end_position=None)
+    except BaseException:  # the shard being written goes; the finished ones stay for a re-run
+        train.abort()
+        raise
     dropped.update({k: v for k, v in dedup.counts.items() if v})
     if not train.shards:
-        raise PrepareError("no training tokens: every document was dropped or held out ("
-                           + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) or "no documents")
-                           + ")")
+        raise PrepareError(
+            "no training tokens: every document was dropped or held out ("
+            + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) or "no documents")
+            + ")"
+        )
     val = ShardWriter(out, "val", dtype, settings.shard_tokens, masks=masked)
     for tokens, ends, positions, mask in val_parts:
         val.add(tokens, ends, positions, mask)
     val.close(end_position=None)
 
-    def entries(shards: list[dict]) -> list[dict]:
-        return [{k: v for k, v in s.items() if k != "end_position"} for s in shards]
-
-    manifest = {
-        "format": FORMAT,
-        "version": VERSION,
-        "dtype": dtype.name,
-        "tokenizer": {"sha256": tok_sha, "vocab_size": vocab, "path": str(tokenizer_dir.resolve())},
-        "seq_len": settings.seq_len,
-        "shards": entries(train.shards),
-        "total_tokens": train.tokens,
-        "val_shards": entries(val.shards),
-        "val_tokens": val.tokens,
-        "loss_mask": masked,
-        "chat_markers_special": markers_are_special(tokenizer) if masked else None,
-        "documents": {"read": counts["train"] + counts["val"] + sum(dropped.values()),
-                      "train": counts["train"], "val": counts["val"],
-                      "dropped": {k: dropped[k] for k in sorted(dropped)}},
-        "sources": [s.to_json() for s in sources],
-        "prepare": {"fingerprint": fingerprint, "settings": settings.to_json(),
-                    "drop_reasons": ["invalid", "empty", EXACT, *REASONS, NEAR]},
-    }
-    atomic_write_json(out / MANIFEST, manifest)
+    tokenizer_ref = TokenizerRef(sha256=tok_sha, vocab_size=vocab, path=str(tokenizer_dir.resolve()))
+    manifest = write_manifest(
+        out,
+        new_manifest(
+            dtype.name,
+            tokenizer_ref,
+            settings.seq_len,
+            train.shards,
+            val.shards,
+            loss_mask=masked,
+            chat_markers_special=markers_are_special(tokenizer) if masked else None,
+            documents={
+                "read": counts["train"] + counts["val"] + sum(dropped.values()),
+                "train": counts["train"],
+                "val": counts["val"],
+                "dropped": {k: dropped[k] for k in sorted(dropped)},
+            },
+            sources=[s.to_json() for s in sources],
+            prepare={
+                "fingerprint": fingerprint,
+                "settings": settings.to_json(),
+                "drop_reasons": ["invalid", "empty", EXACT, *REASONS, NEAR],
+            },
+        ),
+    )
     (out / STATE).unlink(missing_ok=True)
     manifest["elapsed_s"] = time.perf_counter() - t0
     return manifest
 
 
-def preview(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, n: int = 3,
-            fmt: str | None = None, text_unit: str = "auto") -> list[dict]:
+def preview(
+    inputs: list[str | os.PathLike],
+    tokenizer_dir: str | os.PathLike,
+    n: int = 3,
+    fmt: str | None = None,
+    text_unit: str = "auto",
+) -> list[dict]:
     """The first ``n`` valid records of the inputs as the shards will hold them: ``{"path", "line",
     "format", "runs": [(text, learnt), ...]}``, each run the decoded text of consecutive tokens
     with the same mask (``cockpit data prepare --debug``)."""
     tokenizer, eos = _load_tokenizer(Path(tokenizer_dir))
     out = []
     for source in resolve_sources(inputs, fmt, text_unit):
-        for sample in _samples(source):
+        for sample in samples(source):
             if len(out) >= n:
                 return out
             if not sample.ok or not sample.text or not sample.text.strip():
@@ -531,6 +404,14 @@ def preview(inputs: list[str | os.PathLike], tokenizer_dir: str | os.PathLike, n
                 if i == len(ids) or mask[i] != mask[start]:
                     runs.append((tokenizer.decode(ids[start:i], skip_special_tokens=False), bool(mask[start])))
                     start = i
-            out.append({"path": str(source.path), "line": sample.line, "format": source.format, "runs": runs,
-                        "tokens": len(ids), "learnt": int(sum(mask))})
+            out.append(
+                {
+                    "path": str(source.path),
+                    "line": sample.line,
+                    "format": source.format,
+                    "runs": runs,
+                    "tokens": len(ids),
+                    "learnt": int(sum(mask)),
+                }
+            )
     return out

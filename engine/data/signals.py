@@ -85,8 +85,9 @@ def word_hashes(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nda
     windows = np.ndarray(shape=(len(buf) + 1,), dtype="<u8", buffer=padded.data, strides=(1,))
     length = (ends - starts).astype(np.uint64)
     short = length < 8
-    keep = np.where(short, (np.uint64(1) << (np.minimum(length, np.uint64(7)) * np.uint64(8))) - np.uint64(1),
-                    np.uint64(_MASK))
+    keep = np.where(
+        short, (np.uint64(1) << (np.minimum(length, np.uint64(7)) * np.uint64(8))) - np.uint64(1), np.uint64(_MASK)
+    )
     first = windows[starts] & keep
     last = windows[np.maximum(ends - 8, starts)] & keep
     with np.errstate(over="ignore"):
@@ -139,8 +140,10 @@ def minhash_signatures(doc: np.ndarray, hashes: np.ndarray, n_docs: int, num_per
         nxt = np.minimum.accumulate(idx[:, ::-1], axis=1)[:, ::-1][:, :num_perm]
         src = np.where(nxt < width, nxt % num_perm, 0)
         distance = np.where(nxt < width, nxt - np.arange(num_perm), 0).astype(np.uint64)
-        borrowed = ((sig[np.arange(n_docs)[:, None], src].astype(np.uint64) + distance * np.uint64(0x9E3779B1))
-                    & np.uint64(0xFFFFFFFE)).astype(np.uint32)
+        borrowed = (
+            (sig[np.arange(n_docs)[:, None], src].astype(np.uint64) + distance * np.uint64(0x9E3779B1))
+            & np.uint64(0xFFFFFFFE)
+        ).astype(np.uint32)
         sig = np.where(filled | ~rows[:, None], sig, borrowed)
     return sig
 
@@ -186,7 +189,7 @@ def batch_signals(texts: list[str], num_perm: int | None = 128) -> BatchSignals:
         if len(starts) < k:
             return zero, np.zeros(0, dtype=np.uint64)
         m = len(starts) - k + 1
-        i = np.flatnonzero(doc_of_word[:m] == doc_of_word[k - 1:])
+        i = np.flatnonzero(doc_of_word[:m] == doc_of_word[k - 1 :])
         acc = words[i].copy()
         for j in range(1, k):
             acc ^= _rotl(words[i + j], 17 * j)
@@ -205,11 +208,16 @@ def batch_signals(texts: list[str], num_perm: int | None = 128) -> BatchSignals:
     if num_perm:
         # A document shorter than a shingle is one shingle: all its words.
         short = np.flatnonzero((n_words > 0) & (n_words < SHINGLE_WORDS))
-        signatures = minhash_signatures(np.concatenate([doc5, short]), np.concatenate([h5, keys[short]]), n,
-                                        num_perm)
-    return BatchSignals(n_bytes=n_bytes, n_words=n_words, symbol_ratio=symbol_ratio,
-                        dup_ngram_fraction=dup_ngram_fraction, top_bigram_fraction=top_bigram_fraction,
-                        exact_keys=keys, signatures=signatures)
+        signatures = minhash_signatures(np.concatenate([doc5, short]), np.concatenate([h5, keys[short]]), n, num_perm)
+    return BatchSignals(
+        n_bytes=n_bytes,
+        n_words=n_words,
+        symbol_ratio=symbol_ratio,
+        dup_ngram_fraction=dup_ngram_fraction,
+        top_bigram_fraction=top_bigram_fraction,
+        exact_keys=keys,
+        signatures=signatures,
+    )
 
 
 def _word_powers(position: np.ndarray) -> np.ndarray:

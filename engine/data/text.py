@@ -1,7 +1,7 @@
 """Text file -> token stream -> deterministic shuffled batches.
 
 A text file's documents are its lines, paragraphs or the whole file (``data.text_unit``,
-``engine.data.formats.iter_text_documents``: the same reader as ``cockpit data prepare`` and
+``engine.data.textunits.iter_text_documents``: the same reader as ``cockpit data prepare`` and
 ``cockpit check``); a JSONL file's are the ``"text"`` of each line. The stream is the documents'
 tokens with the end-of-text token after each. The tail ``val_fraction`` of the stream is held out. Training batches are
 ``(micro_batch_size, seq_len)`` windows cut from the stream at multiples of ``seq_len`` and visited
@@ -12,8 +12,9 @@ checkpoint stores, so a run can continue exactly where it stopped.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
     import torch
 
 # the same reader, and words, as cockpit check and cockpit data validate|prepare
-from engine.data.formats import JSONL_SUFFIXES, FormatError, iter_samples
+from engine.data.lines import FormatError
+from engine.data.records import JSONL_SUFFIXES, iter_samples
 
 #: Documents tokenized per batch call (bounds the memory of the intermediate encodings).
 _CHUNK_DOCS = 10_000
@@ -33,28 +35,26 @@ class DataError(ValueError):
 
 # --- documents --------------------------------------------------------------------------------
 
+
 def iter_documents(path: str | os.PathLike, kind: str | None = None, unit: str = "auto") -> Iterator[str]:
     """The documents of a ``.txt`` file (cut by ``unit``: ``line``, ``paragraph``, ``file`` or
     ``auto``, see ``engine.data.formats``) or ``.jsonl`` file (the ``"text"`` of each object);
     ``kind`` ("text" or "jsonl") overrides the suffix. Errors name ``file:line``."""
     path = Path(path)
     kind = kind or ("jsonl" if path.suffix.lower() in JSONL_SUFFIXES else "text")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, not a {'JSONL' if kind == 'jsonl' else 'text'} file")
     try:
         for sample in iter_samples(path, "pretrain" if kind == "jsonl" else "text", unit):
             if not sample.ok:
                 raise DataError(str(next(p for p in sample.problems if p.is_error)))
             if sample.text is not None and sample.text.strip():
                 yield sample.text
-    except FormatError as exc:
-        if not path.exists():
-            raise DataError(f"{path}: training data not found") from None
+    except FormatError as exc:  # not found, a directory: the words of engine.data.lines
         raise DataError(str(exc)) from None
 
 
-def iter_token_chunks(path: str | os.PathLike, tokenizer, kind: str | None = None,
-                      unit: str = "auto") -> Iterator[np.ndarray]:
+def iter_token_chunks(
+    path: str | os.PathLike, tokenizer, kind: str | None = None, unit: str = "auto"
+) -> Iterator[np.ndarray]:
     """The token stream of a document file in int32 chunks, end-of-text after every document."""
     eos = tokenizer.eos_token_id
     backend = tokenizer.backend_tokenizer
@@ -76,13 +76,12 @@ def iter_token_chunks(path: str | os.PathLike, tokenizer, kind: str | None = Non
         yield flush()
 
 
-
 def tokenize_file(path: str | os.PathLike, tokenizer, kind: str = "text", unit: str = "auto") -> np.ndarray:
     """All documents of ``path`` (``text``: cut by ``unit``; ``jsonl``: the ``"text"`` of each
     object) as one int32 token stream, with ``tokenizer.eos_token_id`` after each document."""
     parts = list(iter_token_chunks(path, tokenizer, kind, unit))
     if not parts:
-        what = "no line has a non-empty \"text\"" if kind == "jsonl" else "every line is empty"
+        what = 'no line has a non-empty "text"' if kind == "jsonl" else "every line is empty"
         raise DataError(f"{path}: no text ({what})")
     return np.concatenate(parts)
 
@@ -90,7 +89,7 @@ def tokenize_file(path: str | os.PathLike, tokenizer, kind: str = "text", unit: 
 def split_tokens(tokens: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """(train, val): the last ``val_fraction`` of the stream is the validation part."""
     n_val = int(len(tokens) * val_fraction)
-    return tokens[:len(tokens) - n_val], tokens[len(tokens) - n_val:]
+    return tokens[: len(tokens) - n_val], tokens[len(tokens) - n_val :]
 
 
 def masked_labels(x: torch.Tensor, mask: np.ndarray | None) -> torch.Tensor:
@@ -115,8 +114,16 @@ class BatchIterator:
     (-100) the tokens it masks: the prompt of a fine-tuning record.
     """
 
-    def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, seed: int,
-                 rank: int = 0, world_size: int = 1, mask: np.ndarray | None = None):
+    def __init__(
+        self,
+        tokens: np.ndarray,
+        batch_size: int,
+        seq_len: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        mask: np.ndarray | None = None,
+    ):
         if mask is not None and len(mask) != len(tokens):
             raise DataError(f"the loss mask has {len(mask):,} entries for {len(tokens):,} tokens")
         self.tokens = tokens
@@ -128,8 +135,10 @@ class BatchIterator:
         self.world_size = world_size
         self.n_windows = len(tokens) // seq_len
         if self.n_windows < world_size:
-            raise DataError(f"the training text has {len(tokens)} tokens, fewer than "
-                            f"{world_size} sequence(s) of seq_len {seq_len}; use more text or a smaller seq_len")
+            raise DataError(
+                f"the training text has {len(tokens)} tokens, fewer than "
+                f"{world_size} sequence(s) of seq_len {seq_len}; use more text or a smaller seq_len"
+            )
         self.epoch = 0
         self.index = 0  # next position in this epoch's order, counted over all processes
         self._order = self._permutation(0)

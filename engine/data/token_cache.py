@@ -71,8 +71,9 @@ def _store(path: Path, tokens: np.ndarray, corpus: Path) -> None:
         log.warning("cannot cache the tokens of %s in %s: %s", corpus, path.parent, exc)
 
 
-def cached_tokens(corpus: str | os.PathLike, tokenizer_path: str | os.PathLike, tokenizer,
-                  kind: str = "text", unit: str = "auto") -> np.ndarray:
+def cached_tokens(
+    corpus: str | os.PathLike, tokenizer_path: str | os.PathLike, tokenizer, kind: str = "text", unit: str = "auto"
+) -> np.ndarray:
     """``tokenize_file(corpus, tokenizer, kind, unit)``, from the cache when the corpus, the
     tokenizer (saved at ``tokenizer_path``) and the unit are those it was made from; otherwise
     tokenized and cached."""

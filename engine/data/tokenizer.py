@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -25,8 +25,10 @@ EOS_TOKEN = "<|endoftext|>"
 #: Chat markers of ``cockpit tokenizer train`` (ChatML).
 CHAT_TOKENS = ("<|im_start|>", "<|im_end|>")
 #: ChatML, as a Jinja chat template for ``tokenizer_config.json``.
-CHAT_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
-                 "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 #: End-of-text tokens of common tokenizers, tried in order when no tokenizer_config.json names one.
@@ -42,9 +44,16 @@ def has_tokenizer(path: str | os.PathLike) -> bool:
     return (Path(path) / "tokenizer.json").is_file()
 
 
-def train_tokenizer(corpus: str | os.PathLike | None, out_dir: str | os.PathLike, vocab_size: int, *,
-                    texts: Iterable[str] | None = None, extra_special_tokens: tuple[str, ...] = (),
-                    chat_template: str | None = None, min_frequency: int = 2) -> Path:
+def train_tokenizer(
+    corpus: str | os.PathLike | None,
+    out_dir: str | os.PathLike,
+    vocab_size: int,
+    *,
+    texts: Iterable[str] | None = None,
+    extra_special_tokens: tuple[str, ...] = (),
+    chat_template: str | None = None,
+    min_frequency: int = 2,
+) -> Path:
     """Train a byte-level BPE of ``vocab_size`` tokens on the text file ``corpus`` (or on ``texts``)
     and save it to ``out_dir``, with ``<|endoftext|>`` and ``extra_special_tokens`` as special tokens.
 
@@ -57,15 +66,25 @@ def train_tokenizer(corpus: str | os.PathLike | None, out_dir: str | os.PathLike
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     special = [EOS_TOKEN, *(t for t in extra_special_tokens if t != EOS_TOKEN)]
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=special,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     if texts is not None:
         tok.train_from_iterator(texts, trainer)
     else:
         tok.train([str(corpus)], trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS_TOKEN, eos_token=EOS_TOKEN,
-                                   pad_token=EOS_TOKEN, model_max_length=1 << 30,
-                                   additional_special_tokens=special[1:] or None)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=EOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        pad_token=EOS_TOKEN,
+        model_max_length=1 << 30,
+        additional_special_tokens=special[1:] or None,
+    )
     if chat_template:
         fast.chat_template = chat_template
 
@@ -103,8 +122,10 @@ def load_tokenizer(path: str | os.PathLike):
         if eos is not None:
             tokenizer.eos_token = eos
     if tokenizer.eos_token_id is None:
-        raise ValueError(f"{path}: the tokenizer has no end-of-text token (eos_token in tokenizer_config.json, "
-                         f"or one of {', '.join(EOS_CANDIDATES)} in its vocabulary)")
+        raise ValueError(
+            f"{path}: the tokenizer has no end-of-text token (eos_token in tokenizer_config.json, "
+            f"or one of {', '.join(EOS_CANDIDATES)} in its vocabulary)"
+        )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -152,8 +173,10 @@ def encoding_note(tokenizer: Tokenizer) -> str | None:
     if not found:
         return None
     both = "both are" if len(found) == 2 else "it is"
-    return (f"tokenizer.json enables {' and '.join(found)}: {both} turned off for encoding; documents are "
-            f"packed whole into one token stream, end-of-text between them")
+    return (
+        f"tokenizer.json enables {' and '.join(found)}: {both} turned off for encoding; documents are "
+        f"packed whole into one token stream, end-of-text between them"
+    )
 
 
 def eos_token_id(path: str | os.PathLike, tokenizer: Tokenizer | None = None) -> int:
@@ -175,6 +198,8 @@ def eos_token_id(path: str | os.PathLike, tokenizer: Tokenizer | None = None) ->
     if not isinstance(name, str) or tokenizer.token_to_id(name) is None:
         name = guess_eos(tokenizer.get_vocab())
     if name is None:
-        raise ValueError(f"{path}: the tokenizer has no end-of-text token (eos_token in tokenizer_config.json, "
-                         f"or one of {', '.join(EOS_CANDIDATES)} in its vocabulary)")
+        raise ValueError(
+            f"{path}: the tokenizer has no end-of-text token (eos_token in tokenizer_config.json, "
+            f"or one of {', '.join(EOS_CANDIDATES)} in its vocabulary)"
+        )
     return tokenizer.token_to_id(name)
