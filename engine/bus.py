@@ -632,3 +632,16 @@ class EventBus:
             log.warning("could not write %s: %s", self.paths.status, exc)
         self._status_dirty = False
         self._last_status_write = now
+
+
+class NullBus:
+    """The bus of processes other than the main one: events go nowhere, no commands arrive."""
+
+    def emit(self, type_: str, **payload) -> int:
+        return -1
+
+    def poll_commands(self) -> list[dict]:
+        return []
+
+    def close(self) -> None:
+        pass

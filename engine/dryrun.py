@@ -121,6 +121,7 @@ def dry_run(cfg, steps: int = 3, warmup: int = 1, workdir: Path | None = None) -
     import torch
 
     import engine.train as train_mod
+    from engine.bus import NullBus
     from engine.controls import Controls
     from engine.rundir import RunPaths
 
@@ -143,7 +144,7 @@ def dry_run(cfg, steps: int = 3, warmup: int = 1, workdir: Path | None = None) -
         baseline["rss"] = rss_bytes()
         baseline["cuda"] = torch.cuda.memory_allocated() if cuda else None
 
-    trainer = train_mod.Trainer(cfg, paths, train_mod.NullBus(), Controls(), main_process=True)
+    trainer = train_mod.Trainer(cfg, paths, NullBus(), Controls(), main_process=True)
     t0 = time.perf_counter()
     trainer.build(before_model=take_baseline)
     trainer.configure_model()

@@ -1,19 +1,25 @@
 """Training: config -> build -> train -> close.
 
     run(run_dir, cfg, resume=None)         event bus, signals, telemetry; errors become events
-      Trainer.build()                      seeds, Accelerator (DDP or FSDP), data, tokenizer, model, optimizer
+      Trainer.build()                      engine.build: Accelerator (DDP or FSDP), data, tokenizer, model, optimizer
       Trainer.configure_model()            gradient checkpointing, torch.compile
       engine.resume.restore()              with --resume: Trainer.load_state_dict (weights, optimizer, scheduler, data, RNG)
       Trainer.fit()                        the loop; returns "finished", "stopped" or "failed"
-        train_step()                       micro batches -> clip -> optimizer step unless non-finite -> scheduler
+        train_step()                       micro batches -> clip -> update(): optimizer step unless non-finite -> scheduler
         nonfinite_stop()                   train.nonfinite: stop -- checkpoint the last good state, fail
-        log_metrics()                      at step 1, every log_every steps, and the last step
+        log_metrics()                      at step 1, every log_every steps, and the last step (engine.interval)
           read_back()                      per-step losses and gradient norms; skipped steps -> error events
         run_eval()                         every eval_every steps and the last: ``eval`` event, best tracked
         poll_controls()                    commands, signals and limits: every step in one process,
-                                           agreed on about once a second with several
-          check_limits()                   stop before budget_usd / max_hours would be passed
+                                           agreed on about once a second with several (Controls.agree)
+          check_limits()                   stop before budget_usd / max_hours would be passed (engine.limits)
         save(reason)                       checkpoints/checkpoint-<step> (weights + Trainer.state_dict), then prune
+
+Why this module is over 400 lines: it is the Trainer, one class whose methods share the run's
+state (step, the logging interval, the non-finite accounting, the controls, the last checkpoint),
+and ``run``, which owns the process around it. Building (engine.build), the logging interval
+(engine.interval), the budget arithmetic (engine.limits), evaluation (engine.evaluate), the
+checkpoint format (engine.checkpoint) and the controls (engine.controls) live in their own modules.
 
 Only the logging steps (and checkpoints) read the losses and gradient norms back from the device;
 in between they stay there, one small tensor per step. A non-finite step is skipped on the device
@@ -39,36 +45,30 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
 from transformers.utils import logging as hf_logging
 
-from engine.bus import EventBus
+from engine.build import (build_model_and_optimizer, configure_model, device_description, load_data, make_accelerator,
+                          settle_schedule)
+from engine.bus import EventBus, NullBus
 from engine.checkpoint import gather_state, prune, restore_state, rng_state, save_checkpoint, set_rng_state
 from engine.config import ConfigError, RunConfig
 from engine.controls import Controls
-from engine.data.demo import generate_demo_corpus
-from engine.distributed import accelerator_plugins, world_size
+from engine.data.text import BatchIterator, DataError
 from engine.evaluate import NoHeldOutData, eval_windows, evaluate
-from engine.data.text import BatchIterator, DataError, iter_documents, split_tokens, tokenize_file
-from engine.data.token_cache import cached_tokens
-from engine.data.tokenizer import has_tokenizer, load_tokenizer, train_tokenizer
+from engine.interval import LogInterval
+from engine.limits import checkpoint_s_estimate, cost_usd, limit_reason
 from engine.metrics import ConsoleSink, EventSink, MetricsLogger, tensorboard_sink
-from engine.model import build_model, count_params, flops_per_token, model_config, peak_flops
-from engine.optim import build_optimizer, build_scheduler, can_skip_on_device, step_unless
+from engine.model import flops_per_token, peak_flops
+from engine.optim import step_unless
 from engine.protocol import PROTOCOL_VERSION
 from engine.resume import ResumePoint, restore
 from engine.rundir import RunPaths, checkpoint_name
-from engine.sizing import CHECKPOINT_BYTES_PER_PARAM
 from engine.telemetry import Telemetry
 from engine import units
 from presets import PresetError
 
 #: Seconds between command polls while paused.
 PAUSE_POLL_S = 0.2
-#: With several processes, commands, signals and the budget are agreed on by a small all-reduce (a
-#: host sync) about this often, not every step; at most every CONTROL_SYNC_MAX_STEPS steps.
-CONTROL_SYNC_S = 1.0
-CONTROL_SYNC_MAX_STEPS = 100
 
 
 class TrainingFault(RuntimeError):
@@ -80,27 +80,6 @@ def oom_message(step: int, train) -> str:
             f"precision {train.precision}): lower train.micro_batch_size (and raise train.grad_accum_steps by the same "
             f"factor to keep the batch), shorten train.seq_len, use precision bf16, or turn on "
             f"train.gradient_checkpointing; no checkpoint was written for this step, the last saved one is intact")
-
-
-class NullBus:
-    """The bus of processes other than the main one: events go nowhere, no commands arrive."""
-
-    def emit(self, type_: str, **payload) -> int:
-        return -1
-
-    def poll_commands(self) -> list[dict]:
-        return []
-
-    def close(self) -> None:
-        pass
-
-
-def device_description(accelerator: Accelerator) -> str:
-    device = accelerator.device
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        return f"cuda:{index} {torch.cuda.get_device_name(index)}"
-    return str(device.type)
 
 
 class Trainer:
@@ -125,14 +104,6 @@ class Trainer:
     device: str
     peak_flops_total: float | None  # all processes; None on a CPU
     flops_per_token: float
-    # The logging interval, reset by _reset_interval():
-    step_values: list[torch.Tensor]  # [loss, grad_norm] per step, on the device until read_back
-    interval_losses: list[float]
-    interval_grad_norms: list[float]
-    interval_skipped: int
-    interval_steps: int
-    interval_t0: float
-    excluded_s: float  # checkpoint, eval and pause time inside the interval
     t_start: float  # perf_counter when fit() began
 
     def __init__(self, cfg: RunConfig, paths: RunPaths, bus, controls: Controls, main_process: bool = True):
@@ -154,7 +125,7 @@ class Trainer:
         self.control_every = 1  # steps between control checks (several processes: agreed at each sync)
         self.next_control_step = 0
         self.checkpoint_s: list[float] = []  # measured checkpoint durations, for the budget prediction
-        self.data_wait_s = 0.0  # time spent waiting for batches in the logging interval
+        self.interval = LogInterval()  # the steps since the last metrics event; fit() starts it afresh
 
     # --- messages -------------------------------------------------------------------------
 
@@ -172,62 +143,18 @@ class Trainer:
     # --- build ----------------------------------------------------------------------------
 
     def build(self, before_model: Callable[[Any], None] | None = None) -> None:
-        """Seeds, Accelerator, data, tokenizer, model, optimizer. ``before_model`` is called with the
-        model config just before the model is built (the dry run takes its memory baseline there)."""
+        """Seeds, Accelerator, data, tokenizer, model, optimizer (engine.build). ``before_model`` is
+        called with the model config just before the model is built (the dry run's memory baseline)."""
         cfg, train = self.cfg, self.cfg.train
-        if train.threads > 0:
-            torch.set_num_threads(train.threads)
-        mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[train.precision]
-        cuda = torch.cuda.is_available()
-        self.accelerator = acc = Accelerator(cpu=not cuda, mixed_precision=mixed,
-                                             **accelerator_plugins(cfg.distributed, world_size(), cuda))
-        set_seed(train.seed)
-
-        with acc.main_process_first():
-            self.tokenizer, tokens, held_out = self.prepare_data()
-        self.train_mask = self.val_mask = None
-        if cfg.data.source == "shards":  # fine-tuning shards: learn only what the assistant says
-            from engine.data.shards import open_masks
-
-            self.train_mask, self.val_mask = open_masks(cfg.data.path, "train"), open_masks(cfg.data.path, "val")
-        if held_out is None:  # the tail of the stream is held out, and the tail of its mask
-            self.train_tokens, self.val_tokens = split_tokens(tokens, cfg.data.val_fraction)
-            if self.train_mask is not None:
-                self.train_mask, self.val_mask = split_tokens(self.train_mask, cfg.data.val_fraction)
-        else:  # the validation split prepared with the shards
-            self.train_tokens, self.val_tokens = tokens, held_out
-        if self.train_mask is not None:
-            self.info(f"loss mask: {int(np.count_nonzero(np.asarray(self.train_mask))):,} of "
-                      f"{len(self.train_mask):,} training tokens are learnt (the rest is prompt)")
-        self.batches = BatchIterator(self.train_tokens, train.micro_batch_size, train.seq_len, train.seed,
-                                     rank=acc.process_index, world_size=acc.num_processes, mask=self.train_mask)
-        self.info(f"data: {len(self.train_tokens) + len(self.val_tokens):,} tokens, {len(self.train_tokens):,} for "
-                  f"training ({self.batches.n_windows:,} sequences of {train.seq_len}), {len(self.val_tokens):,} held out"
-                  + (" (the shards' validation split)" if held_out is not None else ""))
-        if train.epochs:
-            self.set_max_steps_from_epochs()
-        note = train.warmup_note()
-        if note is not None:  # a run shorter than its warm-up warms up over all its steps
-            self.info(note)
-            train.warmup_steps = train.warmup
-
-        tok = self.tokenizer
-        self.model_config = model_config(cfg.preset, cfg.model, len(tok), bos_token_id=tok.bos_token_id,
-                                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-        if train.seq_len > self.model_config.max_position_embeddings:
-            raise ConfigError(f"train.seq_len ({train.seq_len}) is longer than the model's max_position_embeddings "
-                              f"({self.model_config.max_position_embeddings}); lower it or set model.max_position_embeddings")
-        if before_model is not None:
-            before_model(self.model_config)
-        set_seed(train.seed)  # the initial weights depend on the seed only, not on the data steps above
-        model = build_model(self.model_config)
-        self.n_params = count_params(model)
-        optimizer = build_optimizer(model, train)
-        self.scheduler = build_scheduler(optimizer, train)
-        # The scheduler stays unprepared: it is stepped once per optimizer step, whatever the
-        # number of processes (data sharding is done by BatchIterator, not by Accelerate).
-        self.model, self.optimizer = acc.prepare(model, optimizer)
-        self.skip_on_device = can_skip_on_device(self.optimizer)
+        self.accelerator = acc = make_accelerator(cfg)
+        data = load_data(cfg, acc, self.info)
+        self.tokenizer, self.batches = data.tokenizer, data.batches
+        self.train_tokens, self.val_tokens = data.train_tokens, data.val_tokens
+        self.train_mask, self.val_mask = data.train_mask, data.val_mask
+        settle_schedule(train, self.batches.n_windows, acc.num_processes, self.info)
+        built = build_model_and_optimizer(cfg, self.tokenizer, acc, before_model)
+        self.model_config, self.model, self.optimizer = built.config, built.model, built.optimizer
+        self.scheduler, self.n_params, self.skip_on_device = built.scheduler, built.n_params, built.skip_on_device
 
         self.tokens_per_step = train.tokens_per_micro_batch * train.grad_accum_steps * acc.num_processes
         self.device = device_description(acc)
@@ -235,57 +162,9 @@ class Trainer:
         self.peak_flops_total = peak * acc.num_processes if peak else None
         self.flops_per_token = flops_per_token(self.model_config, self.n_params, train.seq_len)
 
-    def set_max_steps_from_epochs(self) -> None:
-        train = self.cfg.train
-        per_step = train.micro_batch_size * train.grad_accum_steps * self.accelerator.num_processes
-        steps = max(1, math.ceil(train.epochs * self.batches.n_windows / per_step))
-        train.max_steps = steps
-        self.info(f"{train.epochs:g} epoch(s) of {self.batches.n_windows:,} sequences, {per_step:,} per step: "
-                  f"{steps:,} steps")
-
-    def prepare_data(self):
-        """Tokenizer (trained when missing, except for shards), token stream and held-out stream: a
-        file tokenized in memory (demo, text, jsonl; held out: None, the tail is split off) or
-        prepared shards memory-mapped (shards; held out: their validation shards, if any)."""
-        data, tok_cfg = self.cfg.data, self.cfg.tokenizer
-        if data.source == "shards":
-            from engine.data.shards import open_shards
-
-            if not has_tokenizer(tok_cfg.path):
-                raise DataError(f"{tok_cfg.path}: no tokenizer (tokenizer.json); shards are read with the "
-                                f"tokenizer they were written with, set tokenizer.path to it")
-            tokens = open_shards(data.path, tok_cfg.path, self.cfg.train.seq_len)
-            held_out = open_shards(data.path, tok_cfg.path, self.cfg.train.seq_len, split="val")
-            self.info(f"shards: {len(tokens):,} tokens ({tokens.dtype}) memory-mapped from {data.path}"
-                      + (f", {len(held_out):,} in validation shards" if held_out is not None else ""))
-            return load_tokenizer(tok_cfg.path), tokens, held_out
-        if data.source == "demo" and not data.path.exists():
-            generate_demo_corpus(data.path, data.demo.samples, data.demo.seed)
-            self.info(f"generated demo corpus: {data.demo.samples:,} lines in {data.path}")
-        if not data.path.is_file():
-            raise DataError(f"{data.path}: training {'JSONL' if data.source == 'jsonl' else 'text'} not found")
-        kind = "jsonl" if data.source == "jsonl" else "text"
-        if not has_tokenizer(tok_cfg.path):
-            if next(iter_documents(data.path, kind, data.text_unit), None) is None:  # no tokenizer learnt from nothing
-                raise DataError(f"{data.path}: no text to train the tokenizer on (no non-empty document)")
-            t0 = time.perf_counter()
-            if data.source == "jsonl":  # the tokenizer learns from the documents, not the JSON around them
-                from engine.data.shards import jsonl_to_text
-
-                corpus = jsonl_to_text(data.path, tok_cfg.path.parent / f".{tok_cfg.path.name}.corpus-{os.getpid()}.txt")
-                try:
-                    train_tokenizer(corpus, tok_cfg.path, tok_cfg.vocab_size)
-                finally:
-                    corpus.unlink(missing_ok=True)
-            else:
-                train_tokenizer(data.path, tok_cfg.path, tok_cfg.vocab_size)
-            tokenizer = load_tokenizer(tok_cfg.path)
-            self.info(f"trained tokenizer: {len(tokenizer):,} tokens (asked for {tok_cfg.vocab_size:,}) on "
-                      f"{data.path.name} in {time.perf_counter() - t0:.1f}s, saved to {tok_cfg.path}")
-        tokenizer = load_tokenizer(tok_cfg.path)
-        if data.source == "demo":  # tokenized once, then read from its cache in the data directory
-            return tokenizer, cached_tokens(data.path, tok_cfg.path, tokenizer, unit=data.text_unit), None
-        return tokenizer, tokenize_file(data.path, tokenizer, kind, data.text_unit), None
+    def configure_model(self) -> None:
+        """Model options applied after build: gradient checkpointing, torch.compile."""
+        configure_model(self.accelerator.unwrap_model(self.model), self.cfg.train, self.info)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -312,7 +191,7 @@ class Trainer:
             except NoHeldOutData as exc:
                 raise ConfigError(str(exc)) from None
         self.t_start = time.perf_counter()
-        self._reset_interval()
+        self.interval.reset()
         self.poll_controls(force=True)
         if self.controls.stop_reason:  # stopped before the first step: nothing worth saving
             return "stopped"
@@ -328,8 +207,7 @@ class Trainer:
                 break
             self.step += 1
             self.tokens_seen += self.tokens_per_step
-            self.step_values.append(values)
-            self.interval_steps += 1
+            self.interval.add(values)
             if self.step == 1 or self.step % train.log_every == 0 or self.step == train.max_steps:
                 self.log_metrics()
                 if self.failure_reason:  # too many non-finite steps in a row
@@ -352,7 +230,7 @@ class Trainer:
                 if self.controls.stop_reason:
                     break
 
-        if self.interval_steps:
+        if self.interval.steps:
             self.log_metrics()  # a stop between logging steps still reports its last steps
         if self.failure_reason:  # a fault: save the last good state, then fail
             self.save("final", announce=False)
@@ -376,25 +254,17 @@ class Trainer:
         """Bring the per-step losses and gradient norms kept on the device since the last read to
         the host (the one host sync of a logging interval). Steps whose update was skipped for a
         non-finite value become ``error`` events now; too many in a row set ``failure_reason``."""
-        if not self.step_values:
-            return
-        acc, train = self.accelerator, self.cfg.train
-        values = torch.stack(self.step_values)
-        if acc.num_processes > 1:  # the loss of every process; the gradient norm is global already
-            values[:, 0] = acc.reduce(values[:, 0].contiguous(), "mean")
-        rows, first = values.tolist(), self.step - len(self.step_values) + 1
-        self.step_values.clear()
-        for step, (loss, grad_norm) in enumerate(rows, start=first):
+        train = self.cfg.train
+        rows = self.interval.read_back(self.accelerator)
+        for step, (loss, grad_norm) in enumerate(rows, start=self.step - len(rows) + 1):
             # fp16: an inf gradient norm is the grad scaler's own business (it skipped and rescaled).
             bad = not math.isfinite(loss) or (train.precision != "fp16" and not math.isfinite(grad_norm))
             if train.nonfinite == "off" or not bad:
                 self.nonfinite_in_a_row = 0
-                self.interval_losses.append(loss)
-                if math.isfinite(grad_norm):
-                    self.interval_grad_norms.append(grad_norm)
+                self.interval.keep(loss, grad_norm)
                 continue
             self.nonfinite_skips += 1
-            self.interval_skipped += 1
+            self.interval.skipped += 1
             self.nonfinite_in_a_row += 1
             self.bus.emit("error", step=step, message=f"non-finite loss at step {step} (loss {loss:.4g}, grad_norm "
                           f"{grad_norm:.4g}): update skipped (train.nonfinite: skip)")
@@ -402,20 +272,6 @@ class Trainer:
                 self.failure_reason = (f"{self.nonfinite_in_a_row} non-finite steps in a row up to step {step} "
                                    f"(train.nonfinite_max_skips is {train.nonfinite_max_skips}); their updates were not "
                                    f"applied, {checkpoint_name(self.step)} holds the last good weights")
-
-    def configure_model(self) -> None:
-        """Model options applied after build: gradient checkpointing, torch.compile."""
-        if self.cfg.train.gradient_checkpointing:
-            model = self.accelerator.unwrap_model(self.model)
-            if hasattr(model, "activation_checkpointing_enable"):  # Transformers 5 renamed it
-                model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-            else:
-                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            model.config.use_cache = False
-            self.info("gradient checkpointing on: activations are recomputed in the backward pass")
-        if self.cfg.train.compile:
-            self.accelerator.unwrap_model(self.model).compile()  # in place: same module, same state_dict keys
-            self.info("torch.compile on: the first step waits for the compilation")
 
     def run_eval(self) -> None:
         """Held-out loss now: an ``eval`` event, and the best-eval tracker (its time is not step time)."""
@@ -433,7 +289,7 @@ class Trainer:
         if self.main_process:
             print(f"eval step {self.step} | loss {loss:.4f} | ppl {math.exp(min(loss, 700.0)):.2f}"
                   + (" | best" if best else ""), flush=True)
-        self.excluded_s += time.perf_counter() - t0
+        self.interval.excluded_s += time.perf_counter() - t0
 
     def prune_checkpoints(self) -> None:
         """Delete the oldest checkpoints beyond ``train.save_total_limit``, keeping the newest and
@@ -445,8 +301,8 @@ class Trainer:
 
     def step_time_estimate(self, last_step_s: float) -> float:
         """Seconds per step: the last one's, or the logging interval's mean when that is longer."""
-        if self.interval_steps:
-            return max(last_step_s, (time.perf_counter() - self.interval_t0 - self.excluded_s) / self.interval_steps)
+        if self.interval.steps:
+            return max(last_step_s, self.interval.busy_s(time.perf_counter()) / self.interval.steps)
         return last_step_s
 
     def check_limits(self, last_step_s: float) -> None:
@@ -456,27 +312,9 @@ class Trainer:
         if self.controls.stop_reason or not (train.max_hours or train.budget_usd):
             return
         elapsed = self.elapsed_before + time.perf_counter() - self.t_start
-        projected = elapsed + self.control_every * self.step_time_estimate(last_step_s) + self.checkpoint_s_estimate()
-        reason = None
-        if train.max_hours and projected > train.max_hours * 3600:
-            reason = (f"max_hours {train.max_hours:g} reached: {elapsed / 3600:.4f} h trained, one more step and "
-                      f"the checkpoint would pass it")
-        elif train.budget_usd and train.price_per_hour * projected / 3600 > train.budget_usd:
-            reason = (f"budget_usd {train.budget_usd:g} reached: ${self.cost_usd(elapsed):.4f} spent at "
-                      f"${train.price_per_hour:g}/h, one more step and the checkpoint would pass it")
-        if reason:
-            self.controls.stop_reason = reason
-
-    def checkpoint_s_estimate(self) -> float:
-        """Seconds a checkpoint takes: the slowest measured so far, or a guess from the model size
-        (``CHECKPOINT_BYTES_PER_PARAM`` at 200 MB/s, plus half a second)."""
-        if self.checkpoint_s:
-            return max(self.checkpoint_s)
-        return 0.5 + self.n_params * CHECKPOINT_BYTES_PER_PARAM / 200e6
-
-    def cost_usd(self, elapsed_s: float) -> float | None:
-        price = self.cfg.train.price_per_hour
-        return price * elapsed_s / 3600 if price else None
+        projected = (elapsed + self.control_every * self.step_time_estimate(last_step_s)
+                     + checkpoint_s_estimate(self.checkpoint_s, self.n_params))
+        self.controls.stop_reason = limit_reason(train, elapsed, projected)
 
     def train_step(self) -> tuple[torch.Tensor, bool]:
         """One optimizer step. Returns ``[loss, grad_norm]`` (a tensor on the device: the mean
@@ -492,7 +330,7 @@ class Trainer:
             x_host, y_host = self.batches.take()
             x = x_host.to(acc.device, non_blocking=True)
             y = x if y_host is x_host else y_host.to(acc.device, non_blocking=True)
-            self.data_wait_s += time.perf_counter() - t0
+            self.interval.data_wait_s += time.perf_counter() - t0
             # Gradients are synchronised across processes on the last micro batch only.
             # A window of prompt tokens only (a fine-tuning mask) has no loss: it contributes zero
             # gradients, through the graph, so that every process still takes part in the reduction.
@@ -541,33 +379,19 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return True
 
-    def _reset_interval(self) -> None:
-        self.step_values: list[torch.Tensor] = []  # [loss, grad_norm] per step, on the device until read_back
-        self.interval_losses: list[float] = []  # steps whose update was applied
-        self.interval_grad_norms: list[float] = []
-        self.interval_skipped = 0
-        self.interval_steps = 0
-        self.interval_t0 = time.perf_counter()
-        self.excluded_s = 0.0  # checkpoint and pause time inside the interval
-        self.data_wait_s = 0.0
-
     def log_metrics(self) -> None:
-        n = self.interval_steps
         self.read_back()
-        losses, norms = self.interval_losses, self.interval_grad_norms
-        loss = sum(losses) / len(losses) if losses else math.nan  # null when every step was skipped
-        grad_norm = sum(norms) / len(norms) if norms else None
-        now = time.perf_counter()
-        busy = max(now - self.interval_t0 - self.excluded_s, 1e-9)
+        iv, n, now = self.interval, self.interval.steps, time.perf_counter()
+        busy = iv.busy_s(now)
         step_time = busy / n
         tokens_per_s = self.tokens_per_step * n / busy
         mfu = self.flops_per_token * tokens_per_s / self.peak_flops_total if self.peak_flops_total else None
         elapsed = self.elapsed_before + now - self.t_start
-        data_wait = self.data_wait_s / n
+        data_wait = iv.data_wait_s / n
         self.metrics.log({
-            "loss": loss,
+            "loss": iv.mean_loss(),
             "lr": self.scheduler.get_last_lr()[0],
-            "grad_norm": grad_norm,
+            "grad_norm": iv.mean_grad_norm(),
             "tokens_per_s": tokens_per_s,
             "tokens_seen": self.tokens_seen,
             "step_time_s": step_time,
@@ -575,19 +399,19 @@ class Trainer:
             "data_position": [self.batches.epoch, self.batches.index],
             "eta_s": (self.cfg.train.max_steps - self.step) * step_time,
             "mfu": mfu,
-            "cost_usd": self.cost_usd(elapsed),
+            "cost_usd": cost_usd(self.cfg.train, elapsed),
             "data_wait_s": data_wait,
             "compute_s": max(step_time - data_wait, 0.0),
-            **({"skipped_steps": self.interval_skipped} if self.interval_skipped else {}),
+            **({"skipped_steps": iv.skipped} if iv.skipped else {}),
         }, step=self.step)
-        self._reset_interval()
+        self.interval.reset()
 
     # --- commands, pause, checkpoints -----------------------------------------------------
 
     def poll_controls(self, last_step_s: float = 0.0, force: bool = False) -> None:
         """Take in commands and signals and check the limits. One process: every call. Several:
         only at the agreed steps (or ``force``, which every process must pass alike), where
-        ``_sync_controls`` makes them all see the same requests, so none leaves the loop alone."""
+        ``Controls.agree`` makes them all see the same requests, so none leaves the loop alone."""
         several = self.accelerator.num_processes > 1
         if several and not force and self.step < self.next_control_step:
             return
@@ -595,29 +419,13 @@ class Trainer:
         self.controls.poll()
         self.check_limits(last_step_s)
         if several:
-            self._sync_controls(self.step_time_estimate(last_step_s))
+            self.control_every = self.controls.agree(self.accelerator, self.step_time_estimate(last_step_s))
+            self.next_control_step = self.step + self.control_every
         if self.controls.stop_reason and not before:
             self.set_state("stopping", self.controls.stop_reason)
 
-    def _sync_controls(self, step_s: float) -> None:
-        """Every process follows the main process's commands; a signal or a limit on any process
-        stops all. The main process also sets how many steps pass until the next sync (about
-        CONTROL_SYNC_S of training)."""
-        c, acc = self.controls, self.accelerator
-        every = max(1, min(CONTROL_SYNC_MAX_STEPS, int(CONTROL_SYNC_S / step_s))) if step_s > 0 else 1
-        flags = torch.tensor([c.checkpoint_requested, c.paused, c.stop_reason is not None, every],
-                             dtype=torch.int64, device=acc.device)
-        if not acc.is_main_process:
-            flags[[0, 1, 3]] = 0
-        flags = acc.reduce(flags, "sum").tolist()
-        c.checkpoint_requested, c.paused = bool(flags[0]), bool(flags[1])
-        if flags[2] and c.stop_reason is None:
-            c.stop_reason = "stop requested on another process"
-        self.control_every = int(flags[3])
-        self.next_control_step = self.step + self.control_every
-
     def pause(self) -> None:
-        t0, excluded = time.perf_counter(), self.excluded_s
+        t0, excluded = time.perf_counter(), self.interval.excluded_s
         self.set_state("paused")
         while self.controls.paused and not self.controls.stop_reason:
             time.sleep(PAUSE_POLL_S)
@@ -627,7 +435,7 @@ class Trainer:
                 self.save("command", resume_state="paused")
         if not self.controls.stop_reason:
             self.set_state("running")
-        self.excluded_s = excluded + time.perf_counter() - t0  # checkpoints inside counted once
+        self.interval.excluded_s = excluded + time.perf_counter() - t0  # checkpoints inside counted once
 
     def state_dict(self, optimizer_state: dict) -> dict:
         """Everything besides the weights needed to continue the run (tensors and primitives: a
@@ -720,7 +528,7 @@ class Trainer:
         acc.wait_for_everyone()
         if announce:
             self.set_state(resume_state)
-        self.excluded_s += time.perf_counter() - t0
+        self.interval.excluded_s += time.perf_counter() - t0
 
 
 def run(run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = None,
