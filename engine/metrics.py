@@ -12,7 +12,7 @@ import math
 import sys
 from typing import Any, Protocol, TextIO
 
-from engine.bus import say
+from engine.eventlog import say
 from engine import units
 
 log = logging.getLogger(__name__)
