@@ -42,18 +42,17 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from transformers.utils import logging as hf_logging
 
-from engine.build import (build_model_and_optimizer, configure_model, device_description, load_data, make_accelerator,
-                          settle_schedule)
+from engine.build import (TrainingData, build_model_and_optimizer, configure_model, device_description, load_data,
+                          make_accelerator, settle_schedule)
 from engine.bus import EventBus, NullBus
 from engine.checkpoint import gather_state, prune, restore_state, rng_state, save_checkpoint, set_rng_state
 from engine.config import ConfigError, RunConfig
 from engine.controls import Controls
-from engine.data.text import BatchIterator, DataError
+from engine.data.text import DataError
 from engine.evaluate import NoHeldOutData, eval_windows, evaluate
 from engine.interval import LogInterval
 from engine.limits import checkpoint_s_estimate, cost_usd, limit_reason
@@ -88,12 +87,7 @@ class Trainer:
 
     # Made by build():
     accelerator: Accelerator
-    tokenizer: Any
-    train_tokens: np.ndarray
-    val_tokens: np.ndarray
-    train_mask: np.ndarray | None  # fine-tuning shards: 1 where a token is learnt
-    val_mask: np.ndarray | None
-    batches: BatchIterator
+    data: TrainingData  # tokenizer, training and held-out tokens (+ loss masks), batches
     model_config: Any  # the Transformers config
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -147,12 +141,9 @@ class Trainer:
         called with the model config just before the model is built (the dry run's memory baseline)."""
         cfg, train = self.cfg, self.cfg.train
         self.accelerator = acc = make_accelerator(cfg)
-        data = load_data(cfg, acc, self.info)
-        self.tokenizer, self.batches = data.tokenizer, data.batches
-        self.train_tokens, self.val_tokens = data.train_tokens, data.val_tokens
-        self.train_mask, self.val_mask = data.train_mask, data.val_mask
-        settle_schedule(train, self.batches.n_windows, acc.num_processes, self.info)
-        built = build_model_and_optimizer(cfg, self.tokenizer, acc, before_model)
+        self.data = load_data(cfg, acc, self.info)
+        settle_schedule(train, self.data.batches.n_windows, acc.num_processes, self.info)
+        built = build_model_and_optimizer(cfg, self.data.tokenizer, acc, before_model)
         self.model_config, self.model, self.optimizer = built.config, built.model, built.optimizer
         self.scheduler, self.n_params, self.skip_on_device = built.scheduler, built.n_params, built.skip_on_device
 
@@ -181,13 +172,13 @@ class Trainer:
         self.bus.emit("hello", protocol=PROTOCOL_VERSION, config=cfg.model_dump(mode="json"), preset=cfg.preset,
                       params=self.n_params, world_size=acc.num_processes, device=self.device, pid=os.getpid(),
                       max_steps=train.max_steps, tokens_per_step=self.tokens_per_step)
-        self.info(f"model: preset {cfg.preset}, {self.n_params:,} parameters, vocab {len(self.tokenizer):,}; "
+        self.info(f"model: preset {cfg.preset}, {self.n_params:,} parameters, vocab {len(self.data.tokenizer):,}; "
                   f"device {self.device} x{acc.num_processes}; {self.tokens_per_step:,} tokens per step")
         self.set_state("running")
 
         if train.eval_every:  # no held-out text to score: say so now, not at the first evaluation
             try:
-                eval_windows(self.val_tokens, train.seq_len, 1)
+                eval_windows(self.data.val_tokens, train.seq_len, 1)
             except NoHeldOutData as exc:
                 raise ConfigError(str(exc)) from None
         self.t_start = time.perf_counter()
@@ -276,9 +267,9 @@ class Trainer:
     def run_eval(self) -> None:
         """Held-out loss now: an ``eval`` event, and the best-eval tracker (its time is not step time)."""
         t0, train = time.perf_counter(), self.cfg.train
-        loss = evaluate(self.model, self.val_tokens, seq_len=train.seq_len, batch_size=train.micro_batch_size,
+        loss = evaluate(self.model, self.data.val_tokens, seq_len=train.seq_len, batch_size=train.micro_batch_size,
                         n_batches=train.eval_batches, device=self.accelerator.device, accelerator=self.accelerator,
-                        val_mask=self.val_mask)
+                        val_mask=self.data.val_mask)
         best = math.isfinite(loss) and (self.best_eval_loss is None or loss < self.best_eval_loss)
         if best:
             self.best_eval_loss, self.best_eval_step = loss, self.step
@@ -327,7 +318,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=acc.device)
         for micro in range(accum):
             t0 = time.perf_counter()
-            x_host, y_host = self.batches.take()
+            x_host, y_host = self.data.batches.take()
             x = x_host.to(acc.device, non_blocking=True)
             y = x if y_host is x_host else y_host.to(acc.device, non_blocking=True)
             self.interval.data_wait_s += time.perf_counter() - t0
@@ -396,7 +387,7 @@ class Trainer:
             "tokens_seen": self.tokens_seen,
             "step_time_s": step_time,
             "elapsed_s": elapsed,
-            "data_position": [self.batches.epoch, self.batches.index],
+            "data_position": [self.data.batches.epoch, self.data.batches.index],
             "eta_s": (self.cfg.train.max_steps - self.step) * step_time,
             "mfu": mfu,
             "cost_usd": cost_usd(self.cfg.train, elapsed),
@@ -450,7 +441,7 @@ class Trainer:
             "optimizer": optimizer_state,
             "scheduler": self.scheduler.state_dict(),
             **({"grad_scaler": self.accelerator.scaler.state_dict()} if self.accelerator.scaler is not None else {}),
-            "data": self.batches.state_dict(),
+            "data": self.data.batches.state_dict(),
             "rng": rng_state(),
             "world_size": self.accelerator.num_processes,
             "nonfinite_skips": self.nonfinite_skips,
@@ -471,7 +462,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         if acc.scaler is not None and "grad_scaler" in state:  # fp16: the loss scale goes on where it was
             acc.scaler.load_state_dict(state["grad_scaler"])
-        data, batches = state["data"], self.batches
+        data, batches = state["data"], self.data.batches
         if int(data.get("n_windows", batches.n_windows)) != batches.n_windows:
             raise ConfigError(f"{source}: the training data changed since the checkpoint "
                               f"({data['n_windows']} sequences then, {batches.n_windows} now); "
@@ -510,7 +501,7 @@ class Trainer:
         if acc.is_main_process:
             try:
                 saved = save_checkpoint(self.paths.checkpoints, self.step, acc.unwrap_model(self.model),
-                                        self.tokenizer, state, model_state=model_state)
+                                        self.data.tokenizer, state, model_state=model_state)
             except Exception as exc:
                 self.bus.emit("checkpoint", action="failed", step=self.step, path=rel, reason=reason,
                               error=f"{type(exc).__name__}: {exc}")
