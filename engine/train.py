@@ -6,20 +6,22 @@
       engine.resume.restore()              with --resume: Trainer.load_state_dict (weights, optimizer, scheduler, data, RNG)
       Trainer.fit()                        the loop; returns "finished", "stopped" or "failed"
         train_step()                       micro batches -> clip -> update(): optimizer step unless non-finite -> scheduler
-        nonfinite_stop()                   train.nonfinite: stop -- checkpoint the last good state, fail
         log_metrics()                      at step 1, every log_every steps, and the last step (engine.interval)
           read_back()                      per-step losses and gradient norms; skipped steps -> error events
+                                           (engine.nonfinite: train.nonfinite skip / stop)
         run_eval()                         every eval_every steps and the last: ``eval`` event, best tracked
         poll_controls()                    commands, signals and limits: every step in one process,
                                            agreed on about once a second with several (Controls.agree)
           check_limits()                   stop before budget_usd / max_hours would be passed (engine.limits)
-        save(reason)                       checkpoints/checkpoint-<step> (weights + Trainer.state_dict), then prune
+        save(reason)                       checkpoints/checkpoint-<step> (weights + Trainer.state_dict), written
+                                           and pruned by engine.saving
 
-Why this module is over 400 lines: it is the Trainer, one class whose methods share the run's
-state (step, the logging interval, the non-finite accounting, the controls, the last checkpoint),
-and ``run``, which owns the process around it. Building (engine.build), the logging interval
-(engine.interval), the budget arithmetic (engine.limits), evaluation (engine.evaluate), the
-checkpoint format (engine.checkpoint) and the controls (engine.controls) live in their own modules.
+Why this module is over 400 lines: it is the Trainer, one class whose phases share the run's
+state (step, counters, the logging interval, the controls, the last checkpoint), and ``run``, which
+owns the process around it. What is not the loop lives apart: building (engine.build), the logging
+interval (engine.interval), non-finite steps (engine.nonfinite), the budget arithmetic
+(engine.limits), evaluation (engine.evaluate), writing and pruning checkpoints (engine.saving; their
+format: engine.checkpoint), commands and signals (engine.controls).
 
 Only the logging steps (and checkpoints) read the losses and gradient norms back from the device;
 in between they stay there, one small tensor per step. A non-finite step is skipped on the device
@@ -49,21 +51,22 @@ from transformers.utils import logging as hf_logging
 from engine.build import (TrainingData, build_model_and_optimizer, configure_model, device_description, load_data,
                           make_accelerator, settle_schedule)
 from engine.bus import EventBus, NullBus
-from engine.checkpoint import gather_state, prune, restore_state, rng_state, save_checkpoint, set_rng_state
+from engine.checkpoint import gather_state, restore_state, rng_state, set_rng_state
 from engine.config import ConfigError, RunConfig
 from engine.controls import Controls
 from engine.data.text import DataError
 from engine.evaluate import NoHeldOutData, eval_windows, evaluate
 from engine.interval import LogInterval
 from engine.limits import checkpoint_s_estimate, cost_usd, limit_reason
+from engine.nonfinite import NonFiniteSteps
 from engine.metrics import ConsoleSink, EventSink, MetricsLogger, tensorboard_sink
 from engine.model import flops_per_token, peak_flops
 from engine.optim import step_unless
 from engine.protocol import PROTOCOL_VERSION
 from engine.resume import ResumePoint, restore
 from engine.rundir import RunPaths, checkpoint_name
+from engine.saving import CheckpointWriter
 from engine.telemetry import Telemetry
-from engine import units
 from presets import PresetError
 
 #: Seconds between command polls while paused.
@@ -114,11 +117,11 @@ class Trainer:
         self.metrics: MetricsLogger | None = None
         self.tensorboard = None
         self.failure_reason: str | None = None  # why fit() ended "failed" (a fault it handled)
-        self.nonfinite_skips = 0  # steps whose update was skipped for a non-finite loss (train.nonfinite: skip)
-        self.nonfinite_in_a_row = 0
+        self.nonfinite = NonFiniteSteps(cfg.train, bus)  # steps skipped for a non-finite loss
         self.control_every = 1  # steps between control checks (several processes: agreed at each sync)
         self.next_control_step = 0
         self.checkpoint_s: list[float] = []  # measured checkpoint durations, for the budget prediction
+        self.checkpoints = CheckpointWriter(paths, bus, cfg.train.save_total_limit, self.info)  # main process
         self.interval = LogInterval()  # the steps since the last metrics event; fit() starts it afresh
 
     # --- messages -------------------------------------------------------------------------
@@ -194,7 +197,7 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 raise TrainingFault(oom_message(self.step + 1, train)) from exc
             if not applied:  # train.nonfinite: stop
-                self.nonfinite_stop(values)
+                self.failure_reason = self.nonfinite.stop(self.step + 1, *values.tolist(), checkpoint_name(self.step))
                 break
             self.step += 1
             self.tokens_seen += self.tokens_per_step
@@ -232,37 +235,18 @@ class Trainer:
         self.save("final", announce=False)
         return "stopped" if stopped else "finished"
 
-    def nonfinite_stop(self, values: torch.Tensor) -> None:
-        """``train.nonfinite: stop`` found step ``self.step + 1`` non-finite (its update not applied)."""
-        step = self.step + 1
-        loss, grad_norm = values.tolist()
-        self.failure_reason = (f"non-finite loss at step {step} (train.nonfinite: stop); the update was not applied, "
-                           f"{checkpoint_name(self.step)} holds the last good state")
-        self.bus.emit("error", step=step, message=f"non-finite loss at step {step} (loss {loss:.4g}, grad_norm "
-                      f"{grad_norm:.4g}): stopping (train.nonfinite: stop)")
-
     def read_back(self) -> None:
         """Bring the per-step losses and gradient norms kept on the device since the last read to
         the host (the one host sync of a logging interval). Steps whose update was skipped for a
         non-finite value become ``error`` events now; too many in a row set ``failure_reason``."""
-        train = self.cfg.train
         rows = self.interval.read_back(self.accelerator)
         for step, (loss, grad_norm) in enumerate(rows, start=self.step - len(rows) + 1):
-            # fp16: an inf gradient norm is the grad scaler's own business (it skipped and rescaled).
-            bad = not math.isfinite(loss) or (train.precision != "fp16" and not math.isfinite(grad_norm))
-            if train.nonfinite == "off" or not bad:
-                self.nonfinite_in_a_row = 0
+            if self.nonfinite.read(step, loss, grad_norm):
                 self.interval.keep(loss, grad_norm)
                 continue
-            self.nonfinite_skips += 1
             self.interval.skipped += 1
-            self.nonfinite_in_a_row += 1
-            self.bus.emit("error", step=step, message=f"non-finite loss at step {step} (loss {loss:.4g}, grad_norm "
-                          f"{grad_norm:.4g}): update skipped (train.nonfinite: skip)")
-            if self.nonfinite_in_a_row >= train.nonfinite_max_skips and not self.failure_reason:
-                self.failure_reason = (f"{self.nonfinite_in_a_row} non-finite steps in a row up to step {step} "
-                                   f"(train.nonfinite_max_skips is {train.nonfinite_max_skips}); their updates were not "
-                                   f"applied, {checkpoint_name(self.step)} holds the last good weights")
+            if not self.failure_reason:
+                self.failure_reason = self.nonfinite.too_many(step, checkpoint_name(self.step))
 
     def run_eval(self) -> None:
         """Held-out loss now: an ``eval`` event, and the best-eval tracker (its time is not step time)."""
@@ -281,14 +265,6 @@ class Trainer:
             print(f"eval step {self.step} | loss {loss:.4f} | ppl {math.exp(min(loss, 700.0)):.2f}"
                   + (" | best" if best else ""), flush=True)
         self.interval.excluded_s += time.perf_counter() - t0
-
-    def prune_checkpoints(self) -> None:
-        """Delete the oldest checkpoints beyond ``train.save_total_limit``, keeping the newest and
-        the one of the best held-out loss's step; a ``checkpoint pruned`` event for each."""
-        limit = self.cfg.train.save_total_limit
-        for step, path in prune(self.paths.checkpoints, limit, {self.step, self.best_eval_step}):
-            self.bus.emit("checkpoint", action="pruned", step=step, path=self.paths.relative(path),
-                          reason=f"save_total_limit {limit}")
 
     def step_time_estimate(self, last_step_s: float) -> float:
         """Seconds per step: the last one's, or the logging interval's mean when that is longer."""
@@ -444,7 +420,7 @@ class Trainer:
             "data": self.data.batches.state_dict(),
             "rng": rng_state(),
             "world_size": self.accelerator.num_processes,
-            "nonfinite_skips": self.nonfinite_skips,
+            "nonfinite_skips": self.nonfinite.skips,
             "elapsed_s": self.elapsed_before + time.perf_counter() - self.t_start,
         }
 
@@ -475,7 +451,7 @@ class Trainer:
         best_step = state.get("best_eval_step")
         self.best_eval_step = None if best_step is None else int(best_step)
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
-        self.nonfinite_skips = int(state.get("nonfinite_skips", 0))
+        self.nonfinite.skips = int(state.get("nonfinite_skips", 0))
         saved_world = int(state.get("world_size", acc.num_processes))
         if saved_world != acc.num_processes:
             self.info(f"the checkpoint was written by {saved_world} process(es), this run has {acc.num_processes}: "
@@ -497,23 +473,9 @@ class Trainer:
         model_state, optim_state = gather_state(self.model, self.optimizer)  # every process takes part
         state = self.state_dict(optim_state)
         acc.wait_for_everyone()
-        rel = self.paths.checkpoint_rel(self.step)
         if acc.is_main_process:
-            try:
-                saved = save_checkpoint(self.paths.checkpoints, self.step, acc.unwrap_model(self.model),
-                                        self.data.tokenizer, state, model_state=model_state)
-            except Exception as exc:
-                self.bus.emit("checkpoint", action="failed", step=self.step, path=rel, reason=reason,
-                              error=f"{type(exc).__name__}: {exc}")
-                if reason == "final":
-                    raise
-                self.info(f"checkpoint at step {self.step} failed: {exc}", level="error")
-            else:
-                self.bus.emit("checkpoint", action="saved", step=self.step, path=rel,
-                              size_bytes=saved.size_bytes, reason=reason)
-                self.prune_checkpoints()
-                print(f"saved {rel} ({units.nbytes(saved.size_bytes)}, {reason}) "
-                      f"in {time.perf_counter() - t0:.1f}s", flush=True)
+            self.checkpoints.write(self.step, acc.unwrap_model(self.model), self.data.tokenizer, state, model_state,
+                                   reason, keep={self.step, self.best_eval_step}, started=t0)
         self.checkpoint_s.append(time.perf_counter() - t0)
         self.last_saved_step = self.step  # on every process, so they all skip or save alike
         acc.wait_for_everyone()
