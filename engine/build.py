@@ -7,7 +7,7 @@
     build_model_and_optimizer(...)          the Transformers model, AdamW and its schedule, prepared
     configure_model(...)                    gradient checkpointing, torch.compile
 
-``engine.train.Trainer.build`` calls them in this order; each returns what it made, and the
+``engine.trainer.Trainer.build`` calls them in this order; each returns what it made, and the
 Trainer keeps it.
 """
 
