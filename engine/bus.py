@@ -151,7 +151,7 @@ class EventBus:
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
 
-    def __enter__(self) -> "EventBus":
+    def __enter__(self) -> EventBus:
         return self
 
     def __exit__(self, *exc: Any) -> None:

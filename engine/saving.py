@@ -7,7 +7,8 @@ engine.checkpoint's; when to save and the gathering every process takes part in 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from engine import units
 from engine.checkpoint import prune, save_checkpoint

@@ -37,15 +37,23 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from accelerate import Accelerator
 
-from engine.build import (TrainingData, build_model_and_optimizer, configure_model, device_description, load_data,
-                          make_accelerator, settle_schedule)
+from engine.build import (
+    TrainingData,
+    build_model_and_optimizer,
+    configure_model,
+    device_description,
+    load_data,
+    make_accelerator,
+    settle_schedule,
+)
 from engine.checkpoint import gather_state, restore_state, rng_state, set_rng_state
 from engine.config import ConfigError, RunConfig
 from engine.controls import Controls

@@ -13,9 +13,9 @@ import signal
 from pathlib import Path
 
 import pytest
+from helpers import events_of, train_in_process, wait_for
 
 from engine.rundir import RunPaths, latest_checkpoint, read_status
-from helpers import events_of, train_in_process, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -207,11 +207,11 @@ def test_budget_needs_a_price():
 
 def test_cuda_oom_is_an_error_with_a_suggestion_and_no_checkpoint_of_the_step(engine_data_dir, tmp_path, monkeypatch):
     import torch
+    from helpers import small_run_config
 
     import engine.build as build_mod
     import engine.train as train_mod
     from engine.controls import Controls
-    from helpers import small_run_config
 
     real_build = build_mod.build_model
     calls = {"n": 0}

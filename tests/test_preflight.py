@@ -237,9 +237,9 @@ def test_a_short_run_clamps_its_warmup_with_a_note(tmp_path):
 
 @pytest.mark.parametrize("text", ["", "\n  \n\t\n"], ids=["empty", "blank-lines"])
 def test_prepare_data_on_a_file_without_text_leaves_no_tokenizer(tmp_path, text):
+    from engine.build import prepare_data
     from engine.config import RunConfig
     from engine.data.text import DataError
-    from engine.build import prepare_data
 
     data = tmp_path / "empty.txt"
     data.write_text(text)

@@ -199,8 +199,9 @@ def test_engine_trains_from_shards(tmp_path, corpus, tok_dir, other_tok_dir, str
 
 
 def test_trainer_prepares_jsonl_training_its_tokenizer_on_the_texts(tmp_path, corpus):
-    from engine.build import prepare_data
     from helpers import small_run_config
+
+    from engine.build import prepare_data
 
     lines = corpus.read_text(encoding="utf-8").splitlines()[:400]
     docs = tmp_path / "docs.jsonl"
