@@ -2,7 +2,7 @@
 
     python -m engine.dryrun --config FILE [--set key=value ...] [--steps 3] [--warmup 1] --json OUT
 
-What it builds is what ``cockpit run`` builds (``engine.train.Trainer``: Accelerate, data,
+What it builds is what ``cockpit run`` builds (``engine.trainer.Trainer``: Accelerate, data,
 tokenizer, model, fused AdamW, gradient checkpointing and compile as configured), with events going
 nowhere (``NullBus``) and a temporary run directory, so nothing is written into the user's runs or
 data: a demo corpus or a tokenizer the run would create at launch is made in the temporary
@@ -120,9 +120,10 @@ def dry_run(cfg, steps: int = 3, warmup: int = 1, workdir: Path | None = None) -
     ``warmup``. Raises what the engine raises."""
     import torch
 
-    import engine.train as train_mod
+    from engine.bus import NullBus
     from engine.controls import Controls
     from engine.rundir import RunPaths
+    from engine.trainer import Trainer
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="cockpit-dryrun-"))
     notes = redirect_generated_data(cfg, workdir)
@@ -143,7 +144,7 @@ def dry_run(cfg, steps: int = 3, warmup: int = 1, workdir: Path | None = None) -
         baseline["rss"] = rss_bytes()
         baseline["cuda"] = torch.cuda.memory_allocated() if cuda else None
 
-    trainer = train_mod.Trainer(cfg, paths, train_mod.NullBus(), Controls(), main_process=True)
+    trainer = Trainer(cfg, paths, NullBus(), Controls(), main_process=True)
     t0 = time.perf_counter()
     trainer.build(before_model=take_baseline)
     trainer.configure_model()
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         kind = error_kind(exc)
         if kind == "oom":
             try:
-                from engine.train import oom_message
+                from engine.trainer import oom_message
 
                 message = oom_message(1, cfg.train)
             except Exception:

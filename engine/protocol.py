@@ -26,6 +26,12 @@ and then followed by every event whose ``seq >= from_seq``: first the history fr
 Every reader (the bus's ``status.json``, the dashboard, the headless printer, ``cockpit runs``)
 consumes the models :func:`decode_event` returns, by attribute. For scripts and tests a model also
 reads like the dict of its line (``event["step"]``, ``event.get("reason")``).
+
+Why this module is over 400 lines: it is the protocol's one definition, read as a whole: the
+models of its ten events, its five commands and the reply (each field with its documentation, from
+which ``EVENT_PAYLOADS`` and ``COMMAND_ARGS`` are derived), and the few functions that build,
+encode and decode their lines. Splitting the models from their framing would only send a reader of
+the protocol through several files for one contract.
 """
 
 from __future__ import annotations

@@ -117,6 +117,6 @@ def restore(trainer, point: ResumePoint) -> None:
 
     trainer.load_state_dict(point.state, load_file(point.path / WEIGHTS), point.path)
     trainer.resumed_from = point
-    batches = trainer.batches
+    batches = trainer.data.batches
     trainer.info(f"resumed from {point.path} at step {trainer.step} ({trainer.tokens_seen:,} tokens seen, "
                  f"data epoch {batches.epoch} position {batches.index})")

@@ -12,6 +12,7 @@ import pytest
 
 from cockpit.client import RunClient, read_events
 from engine import bus as bus_mod
+from engine import eventlog as eventlog_mod
 from engine import protocol as P
 from engine.bus import MAX_BACKLOG_BYTES, MAX_CLIENTS, MAX_SUBSCRIBERS, EventBus
 
@@ -327,7 +328,7 @@ def test_a_failed_append_holds_events_and_writes_them_late_in_order(bus, capfd):
     viewer = RunClient(bus.paths.root, pid=os.getpid())
     for i in range(3):
         bus.emit("log", level="info", message=f"before{i}")
-    bus._file = FailingFile(bus._file, failures=13)
+    bus.event_log._file = FailingFile(bus.event_log._file, failures=13)
     for i in range(13):
         assert bus.emit("log", level="info", message=f"held{i}") is None  # never raises
     data = bus.paths.events.read_bytes()
@@ -356,15 +357,15 @@ def test_a_failed_append_holds_events_and_writes_them_late_in_order(bus, capfd):
 
 
 def test_past_the_bound_only_telemetry_is_dropped_and_counted(bus, monkeypatch):
-    monkeypatch.setattr(bus_mod, "MAX_UNWRITTEN_EVENTS", 10)
-    bus._file = FailingFile(bus._file, failures=30)
+    monkeypatch.setattr(eventlog_mod, "MAX_UNWRITTEN_EVENTS", 10)
+    bus.event_log._file = FailingFile(bus.event_log._file, failures=30)
     sample = dict(cpu_percent=1.0, ram_used=1, ram_total=2, proc_rss=1, gpus=[])
     for i in range(30):
         if i % 3:
             bus.emit("telemetry", **sample)
         else:
             bus.emit("log", level="info", message=f"kept{i}")
-    bus._file = bus._file.real
+    bus.event_log._file = bus.event_log._file.real
     bus.emit("log", level="info", message="after")
     events = list(read_events(bus.paths.events))
     assert [e["seq"] for e in events] == list(range(len(events)))

@@ -13,9 +13,9 @@ import signal
 from pathlib import Path
 
 import pytest
+from helpers import events_of, train_in_process, wait_for
 
 from engine.rundir import RunPaths, latest_checkpoint, read_status
-from helpers import events_of, train_in_process, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ RUNS = {
 
 
 def nan_loss_at(steps: set[int]):
-    """``engine.train.build_model`` whose model's training forward returns a NaN loss at the given
+    """``engine.build.build_model`` whose model's training forward returns a NaN loss at the given
     optimizer steps (these runs take one micro batch per step): a fault from outside the engine."""
     from engine.model import build_model
 
@@ -65,7 +65,7 @@ def runs(make_run_dir, start_engine):
             if name != "sigint":
                 with pytest.MonkeyPatch.context() as mp:
                     if nan_steps:
-                        mp.setattr("engine.train.build_model", nan_loss_at(nan_steps))
+                        mp.setattr("engine.build.build_model", nan_loss_at(nan_steps))
                     done[name] = (dirs[name], train_in_process(dirs[name]), events_of(dirs[name]))
         wait_for(lambda: any(e["type"] == "metrics" for e in events_of(dirs["sigint"])), timeout=120)
         sigint_proc.send_signal(signal.SIGINT)
@@ -120,8 +120,8 @@ def test_nonfinite_skip_without_a_fused_optimizer_syncs_and_skips_the_same_steps
     same steps are skipped (the schedule goes on), the run finishing as with the fused one."""
     overrides, nan_steps = RUNS["skip"]
     run_dir = make_run_dir("fault-skip-unfused", {"telemetry.enabled": False, **overrides})
-    monkeypatch.setattr("engine.train.build_model", nan_loss_at(nan_steps))
-    monkeypatch.setattr("engine.train.can_skip_on_device", lambda optimizer: False)
+    monkeypatch.setattr("engine.build.build_model", nan_loss_at(nan_steps))
+    monkeypatch.setattr("engine.build.can_skip_on_device", lambda optimizer: False)
     assert train_in_process(run_dir) == 0, log_of(run_dir)
     events = events_of(run_dir)
     assert [e["step"] for e in events if e["type"] == "error"] == [3, 9]
@@ -207,12 +207,13 @@ def test_budget_needs_a_price():
 
 def test_cuda_oom_is_an_error_with_a_suggestion_and_no_checkpoint_of_the_step(engine_data_dir, tmp_path, monkeypatch):
     import torch
-
-    import engine.train as train_mod
-    from engine.controls import Controls
     from helpers import small_run_config
 
-    real_build = train_mod.build_model
+    import engine.build as build_mod
+    import engine.train as train_mod
+    from engine.controls import Controls
+
+    real_build = build_mod.build_model
     calls = {"n": 0}
 
     def build_model(config):
@@ -228,7 +229,7 @@ def test_cuda_oom_is_an_error_with_a_suggestion_and_no_checkpoint_of_the_step(en
         model.forward = fake_forward
         return model
 
-    monkeypatch.setattr(train_mod, "build_model", build_model)
+    monkeypatch.setattr(build_mod, "build_model", build_model)
     cfg = small_run_config(engine_data_dir, {"train.max_steps": 10, "train.save_every": 2, "train.log_every": 1,
                                              "telemetry.enabled": False, "events.enabled": False}).resolved(tmp_path)
     run_dir = tmp_path / "oom"
