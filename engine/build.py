@@ -100,13 +100,24 @@ def load_data(cfg: RunConfig, acc: Accelerator, info: Info) -> TrainingData:
     else:  # the validation split prepared with the shards
         train_tokens, val_tokens = tokens, held_out
     if train_mask is not None:
-        info(f"loss mask: {int(np.count_nonzero(np.asarray(train_mask))):,} of "
-             f"{len(train_mask):,} training tokens are learnt (the rest is prompt)")
-    batches = BatchIterator(train_tokens, train.micro_batch_size, train.seq_len, train.seed,
-                            rank=acc.process_index, world_size=acc.num_processes, mask=train_mask)
-    info(f"data: {len(train_tokens) + len(val_tokens):,} tokens, {len(train_tokens):,} for "
-         f"training ({batches.n_windows:,} sequences of {train.seq_len}), {len(val_tokens):,} held out"
-         + (" (the shards' validation split)" if held_out is not None else ""))
+        info(
+            f"loss mask: {int(np.count_nonzero(np.asarray(train_mask))):,} of "
+            f"{len(train_mask):,} training tokens are learnt (the rest is prompt)"
+        )
+    batches = BatchIterator(
+        train_tokens,
+        train.micro_batch_size,
+        train.seq_len,
+        train.seed,
+        rank=acc.process_index,
+        world_size=acc.num_processes,
+        mask=train_mask,
+    )
+    info(
+        f"data: {len(train_tokens) + len(val_tokens):,} tokens, {len(train_tokens):,} for "
+        f"training ({batches.n_windows:,} sequences of {train.seq_len}), {len(val_tokens):,} held out"
+        + (" (the shards' validation split)" if held_out is not None else "")
+    )
     return TrainingData(tokenizer, train_tokens, val_tokens, train_mask, val_mask, batches)
 
 
@@ -119,12 +130,16 @@ def prepare_data(cfg: RunConfig, info: Info):
         from engine.data.shards import open_shards
 
         if not has_tokenizer(tok_cfg.path):
-            raise DataError(f"{tok_cfg.path}: no tokenizer (tokenizer.json); shards are read with the "
-                            f"tokenizer they were written with, set tokenizer.path to it")
+            raise DataError(
+                f"{tok_cfg.path}: no tokenizer (tokenizer.json); shards are read with the "
+                f"tokenizer they were written with, set tokenizer.path to it"
+            )
         tokens = open_shards(data.path, tok_cfg.path, cfg.train.seq_len)
         held_out = open_shards(data.path, tok_cfg.path, cfg.train.seq_len, split="val")
-        info(f"shards: {len(tokens):,} tokens ({tokens.dtype}) memory-mapped from {data.path}"
-             + (f", {len(held_out):,} in validation shards" if held_out is not None else ""))
+        info(
+            f"shards: {len(tokens):,} tokens ({tokens.dtype}) memory-mapped from {data.path}"
+            + (f", {len(held_out):,} in validation shards" if held_out is not None else "")
+        )
         return load_tokenizer(tok_cfg.path), tokens, held_out
     if data.source == "demo" and not data.path.exists():
         generate_demo_corpus(data.path, data.demo.samples, data.demo.seed)
@@ -147,8 +162,10 @@ def prepare_data(cfg: RunConfig, info: Info):
         else:
             train_tokenizer(data.path, tok_cfg.path, tok_cfg.vocab_size)
         tokenizer = load_tokenizer(tok_cfg.path)
-        info(f"trained tokenizer: {len(tokenizer):,} tokens (asked for {tok_cfg.vocab_size:,}) on "
-             f"{data.path.name} in {time.perf_counter() - t0:.1f}s, saved to {tok_cfg.path}")
+        info(
+            f"trained tokenizer: {len(tokenizer):,} tokens (asked for {tok_cfg.vocab_size:,}) on "
+            f"{data.path.name} in {time.perf_counter() - t0:.1f}s, saved to {tok_cfg.path}"
+        )
     tokenizer = load_tokenizer(tok_cfg.path)
     if data.source == "demo":  # tokenized once, then read from its cache in the data directory
         return tokenizer, cached_tokens(data.path, tok_cfg.path, tokenizer, unit=data.text_unit), None
@@ -169,17 +186,26 @@ def settle_schedule(train: TrainConfig, n_windows: int, processes: int, info: In
         train.warmup_steps = train.warmup
 
 
-def build_model_and_optimizer(cfg: RunConfig, tokenizer, acc: Accelerator,
-                              before_model: Callable[[Any], None] | None = None) -> BuiltModel:
+def build_model_and_optimizer(
+    cfg: RunConfig, tokenizer, acc: Accelerator, before_model: Callable[[Any], None] | None = None
+) -> BuiltModel:
     """The preset's model for ``tokenizer``'s vocabulary (its initial weights from ``train.seed``
     only), AdamW and the learning-rate schedule. ``before_model`` is called with the model config
     just before the model is built (the dry run takes its memory baseline there)."""
     train = cfg.train
-    config = model_config(cfg.preset, cfg.model, len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = model_config(
+        cfg.preset,
+        cfg.model,
+        len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     if train.seq_len > config.max_position_embeddings:
-        raise ConfigError(f"train.seq_len ({train.seq_len}) is longer than the model's max_position_embeddings "
-                          f"({config.max_position_embeddings}); lower it or set model.max_position_embeddings")
+        raise ConfigError(
+            f"train.seq_len ({train.seq_len}) is longer than the model's max_position_embeddings "
+            f"({config.max_position_embeddings}); lower it or set model.max_position_embeddings"
+        )
     if before_model is not None:
         before_model(config)
     set_seed(train.seed)  # the initial weights depend on the seed only, not on the data steps before

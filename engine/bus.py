@@ -78,8 +78,9 @@ class _Client:
 class EventBus:
     """Event log + live channel of one run. Use as a context manager or call close()."""
 
-    def __init__(self, run_dir: str | os.PathLike, *, serve: bool = True, heartbeat_s: float = 2.0,
-                 pid: int | None = None):
+    def __init__(
+        self, run_dir: str | os.PathLike, *, serve: bool = True, heartbeat_s: float = 2.0, pid: int | None = None
+    ):
         self.paths = RunPaths(Path(run_dir))
         self.run_id = self.paths.run_id
         self.serve = serve
@@ -95,7 +96,7 @@ class EventBus:
 
         # Owned by the bus thread from here on.
         self._reader = open(self.paths.events, "rb")
-        self._offset = 0          # bytes of events.jsonl already forwarded
+        self._offset = 0  # bytes of events.jsonl already forwarded
         self._index: list[tuple[int, int]] = [(0, 0)]
         self._clients: dict[int, _Client] = {}
         self._status = StatusFile(self.paths.status, self.run_id, self.pid, heartbeat_s)
@@ -304,8 +305,12 @@ class EventBus:
             self._handle_line(client, line)
         except Exception as exc:
             log.exception("event bus: failed to handle a command line")
-            self._send(client, make_reply(None, False, error=f"the engine could not handle this line "
-                                                             f"({type(exc).__name__}); nothing was done"))
+            self._send(
+                client,
+                make_reply(
+                    None, False, error=f"the engine could not handle this line ({type(exc).__name__}); nothing was done"
+                ),
+            )
 
     def _handle_line(self, client: _Client, line: bytes) -> None:
         try:
@@ -319,8 +324,12 @@ class EventBus:
                 self._send(client, make_reply(id_, False, name, "already subscribed on this connection"))
                 return
             if sum(c.from_seq is not None for c in self._clients.values()) >= MAX_SUBSCRIBERS:
-                self._send(client, make_reply(id_, False, name, f"too many viewers ({MAX_SUBSCRIBERS}); "
-                                                                "close one and subscribe again"))
+                self._send(
+                    client,
+                    make_reply(
+                        id_, False, name, f"too many viewers ({MAX_SUBSCRIBERS}); close one and subscribe again"
+                    ),
+                )
                 return
             self._send(client, make_reply(id_, True, name))
             self._subscribe(client, cmd["from_seq"])
@@ -363,7 +372,7 @@ class EventBus:
             return -1
         j = i + 6
         k = j
-        while k < len(line) and line[k:k + 1].isdigit():
+        while k < len(line) and line[k : k + 1].isdigit():
             k += 1
         return int(line[j:k]) if k > j else -1
 
@@ -371,7 +380,7 @@ class EventBus:
         """Forward the whole lines written to events.jsonl since the last call."""
         while self.event_log.size > self._offset:
             chunk = os.pread(self._reader.fileno(), min(self.event_log.size - self._offset, _READ_CHUNK), self._offset)
-            complete = chunk[:chunk.rfind(b"\n") + 1]
+            complete = chunk[: chunk.rfind(b"\n") + 1]
             if not complete:
                 return
             self._forward(complete)
@@ -453,6 +462,7 @@ class EventBus:
         self._status.write(self.event_log.write_error, force=True)
         self._reader.close()
         self._sel.close()
+
 
 class NullBus:
     """The bus of processes other than the main one: events go nowhere, no commands arrive."""

@@ -67,8 +67,11 @@ class Controls:
 
         acc = accelerator
         every = max(1, min(CONTROL_SYNC_MAX_STEPS, int(CONTROL_SYNC_S / step_s))) if step_s > 0 else 1
-        flags = torch.tensor([self.checkpoint_requested, self.paused, self.stop_reason is not None, every],
-                             dtype=torch.int64, device=acc.device)
+        flags = torch.tensor(
+            [self.checkpoint_requested, self.paused, self.stop_reason is not None, every],
+            dtype=torch.int64,
+            device=acc.device,
+        )
         if not acc.is_main_process:
             flags[[0, 1, 3]] = 0
         flags = acc.reduce(flags, "sum").tolist()

@@ -88,8 +88,9 @@ def warm_up_runtime(device: str = "cpu") -> None:
     so that a resident-set baseline taken afterwards holds it."""
     import torch
 
-    net = torch.nn.Sequential(torch.nn.Embedding(64, 128), torch.nn.Linear(128, 256), torch.nn.SiLU(),
-                              torch.nn.Linear(256, 64)).to(device)
+    net = torch.nn.Sequential(
+        torch.nn.Embedding(64, 128), torch.nn.Linear(128, 256), torch.nn.SiLU(), torch.nn.Linear(256, 64)
+    ).to(device)
     opt = torch.optim.AdamW(net.parameters(), fused=True)
     tokens = torch.randint(0, 64, (8, 32), device=device)
     for _ in range(2):
@@ -170,13 +171,21 @@ def dry_run(cfg, steps: int = 3, warmup: int = 1, workdir: Path | None = None) -
         trainer.step += 1
 
     if cuda:
-        peak = {"kind": "cuda", "baseline_bytes": baseline.get("cuda") or 0,
-                "absolute_bytes": int(torch.cuda.max_memory_allocated()),
-                "reserved_bytes": int(torch.cuda.max_memory_reserved())}
+        peak = {
+            "kind": "cuda",
+            "baseline_bytes": baseline.get("cuda") or 0,
+            "absolute_bytes": int(torch.cuda.max_memory_allocated()),
+            "reserved_bytes": int(torch.cuda.max_memory_reserved()),
+        }
     else:
         hwm = _proc_status_bytes("VmHWM") if peak_reset else None
-        peak = {"kind": "cpu_rss", "baseline_bytes": baseline.get("rss") or 0, "absolute_bytes": hwm,
-                "rss_after_bytes": rss_bytes(), "peak_reset": peak_reset}
+        peak = {
+            "kind": "cpu_rss",
+            "baseline_bytes": baseline.get("rss") or 0,
+            "absolute_bytes": hwm,
+            "rss_after_bytes": rss_bytes(),
+            "peak_reset": peak_reset,
+        }
     if peak["absolute_bytes"] is not None:
         peak["training_bytes"] = max(0, peak["absolute_bytes"] - peak["baseline_bytes"])
     step_s = sum(times) / len(times) if times else None
@@ -221,8 +230,14 @@ def error_kind(exc: BaseException) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m engine.dryrun", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="run config (YAML)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key (dotted), as cockpit run --set")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (dotted), as cockpit run --set",
+    )
     parser.add_argument("--steps", type=int, default=3, help="measured optimizer steps (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="optimizer steps before measuring (default 1)")
     parser.add_argument("--json", required=True, type=Path, help="where to write the result")

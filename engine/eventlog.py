@@ -60,13 +60,14 @@ def say(message: str) -> None:
 
 class _WriteFailure:
     """events.jsonl could not be written since ``since`` (unix seconds) because of ``error``."""
+
     __slots__ = ("since", "error", "late", "dropped")
 
     def __init__(self, error: OSError):
         self.since = time.time()
         self.error = error
-        self.late = 0      # held events written since
-        self.dropped = 0   # telemetry samples dropped past MAX_UNWRITTEN_EVENTS
+        self.late = 0  # held events written since
+        self.dropped = 0  # telemetry samples dropped past MAX_UNWRITTEN_EVENTS
 
     def describe(self) -> str:
         return f"cannot write since {time.strftime('%H:%M:%S', time.localtime(self.since))}: {self.error}"
@@ -145,8 +146,10 @@ class EventLog:
     def _write_failed(self, exc: OSError) -> None:
         if self._failure is None:
             self._failure = _WriteFailure(exc)
-            say(f"{self.path}: {self._failure.describe()}; events are held in memory and "
-                 f"written once it can be (free disk space)")
+            say(
+                f"{self.path}: {self._failure.describe()}; events are held in memory and "
+                f"written once it can be (free disk space)"
+            )
         if len(self._unwritten) > MAX_UNWRITTEN_EVENTS:
             kept = collections.deque(e for e in self._unwritten if e.type != "telemetry")
             self._failure.dropped += len(self._unwritten) - len(kept)
@@ -155,9 +158,11 @@ class EventLog:
     def _write_recovered(self) -> None:
         failure, self._failure = self._failure, None
         assert failure is not None
-        message = (f"{self.path} could not be written from "
-                   f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(failure.since))} to "
-                   f"{time.strftime('%H:%M:%S')} ({failure.error}); {failure.late} events were written late")
+        message = (
+            f"{self.path} could not be written from "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(failure.since))} to "
+            f"{time.strftime('%H:%M:%S')} ({failure.error}); {failure.late} events were written late"
+        )
         say(message)
         self._unwritten.append(make_event("error", self.run_id, 0, message=message))
         if failure.dropped:

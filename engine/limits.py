@@ -28,9 +28,13 @@ def limit_reason(train: TrainConfig, elapsed_s: float, projected_s: float) -> st
     """Why the run must stop now, or None: ``projected_s`` (the time so far, the steps until the
     next check and a checkpoint) would pass ``train.max_hours`` or ``train.budget_usd``."""
     if train.max_hours and projected_s > train.max_hours * 3600:
-        return (f"max_hours {train.max_hours:g} reached: {elapsed_s / 3600:.4f} h trained, one more step and "
-                f"the checkpoint would pass it")
+        return (
+            f"max_hours {train.max_hours:g} reached: {elapsed_s / 3600:.4f} h trained, one more step and "
+            f"the checkpoint would pass it"
+        )
     if train.budget_usd and train.price_per_hour * projected_s / 3600 > train.budget_usd:
-        return (f"budget_usd {train.budget_usd:g} reached: ${cost_usd(train, elapsed_s):.4f} spent at "
-                f"${train.price_per_hour:g}/h, one more step and the checkpoint would pass it")
+        return (
+            f"budget_usd {train.budget_usd:g} reached: ${cost_usd(train, elapsed_s):.4f} spent at "
+            f"${train.price_per_hour:g}/h, one more step and the checkpoint would pass it"
+        )
     return None

@@ -37,8 +37,12 @@ class NonFiniteSteps:
             return True
         self.skips += 1
         self.in_a_row += 1
-        self.bus.emit("error", step=step, message=f"non-finite loss at step {step} (loss {loss:.4g}, grad_norm "
-                      f"{grad_norm:.4g}): update skipped (train.nonfinite: skip)")
+        self.bus.emit(
+            "error",
+            step=step,
+            message=f"non-finite loss at step {step} (loss {loss:.4g}, grad_norm "
+            f"{grad_norm:.4g}): update skipped (train.nonfinite: skip)",
+        )
         return False
 
     def too_many(self, step: int, last_good: str) -> str | None:
@@ -47,13 +51,21 @@ class NonFiniteSteps:
         limit = self.train.nonfinite_max_skips
         if self.in_a_row < limit:
             return None
-        return (f"{self.in_a_row} non-finite steps in a row up to step {step} (train.nonfinite_max_skips is "
-                f"{limit}); their updates were not applied, {last_good} holds the last good weights")
+        return (
+            f"{self.in_a_row} non-finite steps in a row up to step {step} (train.nonfinite_max_skips is "
+            f"{limit}); their updates were not applied, {last_good} holds the last good weights"
+        )
 
     def stop(self, step: int, loss: float, grad_norm: float, last_good: str) -> str:
         """``train.nonfinite: stop`` found ``step`` non-finite (its update not applied): an ``error``
         event, and why the run fails (``last_good``: the checkpoint of the last good state)."""
-        self.bus.emit("error", step=step, message=f"non-finite loss at step {step} (loss {loss:.4g}, grad_norm "
-                      f"{grad_norm:.4g}): stopping (train.nonfinite: stop)")
-        return (f"non-finite loss at step {step} (train.nonfinite: stop); the update was not applied, "
-                f"{last_good} holds the last good state")
+        self.bus.emit(
+            "error",
+            step=step,
+            message=f"non-finite loss at step {step} (loss {loss:.4g}, grad_norm "
+            f"{grad_norm:.4g}): stopping (train.nonfinite: stop)",
+        )
+        return (
+            f"non-finite loss at step {step} (train.nonfinite: stop); the update was not applied, "
+            f"{last_good} holds the last good state"
+        )

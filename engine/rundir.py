@@ -16,10 +16,9 @@ from typing import Any
 
 from engine.protocol import DEAD, TERMINAL_STATES, UNKNOWN
 
-
-CHECKPOINTS = "checkpoints"        #: the run directory's folder of checkpoints
-LATEST = "latest"                  #: the text file in it naming the newest complete checkpoint
-LATEST_SPEC = "latest"             #: the ``--resume`` value for the checkpoint ``LATEST`` names
+CHECKPOINTS = "checkpoints"  #: the run directory's folder of checkpoints
+LATEST = "latest"  #: the text file in it naming the newest complete checkpoint
+LATEST_SPEC = "latest"  #: the ``--resume`` value for the checkpoint ``LATEST`` names
 CHECKPOINT_PREFIX = "checkpoint-"  #: a checkpoint directory is ``checkpoint-<step>``
 
 
@@ -30,7 +29,7 @@ def checkpoint_name(step: int) -> str:
 
 def checkpoint_step(name: str) -> int | None:
     """The step of a checkpoint directory name (``checkpoint-<step>``); None for any other name."""
-    step = name[len(CHECKPOINT_PREFIX):] if name.startswith(CHECKPOINT_PREFIX) else ""
+    step = name[len(CHECKPOINT_PREFIX) :] if name.startswith(CHECKPOINT_PREFIX) else ""
     return int(step) if step.isdigit() else None
 
 
@@ -143,8 +142,10 @@ class RunLocked(RuntimeError):
     def __init__(self, run_dir: Path, pid: int | None):
         self.pid = pid
         who = f"engine pid {pid}" if pid else "another engine"
-        super().__init__(f"{run_dir}: already trained by {who}; stop it (`cockpit stop`) or "
-                         f"`cockpit attach` it instead of starting a second engine")
+        super().__init__(
+            f"{run_dir}: already trained by {who}; stop it (`cockpit stop`) or "
+            f"`cockpit attach` it instead of starting a second engine"
+        )
 
 
 def _lock_holder(path: Path) -> int | None:

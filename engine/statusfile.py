@@ -27,10 +27,17 @@ class StatusFile:
     def __init__(self, path: Path, run_id: str, pid: int, heartbeat_s: float):
         self.path = path
         self.heartbeat_s = heartbeat_s
-        self._fields: dict[str, Any] = {"run": run_id, "pid": pid,
-                                        "pid_start": process_start_time(pid), "state": "starting",
-                                        "step": 0, "loss": None, "last_checkpoint": None, "seq": -1,
-                                        "started_at": time.time()}
+        self._fields: dict[str, Any] = {
+            "run": run_id,
+            "pid": pid,
+            "pid_start": process_start_time(pid),
+            "state": "starting",
+            "step": 0,
+            "loss": None,
+            "last_checkpoint": None,
+            "seq": -1,
+            "started_at": time.time(),
+        }
         self._dirty = True
         self._last_write = 0.0
 

@@ -31,8 +31,9 @@ from engine.trainer import Trainer, TrainingFault
 from presets import PresetError
 
 
-def run(run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = None,
-        resume: ResumePoint | None = None) -> int:
+def run(
+    run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = None, resume: ResumePoint | None = None
+) -> int:
     """Train the run in ``run_dir``; returns the process exit code (0 finished or stopped, 1 failed).
 
     Every outcome ends with a terminal ``status`` event; a failure is an ``error`` event first.
@@ -75,14 +76,20 @@ def run(run_dir: str | os.PathLike, cfg: RunConfig, controls: Controls | None = 
             restore(trainer, resume)
         final = trainer.fit()
         stop_telemetry()
-        trainer.set_state(final, trainer.failure_reason or controls.stop_reason
-                          or f"reached max_steps ({cfg.train.max_steps})")
+        trainer.set_state(
+            final, trainer.failure_reason or controls.stop_reason or f"reached max_steps ({cfg.train.max_steps})"
+        )
         if main_process:
-            print(f"run {final} at step {trainer.step}" + (f": {trainer.failure_reason}" if trainer.failure_reason else ""),
-                  flush=True)
+            print(
+                f"run {final} at step {trainer.step}"
+                + (f": {trainer.failure_reason}" if trainer.failure_reason else ""),
+                flush=True,
+            )
         return 1 if final == "failed" else 0
     except Exception as exc:
-        user_error = isinstance(exc, (ConfigError, DataError, PresetError, TrainingFault))  # says what to fix; no class name needed
+        user_error = isinstance(
+            exc, (ConfigError, DataError, PresetError, TrainingFault)
+        )  # says what to fix; no class name needed
         message = str(exc) if user_error else f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc()
         stop_telemetry()

@@ -78,10 +78,12 @@ class TrainingFault(RuntimeError):
 
 
 def oom_message(step: int, train) -> str:
-    return (f"CUDA out of memory at step {step} (micro_batch_size {train.micro_batch_size}, seq_len {train.seq_len}, "
-            f"precision {train.precision}): lower train.micro_batch_size (and raise train.grad_accum_steps by the same "
-            f"factor to keep the batch), shorten train.seq_len, use precision bf16, or turn on "
-            f"train.gradient_checkpointing; no checkpoint was written for this step, the last saved one is intact")
+    return (
+        f"CUDA out of memory at step {step} (micro_batch_size {train.micro_batch_size}, seq_len {train.seq_len}, "
+        f"precision {train.precision}): lower train.micro_batch_size (and raise train.grad_accum_steps by the same "
+        f"factor to keep the batch), shorten train.seq_len, use precision bf16, or turn on "
+        f"train.gradient_checkpointing; no checkpoint was written for this step, the last saved one is intact"
+    )
 
 
 class Trainer:
@@ -172,11 +174,22 @@ class Trainer:
             self.metrics.add_sink(self.tensorboard)
         elif acc.is_main_process:
             self.info("tensorboard is not installed: no TensorBoard event files (pip install tensorboard)")
-        self.bus.emit("hello", protocol=PROTOCOL_VERSION, config=cfg.model_dump(mode="json"), preset=cfg.preset,
-                      params=self.n_params, world_size=acc.num_processes, device=self.device, pid=os.getpid(),
-                      max_steps=train.max_steps, tokens_per_step=self.tokens_per_step)
-        self.info(f"model: preset {cfg.preset}, {self.n_params:,} parameters, vocab {len(self.data.tokenizer):,}; "
-                  f"device {self.device} x{acc.num_processes}; {self.tokens_per_step:,} tokens per step")
+        self.bus.emit(
+            "hello",
+            protocol=PROTOCOL_VERSION,
+            config=cfg.model_dump(mode="json"),
+            preset=cfg.preset,
+            params=self.n_params,
+            world_size=acc.num_processes,
+            device=self.device,
+            pid=os.getpid(),
+            max_steps=train.max_steps,
+            tokens_per_step=self.tokens_per_step,
+        )
+        self.info(
+            f"model: preset {cfg.preset}, {self.n_params:,} parameters, vocab {len(self.data.tokenizer):,}; "
+            f"device {self.device} x{acc.num_processes}; {self.tokens_per_step:,} tokens per step"
+        )
         self.set_state("running")
 
         if train.eval_every:  # no held-out text to score: say so now, not at the first evaluation
@@ -251,19 +264,36 @@ class Trainer:
     def run_eval(self) -> None:
         """Held-out loss now: an ``eval`` event, and the best-eval tracker (its time is not step time)."""
         t0, train = time.perf_counter(), self.cfg.train
-        loss = evaluate(self.model, self.data.val_tokens, seq_len=train.seq_len, batch_size=train.micro_batch_size,
-                        n_batches=train.eval_batches, device=self.accelerator.device, accelerator=self.accelerator,
-                        val_mask=self.data.val_mask)
+        loss = evaluate(
+            self.model,
+            self.data.val_tokens,
+            seq_len=train.seq_len,
+            batch_size=train.micro_batch_size,
+            n_batches=train.eval_batches,
+            device=self.accelerator.device,
+            accelerator=self.accelerator,
+            val_mask=self.data.val_mask,
+        )
         best = math.isfinite(loss) and (self.best_eval_loss is None or loss < self.best_eval_loss)
         if best:
             self.best_eval_loss, self.best_eval_step = loss, self.step
         if self.tensorboard is not None:
             self.tensorboard.write({"loss": loss, "perplexity": math.exp(min(loss, 700.0))}, self.step, prefix="eval")
-        self.bus.emit("eval", step=self.step, loss=loss, perplexity=math.exp(min(loss, 700.0)), best=best,
-                      best_loss=self.best_eval_loss, best_step=self.best_eval_step)
+        self.bus.emit(
+            "eval",
+            step=self.step,
+            loss=loss,
+            perplexity=math.exp(min(loss, 700.0)),
+            best=best,
+            best_loss=self.best_eval_loss,
+            best_step=self.best_eval_step,
+        )
         if self.main_process:
-            print(f"eval step {self.step} | loss {loss:.4f} | ppl {math.exp(min(loss, 700.0)):.2f}"
-                  + (" | best" if best else ""), flush=True)
+            print(
+                f"eval step {self.step} | loss {loss:.4f} | ppl {math.exp(min(loss, 700.0)):.2f}"
+                + (" | best" if best else ""),
+                flush=True,
+            )
         self.interval.excluded_s += time.perf_counter() - t0
 
     def step_time_estimate(self, last_step_s: float) -> float:
@@ -279,8 +309,11 @@ class Trainer:
         if self.controls.stop_reason or not (train.max_hours or train.budget_usd):
             return
         elapsed = self.elapsed_before + time.perf_counter() - self.t_start
-        projected = (elapsed + self.control_every * self.step_time_estimate(last_step_s)
-                     + checkpoint_s_estimate(self.checkpoint_s, self.n_params))
+        projected = (
+            elapsed
+            + self.control_every * self.step_time_estimate(last_step_s)
+            + checkpoint_s_estimate(self.checkpoint_s, self.n_params)
+        )
         self.controls.stop_reason = limit_reason(train, elapsed, projected)
 
     def train_step(self) -> tuple[torch.Tensor, bool]:
@@ -355,22 +388,25 @@ class Trainer:
         mfu = self.flops_per_token * tokens_per_s / self.peak_flops_total if self.peak_flops_total else None
         elapsed = self.elapsed_before + now - self.t_start
         data_wait = iv.data_wait_s / n
-        self.metrics.log({
-            "loss": iv.mean_loss(),
-            "lr": self.scheduler.get_last_lr()[0],
-            "grad_norm": iv.mean_grad_norm(),
-            "tokens_per_s": tokens_per_s,
-            "tokens_seen": self.tokens_seen,
-            "step_time_s": step_time,
-            "elapsed_s": elapsed,
-            "data_position": [self.data.batches.epoch, self.data.batches.index],
-            "eta_s": (self.cfg.train.max_steps - self.step) * step_time,
-            "mfu": mfu,
-            "cost_usd": cost_usd(self.cfg.train, elapsed),
-            "data_wait_s": data_wait,
-            "compute_s": max(step_time - data_wait, 0.0),
-            **({"skipped_steps": iv.skipped} if iv.skipped else {}),
-        }, step=self.step)
+        self.metrics.log(
+            {
+                "loss": iv.mean_loss(),
+                "lr": self.scheduler.get_last_lr()[0],
+                "grad_norm": iv.mean_grad_norm(),
+                "tokens_per_s": tokens_per_s,
+                "tokens_seen": self.tokens_seen,
+                "step_time_s": step_time,
+                "elapsed_s": elapsed,
+                "data_position": [self.data.batches.epoch, self.data.batches.index],
+                "eta_s": (self.cfg.train.max_steps - self.step) * step_time,
+                "mfu": mfu,
+                "cost_usd": cost_usd(self.cfg.train, elapsed),
+                "data_wait_s": data_wait,
+                "compute_s": max(step_time - data_wait, 0.0),
+                **({"skipped_steps": iv.skipped} if iv.skipped else {}),
+            },
+            step=self.step,
+        )
         self.interval.reset()
 
     # --- commands, pause, checkpoints -----------------------------------------------------
@@ -433,16 +469,20 @@ class Trainer:
         try:
             restore_state(self.model, self.optimizer, weights, state["optimizer"])
         except (KeyError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"{source}: the checkpoint's weights or optimizer state do not fit this run's model "
-                              f"({exc}); resume with the config the checkpoint was trained with") from None
+            raise ConfigError(
+                f"{source}: the checkpoint's weights or optimizer state do not fit this run's model "
+                f"({exc}); resume with the config the checkpoint was trained with"
+            ) from None
         self.scheduler.load_state_dict(state["scheduler"])
         if acc.scaler is not None and "grad_scaler" in state:  # fp16: the loss scale goes on where it was
             acc.scaler.load_state_dict(state["grad_scaler"])
         data, batches = state["data"], self.data.batches
         if int(data.get("n_windows", batches.n_windows)) != batches.n_windows:
-            raise ConfigError(f"{source}: the training data changed since the checkpoint "
-                              f"({data['n_windows']} sequences then, {batches.n_windows} now); "
-                              "an exact resume needs the same data and seq_len")
+            raise ConfigError(
+                f"{source}: the training data changed since the checkpoint "
+                f"({data['n_windows']} sequences then, {batches.n_windows} now); "
+                "an exact resume needs the same data and seq_len"
+            )
         batches.load_state_dict(data)
         self.step = int(state["step"])
         self.tokens_seen = int(state["tokens_seen"])
@@ -454,8 +494,11 @@ class Trainer:
         self.nonfinite.skips = int(state.get("nonfinite_skips", 0))
         saved_world = int(state.get("world_size", acc.num_processes))
         if saved_world != acc.num_processes:
-            self.info(f"the checkpoint was written by {saved_world} process(es), this run has {acc.num_processes}: "
-                      "the data order continues, but the run is no longer bit-for-bit reproducible", level="warning")
+            self.info(
+                f"the checkpoint was written by {saved_world} process(es), this run has {acc.num_processes}: "
+                "the data order continues, but the run is no longer bit-for-bit reproducible",
+                level="warning",
+            )
         set_rng_state(state["rng"])
         self.last_saved_step = self.step  # the checkpoint of this step exists already
 
@@ -474,8 +517,16 @@ class Trainer:
         state = self.state_dict(optim_state)
         acc.wait_for_everyone()
         if acc.is_main_process:
-            self.checkpoints.write(self.step, acc.unwrap_model(self.model), self.data.tokenizer, state, model_state,
-                                   reason, keep={self.step, self.best_eval_step}, started=t0)
+            self.checkpoints.write(
+                self.step,
+                acc.unwrap_model(self.model),
+                self.data.tokenizer,
+                state,
+                model_state,
+                reason,
+                keep={self.step, self.best_eval_step},
+                started=t0,
+            )
         self.checkpoint_s.append(time.perf_counter() - t0)
         self.last_saved_step = self.step  # on every process, so they all skip or save alike
         acc.wait_for_everyone()

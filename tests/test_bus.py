@@ -212,8 +212,7 @@ def test_reopened_bus_continues_seq_and_drops_a_torn_line(tmp_path):
 
 def test_status_json_tracks_state_and_heartbeat(bus):
     bus.emit("status", state="running", step=0)
-    bus.emit("metrics", step=5, loss=2.5, lr=1e-3, tokens_per_s=100.0, tokens_seen=500, step_time_s=0.1,
-             elapsed_s=1.0)
+    bus.emit("metrics", step=5, loss=2.5, lr=1e-3, tokens_per_s=100.0, tokens_seen=500, step_time_s=0.1, elapsed_s=1.0)
     bus.emit("checkpoint", action="saved", step=5, path="checkpoints/checkpoint-5")
     deadline = time.time() + 5
     status = {}
@@ -316,7 +315,7 @@ class FailingFile:
     def write(self, data) -> int:
         if self.failures:
             self.failures -= 1
-            self.real.write(bytes(data[:len(data) // 2]))
+            self.real.write(bytes(data[: len(data) // 2]))
             raise OSError(errno.ENOSPC, "No space left on device")
         return self.real.write(data)
 
@@ -341,7 +340,8 @@ def test_a_failed_append_holds_events_and_writes_them_late_in_order(bus, capfd):
     events = list(read_events(bus.paths.events))
     assert [e["seq"] for e in events] == list(range(18))
     assert [e["message"] for e in events[:17]] == (
-        [f"before{i}" for i in range(3)] + [f"held{i}" for i in range(13)] + ["after"])
+        [f"before{i}" for i in range(3)] + [f"held{i}" for i in range(13)] + ["after"]
+    )
     error = events[17]
     assert error["type"] == "error" and "No space left on device" in error["message"]
     assert "14 events were written late" in error["message"]

@@ -24,8 +24,10 @@ TOKENS_PER_STEP = 8 * 64
 RUNS = {
     "skip": ({"train.max_steps": 12, "train.log_every": 5, "train.save_every": 4, "train.nonfinite": "skip"}, {3, 9}),
     "stop": ({"train.max_steps": 20, "train.log_every": 1, "train.save_every": 5, "train.nonfinite": "stop"}, {7}),
-    "budget": ({"train.max_steps": 100_000, "train.warmup_steps": 5, "train.price_per_hour": 3600.0,
-                "train.budget_usd": 2.0}, set()),
+    "budget": (
+        {"train.max_steps": 100_000, "train.warmup_steps": 5, "train.price_per_hour": 3600.0, "train.budget_usd": 2.0},
+        set(),
+    ),
     "hours": ({"train.max_steps": 100_000, "train.warmup_steps": 5, "train.max_hours": 2.0 / 3600}, set()),
     "sigint": ({"train.max_steps": 100_000, "train.warmup_steps": 5}, set()),
 }
@@ -56,8 +58,10 @@ def nan_loss_at(steps: set[int]):
 def runs(make_run_dir, start_engine):
     """The five runs: name -> (run_dir, exit code, events). SIGINT needs the process (started first,
     so its start-up overlaps the others); the rest train in-process, one after the other."""
-    dirs = {name: make_run_dir(f"fault-{name}", {"telemetry.enabled": False, **overrides})
-            for name, (overrides, _) in RUNS.items()}
+    dirs = {
+        name: make_run_dir(f"fault-{name}", {"telemetry.enabled": False, **overrides})
+        for name, (overrides, _) in RUNS.items()
+    }
     sigint_proc = start_engine(dirs["sigint"])
     try:
         done = {}
@@ -90,15 +94,15 @@ def test_nonfinite_skip_skips_the_update_on_the_device_and_goes_on(runs):
     assert rc == 0, log_of(run_dir)
     errors = [e for e in events if e["type"] == "error"]
     assert [e["step"] for e in errors] == [3, 9]
-    assert all(f"non-finite loss at step {e['step']}" in e["message"] and "update skipped" in e["message"]
-               for e in errors)
+    assert all(
+        f"non-finite loss at step {e['step']}" in e["message"] and "update skipped" in e["message"] for e in errors
+    )
     seq = {id(e): i for i, e in enumerate(events)}
     metrics = [e for e in events if e["type"] == "metrics"]
     assert [m["step"] for m in metrics] == [1, 5, 10, 12]  # a skipped step still counts
     # No host sync inside the interval: step 3's error arrives with the logging step after it.
     at5 = next(m for m in metrics if m["step"] == 5)
-    assert seq[id(errors[0])] < seq[id(at5)] and not any(
-        e["type"] == "error" for e in events[:seq[id(errors[0])]])
+    assert seq[id(errors[0])] < seq[id(at5)] and not any(e["type"] == "error" for e in events[: seq[id(errors[0])]])
     assert {m["step"]: m.get("skipped_steps", 0) for m in metrics} == {1: 0, 5: 1, 10: 1, 12: 0}
     assert all(math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"]) for m in metrics)
     assert metrics[-1]["tokens_seen"] == 12 * TOKENS_PER_STEP
@@ -149,7 +153,9 @@ def test_nonfinite_stop_saves_the_last_good_state_and_fails(runs):
     assert saved == [(5, "interval"), (6, "final")]
     ckpt = latest_checkpoint(run_dir)
     assert ckpt.name == "checkpoint-6" and verify_checkpoint(ckpt) == []
-    assert all(t.isfinite().all() for t in load_file(ckpt / "model.safetensors").values())  # the bad update never applied
+    assert all(
+        t.isfinite().all() for t in load_file(ckpt / "model.safetensors").values()
+    )  # the bad update never applied
     state = load_training_state(ckpt)
     assert state["step"] == 6 and state["tokens_seen"] == 6 * TOKENS_PER_STEP
 
@@ -205,6 +211,7 @@ def test_budget_needs_a_price():
 
 # --- CUDA out of memory (no GPU here: a fake forward raises it) -------------------------------
 
+
 def test_cuda_oom_is_an_error_with_a_suggestion_and_no_checkpoint_of_the_step(engine_data_dir, tmp_path, monkeypatch):
     import torch
     from helpers import small_run_config
@@ -230,8 +237,16 @@ def test_cuda_oom_is_an_error_with_a_suggestion_and_no_checkpoint_of_the_step(en
         return model
 
     monkeypatch.setattr(build_mod, "build_model", build_model)
-    cfg = small_run_config(engine_data_dir, {"train.max_steps": 10, "train.save_every": 2, "train.log_every": 1,
-                                             "telemetry.enabled": False, "events.enabled": False}).resolved(tmp_path)
+    cfg = small_run_config(
+        engine_data_dir,
+        {
+            "train.max_steps": 10,
+            "train.save_every": 2,
+            "train.log_every": 1,
+            "telemetry.enabled": False,
+            "events.enabled": False,
+        },
+    ).resolved(tmp_path)
     run_dir = tmp_path / "oom"
     run_dir.mkdir()
     threads = torch.get_num_threads()
