@@ -31,7 +31,7 @@ from engine.data.text import BatchIterator, DataError, iter_documents, split_tok
 from engine.data.token_cache import cached_tokens
 from engine.data.tokenizer import has_tokenizer, load_tokenizer, train_tokenizer
 from engine.distributed import accelerator_plugins, world_size
-from engine.model import build_model, count_params, model_config
+from engine.model import build_model, count_params, run_model_config
 from engine.optim import build_optimizer, build_scheduler, can_skip_on_device
 
 #: ``info(message, level="info")``: a ``log`` event and a line in engine.log (``Trainer.info``).
@@ -193,14 +193,7 @@ def build_model_and_optimizer(
     only), AdamW and the learning-rate schedule. ``before_model`` is called with the model config
     just before the model is built (the dry run takes its memory baseline there)."""
     train = cfg.train
-    config = model_config(
-        cfg.preset,
-        cfg.model,
-        len(tokenizer),
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = run_model_config(cfg, tokenizer)
     if train.seq_len > config.max_position_embeddings:
         raise ConfigError(
             f"train.seq_len ({train.seq_len}) is longer than the model's max_position_embeddings "

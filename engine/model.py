@@ -71,6 +71,19 @@ def model_config(
         raise PresetError(f"preset {preset} with model overrides {dict(overrides or {})}: {detail}") from None
 
 
+def run_model_config(cfg: Any, tokenizer: Any):
+    """The Transformers config a run (``engine.config.RunConfig``) trains: its preset and ``model:``
+    overrides, sized for ``tokenizer``'s vocabulary, with its special token ids."""
+    return model_config(
+        cfg.preset,
+        cfg.model,
+        len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
 def family_of(config) -> str:
     for family, name in CONFIG_CLASSES.items():
         if type(config).__name__ == name:
