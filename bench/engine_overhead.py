@@ -43,7 +43,7 @@ def _build(run_dir: Path):
     from engine.config import read_run_config
     from engine.data.text import BatchIterator, split_tokens, tokenize_file
     from engine.data.tokenizer import load_tokenizer
-    from engine.model import build_model, model_config
+    from engine.model import build_model, run_model_config
     from engine.optim import build_optimizer, build_scheduler
 
     cfg = read_run_config(run_dir)
@@ -55,14 +55,7 @@ def _build(run_dir: Path):
     tokens = tokenize_file(cfg.data.path, tok)
     train_tokens, _ = split_tokens(tokens, cfg.data.val_fraction)
     batches = BatchIterator(train_tokens, train.micro_batch_size, train.seq_len, train.seed)
-    mcfg = model_config(
-        cfg.preset,
-        cfg.model,
-        len(tok),
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
+    mcfg = run_model_config(cfg, tok)
     set_seed(train.seed)
     model = build_model(mcfg)
     optimizer = build_optimizer(model, train)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from engine import protocol as P
 from engine import units
@@ -348,23 +348,10 @@ class RunState:
         return HeaderInfo(self.run, self.state, self.reason, self.preset, self.device, self.params, self.world_size)
 
     def stats(self, now: float | None = None) -> Stats:
-        return Stats(
-            state=self.state,
-            step=self.step,
-            max_steps=self.max_steps,
-            loss=self.loss,
-            loss_trend=self.loss_trend(),
-            best_loss=self.best_loss,
-            lr=self.lr,
-            grad_norm=self.grad_norm,
-            tokens_per_s=self.tokens_per_s,
-            tokens_seen=self.tokens_seen,
-            mfu=self.mfu,
-            eval_loss=self.eval_loss,
-            eval_ppl=self.eval_ppl,
-            elapsed_s=self.elapsed(now),
-            eta_s=self.eta(now),
-        )
+        derived = {"loss_trend": self.loss_trend(), "elapsed_s": self.elapsed(now), "eta_s": self.eta(now)}
+        # every other field of the snapshot is the state's field of the same name
+        held = {f.name: getattr(self, f.name) for f in fields(Stats) if f.name not in derived}
+        return Stats(**held, **derived)
 
     def telemetry_view(self) -> TelemetryView:
         t = self.telemetry

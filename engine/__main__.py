@@ -28,8 +28,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine", description="cockpit training engine")
     parser.add_argument("--run-dir", required=True, type=Path, help="run directory holding run.yaml")
-    parser.add_argument("--resume", metavar="latest|PATH", default=None,
-                        help="continue from a checkpoint: 'latest' (DIR/checkpoints/latest) or a checkpoint directory")
+    parser.add_argument(
+        "--resume",
+        metavar="latest|PATH",
+        default=None,
+        help="continue from a checkpoint: 'latest' (DIR/checkpoints/latest) or a checkpoint directory",
+    )
     args = parser.parse_args(argv)
 
     from engine.config import ConfigError, read_run_config
@@ -54,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"engine: {exc}", file=sys.stderr)
             return 2
         except OSError as exc:
-            print(f"engine: {run_dir}: cannot lock the run directory ({exc.strerror or exc}); "
-                  f"check its permissions", file=sys.stderr)
+            print(
+                f"engine: {run_dir}: cannot lock the run directory ({exc.strerror or exc}); check its permissions",
+                file=sys.stderr,
+            )
             return 2
 
     from engine.controls import Controls
@@ -79,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             resume = load_resume_point(ckpt)  # reads the checkpoint (imports torch); writes nothing
         except ResumeError as exc:
-            return refuse(' / '.join(str(exc).splitlines()))
+            return refuse(" / ".join(str(exc).splitlines()))
     RunPaths(run_dir).logs.mkdir(parents=True, exist_ok=True)
     from engine.train import run
 

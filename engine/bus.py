@@ -1,7 +1,8 @@
 """The event bus: ``events.jsonl`` plus the live Unix socket. Torch-free.
 
-The training thread calls :meth:`EventBus.emit`, which assigns the next ``seq``, appends one line to
-``events.jsonl`` and flushes it: nothing more, so the loop never waits on a client.
+The training thread calls :meth:`EventBus.emit`, which appends the event to ``events.jsonl``
+(:class:`engine.eventlog.EventLog`: the next ``seq``, one whole line, flushed; held in memory while
+the disk refuses it): nothing more, so the loop never waits on a client.
 
 One background thread tails that same file and is the only one that touches sockets. Because the
 file is the single ordered stream, a subscriber gets the history (read from the file up to the
@@ -10,13 +11,6 @@ duplicate, and nothing is lost if the thread falls behind. A client that does no
 once its backlog passes ``MAX_BACKLOG_BYTES``; it reconnects with ``from_seq`` and loses nothing.
 The thread forwards only whole lines the training thread has written, never a line being written.
 
-When ``events.jsonl`` cannot be written (disk full), nothing is torn and no seq is spent: the file
-is cut back to its last whole line, the event is held in memory, and every later emit first retries
-the held ones in order (a seq is given when a line is written, so seqs stay gapless). The failure
-is said at once on stderr (``logs/engine.log``) and in ``status.json``; once writing works again an
-``error`` event says since when and why, and how many events came late (and a ``spillover`` event
-how many telemetry samples were dropped past ``MAX_UNWRITTEN_EVENTS``). Emit never raises for it.
-
 Commands arrive on the same thread, are validated, answered at once, and queued for the training
 loop, which drains them with :meth:`EventBus.poll_commands` between steps. Malformed input gets an
 error reply and changes nothing; no input and no failure while serving one client can stop the
@@ -24,43 +18,30 @@ thread (that client is dropped). Connections that have not subscribed are closed
 ``IDLE_TIMEOUT_S`` without input, and viewers are capped below the connection limit, so a command
 such as ``stop`` always gets in.
 
-The thread also keeps ``status.json`` (state, step, last loss, last checkpoint, pid, heartbeat).
+The thread also keeps ``status.json`` (:class:`engine.statusfile.StatusFile`) from the events it forwards.
+
+Why this module is over 400 lines: it is one job, the thread that owns the sockets (bind, accept,
+read and answer commands, subscribe with history, forward, flush, drop, shut down), and its parts
+share that thread's selector and client table; the file appender and status.json are apart.
 """
 
 from __future__ import annotations
 
-import collections
-import errno
-import json
 import logging
 import os
 import queue
 import selectors
 import socket
 import struct
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from engine.atomic import atomic_write_text
-from engine.protocol import (
-    MAX_LINE_BYTES,
-    Checkpoint,
-    Event,
-    Hello,
-    Metrics,
-    ProtocolError,
-    Status,
-    decode_command,
-    decode_event,
-    encode,
-    make_event,
-    make_reply,
-    socket_address,
-)
-from engine.rundir import RunPaths, process_start_time
+from engine.eventlog import EventLog
+from engine.protocol import MAX_LINE_BYTES, ProtocolError, decode_command, encode, make_reply, socket_address
+from engine.rundir import RunPaths
+from engine.statusfile import StatusFile
 
 log = logging.getLogger(__name__)
 
@@ -75,39 +56,10 @@ MAX_SUBSCRIBERS = 32
 MAX_CLIENTS = MAX_SUBSCRIBERS + 16
 #: Seconds a connection that has not subscribed may stay silent before it is closed.
 IDLE_TIMEOUT_S = 10.0
-#: Events held in memory while events.jsonl cannot be written; past it telemetry samples are dropped.
-MAX_UNWRITTEN_EVENTS = 10_000
 #: Bytes of events.jsonl the thread reads at once.
 _READ_CHUNK = 4 * 1024 * 1024
 #: An index entry (seq -> file offset) every this many events, for fast history reads.
 _INDEX_EVERY = 256
-
-
-def _last_seq_and_truncate(path: Path) -> int:
-    """Seq of the last complete line of an existing events file (-1 when none). A partial last
-    line, left by a crash in the middle of a write, is cut off."""
-    if not path.exists():
-        return -1
-    with open(path, "rb+") as f:
-        data = f.read()
-        end = data.rfind(b"\n") + 1
-        if end != len(data):
-            f.truncate(end)
-    for line in reversed(data[:end].splitlines()):
-        if line.strip():
-            try:
-                return int(json.loads(line)["seq"])
-            except (ValueError, KeyError, TypeError):
-                raise RuntimeError(f"{path}: last line is not a valid event; refusing to append") from None
-    return -1
-
-
-def say(message: str) -> None:
-    """One line on stderr (``logs/engine.log``), even when that cannot be written either."""
-    try:
-        print(f"engine: {message}", file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
 
 
 class _Client:
@@ -123,37 +75,19 @@ class _Client:
         self.last_active = time.monotonic()  # of its last input
 
 
-class _WriteFailure:
-    """events.jsonl could not be written since ``since`` (unix seconds) because of ``error``."""
-    __slots__ = ("since", "error", "late", "dropped")
-
-    def __init__(self, error: OSError):
-        self.since = time.time()
-        self.error = error
-        self.late = 0      # held events written since
-        self.dropped = 0   # telemetry samples dropped past MAX_UNWRITTEN_EVENTS
-
-    def describe(self) -> str:
-        return f"cannot write since {time.strftime('%H:%M:%S', time.localtime(self.since))}: {self.error}"
-
-
 class EventBus:
     """Event log + live channel of one run. Use as a context manager or call close()."""
 
-    def __init__(self, run_dir: str | os.PathLike, *, serve: bool = True, heartbeat_s: float = 2.0,
-                 pid: int | None = None):
+    def __init__(
+        self, run_dir: str | os.PathLike, *, serve: bool = True, heartbeat_s: float = 2.0, pid: int | None = None
+    ):
         self.paths = RunPaths(Path(run_dir))
         self.run_id = self.paths.run_id
         self.serve = serve
         self.heartbeat_s = heartbeat_s
         self.pid = pid or os.getpid()
 
-        self._lock = threading.Lock()
-        self._next_seq = _last_seq_and_truncate(self.paths.events) + 1
-        self._file = open(self.paths.events, "ab", buffering=0)
-        self._size = self._file.seek(0, os.SEEK_END)  # bytes of whole lines in the file
-        self._unwritten: collections.deque[Event] = collections.deque()  # events waiting for the file
-        self._failure: _WriteFailure | None = None
+        self.event_log = EventLog(self.paths.events, self.run_id)
         self._commands: queue.Queue[dict] = queue.Queue(MAX_PENDING_COMMANDS)
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
@@ -162,15 +96,10 @@ class EventBus:
 
         # Owned by the bus thread from here on.
         self._reader = open(self.paths.events, "rb")
-        self._offset = 0          # bytes of events.jsonl already forwarded
+        self._offset = 0  # bytes of events.jsonl already forwarded
         self._index: list[tuple[int, int]] = [(0, 0)]
         self._clients: dict[int, _Client] = {}
-        self._status: dict[str, Any] = {"run": self.run_id, "pid": self.pid,
-                                        "pid_start": process_start_time(self.pid), "state": "starting",
-                                        "step": 0, "loss": None, "last_checkpoint": None, "seq": -1,
-                                        "started_at": time.time()}
-        self._status_dirty = True
-        self._last_status_write = 0.0
+        self._status = StatusFile(self.paths.status, self.run_id, self.pid, heartbeat_s)
         self.dropped_clients = 0
 
         self._sel = selectors.DefaultSelector()
@@ -188,79 +117,14 @@ class EventBus:
         """Append one event; returns its seq, or None when events.jsonl cannot be written now (the
         event is held and written by a later emit). Thread-safe, never blocks on a client, never
         raises for a failed write."""
-        event = make_event(type_, self.run_id, 0, **payload)  # checked now; its real seq is given when written
-        with self._lock:
-            self._unwritten.append(event)
-            seq = self._write_unwritten(event)
+        seq = self.event_log.append(type_, **payload)
         self._wake()
         return seq
-
-    def _write_unwritten(self, mine: Event) -> int | None:
-        """Write the held events in order, each with the next seq; returns the seq given to
-        ``mine``, or None when the file refused an event (it stays held, with every later one).
-        Holds self._lock."""
-        seq = None
-        while self._unwritten:
-            event = self._unwritten[0]
-            line = encode(event.model_copy(update={"seq": self._next_seq}))
-            try:
-                self._append(line)
-            except OSError as exc:
-                self._write_failed(exc)
-                return None
-            if event is mine:
-                seq = self._next_seq
-            self._unwritten.popleft()
-            self._next_seq += 1
-            self._size += len(line)
-            if self._failure is not None:
-                self._failure.late += 1
-                if not self._unwritten:
-                    self._write_recovered()
-        return seq
-
-    def _append(self, line: bytes) -> None:
-        """Write one whole line or, on failure, cut the file back to its last whole line and raise."""
-        view = memoryview(line)
-        try:
-            while view:
-                n = self._file.write(view)
-                if not n:
-                    raise OSError(errno.EIO, "the write made no progress")
-                view = view[n:]
-        except OSError:
-            try:
-                os.ftruncate(self._file.fileno(), self._size)
-            except OSError as exc:
-                say(f"cannot cut {self.paths.events} back to its last whole line: {exc}")
-            raise
-
-    def _write_failed(self, exc: OSError) -> None:
-        if self._failure is None:
-            self._failure = _WriteFailure(exc)
-            say(f"{self.paths.events}: {self._failure.describe()}; events are held in memory and "
-                 f"written once it can be (free disk space)")
-        if len(self._unwritten) > MAX_UNWRITTEN_EVENTS:
-            kept = collections.deque(e for e in self._unwritten if e.type != "telemetry")
-            self._failure.dropped += len(self._unwritten) - len(kept)
-            self._unwritten = kept
-
-    def _write_recovered(self) -> None:
-        failure, self._failure = self._failure, None
-        assert failure is not None
-        message = (f"{self.paths.events} could not be written from "
-                   f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(failure.since))} to "
-                   f"{time.strftime('%H:%M:%S')} ({failure.error}); {failure.late} events were written late")
-        say(message)
-        self._unwritten.append(make_event("error", self.run_id, 0, message=message))
-        if failure.dropped:
-            self._unwritten.append(make_event("spillover", self.run_id, 0, dropped=failure.dropped))
 
     @property
     def write_error(self) -> str | None:
         """Why events.jsonl cannot be written right now, or None when it can."""
-        failure = self._failure
-        return f"{self.paths.events.name}: {failure.describe()}" if failure is not None else None
+        return self.event_log.write_error
 
     def poll_commands(self) -> list[dict]:
         """Commands received since the last call, oldest first (non-blocking)."""
@@ -273,25 +137,22 @@ class EventBus:
 
     @property
     def next_seq(self) -> int:
-        return self._next_seq
+        return self.event_log.next_seq
 
     def close(self, timeout: float = 3.0) -> None:
         """Forward every event to live clients (waiting up to ``timeout`` for slow ones), write the
         final ``status.json``, and remove the socket."""
         if self._stopping.is_set():
             return
-        with self._lock:
-            if self._unwritten and self._write_unwritten(self._unwritten[-1]) is None:
-                say(f"{self.paths.events}: {len(self._unwritten)} events could not be written and are lost")
+        self.event_log.write_held()
         self._stopping.set()
         self._wake()
         self._thread.join(timeout + 2.0)
-        with self._lock:
-            self._file.close()
+        self.event_log.close()
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
 
-    def __enter__(self) -> "EventBus":
+    def __enter__(self) -> EventBus:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -343,7 +204,7 @@ class EventBus:
             self._dispatch(key, mask)
         self._expire_idle()
         self._pump()
-        self._write_status()
+        self._status.write(self.event_log.write_error)
 
     def _dispatch(self, key: selectors.SelectorKey, mask: int) -> None:
         if key.data in ("wake", "accept"):
@@ -444,8 +305,12 @@ class EventBus:
             self._handle_line(client, line)
         except Exception as exc:
             log.exception("event bus: failed to handle a command line")
-            self._send(client, make_reply(None, False, error=f"the engine could not handle this line "
-                                                             f"({type(exc).__name__}); nothing was done"))
+            self._send(
+                client,
+                make_reply(
+                    None, False, error=f"the engine could not handle this line ({type(exc).__name__}); nothing was done"
+                ),
+            )
 
     def _handle_line(self, client: _Client, line: bytes) -> None:
         try:
@@ -459,8 +324,12 @@ class EventBus:
                 self._send(client, make_reply(id_, False, name, "already subscribed on this connection"))
                 return
             if sum(c.from_seq is not None for c in self._clients.values()) >= MAX_SUBSCRIBERS:
-                self._send(client, make_reply(id_, False, name, f"too many viewers ({MAX_SUBSCRIBERS}); "
-                                                                "close one and subscribe again"))
+                self._send(
+                    client,
+                    make_reply(
+                        id_, False, name, f"too many viewers ({MAX_SUBSCRIBERS}); close one and subscribe again"
+                    ),
+                )
                 return
             self._send(client, make_reply(id_, True, name))
             self._subscribe(client, cmd["from_seq"])
@@ -503,15 +372,15 @@ class EventBus:
             return -1
         j = i + 6
         k = j
-        while k < len(line) and line[k:k + 1].isdigit():
+        while k < len(line) and line[k : k + 1].isdigit():
             k += 1
         return int(line[j:k]) if k > j else -1
 
     def _pump(self) -> None:
         """Forward the whole lines written to events.jsonl since the last call."""
-        while self._size > self._offset:
-            chunk = os.pread(self._reader.fileno(), min(self._size - self._offset, _READ_CHUNK), self._offset)
-            complete = chunk[:chunk.rfind(b"\n") + 1]
+        while self.event_log.size > self._offset:
+            chunk = os.pread(self._reader.fileno(), min(self.event_log.size - self._offset, _READ_CHUNK), self._offset)
+            complete = chunk[: chunk.rfind(b"\n") + 1]
             if not complete:
                 return
             self._forward(complete)
@@ -527,7 +396,7 @@ class EventBus:
                 self._index.append((seq, offset))
             offset += len(line)
             try:
-                self._observe(line, seq)
+                self._status.observe(line, seq)
             except Exception:  # status.json misses one event; the stream goes on
                 log.exception("event bus: could not read event %d for status.json", seq)
             for client in self._clients.values():
@@ -590,45 +459,19 @@ class EventBus:
                 if key.data not in ("wake", "accept"):
                     self._dispatch(key, mask)
         self._close_all()
-        self._status_dirty = True
-        self._write_status(force=True)
+        self._status.write(self.event_log.write_error, force=True)
         self._reader.close()
         self._sel.close()
 
-    # --- status.json ----------------------------------------------------------------------
 
-    def _observe(self, line: bytes, seq: int) -> None:
-        try:
-            event = decode_event(line)
-        except ProtocolError:
-            return
-        st = self._status
-        st["seq"] = seq
-        if isinstance(event, Status):
-            st["state"], st["step"], st["reason"] = event.state, event.step, event.reason
-            self._status_dirty = True
-        elif isinstance(event, Metrics):
-            st["step"], st["loss"] = event.step, event.loss
-            st["tokens_per_s"], st["eta_s"] = event.tokens_per_s, event.eta_s
-        elif isinstance(event, Checkpoint) and event.action == "saved":
-            st["last_checkpoint"] = event.path
-            self._status_dirty = True
-        elif isinstance(event, Hello):
-            st["max_steps"], st["preset"] = event.max_steps, event.preset
-            self._status_dirty = True
+class NullBus:
+    """The bus of processes other than the main one: events go nowhere, no commands arrive."""
 
-    def _write_status(self, force: bool = False) -> None:
-        now = time.time()
-        error = self.write_error
-        if error != self._status.get("events_error"):
-            self._status["events_error"] = error
-            force = True
-        if not (force or self._status_dirty or now - self._last_status_write >= self.heartbeat_s):
-            return
-        self._status["heartbeat"] = now
-        try:
-            atomic_write_text(self.paths.status, json.dumps(self._status, indent=1) + "\n", fsync=False)
-        except OSError as exc:
-            log.warning("could not write %s: %s", self.paths.status, exc)
-        self._status_dirty = False
-        self._last_status_write = now
+    def emit(self, type_: str, **payload) -> int:
+        return -1
+
+    def poll_commands(self) -> list[dict]:
+        return []
+
+    def close(self) -> None:
+        pass

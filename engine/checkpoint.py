@@ -32,11 +32,17 @@ import numpy as np
 import torch
 
 from engine.atomic import atomic_write_text
-from engine.rundir import (CHECKPOINT_PREFIX, LATEST, checkpoint_name, checkpoint_step, replaced_checkpoint_name,
-                           temporary_checkpoint_name)
+from engine.rundir import (
+    CHECKPOINT_PREFIX,
+    LATEST,
+    checkpoint_name,
+    checkpoint_step,
+    replaced_checkpoint_name,
+    temporary_checkpoint_name,
+)
 
-MODEL_CONFIG = "config.json"       #: the model config (save_pretrained)
-WEIGHTS = "model.safetensors"      #: the weights (save_pretrained, safe serialization, one shard)
+MODEL_CONFIG = "config.json"  #: the model config (save_pretrained)
+WEIGHTS = "model.safetensors"  #: the weights (save_pretrained, safe serialization, one shard)
 TRAINING_STATE = "training_state.pt"
 MANIFEST = "manifest.json"
 
@@ -103,8 +109,13 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "python": {"version": version, "state": list(internal), "gauss_next": gauss},
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -116,8 +127,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
     npst = state["numpy"]
-    np.random.set_state((npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"],
-                         npst["has_gauss"], npst["cached_gaussian"]))
+    np.random.set_state(
+        (npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"])
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -154,8 +166,12 @@ def with_tied_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) 
     return full
 
 
-def restore_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, weights: dict[str, torch.Tensor],
-                  optim_state: dict[str, Any]) -> None:
+def restore_state(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    weights: dict[str, torch.Tensor],
+    optim_state: dict[str, Any],
+) -> None:
     """Load full state dicts (as ``gather_state`` made them) into a prepared model and optimizer;
     every process calls it with the same dicts. Raises KeyError or RuntimeError when they do not
     fit the model (the names of the first offending parameters in the message)."""
@@ -172,8 +188,14 @@ def restore_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, weig
     set_state_dict(model, inner, model_state_dict=weights, optim_state_dict=optim_state, options=_options(strict=False))
 
 
-def save_checkpoint(checkpoints_dir: str | os.PathLike, step: int, model, tokenizer,
-                    training_state: dict[str, Any], model_state: dict[str, torch.Tensor] | None = None) -> SavedCheckpoint:
+def save_checkpoint(
+    checkpoints_dir: str | os.PathLike,
+    step: int,
+    model,
+    tokenizer,
+    training_state: dict[str, Any],
+    model_state: dict[str, torch.Tensor] | None = None,
+) -> SavedCheckpoint:
     """Write checkpoint ``step`` under ``checkpoints_dir`` and point ``latest`` at it.
 
     ``model`` is the unwrapped Transformers model (its config and ``save_pretrained``);
@@ -215,8 +237,11 @@ def prune(checkpoints_dir: str | os.PathLike, limit: int, keep_steps: set[int | 
     if not limit:
         return []
     root = Path(checkpoints_dir)
-    found = sorted((step, p) for p in root.glob(f"{CHECKPOINT_PREFIX}*")
-                   if p.is_dir() and (step := checkpoint_step(p.name)) is not None)
+    found = sorted(
+        (step, p)
+        for p in root.glob(f"{CHECKPOINT_PREFIX}*")
+        if p.is_dir() and (step := checkpoint_step(p.name)) is not None
+    )
     excess, pruned = len(found) - limit, []
     for step, path in found:
         if excess <= 0:

@@ -1,11 +1,17 @@
 """What the outside world asks the training loop for: commands from the event bus and signals.
-Torch-free, so ``python -m engine`` can install the signal handlers before the slow imports."""
+Torch-free at import, so ``python -m engine`` can install the signal handlers before the slow
+imports (only :meth:`Controls.agree`, with several processes, imports torch when called)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+
+#: With several processes, commands, signals and the budget are agreed on by a small all-reduce (a
+#: host sync) about this often, not every step; at most every CONTROL_SYNC_MAX_STEPS steps.
+CONTROL_SYNC_S = 1.0
+CONTROL_SYNC_MAX_STEPS = 100
 
 
 class Controls:
@@ -51,3 +57,25 @@ class Controls:
                 self.stop_reason = "stop command"
         if self._signal is not None and self.stop_reason is None:
             self.stop_reason = self._signal
+
+    def agree(self, accelerator, step_s: float) -> int:
+        """With several processes: every process follows the main process's commands; a signal or a
+        limit on any process stops all (every process's requests become the same). Returns the
+        steps until the next agreement, set by the main process: about CONTROL_SYNC_S of training at
+        ``step_s`` a step. One small all-reduce, a host sync."""
+        import torch
+
+        acc = accelerator
+        every = max(1, min(CONTROL_SYNC_MAX_STEPS, int(CONTROL_SYNC_S / step_s))) if step_s > 0 else 1
+        flags = torch.tensor(
+            [self.checkpoint_requested, self.paused, self.stop_reason is not None, every],
+            dtype=torch.int64,
+            device=acc.device,
+        )
+        if not acc.is_main_process:
+            flags[[0, 1, 3]] = 0
+        flags = acc.reduce(flags, "sum").tolist()
+        self.checkpoint_requested, self.paused = bool(flags[0]), bool(flags[1])
+        if flags[2] and self.stop_reason is None:
+            self.stop_reason = "stop requested on another process"
+        return int(flags[3])

@@ -21,8 +21,10 @@ def world_size() -> int:
 def check_strategy(dist: DistributedConfig, processes: int, cuda: bool) -> None:
     """Refuse a strategy the machine cannot run (ConfigError naming the key)."""
     if dist.strategy == "fsdp" and processes > 1 and not cuda:
-        raise ConfigError("distributed.strategy fsdp needs CUDA GPUs: Accelerate runs CPU processes with "
-                          "DDP only; use distributed.strategy ddp (the default) on CPUs")
+        raise ConfigError(
+            "distributed.strategy fsdp needs CUDA GPUs: Accelerate runs CPU processes with "
+            "DDP only; use distributed.strategy ddp (the default) on CPUs"
+        )
 
 
 def accelerator_plugins(dist: DistributedConfig, processes: int, cuda: bool) -> dict:
@@ -33,11 +35,13 @@ def accelerator_plugins(dist: DistributedConfig, processes: int, cuda: bool) -> 
         return {}
     from accelerate.utils import FullyShardedDataParallelPlugin
 
-    return {"fsdp_plugin": FullyShardedDataParallelPlugin(
-        fsdp_version=2,
-        auto_wrap_policy="transformer_based_wrap",  # the model's _no_split_modules: its decoder layer
-        reshard_after_forward=dist.fsdp.reshard_after_forward,
-        cpu_offload=dist.fsdp.cpu_offload,
-        state_dict_type="SHARDED_STATE_DICT",  # unused: engine.checkpoint gathers full state dicts itself
-        cpu_ram_efficient_loading=False,
-    )}
+    return {
+        "fsdp_plugin": FullyShardedDataParallelPlugin(
+            fsdp_version=2,
+            auto_wrap_policy="transformer_based_wrap",  # the model's _no_split_modules: its decoder layer
+            reshard_after_forward=dist.fsdp.reshard_after_forward,
+            cpu_offload=dist.fsdp.cpu_offload,
+            state_dict_type="SHARDED_STATE_DICT",  # unused: engine.checkpoint gathers full state dicts itself
+            cpu_ram_efficient_loading=False,
+        )
+    }

@@ -2,7 +2,7 @@
 
     python -m engine.dryrun --config FILE [--set key=value ...] [--steps 3] [--warmup 1] --json OUT
 
-What it builds is what ``cockpit run`` builds (``engine.train.Trainer``: Accelerate, data,
+What it builds is what ``cockpit run`` builds (``engine.trainer.Trainer``: Accelerate, data,
 tokenizer, model, fused AdamW, gradient checkpointing and compile as configured), with events going
 nowhere (``NullBus``) and a temporary run directory, so nothing is written into the user's runs or
 data: a demo corpus or a tokenizer the run would create at launch is made in the temporary
@@ -88,8 +88,9 @@ def warm_up_runtime(device: str = "cpu") -> None:
     so that a resident-set baseline taken afterwards holds it."""
     import torch
 
-    net = torch.nn.Sequential(torch.nn.Embedding(64, 128), torch.nn.Linear(128, 256), torch.nn.SiLU(),
-                              torch.nn.Linear(256, 64)).to(device)
+    net = torch.nn.Sequential(
+        torch.nn.Embedding(64, 128), torch.nn.Linear(128, 256), torch.nn.SiLU(), torch.nn.Linear(256, 64)
+    ).to(device)
     opt = torch.optim.AdamW(net.parameters(), fused=True)
     tokens = torch.randint(0, 64, (8, 32), device=device)
     for _ in range(2):
@@ -120,9 +121,10 @@ def dry_run(cfg, steps: int = 3, warmup: int = 1, workdir: Path | None = None) -
     ``warmup``. Raises what the engine raises."""
     import torch
 
-    import engine.train as train_mod
+    from engine.bus import NullBus
     from engine.controls import Controls
     from engine.rundir import RunPaths
+    from engine.trainer import Trainer
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="cockpit-dryrun-"))
     notes = redirect_generated_data(cfg, workdir)
@@ -143,7 +145,7 @@ def dry_run(cfg, steps: int = 3, warmup: int = 1, workdir: Path | None = None) -
         baseline["rss"] = rss_bytes()
         baseline["cuda"] = torch.cuda.memory_allocated() if cuda else None
 
-    trainer = train_mod.Trainer(cfg, paths, train_mod.NullBus(), Controls(), main_process=True)
+    trainer = Trainer(cfg, paths, NullBus(), Controls(), main_process=True)
     t0 = time.perf_counter()
     trainer.build(before_model=take_baseline)
     trainer.configure_model()
@@ -169,13 +171,21 @@ def dry_run(cfg, steps: int = 3, warmup: int = 1, workdir: Path | None = None) -
         trainer.step += 1
 
     if cuda:
-        peak = {"kind": "cuda", "baseline_bytes": baseline.get("cuda") or 0,
-                "absolute_bytes": int(torch.cuda.max_memory_allocated()),
-                "reserved_bytes": int(torch.cuda.max_memory_reserved())}
+        peak = {
+            "kind": "cuda",
+            "baseline_bytes": baseline.get("cuda") or 0,
+            "absolute_bytes": int(torch.cuda.max_memory_allocated()),
+            "reserved_bytes": int(torch.cuda.max_memory_reserved()),
+        }
     else:
         hwm = _proc_status_bytes("VmHWM") if peak_reset else None
-        peak = {"kind": "cpu_rss", "baseline_bytes": baseline.get("rss") or 0, "absolute_bytes": hwm,
-                "rss_after_bytes": rss_bytes(), "peak_reset": peak_reset}
+        peak = {
+            "kind": "cpu_rss",
+            "baseline_bytes": baseline.get("rss") or 0,
+            "absolute_bytes": hwm,
+            "rss_after_bytes": rss_bytes(),
+            "peak_reset": peak_reset,
+        }
     if peak["absolute_bytes"] is not None:
         peak["training_bytes"] = max(0, peak["absolute_bytes"] - peak["baseline_bytes"])
     step_s = sum(times) / len(times) if times else None
@@ -220,8 +230,14 @@ def error_kind(exc: BaseException) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m engine.dryrun", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="run config (YAML)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key (dotted), as cockpit run --set")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (dotted), as cockpit run --set",
+    )
     parser.add_argument("--steps", type=int, default=3, help="measured optimizer steps (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="optimizer steps before measuring (default 1)")
     parser.add_argument("--json", required=True, type=Path, help="where to write the result")
@@ -246,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         kind = error_kind(exc)
         if kind == "oom":
             try:
-                from engine.train import oom_message
+                from engine.trainer import oom_message
 
                 message = oom_message(1, cfg.train)
             except Exception:

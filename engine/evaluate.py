@@ -18,18 +18,31 @@ class NoHeldOutData(ValueError):
     """The held-out split is shorter than one sequence."""
 
 
-def eval_windows(val_tokens: np.ndarray, seq_len: int, n_windows: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
+def eval_windows(
+    val_tokens: np.ndarray, seq_len: int, n_windows: int, rank: int = 0, world_size: int = 1
+) -> np.ndarray:
     """Start offsets of this process's share of the first ``n_windows`` held-out windows."""
     available = len(val_tokens) // seq_len
     if available < 1:
-        raise NoHeldOutData(f"the held-out split has {len(val_tokens)} tokens, fewer than one sequence of "
-                            f"seq_len {seq_len}; raise data.val_fraction or turn off train.eval_every")
+        raise NoHeldOutData(
+            f"the held-out split has {len(val_tokens)} tokens, fewer than one sequence of "
+            f"seq_len {seq_len}; raise data.val_fraction or turn off train.eval_every"
+        )
     return np.arange(min(n_windows, available))[rank::world_size] * seq_len
 
 
 @torch.no_grad()
-def evaluate(model, val_tokens: np.ndarray, *, seq_len: int, batch_size: int, n_batches: int,
-             device, accelerator=None, val_mask: np.ndarray | None = None) -> float:
+def evaluate(
+    model,
+    val_tokens: np.ndarray,
+    *,
+    seq_len: int,
+    batch_size: int,
+    n_batches: int,
+    device,
+    accelerator=None,
+    val_mask: np.ndarray | None = None,
+) -> float:
     """Mean per-token loss of ``model`` on the held-out windows (all processes together); with
     ``val_mask`` (a fine-tuning loss mask), over the learnt tokens only."""
     from engine.data.text import masked_labels
@@ -42,7 +55,7 @@ def evaluate(model, val_tokens: np.ndarray, *, seq_len: int, batch_size: int, n_
     total = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, sequences
     try:
         for i in range(0, len(starts), batch_size):
-            chunk = starts[i:i + batch_size]
+            chunk = starts[i : i + batch_size]
             idx = chunk[:, None] + np.arange(seq_len)[None, :]
             x_host = torch.from_numpy(val_tokens[idx].astype(np.int64))
             y_host = masked_labels(x_host, None if val_mask is None else val_mask[idx])

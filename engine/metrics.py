@@ -12,8 +12,8 @@ import math
 import sys
 from typing import Any, Protocol, TextIO
 
-from engine.bus import say
 from engine import units
+from engine.eventlog import say
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ CONFIG_CLASSES = {"llama": "LlamaConfig", "mixtral": "MixtralConfig", "gpt_neox"
 #: family -> the class ``AutoModelForCausalLM.from_config`` builds for it.
 MODEL_CLASSES = {"llama": "LlamaForCausalLM", "mixtral": "MixtralForCausalLM", "gpt_neox": "GPTNeoXForCausalLM"}
 
+
 def config_class(family: str):
     import transformers
 
@@ -35,9 +36,15 @@ def config_class(family: str):
         raise PresetError(f"family {family!r} is not supported (known: {', '.join(CONFIG_CLASSES)})") from None
 
 
-def model_config(preset: str, overrides: dict[str, Any] | None = None, vocab_size: int | None = None, *,
-                 bos_token_id: int | None = None, eos_token_id: int | None = None,
-                 pad_token_id: int | None = None):
+def model_config(
+    preset: str,
+    overrides: dict[str, Any] | None = None,
+    vocab_size: int | None = None,
+    *,
+    bos_token_id: int | None = None,
+    eos_token_id: int | None = None,
+    pad_token_id: int | None = None,
+):
     """The Transformers config of ``preset`` with ``overrides`` (``cfg.model``) applied on top.
 
     ``vocab_size`` (the tokenizer's, for training) replaces the preset's; without it the preset's
@@ -62,6 +69,19 @@ def model_config(preset: str, overrides: dict[str, Any] | None = None, vocab_siz
     except Exception as exc:  # the config class's own validation: a wrong type or an inconsistent value
         detail = str(exc).strip().replace("\n", " ")
         raise PresetError(f"preset {preset} with model overrides {dict(overrides or {})}: {detail}") from None
+
+
+def run_model_config(cfg: Any, tokenizer: Any):
+    """The Transformers config a run (``engine.config.RunConfig``) trains: its preset and ``model:``
+    overrides, sized for ``tokenizer``'s vocabulary, with its special token ids."""
+    return model_config(
+        cfg.preset,
+        cfg.model,
+        len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
 
 
 def family_of(config) -> str:
@@ -148,15 +168,31 @@ def flops_per_token(config, n_params: int, seq_len: int) -> float:
     """``train_flops_per_token`` of the model ``config`` describes, ``n_params`` in total."""
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    return train_flops_per_token(n_params - _inactive_params_formula(config), config.vocab_size * config.hidden_size,
-                                 config.num_hidden_layers, heads * head_dim, seq_len)
+    return train_flops_per_token(
+        n_params - _inactive_params_formula(config),
+        config.vocab_size * config.hidden_size,
+        config.num_hidden_layers,
+        heads * head_dim,
+        seq_len,
+    )
 
 
 #: Dense bf16/fp16 tensor-core peak FLOP/s per GPU, by a substring of its name. Used for MFU only.
 PEAK_FLOPS = {
-    "H200": 989e12, "H100": 989e12, "GH200": 989e12, "B200": 2250e12,
-    "A100": 312e12, "A10G": 125e12, "A10": 125e12, "L40S": 362e12, "L40": 181e12, "L4": 121e12,
-    "RTX 4090": 165e12, "RTX 3090": 71e12, "V100": 125e12, "T4": 65e12,
+    "H200": 989e12,
+    "H100": 989e12,
+    "GH200": 989e12,
+    "B200": 2250e12,
+    "A100": 312e12,
+    "A10G": 125e12,
+    "A10": 125e12,
+    "L40S": 362e12,
+    "L40": 181e12,
+    "L4": 121e12,
+    "RTX 4090": 165e12,
+    "RTX 3090": 71e12,
+    "V100": 125e12,
+    "T4": 65e12,
 }
 
 

@@ -17,8 +17,7 @@ def build_optimizer(model: torch.nn.Module, train: TrainConfig, fused: bool | No
     fastest, and it can skip a step on the device (``step_unless``)."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": train.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if fused is None:
         fused = all(p.device.type in FUSED_DEVICES for p in model.parameters())
     return torch.optim.AdamW(groups, lr=train.lr, betas=tuple(train.betas), fused=fused or None)
@@ -65,6 +64,11 @@ def lr_multiplier(step: int, *, warmup_steps: int, max_steps: int, schedule: str
 
 def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
     """Stepped once per optimizer step."""
-    fn = functools.partial(lr_multiplier, warmup_steps=train.warmup_steps, max_steps=train.max_steps,
-                           schedule=train.schedule, min_lr_ratio=train.min_lr_ratio)
+    fn = functools.partial(
+        lr_multiplier,
+        warmup_steps=train.warmup_steps,
+        max_steps=train.max_steps,
+        schedule=train.schedule,
+        min_lr_ratio=train.min_lr_ratio,
+    )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)

@@ -26,6 +26,12 @@ and then followed by every event whose ``seq >= from_seq``: first the history fr
 Every reader (the bus's ``status.json``, the dashboard, the headless printer, ``cockpit runs``)
 consumes the models :func:`decode_event` returns, by attribute. For scripts and tests a model also
 reads like the dict of its line (``event["step"]``, ``event.get("reason")``).
+
+Why this module is over 400 lines: it is the protocol's one definition, read as a whole: the
+models of its ten events, its five commands and the reply (each field with its documentation, from
+which ``EVENT_PAYLOADS`` and ``COMMAND_ARGS`` are derived), and the few functions that build,
+encode and decode their lines. Splitting the models from their framing would only send a reader of
+the protocol through several files for one contract.
 """
 
 from __future__ import annotations
@@ -35,8 +41,9 @@ import math
 import os
 import socket
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, Iterator, Literal, Union, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -49,15 +56,14 @@ MAX_LINE_BYTES = 64 * 1024
 # --- run states -------------------------------------------------------------------------------
 
 #: States the engine reports in ``status`` events, in the order a run moves through them.
-EngineState = Literal["starting", "running", "paused", "checkpointing", "stopping", "finished", "stopped",
-                      "failed"]
+EngineState = Literal["starting", "running", "paused", "checkpointing", "stopping", "finished", "stopped", "failed"]
 STATES: tuple[str, ...] = get_args(EngineState)
 #: States after which the engine process exits.
 TERMINAL_STATES = frozenset({"finished", "stopped", "failed"})
 
 #: States only readers give a run (the engine never sends them):
-DEAD = "dead"              #: the engine exited without reaching a terminal state
-UNKNOWN = "unknown"        #: no status yet: the engine has not written status.json
+DEAD = "dead"  #: the engine exited without reaching a terminal state
+UNKNOWN = "unknown"  #: no status yet: the engine has not written status.json
 CONNECTING = "connecting"  #: the dashboard has read nothing of the run yet
 #: Every state a reader may show.
 RunStateName = Literal[EngineState, "dead", "unknown", "connecting"]
@@ -77,7 +83,7 @@ def _finite(value: float | None) -> float | None:
 
 
 #: A float on the wire: a non-finite value becomes ``None`` (it travels as ``null``).
-Real = Annotated[Union[float, None], AfterValidator(_finite)]
+Real = Annotated[float | None, AfterValidator(_finite)]
 
 
 class _Line(BaseModel):
@@ -312,15 +318,17 @@ class Spillover(Event):
 
 _EVENT_CLASSES = (Hello, Status, Metrics, Eval, Telemetry, Checkpoint, Upload, Log, Error, Spillover)
 #: Every event model, by type.
-EVENT_MODELS: dict[str, type[Event]] = {get_args(cls.model_fields["type"].annotation)[0]: cls
-                                        for cls in _EVENT_CLASSES}
+EVENT_MODELS: dict[str, type[Event]] = {get_args(cls.model_fields["type"].annotation)[0]: cls for cls in _EVENT_CLASSES}
 EVENT_TYPES = frozenset(EVENT_MODELS)
 _ENVELOPE = frozenset(Event.model_fields) | {"v"}
 
 
 def _payload_doc(cls: type[BaseModel]) -> dict[str, str]:
-    return {name: (field.description or "") if field.is_required() else f"optional: {field.description or ''}"
-            for name, field in cls.model_fields.items() if name not in _ENVELOPE}
+    return {
+        name: (field.description or "") if field.is_required() else f"optional: {field.description or ''}"
+        for name, field in cls.model_fields.items()
+        if name not in _ENVELOPE
+    }
 
 
 #: Event type -> {payload key: description}, derived from the models (a key whose description
@@ -396,7 +404,8 @@ COMMAND_ARGS: dict[str, dict[str, str]] = {
 
 #: Any event or a reply, told apart by ``type``: what a line read from the engine may be.
 _EVENT_OR_REPLY: TypeAdapter[Event | Reply] = TypeAdapter(
-    Annotated[Union[(*_EVENT_CLASSES, Reply)], Field(discriminator="type")])
+    Annotated[Union[(*_EVENT_CLASSES, Reply)], Field(discriminator="type")]
+)
 
 
 # --- building -----------------------------------------------------------------------------------
@@ -439,8 +448,18 @@ def make_event(type_: str, run: str, seq: int, ts: float | None = None, **payloa
     unknown = payload.keys() - cls.model_fields.keys()
     if unknown:
         raise ProtocolError(f"{type_} event has no field {', '.join(sorted(unknown))}")
-    return _validate(cls, f"{type_} event", {"v": PROTOCOL_VERSION, "type": type_, "run": run, "seq": seq,
-                                             "ts": time.time() if ts is None else ts, **payload})
+    return _validate(
+        cls,
+        f"{type_} event",
+        {
+            "v": PROTOCOL_VERSION,
+            "type": type_,
+            "run": run,
+            "seq": seq,
+            "ts": time.time() if ts is None else ts,
+            **payload,
+        },
+    )
 
 
 def make_command(cmd: str, id_: str | int | None = None, **args: Any) -> Command:

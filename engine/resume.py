@@ -87,10 +87,21 @@ def missing_parts(state: Any) -> list[str]:
 
 def load_resume_point(path: str | os.PathLike) -> ResumePoint:
     """Check and load a checkpoint for resuming; raises ResumeError naming the missing part."""
-    from engine.checkpoint import MANIFEST, MODEL_CONFIG, TRAINING_STATE, WEIGHTS, load_training_state, verify_checkpoint
+    from engine.checkpoint import (
+        MANIFEST,
+        MODEL_CONFIG,
+        TRAINING_STATE,
+        WEIGHTS,
+        load_training_state,
+        verify_checkpoint,
+    )
 
-    required = {MODEL_CONFIG: "model config", WEIGHTS: "model weights", TRAINING_STATE: "training state",
-                MANIFEST: "manifest"}  # the files of the checkpoint directory a resume reads
+    required = {
+        MODEL_CONFIG: "model config",
+        WEIGHTS: "model weights",
+        TRAINING_STATE: "training state",
+        MANIFEST: "manifest",
+    }  # the files of the checkpoint directory a resume reads
     path = Path(path)
     absent = [f"{name} ({what})" for name, what in required.items() if not (path / name).is_file()]
     if absent:
@@ -101,7 +112,9 @@ def load_resume_point(path: str | os.PathLike) -> ResumePoint:
     try:
         state = load_training_state(path)
     except Exception as exc:  # pickle errors, truncated files
-        raise ResumeError(f"{path}: cannot resume, {TRAINING_STATE} is unreadable ({type(exc).__name__}: {exc})") from None
+        raise ResumeError(
+            f"{path}: cannot resume, {TRAINING_STATE} is unreadable ({type(exc).__name__}: {exc})"
+        ) from None
     missing = missing_parts(state)
     if missing:
         raise ResumeError(f"{path}: cannot resume, {TRAINING_STATE} lacks {', '.join(missing)}")
@@ -117,6 +130,8 @@ def restore(trainer, point: ResumePoint) -> None:
 
     trainer.load_state_dict(point.state, load_file(point.path / WEIGHTS), point.path)
     trainer.resumed_from = point
-    batches = trainer.batches
-    trainer.info(f"resumed from {point.path} at step {trainer.step} ({trainer.tokens_seen:,} tokens seen, "
-                 f"data epoch {batches.epoch} position {batches.index})")
+    batches = trainer.data.batches
+    trainer.info(
+        f"resumed from {point.path} at step {trainer.step} ({trainer.tokens_seen:,} tokens seen, "
+        f"data epoch {batches.epoch} position {batches.index})"
+    )

@@ -16,10 +16,9 @@ from typing import Any
 
 from engine.protocol import DEAD, TERMINAL_STATES, UNKNOWN
 
-
-CHECKPOINTS = "checkpoints"        #: the run directory's folder of checkpoints
-LATEST = "latest"                  #: the text file in it naming the newest complete checkpoint
-LATEST_SPEC = "latest"             #: the ``--resume`` value for the checkpoint ``LATEST`` names
+CHECKPOINTS = "checkpoints"  #: the run directory's folder of checkpoints
+LATEST = "latest"  #: the text file in it naming the newest complete checkpoint
+LATEST_SPEC = "latest"  #: the ``--resume`` value for the checkpoint ``LATEST`` names
 CHECKPOINT_PREFIX = "checkpoint-"  #: a checkpoint directory is ``checkpoint-<step>``
 
 
@@ -30,7 +29,7 @@ def checkpoint_name(step: int) -> str:
 
 def checkpoint_step(name: str) -> int | None:
     """The step of a checkpoint directory name (``checkpoint-<step>``); None for any other name."""
-    step = name[len(CHECKPOINT_PREFIX):] if name.startswith(CHECKPOINT_PREFIX) else ""
+    step = name[len(CHECKPOINT_PREFIX) :] if name.startswith(CHECKPOINT_PREFIX) else ""
     return int(step) if step.isdigit() else None
 
 
@@ -44,39 +43,34 @@ def replaced_checkpoint_name(step: int, pid: int) -> str:
     return f".old-{checkpoint_name(step)}-{pid}"
 
 
+class _Within:
+    """A name of the run directory: on ``RunPaths(root)`` it reads ``root / parts...``."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    def __get__(self, paths: RunPaths | None, owner: type) -> Path:
+        if paths is None:
+            raise AttributeError("a run directory's path is read on a RunPaths instance")
+        return paths.root.joinpath(*self.parts)
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """Every name of the run directory ``root``; nothing else spells one out."""
 
     root: Path
 
-    @property
-    def run_yaml(self) -> Path:
-        return self.root / "run.yaml"
-
-    @property
-    def events(self) -> Path:
-        return self.root / "events.jsonl"
-
-    @property
-    def socket(self) -> Path:
-        return self.root / "engine.sock"
-
-    @property
-    def status(self) -> Path:
-        return self.root / "status.json"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / "engine.lock"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / CHECKPOINTS
-
-    @property
-    def latest(self) -> Path:
-        return self.checkpoints / LATEST
+    run_yaml = _Within("run.yaml")  #: the resolved config, written before the engine starts
+    events = _Within("events.jsonl")  #: every event, one JSON line each
+    socket = _Within("engine.sock")  #: the live channel while the engine runs
+    status = _Within("status.json")  #: the last known state, pid and heartbeat
+    lock = _Within("engine.lock")  #: held by the one engine that owns the directory
+    checkpoints = _Within(CHECKPOINTS)  #: the folder of checkpoints
+    latest = _Within(CHECKPOINTS, LATEST)  #: names the newest complete checkpoint
+    logs = _Within("logs")  #: the engine's logs
+    engine_log = _Within("logs", "engine.log")  #: the engine's stdout and stderr
+    tensorboard = _Within("tensorboard")  #: TensorBoard event files
 
     def latest_name(self) -> str | None:
         """The checkpoint directory name ``checkpoints/latest`` holds ("" when it is empty); None
@@ -97,18 +91,6 @@ class RunPaths:
     def relative(self, path: Path) -> str:
         """``path`` (inside the run directory) relative to it, as events and messages name it."""
         return Path(path).relative_to(self.root).as_posix()
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def engine_log(self) -> Path:
-        return self.logs / "engine.log"
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.root / "tensorboard"
 
     @property
     def run_id(self) -> str:
@@ -160,8 +142,10 @@ class RunLocked(RuntimeError):
     def __init__(self, run_dir: Path, pid: int | None):
         self.pid = pid
         who = f"engine pid {pid}" if pid else "another engine"
-        super().__init__(f"{run_dir}: already trained by {who}; stop it (`cockpit stop`) or "
-                         f"`cockpit attach` it instead of starting a second engine")
+        super().__init__(
+            f"{run_dir}: already trained by {who}; stop it (`cockpit stop`) or "
+            f"`cockpit attach` it instead of starting a second engine"
+        )
 
 
 def _lock_holder(path: Path) -> int | None:

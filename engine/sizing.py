@@ -1,7 +1,7 @@
 """Sizes of training by the numbers, torch-free: bytes of state per parameter, what a checkpoint
 holds, the embedding's rows, training FLOPs per token and a model's training memory.
 
-The one home of these rules for the engine (``engine.model``, ``engine.train``) and the cockpit
+The one home of these rules for the engine (``engine.model``, ``engine.limits``) and the cockpit
 (``cockpit.checks``: model facts, the memory estimate, disk space; ``cockpit presets``).
 """
 

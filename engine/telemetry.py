@@ -20,8 +20,15 @@ log = logging.getLogger(__name__)
 
 def gpu_payload(gpu: GpuReading) -> dict[str, Any]:
     """One entry of a ``telemetry`` event's ``gpus``."""
-    return {"index": gpu.index, "name": gpu.name, "util": gpu.util, "mem_used": gpu.mem_used,
-            "mem_total": gpu.mem_total, "temp_c": gpu.temp_c, "power_w": gpu.power_w}
+    return {
+        "index": gpu.index,
+        "name": gpu.name,
+        "util": gpu.util,
+        "mem_used": gpu.mem_used,
+        "mem_total": gpu.mem_total,
+        "temp_c": gpu.temp_c,
+        "power_w": gpu.power_w,
+    }
 
 
 def sample_system(process: psutil.Process | None = None, gpus: Nvml | None = None) -> dict[str, Any]:
@@ -47,7 +54,7 @@ class Telemetry:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="telemetry", daemon=True)
 
-    def start(self) -> "Telemetry":
+    def start(self) -> Telemetry:
         self._thread.start()
         return self
 

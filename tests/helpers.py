@@ -48,8 +48,12 @@ def train_in_process(run_dir: Path, env: dict[str, str] | None = None) -> int:
     log_path = RunPaths(run_dir).engine_log
     log_path.parent.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp, open(log_path, "a", encoding="utf-8") as log, \
-            redirect_stdout(log), redirect_stderr(log):
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        open(log_path, "a", encoding="utf-8") as log,
+        redirect_stdout(log),
+        redirect_stderr(log),
+    ):
         for key, value in (env or {}).items():
             mp.setenv(key, value)
         try:
@@ -65,8 +69,13 @@ def train_in_process(run_dir: Path, env: dict[str, str] | None = None) -> int:
 SMALL_RUN: dict[str, Any] = {
     "name": "test",
     "preset": "tiny",
-    "model": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-              "num_key_value_heads": 2, "intermediate_size": 192},
+    "model": {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 192,
+    },
     "data.demo.samples": 2000,
     "data.demo.seed": 7,
     "tokenizer.vocab_size": 384,
@@ -87,8 +96,12 @@ def small_run_config(data_dir: Path, overrides: dict[str, Any] | None = None):
     from engine.config import RunConfig, set_dotted
 
     data: dict[str, Any] = {}
-    items = {**SMALL_RUN, "data.path": str(data_dir / "corpus.txt"),
-             "tokenizer.path": str(data_dir / "tokenizer"), **(overrides or {})}
+    items = {
+        **SMALL_RUN,
+        "data.path": str(data_dir / "corpus.txt"),
+        "tokenizer.path": str(data_dir / "tokenizer"),
+        **(overrides or {}),
+    }
     for key, value in items.items():
         set_dotted(data, key, value)
     return RunConfig.model_validate(data)

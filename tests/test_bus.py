@@ -12,6 +12,7 @@ import pytest
 
 from cockpit.client import RunClient, read_events
 from engine import bus as bus_mod
+from engine import eventlog as eventlog_mod
 from engine import protocol as P
 from engine.bus import MAX_BACKLOG_BYTES, MAX_CLIENTS, MAX_SUBSCRIBERS, EventBus
 
@@ -211,8 +212,7 @@ def test_reopened_bus_continues_seq_and_drops_a_torn_line(tmp_path):
 
 def test_status_json_tracks_state_and_heartbeat(bus):
     bus.emit("status", state="running", step=0)
-    bus.emit("metrics", step=5, loss=2.5, lr=1e-3, tokens_per_s=100.0, tokens_seen=500, step_time_s=0.1,
-             elapsed_s=1.0)
+    bus.emit("metrics", step=5, loss=2.5, lr=1e-3, tokens_per_s=100.0, tokens_seen=500, step_time_s=0.1, elapsed_s=1.0)
     bus.emit("checkpoint", action="saved", step=5, path="checkpoints/checkpoint-5")
     deadline = time.time() + 5
     status = {}
@@ -315,7 +315,7 @@ class FailingFile:
     def write(self, data) -> int:
         if self.failures:
             self.failures -= 1
-            self.real.write(bytes(data[:len(data) // 2]))
+            self.real.write(bytes(data[: len(data) // 2]))
             raise OSError(errno.ENOSPC, "No space left on device")
         return self.real.write(data)
 
@@ -327,7 +327,7 @@ def test_a_failed_append_holds_events_and_writes_them_late_in_order(bus, capfd):
     viewer = RunClient(bus.paths.root, pid=os.getpid())
     for i in range(3):
         bus.emit("log", level="info", message=f"before{i}")
-    bus._file = FailingFile(bus._file, failures=13)
+    bus.event_log._file = FailingFile(bus.event_log._file, failures=13)
     for i in range(13):
         assert bus.emit("log", level="info", message=f"held{i}") is None  # never raises
     data = bus.paths.events.read_bytes()
@@ -340,7 +340,8 @@ def test_a_failed_append_holds_events_and_writes_them_late_in_order(bus, capfd):
     events = list(read_events(bus.paths.events))
     assert [e["seq"] for e in events] == list(range(18))
     assert [e["message"] for e in events[:17]] == (
-        [f"before{i}" for i in range(3)] + [f"held{i}" for i in range(13)] + ["after"])
+        [f"before{i}" for i in range(3)] + [f"held{i}" for i in range(13)] + ["after"]
+    )
     error = events[17]
     assert error["type"] == "error" and "No space left on device" in error["message"]
     assert "14 events were written late" in error["message"]
@@ -356,15 +357,15 @@ def test_a_failed_append_holds_events_and_writes_them_late_in_order(bus, capfd):
 
 
 def test_past_the_bound_only_telemetry_is_dropped_and_counted(bus, monkeypatch):
-    monkeypatch.setattr(bus_mod, "MAX_UNWRITTEN_EVENTS", 10)
-    bus._file = FailingFile(bus._file, failures=30)
+    monkeypatch.setattr(eventlog_mod, "MAX_UNWRITTEN_EVENTS", 10)
+    bus.event_log._file = FailingFile(bus.event_log._file, failures=30)
     sample = dict(cpu_percent=1.0, ram_used=1, ram_total=2, proc_rss=1, gpus=[])
     for i in range(30):
         if i % 3:
             bus.emit("telemetry", **sample)
         else:
             bus.emit("log", level="info", message=f"kept{i}")
-    bus._file = bus._file.real
+    bus.event_log._file = bus.event_log._file.real
     bus.emit("log", level="info", message="after")
     events = list(read_events(bus.paths.events))
     assert [e["seq"] for e in events] == list(range(len(events)))

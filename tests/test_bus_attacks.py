@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import events_of, wait_for
 from typer.testing import CliRunner
 
 from cockpit.cli import app
 from cockpit.client import RunClient
 from engine import protocol as P
 from engine.rundir import RunPaths, read_status
-from helpers import events_of, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +32,14 @@ def engine(make_run_dir):
     run_dir = make_run_dir("attacked", {"train.max_steps": 100000, "train.log_every": 1})
     (run_dir / "logs").mkdir()
     with open(run_dir / "logs" / "engine.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "engine", "--run-dir", str(run_dir)], cwd=REPO,
-                                env={**os.environ, "PYTHONPATH": str(REPO)},
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "--run-dir", str(run_dir)],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     wait_for(lambda: last_step(run_dir) >= 2, timeout=120)
     yield run_dir, proc
     if proc.poll() is None:
@@ -127,7 +132,7 @@ def test_events_jsonl_that_cannot_be_written_for_a_while(engine):
     written_late = re.search(r"; (\d+) events were written late", late[0]["message"])
     assert written_late and int(written_late[1]) >= 5, late[0]["message"]
     data = paths.events.read_bytes()  # once: the engine keeps appending
-    lines = data[:data.rfind(b"\n") + 1].splitlines()
+    lines = data[: data.rfind(b"\n") + 1].splitlines()
     events = [P.decode_event(line) for line in lines]  # every line whole and valid (raises otherwise)
     assert [e["seq"] for e in events] == list(range(len(events)))
     steps = [e["step"] for e in events if e["type"] == "metrics"]

@@ -143,7 +143,7 @@ def test_the_engine_clamps_the_warmup_and_logs_it(tmp_path):
     from engine.controls import Controls
     from engine.data.demo import generate_demo_corpus
     from engine.rundir import RunPaths
-    from engine.train import Trainer
+    from engine.trainer import Trainer
 
     generate_demo_corpus(tmp_path / "corpus.txt", samples=300, seed=1)
     cfg = small_run_config(

@@ -13,9 +13,9 @@ import signal
 from pathlib import Path
 
 import pytest
+from helpers import events_of, train_in_process, wait_for
 
 from engine.rundir import RunPaths, latest_checkpoint, read_status
-from helpers import events_of, train_in_process, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -24,15 +24,17 @@ TOKENS_PER_STEP = 8 * 64
 RUNS = {
     "skip": ({"train.max_steps": 12, "train.log_every": 5, "train.save_every": 4, "train.nonfinite": "skip"}, {3, 9}),
     "stop": ({"train.max_steps": 20, "train.log_every": 1, "train.save_every": 5, "train.nonfinite": "stop"}, {7}),
-    "budget": ({"train.max_steps": 100_000, "train.warmup_steps": 5, "train.price_per_hour": 3600.0,
-                "train.budget_usd": 2.0}, set()),
+    "budget": (
+        {"train.max_steps": 100_000, "train.warmup_steps": 5, "train.price_per_hour": 3600.0, "train.budget_usd": 2.0},
+        set(),
+    ),
     "hours": ({"train.max_steps": 100_000, "train.warmup_steps": 5, "train.max_hours": 2.0 / 3600}, set()),
     "sigint": ({"train.max_steps": 100_000, "train.warmup_steps": 5}, set()),
 }
 
 
 def nan_loss_at(steps: set[int]):
-    """``engine.train.build_model`` whose model's training forward returns a NaN loss at the given
+    """``engine.build.build_model`` whose model's training forward returns a NaN loss at the given
     optimizer steps (these runs take one micro batch per step): a fault from outside the engine."""
     from engine.model import build_model
 
@@ -56,8 +58,10 @@ def nan_loss_at(steps: set[int]):
 def runs(make_run_dir, start_engine):
     """The five runs: name -> (run_dir, exit code, events). SIGINT needs the process (started first,
     so its start-up overlaps the others); the rest train in-process, one after the other."""
-    dirs = {name: make_run_dir(f"fault-{name}", {"telemetry.enabled": False, **overrides})
-            for name, (overrides, _) in RUNS.items()}
+    dirs = {
+        name: make_run_dir(f"fault-{name}", {"telemetry.enabled": False, **overrides})
+        for name, (overrides, _) in RUNS.items()
+    }
     sigint_proc = start_engine(dirs["sigint"])
     try:
         done = {}
@@ -65,7 +69,7 @@ def runs(make_run_dir, start_engine):
             if name != "sigint":
                 with pytest.MonkeyPatch.context() as mp:
                     if nan_steps:
-                        mp.setattr("engine.train.build_model", nan_loss_at(nan_steps))
+                        mp.setattr("engine.build.build_model", nan_loss_at(nan_steps))
                     done[name] = (dirs[name], train_in_process(dirs[name]), events_of(dirs[name]))
         wait_for(lambda: any(e["type"] == "metrics" for e in events_of(dirs["sigint"])), timeout=120)
         sigint_proc.send_signal(signal.SIGINT)
@@ -90,15 +94,15 @@ def test_nonfinite_skip_skips_the_update_on_the_device_and_goes_on(runs):
     assert rc == 0, log_of(run_dir)
     errors = [e for e in events if e["type"] == "error"]
     assert [e["step"] for e in errors] == [3, 9]
-    assert all(f"non-finite loss at step {e['step']}" in e["message"] and "update skipped" in e["message"]
-               for e in errors)
+    assert all(
+        f"non-finite loss at step {e['step']}" in e["message"] and "update skipped" in e["message"] for e in errors
+    )
     seq = {id(e): i for i, e in enumerate(events)}
     metrics = [e for e in events if e["type"] == "metrics"]
     assert [m["step"] for m in metrics] == [1, 5, 10, 12]  # a skipped step still counts
     # No host sync inside the interval: step 3's error arrives with the logging step after it.
     at5 = next(m for m in metrics if m["step"] == 5)
-    assert seq[id(errors[0])] < seq[id(at5)] and not any(
-        e["type"] == "error" for e in events[:seq[id(errors[0])]])
+    assert seq[id(errors[0])] < seq[id(at5)] and not any(e["type"] == "error" for e in events[: seq[id(errors[0])]])
     assert {m["step"]: m.get("skipped_steps", 0) for m in metrics} == {1: 0, 5: 1, 10: 1, 12: 0}
     assert all(math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"]) for m in metrics)
     assert metrics[-1]["tokens_seen"] == 12 * TOKENS_PER_STEP
@@ -120,8 +124,8 @@ def test_nonfinite_skip_without_a_fused_optimizer_syncs_and_skips_the_same_steps
     same steps are skipped (the schedule goes on), the run finishing as with the fused one."""
     overrides, nan_steps = RUNS["skip"]
     run_dir = make_run_dir("fault-skip-unfused", {"telemetry.enabled": False, **overrides})
-    monkeypatch.setattr("engine.train.build_model", nan_loss_at(nan_steps))
-    monkeypatch.setattr("engine.train.can_skip_on_device", lambda optimizer: False)
+    monkeypatch.setattr("engine.build.build_model", nan_loss_at(nan_steps))
+    monkeypatch.setattr("engine.build.can_skip_on_device", lambda optimizer: False)
     assert train_in_process(run_dir) == 0, log_of(run_dir)
     events = events_of(run_dir)
     assert [e["step"] for e in events if e["type"] == "error"] == [3, 9]
@@ -149,7 +153,9 @@ def test_nonfinite_stop_saves_the_last_good_state_and_fails(runs):
     assert saved == [(5, "interval"), (6, "final")]
     ckpt = latest_checkpoint(run_dir)
     assert ckpt.name == "checkpoint-6" and verify_checkpoint(ckpt) == []
-    assert all(t.isfinite().all() for t in load_file(ckpt / "model.safetensors").values())  # the bad update never applied
+    assert all(
+        t.isfinite().all() for t in load_file(ckpt / "model.safetensors").values()
+    )  # the bad update never applied
     state = load_training_state(ckpt)
     assert state["step"] == 6 and state["tokens_seen"] == 6 * TOKENS_PER_STEP
 
@@ -205,14 +211,16 @@ def test_budget_needs_a_price():
 
 # --- CUDA out of memory (no GPU here: a fake forward raises it) -------------------------------
 
+
 def test_cuda_oom_is_an_error_with_a_suggestion_and_no_checkpoint_of_the_step(engine_data_dir, tmp_path, monkeypatch):
     import torch
-
-    import engine.train as train_mod
-    from engine.controls import Controls
     from helpers import small_run_config
 
-    real_build = train_mod.build_model
+    import engine.build as build_mod
+    import engine.train as train_mod
+    from engine.controls import Controls
+
+    real_build = build_mod.build_model
     calls = {"n": 0}
 
     def build_model(config):
@@ -228,9 +236,17 @@ def test_cuda_oom_is_an_error_with_a_suggestion_and_no_checkpoint_of_the_step(en
         model.forward = fake_forward
         return model
 
-    monkeypatch.setattr(train_mod, "build_model", build_model)
-    cfg = small_run_config(engine_data_dir, {"train.max_steps": 10, "train.save_every": 2, "train.log_every": 1,
-                                             "telemetry.enabled": False, "events.enabled": False}).resolved(tmp_path)
+    monkeypatch.setattr(build_mod, "build_model", build_model)
+    cfg = small_run_config(
+        engine_data_dir,
+        {
+            "train.max_steps": 10,
+            "train.save_every": 2,
+            "train.log_every": 1,
+            "telemetry.enabled": False,
+            "events.enabled": False,
+        },
+    ).resolved(tmp_path)
     run_dir = tmp_path / "oom"
     run_dir.mkdir()
     threads = torch.get_num_threads()

@@ -70,20 +70,14 @@ def test_save_total_limit_prunes_the_oldest_and_keeps_latest_and_best(runs):
 
 
 def test_prune_keeps_the_best_eval_checkpoint_even_when_oldest(tmp_path):
-    from engine.train import Trainer
+    from engine.saving import CheckpointWriter
 
     ckpts = tmp_path / "checkpoints"
     for step in (5, 10, 15, 20):
         (ckpts / f"checkpoint-{step}").mkdir(parents=True)
     emitted = []
-    fake = SimpleNamespace(
-        cfg=SimpleNamespace(train=SimpleNamespace(save_total_limit=2)),
-        paths=RunPaths(tmp_path),
-        step=20,
-        best_eval_step=5,
-        bus=SimpleNamespace(emit=lambda type_, **p: emitted.append((type_, p))),
-    )
-    Trainer.prune_checkpoints(fake)
+    bus = SimpleNamespace(emit=lambda type_, **p: emitted.append((type_, p)))
+    CheckpointWriter(RunPaths(tmp_path), bus, save_total_limit=2, info=print).prune(keep={20, 5})
     assert sorted(p.name for p in ckpts.iterdir()) == ["checkpoint-20", "checkpoint-5"]
     assert [(t, p["action"], p["step"]) for t, p in emitted] == [
         ("checkpoint", "pruned", 10),

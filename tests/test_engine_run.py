@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import events_of, train_in_process, wait_for
 
 from cockpit.client import RunClient
 from engine.protocol import EVENT_PAYLOADS, PROTOCOL_VERSION
 from engine.rundir import RunPaths, latest_checkpoint, read_status
-from helpers import events_of, train_in_process, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +38,7 @@ def assert_gapless(events: list[dict]) -> None:
 
 
 # --- a run to the end -------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def finished_run(make_run_dir):
@@ -147,6 +148,7 @@ def test_engine_log_has_one_line_per_logging_step(finished_run):
 
 # --- commands over the socket -----------------------------------------------------------------
 
+
 class Follower:
     """RunClient.follow() in a thread, collecting events."""
 
@@ -167,6 +169,7 @@ class Follower:
     def wait_for(self, predicate, timeout: float = 60.0) -> dict:
         def found():
             return next((e for e in list(self.events) if predicate(e)), None)
+
         return wait_for(found, timeout)
 
     def join(self, timeout: float = 30.0) -> list[dict]:
@@ -231,14 +234,22 @@ def test_sigterm_finishes_the_step_saves_and_exits_0(make_run_dir, start_engine)
     final = [e for e in events if e["type"] == "checkpoint"][-1]
     assert final["action"] == "saved" and final["reason"] == "final" and final["step"] == last["step"]
     from engine.checkpoint import verify_checkpoint
+
     assert verify_checkpoint(run_dir / final["path"]) == []
 
 
 # --- failures ---------------------------------------------------------------------------------
 
+
 def test_a_failing_run_emits_error_and_failed_and_exits_1(make_run_dir, tmp_path):
-    run_dir = make_run_dir("failing", {"data.source": "text", "data.path": str(tmp_path / "missing.txt"),
-                                       "tokenizer.path": str(tmp_path / "tokenizer")})
+    run_dir = make_run_dir(
+        "failing",
+        {
+            "data.source": "text",
+            "data.path": str(tmp_path / "missing.txt"),
+            "tokenizer.path": str(tmp_path / "tokenizer"),
+        },
+    )
     assert train_in_process(run_dir) == 1
     events = events_of(run_dir)
     assert_gapless(events)
@@ -254,8 +265,13 @@ def test_missing_or_bad_run_yaml_exits_2_with_one_line(tmp_path, content):
     run_dir.mkdir()
     if content is not None:
         (run_dir / "run.yaml").write_text(content)
-    proc = subprocess.run([sys.executable, "-m", "engine", "--run-dir", str(run_dir)], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", "--run-dir", str(run_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "run.yaml" in lines[0] and "Traceback" not in proc.stderr

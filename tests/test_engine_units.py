@@ -34,6 +34,7 @@ def tokenizer(corpus, tmp_path_factory):
 
 # --- demo corpus ------------------------------------------------------------------------------
 
+
 def test_demo_corpus_is_deterministic_per_seed(tmp_path):
     a = generate_demo_corpus(tmp_path / "a" / "corpus.txt", samples=500, seed=11).read_bytes()
     b = generate_demo_corpus(tmp_path / "b" / "corpus.txt", samples=500, seed=11).read_bytes()
@@ -47,12 +48,14 @@ def test_demo_corpus_is_deterministic_per_seed(tmp_path):
 def test_demo_corpus_has_learnable_patterns():
     lines = list(demo_lines(2000, seed=1))
     sums = [ln for ln in lines if " + " in ln]
-    assert sums and all(int(ln.split(" = ")[1].rstrip(".")) == sum(map(int, ln.split(" = ")[0].split(" + ")))
-                        for ln in sums)
+    assert sums and all(
+        int(ln.split(" = ")[1].rstrip(".")) == sum(map(int, ln.split(" = ")[0].split(" + "))) for ln in sums
+    )
     assert any(ln.startswith("count: ") for ln in lines) and any(ln.startswith("the ") for ln in lines)
 
 
 # --- tokenizer --------------------------------------------------------------------------------
+
 
 def test_tokenizer_round_trips_and_loads_with_autotokenizer(corpus, tokenizer):
     from transformers import AutoTokenizer
@@ -76,13 +79,14 @@ def test_tokenizer_training_fills_an_existing_empty_dir_and_leaves_no_temp(corpu
 
 # --- token stream and batches -----------------------------------------------------------------
 
+
 def test_tokenize_file_puts_eos_after_each_document_and_skips_empty_lines(tmp_path, tokenizer):
     path = tmp_path / "docs.txt"
     path.write_text("one two.\n\nthree four.\n", encoding="utf-8")
     tokens = tokenize_file(path, tokenizer)
     eos = tokenizer.eos_token_id
     assert tokens.dtype == np.int32 and tokens[-1] == eos and (tokens == eos).sum() == 2
-    first = tokens[:list(tokens).index(eos)]
+    first = tokens[: list(tokens).index(eos)]
     assert tokenizer.decode(first.tolist()) == "one two."
 
 
@@ -121,7 +125,10 @@ def test_an_epoch_visits_every_window_once_and_ranks_do_not_overlap():
     assert sorted(starts) == list(range(0, 512, 8))
     next(it)
     assert it.epoch == 1
-    r0, r1 = BatchIterator(tokens, 4, 8, seed=1, rank=0, world_size=2), BatchIterator(tokens, 4, 8, seed=1, rank=1, world_size=2)
+    r0, r1 = (
+        BatchIterator(tokens, 4, 8, seed=1, rank=0, world_size=2),
+        BatchIterator(tokens, 4, 8, seed=1, rank=1, world_size=2),
+    )
     s0 = {int(row[0]) for _ in range(8) for row in next(r0)}
     s1 = {int(row[0]) for _ in range(8) for row in next(r1)}
     assert not s0 & s1 and len(s0 | s1) == 64
@@ -145,6 +152,7 @@ def test_too_little_text_is_a_clear_error():
 
 
 # --- learning rate ----------------------------------------------------------------------------
+
 
 def schedule(kind: str, step: int) -> float:
     return lr_multiplier(step, warmup_steps=10, max_steps=110, schedule=kind, min_lr_ratio=0.1)
@@ -189,6 +197,7 @@ def test_scheduler_and_weight_decay_groups():
 
 # --- presets and model ------------------------------------------------------------------------
 
+
 def test_presets_load_and_unknown_names_list_the_known_ones():
     assert {"tiny", "nano"} <= set(list_presets())
     tiny, nano = load_preset("tiny"), load_preset("nano")
@@ -204,7 +213,9 @@ def test_model_from_preset_with_overrides():
     from engine.model import build_model, count_params, model_config
 
     cfg = model_config("tiny", {"num_hidden_layers": 1}, vocab_size=300, eos_token_id=0)
-    assert cfg.num_hidden_layers == 1 and cfg.vocab_size == 300 and cfg.hidden_size == load_preset("tiny")["hidden_size"]
+    assert (
+        cfg.num_hidden_layers == 1 and cfg.vocab_size == 300 and cfg.hidden_size == load_preset("tiny")["hidden_size"]
+    )
     model = build_model(cfg)
     assert type(model).__name__ == "LlamaForCausalLM" and count_params(model) > 0
     with pytest.raises(PresetError, match="model.hidden_sise"):
@@ -212,6 +223,7 @@ def test_model_from_preset_with_overrides():
 
 
 # --- metrics ----------------------------------------------------------------------------------
+
 
 def test_metrics_logger_fans_out_and_survives_a_failing_sink(capsys):
     class Recorder:
@@ -230,8 +242,15 @@ def test_metrics_logger_fans_out_and_survives_a_failing_sink(capsys):
 
     rec = Recorder()
     logger = MetricsLogger([Broken(), rec, ConsoleSink(max_steps=300)])
-    metrics = {"loss": 2.5, "lr": 1e-3, "grad_norm": 0.5, "tokens_per_s": 12345.6, "step_time_s": 0.2,
-               "eta_s": 62.0, "mfu": None}
+    metrics = {
+        "loss": 2.5,
+        "lr": 1e-3,
+        "grad_norm": 0.5,
+        "tokens_per_s": 12345.6,
+        "step_time_s": 0.2,
+        "eta_s": 62.0,
+        "mfu": None,
+    }
     logger.log(metrics, step=10)
     logger.close()
     assert rec.rows == [(10, metrics)] and rec.closed
@@ -241,14 +260,18 @@ def test_metrics_logger_fans_out_and_survives_a_failing_sink(capsys):
 
 # --- checkpoints ------------------------------------------------------------------------------
 
+
 def test_checkpoint_is_atomic_verifiable_and_weights_only(tmp_path, tokenizer):
     from transformers import AutoModelForCausalLM
 
     from engine.checkpoint import load_training_state, rng_state, save_checkpoint, set_rng_state, verify_checkpoint
     from engine.model import build_model, model_config
 
-    model = build_model(model_config("tiny", {"num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64},
-                                     vocab_size=len(tokenizer)))
+    model = build_model(
+        model_config(
+            "tiny", {"num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64}, vocab_size=len(tokenizer)
+        )
+    )
     opt = torch.optim.AdamW(model.parameters())
     model(input_ids=torch.tensor([[1, 2, 3]]), labels=torch.tensor([[1, 2, 3]])).loss.backward()
     opt.step()
@@ -289,11 +312,15 @@ def test_prune_deletes_the_oldest_beyond_the_limit_but_keeps_the_latest_and_best
     assert prune(root, 0, {25}) == []  # no limit: everything stays
     pruned = prune(root, 2, {25, 5})  # 5 is the best held-out loss's step: kept though oldest
     assert pruned == [(10, root / "checkpoint-10"), (15, root / "checkpoint-15"), (20, root / "checkpoint-20")]
-    assert sorted(p.name for p in root.iterdir()) == [".tmp-checkpoint-30", "checkpoint-25", "checkpoint-5",
-                                                      "checkpoint-notes.txt", "latest"]
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".tmp-checkpoint-30",
+        "checkpoint-25",
+        "checkpoint-5",
+        "checkpoint-notes.txt",
+        "latest",
+    ]
     assert prune(root, 2, {25, None}) == []  # at the limit already; no best step yet
     assert prune(root, 1, {25, None}) == [(5, root / "checkpoint-5")]
-
 
 
 def test_gathered_state_restores_by_parameter_name_with_tied_weights(tmp_path, tokenizer):
@@ -304,9 +331,13 @@ def test_gathered_state_restores_by_parameter_name_with_tied_weights(tmp_path, t
 
     def make(layers=1):
         torch.manual_seed(layers)
-        model = build_model(model_config("tiny", {"num_hidden_layers": layers, "hidden_size": 32,
-                                                  "intermediate_size": 64, "tie_word_embeddings": True},
-                                         vocab_size=len(tokenizer)))
+        model = build_model(
+            model_config(
+                "tiny",
+                {"num_hidden_layers": layers, "hidden_size": 32, "intermediate_size": 64, "tie_word_embeddings": True},
+                vocab_size=len(tokenizer),
+            )
+        )
         return model, torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
 
     model, opt = make()
@@ -333,11 +364,13 @@ def test_gathered_state_restores_by_parameter_name_with_tied_weights(tmp_path, t
     with pytest.raises(KeyError, match=r"missing \['model\.layers\.1\."):
         restore_state(other, other_opt, weights, load_training_state(saved.path)["optimizer"])
 
+
 # --- telemetry --------------------------------------------------------------------------------
 
+
 def test_telemetry_sample_has_the_protocol_keys_and_degrades_without_nvml():
-    from engine.protocol import EVENT_PAYLOADS, make_event
     from engine.nvml import Nvml
+    from engine.protocol import EVENT_PAYLOADS, make_event
     from engine.telemetry import sample_system
 
     gpus = Nvml()

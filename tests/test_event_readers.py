@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tui_helpers import screen_text, wait_for
 from typer.testing import CliRunner
 
 from cockpit import headless
@@ -19,7 +20,6 @@ from cockpit.client import read_events, summarize_run
 from cockpit.run_state import RunState
 from engine import protocol as P
 from engine.bus import EventBus
-from tui_helpers import screen_text, wait_for
 
 METRICS = dict(lr=1e-3, tokens_per_s=1000.0, step_time_s=0.1, elapsed_s=1.0, eta_s=2.0)
 
@@ -37,13 +37,30 @@ def nan_eval_run(tmp_path: Path) -> Path:
     run = new_run(tmp_path)
     with EventBus(run, serve=False) as bus:
         bus.emit("status", state="starting", step=0)
-        bus.emit("hello", protocol=1, config={}, preset="tiny", params=1000, world_size=1, device="cpu", pid=1,
-                 max_steps=20, tokens_per_step=64)
+        bus.emit(
+            "hello",
+            protocol=1,
+            config={},
+            preset="tiny",
+            params=1000,
+            world_size=1,
+            device="cpu",
+            pid=1,
+            max_steps=20,
+            tokens_per_step=64,
+        )
         bus.emit("status", state="running", step=0)
         bus.emit("metrics", step=10, loss=2.5, tokens_seen=640, **METRICS)
         loss = math.nan
-        bus.emit("eval", step=10, loss=loss, perplexity=math.exp(min(loss, 700.0)), best=False, best_loss=None,
-                 best_step=None)
+        bus.emit(
+            "eval",
+            step=10,
+            loss=loss,
+            perplexity=math.exp(min(loss, 700.0)),
+            best=False,
+            best_loss=None,
+            best_step=None,
+        )
         bus.emit("metrics", step=20, loss=math.nan, tokens_seen=1280, **METRICS)
         bus.emit("status", state="finished", step=20, reason="reached max_steps (20)")
     return run
@@ -95,8 +112,13 @@ def test_a_nan_eval_goes_through_cockpit_runs(tmp_path):
     result = runner.invoke(cli_app, ["runs", "--runs-dir", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)
-    assert (row["name"], row["state"], row["step"], row["max_steps"], row["loss"]) == ("nan-run", "finished", 20, 20,
-                                                                                        None)
+    assert (row["name"], row["state"], row["step"], row["max_steps"], row["loss"]) == (
+        "nan-run",
+        "finished",
+        20,
+        20,
+        None,
+    )
     table = runner.invoke(cli_app, ["runs", "--runs-dir", str(tmp_path)])
     assert table.exit_code == 0 and "nan-run" in table.output and "20/20" in table.output
 
@@ -114,8 +136,18 @@ def resumed_run(tmp_path: Path, finish: bool) -> Path:
     run = new_run(tmp_path, "resumed")
     with EventBus(run, serve=False, pid=exited_pid()) as bus:
         bus.emit("status", state="starting", step=0)
-        bus.emit("hello", protocol=1, config={}, preset="tiny", params=1000, world_size=1, device="cpu", pid=1,
-                 max_steps=40, tokens_per_step=64)
+        bus.emit(
+            "hello",
+            protocol=1,
+            config={},
+            preset="tiny",
+            params=1000,
+            world_size=1,
+            device="cpu",
+            pid=1,
+            max_steps=40,
+            tokens_per_step=64,
+        )
         bus.emit("status", state="running", step=0)
         for step in range(1, 31):
             bus.emit("metrics", step=step, loss=5.0 - step / 10, tokens_seen=step * 64, **METRICS)

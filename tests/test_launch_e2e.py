@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import small_run_config, wait_for
 
 from cockpit.client import read_events
 from engine.rundir import read_status
-from helpers import small_run_config, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +37,7 @@ def only_run(tmp_path: Path) -> Path:
 
 def test_headless_prints_progress_and_exits_with_the_result(tmp_path, engine_data_dir):
     config = small_config(tmp_path, engine_data_dir)
-    proc = subprocess.run(COCKPIT + ["run", str(config), "--headless"], capture_output=True, text=True,
-                          timeout=240)
+    proc = subprocess.run(COCKPIT + ["run", str(config), "--headless"], capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     steps = [ln for ln in lines if ln.startswith("step ")]
@@ -56,8 +55,12 @@ def test_headless_prints_progress_and_exits_with_the_result(tmp_path, engine_dat
 def test_headless_exit_code_is_1_when_the_run_fails(tmp_path, engine_data_dir):
     config = small_config(tmp_path, engine_data_dir)
     # An activation Transformers does not know passes config validation but fails in the engine.
-    proc = subprocess.run(COCKPIT + ["run", str(config), "--headless", "--set", "model.hidden_act=no_such_act"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        COCKPIT + ["run", str(config), "--headless", "--set", "model.hidden_act=no_such_act"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "no_such_act" in proc.stdout
 
@@ -72,16 +75,21 @@ def test_detach_returns_at_once_and_the_run_goes_on(tmp_path, engine_data_dir):
     assert run == only_run(tmp_path)
     status = wait_for(lambda: (s := read_status(run))["state"] in ("finished", "failed") and s)
     assert status["state"] == "finished"
-    listing = subprocess.run(COCKPIT + ["runs", "--runs-dir", str(tmp_path / "runs"), "--json"],
-                             capture_output=True, text=True, check=True)
+    listing = subprocess.run(
+        COCKPIT + ["runs", "--runs-dir", str(tmp_path / "runs"), "--json"], capture_output=True, text=True, check=True
+    )
     row = json.loads(listing.stdout)[0]
     assert row["name"] == run.name and row["state"] == "finished" and row["step"] == 20
 
 
 def test_killing_the_cockpit_leaves_the_engine_training(tmp_path, engine_data_dir):
     config = small_config(tmp_path, engine_data_dir, max_steps=100000, log_every=2)
-    cockpit = subprocess.Popen(COCKPIT + ["run", str(config), "--headless"], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    cockpit = subprocess.Popen(
+        COCKPIT + ["run", str(config), "--headless"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         run = wait_for(lambda: (tmp_path / "runs").is_dir() and only_run(tmp_path))
         events = run / "events.jsonl"

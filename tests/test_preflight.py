@@ -237,10 +237,9 @@ def test_a_short_run_clamps_its_warmup_with_a_note(tmp_path):
 
 @pytest.mark.parametrize("text", ["", "\n  \n\t\n"], ids=["empty", "blank-lines"])
 def test_prepare_data_on_a_file_without_text_leaves_no_tokenizer(tmp_path, text):
+    from engine.build import prepare_data
     from engine.config import RunConfig
     from engine.data.text import DataError
-    from engine.rundir import RunPaths
-    from engine.train import Trainer
 
     data = tmp_path / "empty.txt"
     data.write_text(text)
@@ -248,8 +247,7 @@ def test_prepare_data_on_a_file_without_text_leaves_no_tokenizer(tmp_path, text)
     cfg = RunConfig.model_validate(
         {"data": {"source": "text", "path": str(data)}, "tokenizer": {"path": str(tok), "vocab_size": 300}}
     )
-    trainer = Trainer(cfg, RunPaths(tmp_path / "run"), bus=None, controls=None)
     with pytest.raises(DataError, match=f"{data}: no text"):
-        trainer.prepare_data()
+        prepare_data(cfg, info=print)
     assert not tok.exists() and not any(p.name.startswith(".tok") for p in tmp_path.iterdir())
     assert sorted(os.listdir(tmp_path)) == ["empty.txt"]

@@ -7,23 +7,52 @@ import pytest
 
 from engine import protocol as P
 
-GPU = {"index": 0, "name": "NVIDIA H100", "util": 87.0, "mem_used": 4, "mem_total": 8, "temp_c": 64.0,
-       "power_w": 412.5}
+GPU = {"index": 0, "name": "NVIDIA H100", "util": 87.0, "mem_used": 4, "mem_total": 8, "temp_c": 64.0, "power_w": 412.5}
 
 #: Every field of every event type, with a value of its type.
 FULL_PAYLOADS = {
-    "hello": dict(protocol=1, config={"preset": "tiny", "train": {"lr": 0.001}}, preset="tiny", params=1000,
-                  world_size=2, device="cpu", pid=42, max_steps=300, tokens_per_step=2048),
+    "hello": dict(
+        protocol=1,
+        config={"preset": "tiny", "train": {"lr": 0.001}},
+        preset="tiny",
+        params=1000,
+        world_size=2,
+        device="cpu",
+        pid=42,
+        max_steps=300,
+        tokens_per_step=2048,
+    ),
     "status": dict(state="running", step=3, reason="resumed from checkpoint-2"),
-    "metrics": dict(step=10, loss=2.5, lr=1e-3, grad_norm=0.8, tokens_per_s=1234.5, tokens_seen=20480,
-                    step_time_s=0.25, elapsed_s=2.5, eta_s=70.0, mfu=0.41, data_position=[0, 160], cost_usd=0.01,
-                    data_wait_s=0.001, compute_s=0.249, skipped_steps=1),
+    "metrics": dict(
+        step=10,
+        loss=2.5,
+        lr=1e-3,
+        grad_norm=0.8,
+        tokens_per_s=1234.5,
+        tokens_seen=20480,
+        step_time_s=0.25,
+        elapsed_s=2.5,
+        eta_s=70.0,
+        mfu=0.41,
+        data_position=[0, 160],
+        cost_usd=0.01,
+        data_wait_s=0.001,
+        compute_s=0.249,
+        skipped_steps=1,
+    ),
     "eval": dict(step=100, loss=3.25, perplexity=25.79, best=True, best_loss=3.25, best_step=100),
     "telemetry": dict(cpu_percent=55.5, ram_used=1, ram_total=2, proc_rss=3, gpus=[GPU]),
-    "checkpoint": dict(action="failed", step=20, path="checkpoints/checkpoint-20", size_bytes=10, reason="interval",
-                       error="disk full"),
-    "upload": dict(action="progress", path="checkpoints/checkpoint-20", target="hf://me/model", bytes_done=5,
-                   bytes_total=10, error=None),
+    "checkpoint": dict(
+        action="failed", step=20, path="checkpoints/checkpoint-20", size_bytes=10, reason="interval", error="disk full"
+    ),
+    "upload": dict(
+        action="progress",
+        path="checkpoints/checkpoint-20",
+        target="hf://me/model",
+        bytes_done=5,
+        bytes_total=10,
+        error=None,
+    ),
     "log": dict(level="warning", message="slow disk"),
     "error": dict(message="boom", traceback="Traceback...\nValueError: boom", step=7),
     "spillover": dict(dropped=12),
@@ -60,20 +89,28 @@ def test_every_event_type_round_trips(type_, fields):
 
 
 def test_a_newer_engines_extra_keys_are_ignored_by_readers_and_refused_by_make_event():
-    line = json.dumps({"v": 1, "type": "log", "run": "r", "seq": 0, "ts": 0, "level": "info", "message": "x",
-                       "colour": "blue"})
+    line = json.dumps(
+        {"v": 1, "type": "log", "run": "r", "seq": 0, "ts": 0, "level": "info", "message": "x", "colour": "blue"}
+    )
     assert P.decode_event(line).message == "x"
     with pytest.raises(P.ProtocolError, match="log event has no field colour"):
         P.make_event("log", "r", 0, level="info", message="x", colour="blue")
 
 
-@pytest.mark.parametrize("type_, payload, message", [
-    ("metrics", {**FULL_PAYLOADS["metrics"], "loss": "2.5"}, r"metrics event: 'loss' should be a valid number"),
-    ("hello", {**FULL_PAYLOADS["hello"], "params": 1.5}, r"hello event: 'params' should be a valid integer"),
-    ("status", {**FULL_PAYLOADS["status"], "state": "sleeping"}, r"status event: 'state' should be 'starting'"),
-    ("eval", {**FULL_PAYLOADS["eval"], "best": 1}, r"eval event: 'best' should be a valid boolean"),
-    ("telemetry", {**FULL_PAYLOADS["telemetry"], "gpus": [{"index": "0"}]}, r"'gpus.0.index' should be a valid int"),
-])
+@pytest.mark.parametrize(
+    "type_, payload, message",
+    [
+        ("metrics", {**FULL_PAYLOADS["metrics"], "loss": "2.5"}, r"metrics event: 'loss' should be a valid number"),
+        ("hello", {**FULL_PAYLOADS["hello"], "params": 1.5}, r"hello event: 'params' should be a valid integer"),
+        ("status", {**FULL_PAYLOADS["status"], "state": "sleeping"}, r"status event: 'state' should be 'starting'"),
+        ("eval", {**FULL_PAYLOADS["eval"], "best": 1}, r"eval event: 'best' should be a valid boolean"),
+        (
+            "telemetry",
+            {**FULL_PAYLOADS["telemetry"], "gpus": [{"index": "0"}]},
+            r"'gpus.0.index' should be a valid int",
+        ),
+    ],
+)
 def test_a_value_of_the_wrong_type_is_refused_on_both_sides(type_, payload, message):
     with pytest.raises(P.ProtocolError, match=message):
         P.make_event(type_, "r", 0, **payload)
@@ -89,11 +126,14 @@ def test_a_bad_seq_is_refused(seq):
         P.decode_event(line)
 
 
-@pytest.mark.parametrize("line", [
-    b'{"v": 1, "type": "log", "run": "r", "ts": 0, "level": "info", "message": "x", "seq": ' + b"9" * 5000 + b"}",
-    b"[" * 20_000,
-    b"{" * 20_000,
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"v": 1, "type": "log", "run": "r", "ts": 0, "level": "info", "message": "x", "seq": ' + b"9" * 5000 + b"}",
+        b"[" * 20_000,
+        b"{" * 20_000,
+    ],
+)
 def test_hostile_lines_are_a_protocol_error(line):
     with pytest.raises(P.ProtocolError):
         P.decode_event(line)
@@ -136,16 +176,27 @@ def test_other_protocol_versions_are_refused(version):
 
 
 def test_non_finite_floats_travel_as_null():
-    event = P.make_event("metrics", "r", 1, step=1, loss=float("nan"), lr=float("inf"), tokens_per_s=1.0,
-                         tokens_seen=1, step_time_s=1.0, elapsed_s=1.0)
+    event = P.make_event(
+        "metrics",
+        "r",
+        1,
+        step=1,
+        loss=float("nan"),
+        lr=float("inf"),
+        tokens_per_s=1.0,
+        tokens_seen=1,
+        step_time_s=1.0,
+        elapsed_s=1.0,
+    )
     line = P.encode(event)
     assert b'"loss":null,"lr":null' in line
     decoded = P.decode_event(line)
     assert decoded.loss is None and decoded.lr is None and decoded.tokens_per_s == 1.0
     nan_eval = P.make_event("eval", "r", 2, step=1, loss=math.nan, perplexity=math.exp(min(math.nan, 700.0)))
     assert P.decode_event(P.encode(nan_eval)).perplexity is None
-    gpu = P.make_event("telemetry", "r", 3, cpu_percent=1.0, ram_used=1, ram_total=1, proc_rss=1,
-                       gpus=[{**GPU, "power_w": math.inf}])
+    gpu = P.make_event(
+        "telemetry", "r", 3, cpu_percent=1.0, ram_used=1, ram_total=1, proc_rss=1, gpus=[{**GPU, "power_w": math.inf}]
+    )
     assert P.decode_event(P.encode(gpu)).gpus[0].power_w is None
 
 
@@ -197,8 +248,10 @@ def test_protocol_and_config_import_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys, engine.protocol, engine.config, engine.rundir, engine.bus; "
-            "bad = [m for m in ('torch', 'transformers', 'textual', 'accelerate') if m in sys.modules]; "
-            "print(','.join(bad))")
+    code = (
+        "import sys, engine.protocol, engine.config, engine.rundir, engine.bus; "
+        "bad = [m for m in ('torch', 'transformers', 'textual', 'accelerate') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -12,24 +12,38 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import events_of, wait_for
 
 from engine.rundir import RunPaths, latest_checkpoint
-from helpers import events_of, wait_for
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 N, K = 60, 10  # steps of the run, checkpoint interval
-CONFIG = {"train.max_steps": N, "train.log_every": 1, "train.save_every": K, "train.warmup_steps": 5,
-          "train.eval_every": K, "train.eval_batches": 1, "data.val_fraction": 0.05, "telemetry.enabled": False}
+CONFIG = {
+    "train.max_steps": N,
+    "train.log_every": 1,
+    "train.save_every": K,
+    "train.warmup_steps": 5,
+    "train.eval_every": K,
+    "train.eval_batches": 1,
+    "data.val_fraction": 0.05,
+    "telemetry.enabled": False,
+}
 
 
 def launch(run_dir: Path, *args: str) -> subprocess.Popen:
     (run_dir / "logs").mkdir(exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     with open(run_dir / "logs" / "engine.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "engine", "--run-dir", str(run_dir), *args], cwd=REPO,
-                                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "engine", "--run-dir", str(run_dir), *args],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def engine_log(run_dir: Path) -> str:
@@ -48,6 +62,7 @@ def runs(make_run_dir):
     proc_b = launch(run_b)
     procs = [proc_a, proc_b]
     try:
+
         def past_a_checkpoint():
             ckpt = latest_checkpoint(run_b)
             if ckpt is None:
@@ -131,6 +146,7 @@ def test_resumed_run_ends_with_the_same_weights_and_state(runs):
 
 # --- refusals ---------------------------------------------------------------------------------
 
+
 def _rewrite_state(ckpt: Path, edit) -> None:
     import torch
 
@@ -142,15 +158,18 @@ def _rewrite_state(ckpt: Path, edit) -> None:
     write_manifest(ckpt, state.get("step", 0))
 
 
-@pytest.mark.parametrize("edit, part", [
-    (lambda s: s["rng"].pop("numpy"), "RNG state: numpy"),
-    (lambda s: s.pop("optimizer"), "optimizer state"),
-    (lambda s: s.pop("scheduler"), "scheduler state"),
-    (lambda s: s.pop("data"), "data position"),
-    (lambda s: s.pop("tokens_seen"), "counter: tokens_seen"),
-    (lambda s: s.pop("best_eval_loss"), "counter: best_eval_loss"),
-    (lambda s: s.update(device_type="cuda"), "RNG state: cuda"),
-])
+@pytest.mark.parametrize(
+    "edit, part",
+    [
+        (lambda s: s["rng"].pop("numpy"), "RNG state: numpy"),
+        (lambda s: s.pop("optimizer"), "optimizer state"),
+        (lambda s: s.pop("scheduler"), "scheduler state"),
+        (lambda s: s.pop("data"), "data position"),
+        (lambda s: s.pop("tokens_seen"), "counter: tokens_seen"),
+        (lambda s: s.pop("best_eval_loss"), "counter: best_eval_loss"),
+        (lambda s: s.update(device_type="cuda"), "RNG state: cuda"),
+    ],
+)
 def test_a_checkpoint_missing_a_part_is_refused_naming_it(runs, tmp_path, edit, part):
     from engine.resume import ResumeError, load_resume_point
 

@@ -8,19 +8,28 @@ import time
 
 import pytest
 import yaml
+from helpers import events_of
 
 from engine.rundir import RunLock, RunLocked, lock_held, process_start_time, read_status
-from helpers import events_of
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": REPO}
 #: A child that takes the run directory's lock, says so, and holds it until its stdin closes.
-HOLDER = "import sys; from engine.rundir import RunLock; RunLock(sys.argv[1]); print('locked', flush=True); sys.stdin.read()"
+HOLDER = (
+    "import sys; from engine.rundir import RunLock; RunLock(sys.argv[1]); print('locked', flush=True); sys.stdin.read()"
+)
 
 
 def engine(run_dir, *args, out=None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "engine", "--run-dir", str(run_dir), *args], cwd=REPO, env=ENV,
-                            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", "--run-dir", str(run_dir), *args],
+        cwd=REPO,
+        env=ENV,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def write_status(run_dir, **fields) -> None:
@@ -32,8 +41,14 @@ def holder(tmp_path):
     """A live process (not this one) holding tmp_path/run's lock."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], cwd=REPO, env=ENV, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(run_dir)],
+        cwd=REPO,
+        env=ENV,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "locked"
     yield run_dir, proc
     proc.stdin.close()
@@ -70,8 +85,10 @@ def test_a_second_lock_names_the_holder_and_a_refused_engine_leaves_nothing(hold
     with pytest.raises(RunLocked) as exc:
         RunLock(run_dir)
     assert exc.value.pid == proc.pid and f"already trained by engine pid {proc.pid}" in str(exc.value)
-    assert json.loads((run_dir / "engine.lock").read_text()) == {"pid": proc.pid,
-                                                                 "pid_start": process_start_time(proc.pid)}
+    assert json.loads((run_dir / "engine.lock").read_text()) == {
+        "pid": proc.pid,
+        "pid_start": process_start_time(proc.pid),
+    }
     fresh = make_run_dir("fresh")
     refused = engine(fresh, "--resume", "latest")
     assert refused.wait(60) == 2 and "no checkpoint to resume from" in refused.stderr.read()

@@ -3,19 +3,44 @@ checkpoint directory names parse back to their step. Literal names here on purpo
 
 from pathlib import Path
 
-from engine.rundir import (RunPaths, checkpoint_name, checkpoint_step, latest_checkpoint, replaced_checkpoint_name,
-                           temporary_checkpoint_name)
+from engine.rundir import (
+    RunPaths,
+    checkpoint_name,
+    checkpoint_step,
+    latest_checkpoint,
+    replaced_checkpoint_name,
+    temporary_checkpoint_name,
+)
 
 
 def test_run_paths_spell_the_layout_of_the_design():
     paths = RunPaths(Path("/runs/demo-1"))
-    assert {name: str(getattr(paths, name)) for name in ("run_yaml", "events", "socket", "status", "lock",
-                                                          "checkpoints", "latest", "logs", "engine_log", "tensorboard")} == {
-        "run_yaml": "/runs/demo-1/run.yaml", "events": "/runs/demo-1/events.jsonl",
-        "socket": "/runs/demo-1/engine.sock", "status": "/runs/demo-1/status.json", "lock": "/runs/demo-1/engine.lock",
-        "checkpoints": "/runs/demo-1/checkpoints", "latest": "/runs/demo-1/checkpoints/latest",
-        "logs": "/runs/demo-1/logs", "engine_log": "/runs/demo-1/logs/engine.log",
-        "tensorboard": "/runs/demo-1/tensorboard"}
+    assert {
+        name: str(getattr(paths, name))
+        for name in (
+            "run_yaml",
+            "events",
+            "socket",
+            "status",
+            "lock",
+            "checkpoints",
+            "latest",
+            "logs",
+            "engine_log",
+            "tensorboard",
+        )
+    } == {
+        "run_yaml": "/runs/demo-1/run.yaml",
+        "events": "/runs/demo-1/events.jsonl",
+        "socket": "/runs/demo-1/engine.sock",
+        "status": "/runs/demo-1/status.json",
+        "lock": "/runs/demo-1/engine.lock",
+        "checkpoints": "/runs/demo-1/checkpoints",
+        "latest": "/runs/demo-1/checkpoints/latest",
+        "logs": "/runs/demo-1/logs",
+        "engine_log": "/runs/demo-1/logs/engine.log",
+        "tensorboard": "/runs/demo-1/tensorboard",
+    }
     assert paths.run_id == "demo-1"
     assert paths.checkpoint_dir(300) == Path("/runs/demo-1/checkpoints/checkpoint-300")
     assert paths.checkpoint_rel(300) == "checkpoints/checkpoint-300"  # as events name it

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import events_of, small_run_config, train_in_process
 from typer.testing import CliRunner
 
 from cockpit.cli import app
 from cockpit.launch import Topology, engine_command, new_run_dir, prepare_config
 from engine.config import ConfigError
-from helpers import events_of, small_run_config, train_in_process
 
 RUN = Path("/runs/r")
 
@@ -29,11 +29,18 @@ def test_several_cpu_processes_use_torchrun_standalone():
 
 
 def test_several_cpu_nodes_name_the_rendezvous():
-    cmd = engine_command(RUN, Topology(nproc=2, nnodes=3, node_rank=1, master_addr="10.0.0.5", master_port=1234), gpus=0)
+    cmd = engine_command(
+        RUN, Topology(nproc=2, nnodes=3, node_rank=1, master_addr="10.0.0.5", master_port=1234), gpus=0
+    )
     assert "--standalone" not in cmd
     pairs = dict(zip(cmd[3:13:2], cmd[4:14:2]))
-    assert pairs == {"--nproc_per_node": "2", "--nnodes": "3", "--node_rank": "1",
-                     "--master_addr": "10.0.0.5", "--master_port": "1234"}
+    assert pairs == {
+        "--nproc_per_node": "2",
+        "--nnodes": "3",
+        "--node_rank": "1",
+        "--master_addr": "10.0.0.5",
+        "--master_port": "1234",
+    }
 
 
 def test_gpus_use_accelerate_launch_multi_gpu_with_the_total_process_count():
@@ -45,11 +52,14 @@ def test_gpus_use_accelerate_launch_multi_gpu_with_the_total_process_count():
     assert "--cpu" not in cmd  # `accelerate launch --cpu --num_processes 2` starts one process only
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"nproc": 0}, "at least 1"),
-    ({"nnodes": 2, "node_rank": 2}, "outside 0..1"),
-    ({"master_port": 70000}, "not a TCP port"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"nproc": 0}, "at least 1"),
+        ({"nnodes": 2, "node_rank": 2}, "outside 0..1"),
+        ({"master_port": 70000}, "not a TCP port"),
+    ],
+)
 def test_bad_topology_is_refused(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         Topology(**kwargs)
@@ -72,15 +82,22 @@ def test_two_cpu_processes_match_one_with_the_same_global_batch(tmp_path, engine
     one_dir = new_run_dir(one_cfg, config_path, tmp_path / "one")  # the reference: one process, trained in this one
     assert train_in_process(one_dir) == 0, (one_dir / "logs" / "engine.log").read_text()
     base = [sys.executable, "-m", "cockpit", "run", str(config), "--headless"]
-    two = subprocess.run(base + ["--run-dir", str(tmp_path / "two"), "--set", "train.micro_batch_size=8",
-                                 "--nproc", "2"], capture_output=True, text=True, timeout=180)
+    two = subprocess.run(
+        base + ["--run-dir", str(tmp_path / "two"), "--set", "train.micro_batch_size=8", "--nproc", "2"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert two.returncode == 0, two.stdout + two.stderr + (tmp_path / "two/logs/engine.log").read_text()
 
     events = events_of(tmp_path / "two")
     assert [e["seq"] for e in events] == list(range(len(events)))  # rank 0 alone writes events
     hellos = [e for e in events if e["type"] == "hello"]
     assert len(hellos) == 1 and hellos[0]["world_size"] == 2
-    assert hellos[0]["tokens_per_step"] == next(e for e in events_of(tmp_path / "one") if e["type"] == "hello")["tokens_per_step"]
+    assert (
+        hellos[0]["tokens_per_step"]
+        == next(e for e in events_of(tmp_path / "one") if e["type"] == "hello")["tokens_per_step"]
+    )
 
     loss_one = {e["step"]: e["loss"] for e in events_of(tmp_path / "one") if e["type"] == "metrics"}
     loss_two = {e["step"]: e["loss"] for e in events if e["type"] == "metrics"}
@@ -92,19 +109,38 @@ def test_two_cpu_processes_match_one_with_the_same_global_batch(tmp_path, engine
     assert checkpoints == ["checkpoint-20"]  # one complete checkpoint, no leftover temporary
     ckpt = tmp_path / "two/checkpoints/checkpoint-20"
     from engine.checkpoint import verify_checkpoint
+
     assert verify_checkpoint(ckpt) == []
     manifest = json.loads((ckpt / "manifest.json").read_text())
     assert manifest["step"] == 20
     from transformers import AutoModelForCausalLM
+
     AutoModelForCausalLM.from_pretrained(ckpt)
     from engine.checkpoint import load_training_state
+
     names = {n for n, _ in AutoModelForCausalLM.from_pretrained(ckpt).named_parameters()}
     assert set(load_training_state(ckpt)["optimizer"]["state"]) == names  # full, by name, no "module." prefix
 
     # The DDP checkpoint resumes in one process: full state dicts do not depend on the process count.
-    resumed = subprocess.run([sys.executable, "-m", "cockpit", "run", str(config), "--headless", "--resume",
-                              str(ckpt), "--set", "train.max_steps=22", "--set", "train.micro_batch_size=8"],
-                             capture_output=True, text=True, timeout=180)
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cockpit",
+            "run",
+            str(config),
+            "--headless",
+            "--resume",
+            str(ckpt),
+            "--set",
+            "train.max_steps=22",
+            "--set",
+            "train.micro_batch_size=8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     after = [e for e in events_of(tmp_path / "two") if e["type"] == "metrics" and e["seq"] > events[-1]["seq"]]
     assert [e["step"] for e in after] == [21, 22] and all(e["loss"] < loss_two[1] for e in after)
@@ -129,8 +165,20 @@ def test_cli_fsdp_on_cpu_processes_exits_2(tmp_path):
 
     if gpu_count():
         pytest.skip("this machine has GPUs")
-    result = CliRunner().invoke(app, ["run", "demo", "--detach", "--nproc", "2", "--run-dir", str(tmp_path / "r"),
-                                      "--set", "distributed.strategy=fsdp"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "demo",
+            "--detach",
+            "--nproc",
+            "2",
+            "--run-dir",
+            str(tmp_path / "r"),
+            "--set",
+            "distributed.strategy=fsdp",
+        ],
+    )
     assert result.exit_code == 2 and "distributed.strategy fsdp needs CUDA GPUs" in result.output
     assert not (tmp_path / "r").exists()  # refused before anything was made
 
@@ -141,15 +189,20 @@ def test_two_cpu_processes_stop_together_on_a_stop_command(tmp_path, engine_data
     both leave the loop at the same step and write one final checkpoint together."""
     import time
 
-    from engine.rundir import read_status
     from helpers import wait_for
+
+    from engine.rundir import read_status
 
     config = tmp_path / "ddp.yaml"
     overrides = {"runs_dir": str(tmp_path / "runs"), "train.max_steps": 100_000, "train.log_every": 1}
     config.write_text(small_run_config(engine_data_dir, overrides).to_yaml())
     run_dir = tmp_path / "run"
-    started = subprocess.run([sys.executable, "-m", "cockpit", "run", str(config), "--detach", "--nproc", "2",
-                              "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=60)
+    started = subprocess.run(
+        [sys.executable, "-m", "cockpit", "run", str(config), "--detach", "--nproc", "2", "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert started.returncode == 0, started.stdout + started.stderr
     wait_for(lambda: any(e["type"] == "metrics" and e["step"] >= 3 for e in events_of(run_dir)), timeout=120)
     result = CliRunner().invoke(app, ["stop", str(run_dir)])
@@ -164,6 +217,7 @@ def test_two_cpu_processes_stop_together_on_a_stop_command(tmp_path, engine_data
     saved = [e for e in events if e["type"] == "checkpoint" and e["action"] == "saved"]
     assert len(saved) == 1 and saved[0]["step"] == last["step"] > 3
     from engine.checkpoint import verify_checkpoint
+
     assert verify_checkpoint(run_dir / saved[0]["path"]) == []
     log = (run_dir / "logs" / "engine.log").read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]

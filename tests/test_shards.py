@@ -201,7 +201,7 @@ def test_engine_trains_from_shards(tmp_path, corpus, tok_dir, other_tok_dir, str
 def test_trainer_prepares_jsonl_training_its_tokenizer_on_the_texts(tmp_path, corpus):
     from helpers import small_run_config
 
-    from engine.train import NullBus, Trainer
+    from engine.build import prepare_data
 
     lines = corpus.read_text(encoding="utf-8").splitlines()[:400]
     docs = tmp_path / "docs.jsonl"
@@ -215,7 +215,7 @@ def test_trainer_prepares_jsonl_training_its_tokenizer_on_the_texts(tmp_path, co
             "tokenizer.vocab_size": 300,
         },
     )
-    tokenizer, tokens, held_out = Trainer(cfg, None, NullBus(), None).prepare_data()
+    tokenizer, tokens, held_out = prepare_data(cfg, info=print)
     assert held_out is None  # split off the stream's tail by the trainer
     assert not any('text":' in t for t in tokenizer.get_vocab())  # learnt from the texts, not the JSON
     assert (tokens == tokenizer.eos_token_id).sum() == len(lines)

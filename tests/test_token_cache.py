@@ -77,16 +77,14 @@ def test_a_damaged_cache_is_replaced(demo):
 def test_the_engine_keeps_the_demo_tokens_in_the_data_directory_not_the_run(tmp_path):
     from helpers import small_run_config
 
-    from engine.controls import Controls
-    from engine.rundir import RunPaths
-    from engine.train import NullBus, Trainer
+    from engine.build import prepare_data
 
     cfg = small_run_config(tmp_path / "data", {"data.demo.samples": 300}).resolved(tmp_path)
     streams = []
     for name in ("first", "second"):  # the first launch makes corpus, tokenizer and cache; the second reads them
         run_dir = tmp_path / "runs" / name
         run_dir.mkdir(parents=True)
-        tok, tokens, _ = Trainer(cfg, RunPaths(run_dir), NullBus(), Controls(), main_process=False).prepare_data()
+        tok, tokens, _ = prepare_data(cfg, info=lambda message, level="info": None)
         streams.append(tokens)
         assert not list(run_dir.iterdir())
     [cache] = caches(cfg.data.path)

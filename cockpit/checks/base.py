@@ -89,13 +89,5 @@ def result(
     """A CheckResult whose section is the id's prefix; a ``fail`` blocks unless told otherwise."""
     section = id.split(".", 1)[0]
     assert section in SECTIONS, id
-    return CheckResult(
-        id=id,
-        section=section,
-        title=title,
-        status=status,
-        detail=detail,
-        fix=fix,
-        blocking=(status == "fail") if blocking is None else blocking,
-        data=data,
-    )
+    blocks = (status == "fail") if blocking is None else blocking
+    return CheckResult(id, section, title, status, detail, fix, blocks, data)

@@ -33,6 +33,9 @@ precision holds
 
 The CPU constants are calibrated against the dry run (``bench/memory_estimate.py``, results in
 ``bench/RESULTS.md``); the CUDA ones are the usual rules of thumb, not measured here.
+
+Why this module is over 400 lines: the estimate, its calibration constants and the check that
+reports it are one model of memory, read and tuned together.
 """
 
 from __future__ import annotations

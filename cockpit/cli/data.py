@@ -3,6 +3,9 @@ raw documents into deduplicated, filtered token shards the engine streams from.
 
 Torch-free: reading and checking is ``engine.data.formats`` (the names of ``lines``, ``records``,
 ``detect``, ``summary`` and ``manifest``), preparing ``engine.data.prepare``.
+
+Why this module is over 400 lines: it is one command group (validate, stats, preview, prepare),
+each command the printing around a function of ``engine.data``.
 """
 
 from __future__ import annotations

@@ -49,12 +49,8 @@ class TelemetryPanel(Widget):
         if not v.known:
             return Text("waiting for telemetry…", style="dim italic")
         grid = _meter_grid()
-        grid.add_row("CPU", meter(_fraction(v.cpu_percent, 100)), Text(units.percent(v.cpu_percent), style="bold"))
-        grid.add_row(
-            "RAM",
-            meter(_fraction(v.ram_used, v.ram_total)),
-            Text(units.bytes_pair(v.ram_used, v.ram_total), style="bold"),
-        )
+        _percent_row(grid, "CPU", v.cpu_percent)
+        _bytes_row(grid, "RAM", v.ram_used, v.ram_total)
         parts: list = [grid]
         if v.proc_rss is not None:
             parts.append(Text.assemble(("engine RSS ", "dim"), (units.nbytes(v.proc_rss), "bold")))
@@ -74,11 +70,15 @@ class TelemetryPanel(Widget):
                 Text("  ".join(extra), style="dim"),
             )
             rows = _meter_grid()
-            rows.add_row(" util", meter(_fraction(g.util, 100)), Text(units.percent(g.util), style="bold"))
-            rows.add_row(
-                " mem",
-                meter(_fraction(g.mem_used, g.mem_total)),
-                Text(units.bytes_pair(g.mem_used, g.mem_total), style="bold"),
-            )
+            _percent_row(rows, " util", g.util)
+            _bytes_row(rows, " mem", g.mem_used, g.mem_total)
             parts.extend([head, rows])
         return Group(*parts)
+
+
+def _percent_row(grid: Table, label: str, percent: float | None) -> None:
+    grid.add_row(label, meter(_fraction(percent, 100)), Text(units.percent(percent), style="bold"))
+
+
+def _bytes_row(grid: Table, label: str, used: int | None, total: int | None) -> None:
+    grid.add_row(label, meter(_fraction(used, total)), Text(units.bytes_pair(used, total), style="bold"))

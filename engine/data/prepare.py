@@ -32,6 +32,10 @@ documents before that point through steps 1-4 only (so deduplication decides exa
 held-out documents are tokenized again), and goes on writing: the shards are byte-identical to an
 uninterrupted run's. Shard files are written under temporary names and renamed when complete, so
 nothing partial ever looks complete. Torch-free.
+
+Why this module is over 400 lines: it is one pipeline (resume state, the pass over the inputs, the
+split, the manifest) that reads best in one place; its parts with a job of their own live beside it
+(``sources``, ``shard_writer``, ``signals``, ``quality``, ``dedup``, ``manifest``).
 """
 
 from __future__ import annotations
