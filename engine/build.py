@@ -13,7 +13,6 @@ Trainer keeps it.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from engine.data.tokenizer import has_tokenizer, load_tokenizer, train_tokenizer
 from engine.distributed import accelerator_plugins, world_size
 from engine.model import build_model, count_params, run_model_config
 from engine.optim import build_optimizer, build_scheduler, can_skip_on_device
+from engine.sizing import steps_for_epochs
 
 #: ``info(message, level="info")``: a ``log`` event and a line in engine.log (``Trainer.info``).
 Info = Callable[..., None]
@@ -177,7 +177,7 @@ def settle_schedule(train: TrainConfig, n_windows: int, processes: int, info: In
     than the run (a run shorter than its warm-up warms up over all its steps). Changes ``train``."""
     if train.epochs:
         per_step = train.micro_batch_size * train.grad_accum_steps * processes
-        steps = max(1, math.ceil(train.epochs * n_windows / per_step))
+        steps = steps_for_epochs(train.epochs, n_windows, per_step)
         train.max_steps = steps
         info(f"{train.epochs:g} epoch(s) of {n_windows:,} sequences, {per_step:,} per step: {steps:,} steps")
     note = train.warmup_note()
