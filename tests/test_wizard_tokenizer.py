@@ -120,3 +120,18 @@ async def _inspected(pilot) -> None:
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)])
 def test_snapshot_inspected(snap_compare, inspected_app, size):
     assert snap_compare(inspected_app, terminal_size=size, run_before=_inspected)
+
+
+async def test_a_training_cancelled_writes_nothing_and_the_draft_keeps_its_tokenizer(tmp_path):
+    data = text_file(tmp_path / "big.txt", lines=300_000)
+    out = tmp_path / "tok"
+    app = CockpitApp(runs_dir=tmp_path / "runs", wizard=at_tokenizer(text_draft(data, out)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+t")
+        await wait_for(lambda: app.screen.query_one("#tok-progress").progress > 0, 30, what="training progress")
+        await pilot.press("ctrl+x")
+        await wait_for(lambda: "cancelled;" in str(app.screen.query_one("#step-status").render()), 30)
+        assert not app.screen.query_one("#tok-progress").display
+    assert not out.exists() and not list(tmp_path.glob(".tok*"))
+    assert app.wizard.facts.vocab_size is None and app.wizard.draft.get("tokenizer.path") == str(out)

@@ -25,7 +25,7 @@ from textual.widgets import DataTable, Input, Label, Static
 from cockpit.checks.memory import MemoryBudget
 from cockpit.preset_fit import PresetFit, preset_fit
 from cockpit.screens.wizard_step import WizardStep
-from engine.units import nbytes
+from engine.units import nbytes, si
 from presets import PresetError, list_presets
 
 #: The shape fields offered for editing, which every family has: (model field, label, its key in
@@ -44,14 +44,6 @@ class BudgetFound(Message):
     def __init__(self, budget: MemoryBudget) -> None:
         super().__init__()
         self.budget = budget
-
-
-def count(n: float) -> str:
-    """``918656`` -> ``919K``: a parameter count in a table cell."""
-    for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= div:
-            return f"{n / div:.3g}{unit}"
-    return str(int(n))
 
 
 def per_param(tokens_per_param: float | None) -> str:
@@ -145,8 +137,8 @@ class PresetScreen(WizardStep):
                 mark,
                 name,
                 fit.facts["family"],
-                count(fit.params),
-                count(fit.facts["active_params"]),
+                si(fit.params),
+                si(fit.facts["active_params"]),
                 nbytes(fit.fit["needed"] if fit.fit else fit.memory["total"]),
                 fit_cell(fit.fit),
                 per_param(tpp),
@@ -164,9 +156,8 @@ class PresetScreen(WizardStep):
     def show_intro(self) -> None:
         vocab = f"{self.facts.vocab_size:,}" if self.facts.vocab_size else "each preset's own"
         memory = self.facts.memory.where if self.facts.memory else "finding this machine's free memory ..."
-        data = f"{self.facts.tokens_available:,} tokens" if self.facts.tokens_available else "size not known yet"
         self.query_one("#preset-intro", Static).update(
-            f"Vocabulary {vocab}; memory against {escape(memory)}; data {data}. [b]enter[/b] picks."
+            f"Vocabulary {vocab}; memory against {escape(memory)}. [b]enter[/b] picks the highlighted preset."
         )
 
     def show_detail(self, name: str | None) -> None:
@@ -182,6 +173,7 @@ class PresetScreen(WizardStep):
                 f"({f['kv_heads']} kv), {fit.params:,} parameters\n"
             )
             out.append_text(self.fit_line(fit))
+            out.append("\n" + self.tokens_line(fit))
             for hint in fit.plan.hints():
                 out.append("\n" + hint, style="yellow")
         self.query_one("#preset-detail", Static).update(out)
@@ -196,6 +188,20 @@ class PresetScreen(WizardStep):
             return Text(f"{line}: fits (micro batch up to {mb})", style="green")
         largest = f"the largest micro batch that fits is {mb}" if mb else "not even micro batch 1 fits"
         return Text(f"{line}: does not fit; {largest}", style="bold red")
+
+    def tokens_line(self, fit: PresetFit) -> str:
+        """Tokens available and trained on, per parameter of this model."""
+        plan = fit.plan
+        trained = (
+            f"the run trains on {plan.total_tokens:,} tokens"
+            if plan.total_tokens is not None
+            else "the run's length depends on the data's size"
+        )
+        if not self.facts.tokens_available:
+            return f"data: size not known yet (the Data step counts it); {trained}"
+        available = self.facts.tokens_available
+        epochs = f", {plan.epochs:.2g} epochs" if plan.epochs is not None else ""
+        return f"data: {available:,} tokens, {available / fit.params:.2g} per parameter; {trained}{epochs}"
 
     def show_overrides(self) -> None:
         picked = self.fits.get(self.picked)
