@@ -82,10 +82,15 @@ class PresetScreen(WizardStep):
                 )
         yield Static("", id="preset-override-error")
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.names = list_presets()
+        self.fits: dict[str, PresetFit | str] = {}
+        """Each preset sized for the draft, or what stops it (``fit_of``), as the table shows them."""
+
     def on_mount(self) -> None:
         table = self.query_one("#preset-table", DataTable)
         table.add_columns("", "preset", "family", "params", "active", "memory", "fits", "tok/param")
-        self.names = list_presets()
         self.refresh_view(move_cursor=True)
         if self.facts.memory is None:
             self.find_budget()
@@ -100,9 +105,10 @@ class PresetScreen(WizardStep):
         """The draft's config for sizing (its overrides left out when they do not load)."""
         return self.draft.check().config or self.draft.set("model", None).check().config
 
-    def fit_of(self, name: str, overrides: dict | None = None) -> PresetFit | str:
-        """``name`` sized for the draft (with ``overrides`` for the picked one), or what stops it."""
-        cfg = self.run_config()
+    def fit_of(self, name: str, overrides: dict | None = None, cfg=None) -> PresetFit | str:
+        """``name`` sized for the draft (with ``overrides`` for the picked one), or what stops it;
+        ``cfg``: the draft's ``run_config`` when already made."""
+        cfg = cfg or self.run_config()
         if cfg is None:
             return "the draft does not load: fix it in the Review step"
         if overrides is None:
@@ -125,9 +131,9 @@ class PresetScreen(WizardStep):
         table = self.query_one("#preset-table", DataTable)
         row = table.cursor_row
         table.clear()
-        self.fits: dict[str, PresetFit | str] = {}
+        cfg = self.run_config()
         for name in self.names:
-            fit = self.fits[name] = self.fit_of(name)
+            fit = self.fits[name] = self.fit_of(name, cfg=cfg)
             mark = "●" if name == self.picked else ""
             if isinstance(fit, str):
                 table.add_row(mark, name, "", "", "", "", Text("error", style="red"), "", key=name)
@@ -215,7 +221,7 @@ class PresetScreen(WizardStep):
 
     @on(DataTable.RowHighlighted, "#preset-table")
     def highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key.value is not None and hasattr(self, "fits"):
+        if event.row_key.value is not None:
             self.show_detail(event.row_key.value)
 
     @on(DataTable.RowSelected, "#preset-table")
