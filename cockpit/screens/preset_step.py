@@ -14,6 +14,8 @@ of another preset are dropped), ``tab`` reaches the override fields; the wizard'
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.markup import escape
 from rich.text import Text
 from textual import on, work
@@ -22,11 +24,13 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Static
 
-from cockpit.checks.memory import MemoryBudget
-from cockpit.preset_fit import PresetFit, preset_fit
 from cockpit.screens.wizard_step import WizardStep
 from engine.units import nbytes, si
 from presets import PresetError, list_presets
+
+if TYPE_CHECKING:  # the readiness checks load when the step first sizes a preset, not with the app
+    from cockpit.checks.memory import MemoryBudget
+    from cockpit.preset_fit import PresetFit
 
 #: The shape fields offered for editing, which every family has: (model field, label, its key in
 #: ``model_facts``).
@@ -108,6 +112,8 @@ class PresetScreen(WizardStep):
     def fit_of(self, name: str, overrides: dict | None = None, cfg=None) -> PresetFit | str:
         """``name`` sized for the draft (with ``overrides`` for the picked one), or what stops it;
         ``cfg``: the draft's ``run_config`` when already made."""
+        from cockpit.preset_fit import preset_fit
+
         cfg = cfg or self.run_config()
         if cfg is None:
             return "the draft does not load: fix it in the Review step"
@@ -156,7 +162,7 @@ class PresetScreen(WizardStep):
         self.show_detail(self.names[table.cursor_row] if self.names else None)
         self.show_overrides()
         picked = self.fits.get(self.picked)
-        if isinstance(picked, PresetFit) and self.facts.params != picked.params:
+        if picked is not None and not isinstance(picked, str) and self.facts.params != picked.params:
             self.found(params=picked.params)
 
     def show_intro(self) -> None:
@@ -212,7 +218,7 @@ class PresetScreen(WizardStep):
     def show_overrides(self) -> None:
         picked = self.fits.get(self.picked)
         self.query_one("#preset-overrides-title", Label).update(f"{self.picked}:")
-        if not isinstance(picked, PresetFit):
+        if picked is None or isinstance(picked, str):
             return
         for field, _, key in OVERRIDES:
             self.query_one(f"#preset-{field}", Input).placeholder = str(picked.facts[key])
