@@ -107,3 +107,23 @@ async def test_the_machine_memory_is_found_in_a_worker_when_not_known(tmp_path):
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)])
 def test_snapshot(snap_compare, tmp_path, size):
     assert snap_compare(CockpitApp(runs_dir=tmp_path / "runs", wizard=at_preset()), terminal_size=size)
+
+
+async def test_the_tokenizer_steps_vocabulary_sizes_the_presets(tmp_path):
+    from test_wizard_tokenizer import at_tokenizer, text_draft, text_file
+
+    from cockpit.tokenizer_info import train_on_files
+
+    data = text_file(tmp_path / "corpus.txt")
+    train_on_files([data], tmp_path / "tok", 300)
+    wizard = at_tokenizer(text_draft(data, tmp_path / "tok"))
+    app = CockpitApp(runs_dir=tmp_path / "runs", wizard=wizard.with_facts(memory=GPU_8G))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(lambda: app.wizard.facts.vocab_size == 300, 20, what="the inspection")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.screen.STEP == "preset"
+        cfg = app.wizard.draft.check().config
+        assert app.wizard.facts.params == preset_fit("tiny", cfg, GPU_8G, vocab_size=300).params
+        assert app.wizard.facts.params != preset_fit("tiny", cfg, GPU_8G, vocab_size=1024).params
+        assert "Vocabulary 300;" in text_of(app, "#preset-intro")
