@@ -10,11 +10,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 import configs
 from cockpit.run_draft import RunDraft
+
+if TYPE_CHECKING:
+    from cockpit.checks.memory import MemoryBudget
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class WizardFacts:
     """Parameters of the chosen preset with its overrides and the tokenizer's vocabulary."""
     step_s: float | None = None
     """Seconds per optimizer step, measured by a dry run of the draft."""
+    memory: MemoryBudget | None = None
+    """The memory this machine has for training (device, bytes free), found once by the preset step."""
 
     def found(self, **changes: object) -> WizardFacts:
         return dataclasses.replace(self, **changes)

@@ -41,6 +41,7 @@ reports it are one model of memory, read and tuned together.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from cockpit.checks.base import CheckContext, CheckResult, result
@@ -274,6 +275,59 @@ def target_device(ctx: CheckContext) -> tuple[Device, list[dict]]:
     return ("cuda" if build.get("cuda") else "cpu"), found
 
 
+@dataclass(frozen=True)
+class MemoryBudget:
+    """The memory a run can train in on this machine."""
+
+    device: Device
+    """Where it trains (``target_device``)."""
+    available: int
+    """Bytes free: on the smallest of the GPUs used, or the RAM all CPU processes share."""
+    capacity: int | None
+    """That GPU's total memory (None for RAM)."""
+    where: str
+    """What the figure is, for people (``GPU 0 (H100): 70 GiB free of 80 GiB``)."""
+
+
+def memory_budget(ctx: CheckContext, device: Device, found: list[dict], nproc: int = 1) -> MemoryBudget:
+    """The free memory of ``device`` (``target_device``) for ``nproc`` processes: the GPUs found
+    (the first ``nproc``), or the RAM (``ctx.ram_free_bytes`` when given)."""
+    if device == "cuda":
+        smallest = min(found[:nproc], key=lambda g: g["memory_free"])
+        available, capacity = int(smallest["memory_free"]), int(smallest["memory_total"])
+        return MemoryBudget(
+            device,
+            available,
+            capacity,
+            f"GPU {smallest['index']} ({smallest['name']}): {nbytes(available)} free of {nbytes(capacity)}",
+        )
+    import psutil
+
+    available = ctx.ram_free_bytes if ctx.ram_free_bytes is not None else int(psutil.virtual_memory().available)
+    return MemoryBudget(
+        device, available, None, f"RAM: {nbytes(available)} free" + (f" for {nproc} processes" if nproc > 1 else "")
+    )
+
+
+def fit_in(
+    facts: dict[str, Any], cfg: Any, nproc: int, budget: MemoryBudget, est: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Whether training the model ``facts`` as ``cfg`` says with ``nproc`` processes fits ``budget``:
+    ``needed`` (per GPU, or all CPU processes together: each holds its own copy), ``fits``,
+    ``largest_micro_batch`` that fits (0: not even one) and ``per_process_available``. ``est``: the
+    ``estimate_memory`` of it when already made."""
+    device = budget.device
+    est = est or estimate_memory(facts, cfg, nproc, device=device)
+    need = est["total"] if device == "cuda" else est["total"] * nproc
+    per_process = budget.available if device == "cuda" else budget.available // nproc
+    return {
+        "needed": need,
+        "fits": need <= budget.available,
+        "largest_micro_batch": largest_micro_batch(facts, cfg, nproc, per_process, device=device),
+        "per_process_available": per_process,
+    }
+
+
 def _fix(cfg: Any, facts: dict, nproc: int, device: Device, available: int, fits_mb: int) -> str:
     """What to change so that it fits, best first."""
     train = cfg.train
@@ -365,25 +419,18 @@ def check_memory(ctx: CheckContext) -> list[CheckResult]:
         )
     )
 
-    if device == "cuda":
-        used = found[:nproc]
-        smallest = min(used, key=lambda g: g["memory_free"])
-        available, capacity = int(smallest["memory_free"]), int(smallest["memory_total"])
-        need = est["total"]
-        what = f"GPU {smallest['index']} ({smallest['name']}): {nbytes(available)} free of {nbytes(capacity)}"
-    else:
-        import psutil
-
-        available = ctx.ram_free_bytes if ctx.ram_free_bytes is not None else int(psutil.virtual_memory().available)
-        capacity = None
-        need = est["total"] * nproc  # every CPU process holds its own copy
-        what = f"RAM: {nbytes(available)} free" + (f" for {nproc} processes" if nproc > 1 else "")
-    per_process_available = available if device == "cuda" else available // nproc
-    fits_mb = largest_micro_batch(facts, cfg, nproc, per_process_available, device=device)
+    budget = memory_budget(ctx, device, found, nproc)
+    available, what = budget.available, budget.where
+    verdict = fit_in(facts, cfg, nproc, budget, est)
+    need, fits_mb, per_process_available = (
+        verdict["needed"],
+        verdict["largest_micro_batch"],
+        verdict["per_process_available"],
+    )
     data = {
         "device": device,
         "available": available,
-        "capacity": capacity,
+        "capacity": budget.capacity,
         "needed": need,
         "largest_micro_batch": fits_mb,
         "headroom": available - need,
