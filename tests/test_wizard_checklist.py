@@ -11,7 +11,7 @@ from cockpit.app import CockpitApp
 from cockpit.checks.config import check_config
 from cockpit.checks.dataset import check_dataset
 from cockpit.checks.tokenizer import check_tokenizer
-from cockpit.screens.checklist import WIZARD_CHECKS, ChecklistScreen
+from cockpit.screens.checklist import ChecklistScreen, wizard_checks
 from cockpit.wizard import WizardState, starting_draft
 
 TEXT = "\n".join(f"line {i}: the quick brown fox jumps over the lazy dog number {i * 7}" for i in range(200)) + "\n"
@@ -36,7 +36,7 @@ async def test_the_demo_draft_fills_in_every_check(tmp_path, monkeypatch):
         screen = await finished(pilot)
         sections = {row.section for row in screen.rows}
         assert {"environment", "machine", "config", "tokenizer", "dataset", "memory"} <= sections
-        assert "dry_run" not in sections and len(screen.results) == len(WIZARD_CHECKS)
+        assert "dry_run" not in sections and len(screen.results) == len(wizard_checks())
         assert not [r for r in screen.rows if r.blocking and r.status == "fail"]
         table = screen.query_one("#check-table")
         assert table.row_count == len(screen.rows)  # no row left pending

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -25,15 +26,22 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
-from cockpit.checks import CHECKS, WITHOUT_CONFIG, Check, run_check, section_of
-from cockpit.checks.base import SECTION_TITLES, SECTIONS, STATUS_STYLE, CheckContext, CheckResult, result
-from cockpit.checks.dry_run import check_dry_run
 from cockpit.run_draft import RunDraft
 from cockpit.screens.wizard_step import Navigate, WizardStep
 from cockpit.wizard import WizardFacts
 
-#: The checks the checklist runs, in order: ``cockpit check``'s without the dry run.
-WIZARD_CHECKS: tuple[Check, ...] = tuple(check for check in CHECKS if check is not check_dry_run)
+if TYPE_CHECKING:
+    from cockpit.checks import Check
+    from cockpit.checks.base import CheckContext, CheckResult
+
+
+def wizard_checks() -> tuple[Check, ...]:
+    """The checks the checklist runs, in order: ``cockpit check``'s without the dry run (which the
+    review step runs on demand). The checks are imported when the checklist first runs, not with
+    the app."""
+    from cockpit.checks import CHECKS, section_of
+
+    return tuple(check for check in CHECKS if section_of(check) != "dry_run")
 
 
 #: Width of the table's Check column.
@@ -65,6 +73,8 @@ class SafeFix:
 def draft_context(draft: RunDraft) -> tuple[CheckContext, list[CheckResult]]:
     """The context the checks get for ``draft`` (paths resolved against the cwd) and the results of
     validating it: one ``config.load`` row, or one failed row per problem."""
+    from cockpit.checks.base import CheckContext, result
+
     checked = draft.check()
     if not checked.ok:
         fix = "edit the value in the review step (every key is documented in engine/config.py)"
@@ -94,6 +104,8 @@ def safe_fix(row: CheckResult, cfg) -> SafeFix | None:
 
 def ordered(results: list[CheckResult]) -> list[CheckResult]:
     """Blocking failures first, then the rest by section (run order within a section)."""
+    from cockpit.checks.base import SECTIONS
+
     order = {s: i for i, s in enumerate(SECTIONS)}
     return sorted(results, key=lambda r: (not (r.blocking and r.status == "fail"), order.get(r.section, len(order))))
 
@@ -107,10 +119,14 @@ class ChecklistScreen(WizardStep):
         Binding("r", "rerun", "Re-run"),
     ]
 
-    def __init__(self, draft: RunDraft, facts: WizardFacts = WizardFacts(), checks: tuple[Check, ...] = WIZARD_CHECKS):
+    def __init__(
+        self, draft: RunDraft, facts: WizardFacts = WizardFacts(), checks: tuple[Check, ...] | None = None
+    ) -> None:
         super().__init__(draft, facts)
         self.checks = checks
-        """The checks run (``WIZARD_CHECKS``; fewer where only some apply)."""
+        """The checks run (``wizard_checks()`` when None; fewer where only some apply)."""
+        self.pending: dict[int, str] = {}
+        """The section title of each check that will run, by index (its row until it finishes)."""
         self.results: dict[int, list[CheckResult]] = {}
         """The results of each finished check, by its index in ``checks``."""
         self.first: list[CheckResult] = []
@@ -132,16 +148,28 @@ class ChecklistScreen(WizardStep):
     # --- running ----------------------------------------------------------------------------
 
     def action_rerun(self) -> None:
+        from cockpit.checks import WITHOUT_CONFIG, section_of
+        from cockpit.checks.base import SECTION_TITLES
+
+        if self.checks is None:
+            self.checks = wizard_checks()
         self.run += 1
         self.results = {}
         ctx, self.first = draft_context(self.draft)
         self.cfg = ctx.cfg
+        self.pending = {
+            index: SECTION_TITLES.get(section_of(check), section_of(check))
+            for index, check in enumerate(self.checks)
+            if ctx.cfg is not None or check in WITHOUT_CONFIG
+        }
         self.refresh_rows()
         self.say("running the readiness checks…")
         self.run_all(self.run, ctx)
 
     @work(thread=True, exclusive=True, group="checks")
     def run_all(self, run: int, ctx: CheckContext) -> None:
+        from cockpit.checks import run_check
+
         worker = get_current_worker()
         for index, check in enumerate(self.checks):
             if worker.is_cancelled:
@@ -165,9 +193,11 @@ class ChecklistScreen(WizardStep):
 
     @property
     def done(self) -> bool:
-        return len(self.results) == len(self.checks)
+        return self.checks is not None and len(self.results) == len(self.checks)
 
     def refresh_rows(self) -> None:
+        from cockpit.checks.base import STATUS_STYLE
+
         found = [r for i in sorted(self.results) for r in self.results[i]]
         self.rows = ordered(self.first + found)
         table = self.query_one("#check-table", DataTable)
@@ -184,9 +214,8 @@ class ChecklistScreen(WizardStep):
                 title.stylize(color)
             detail = shown(row.detail).splitlines()[0] if row.detail else ""
             table.add_row(Text(mark, style=color), title, Text(detail, no_wrap=True, overflow="ellipsis"))
-        for index, check in enumerate(self.checks):
-            if index not in self.results and (self.cfg is not None or check in WITHOUT_CONFIG):
-                title = SECTION_TITLES.get(section_of(check), section_of(check))
+        for index, title in self.pending.items():
+            if index not in self.results:
                 table.add_row(Text("…", style="dim"), Text(title, style="dim"), Text("pending", style="dim"))
         if self.rows:
             table.move_cursor(row=min(cursor, len(self.rows) - 1))
@@ -198,7 +227,7 @@ class ChecklistScreen(WizardStep):
         elif self.done:
             verdict.update(Text("READY: every blocking check passed", style="bold green"))
         else:
-            verdict.update(Text(f"checking… {len(self.results)}/{len(self.checks)}", style="bold"))
+            verdict.update(Text(f"checking… {len(self.results)}/{len(self.pending)}", style="bold"))
 
     @property
     def selected(self) -> CheckResult | None:
@@ -244,6 +273,8 @@ class ChecklistScreen(WizardStep):
 
 def row_title(row: CheckResult) -> str:
     """``Dataset · Lines``; just ``Tokenizer`` when the title is the section's."""
+    from cockpit.checks.base import SECTION_TITLES
+
     section = SECTION_TITLES.get(row.section, row.section)
     return section if row.title == section else f"{section} · {row.title}"
 
