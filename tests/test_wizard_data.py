@@ -12,7 +12,7 @@ import pytest
 from tui_helpers import wait_for
 
 from cockpit.app import CockpitApp
-from cockpit.screens.data_step import DataScreen
+from cockpit.screens.data_step import DataScreen, Throttle
 from cockpit.wizard import WizardState, starting_draft
 
 WORDS = ["amber", "basil", "cedar", "delta", "ember", "fjord", "grove", "heron", "iris", "juniper", "kelp", "lumen"]
@@ -175,6 +175,38 @@ async def test_cancel_stops_prepare_and_leaves_no_manifest(tmp_path, monkeypatch
         await wait_for(lambda: "cancelled" in str(screen.query_one("#step-status").render()), 60, what="the cancel")
         assert screen.manifest is None and app.wizard.draft.get("data.source") == "text"
         assert not (tmp_path / "data/shards/big/manifest.json").exists()
+
+
+def test_scan_reports_progress_per_record_and_stops_when_the_callback_raises(tmp_path):
+    from engine.data.formats import scan
+
+    path = corpus(tmp_path / "notes.txt", 50)
+    seen: list[int] = []
+    summary = scan(path, progress=lambda s: seen.append(s.records))
+    assert seen == list(range(1, 51)) and summary.records == 50
+
+    def stop(s) -> None:
+        if s.records == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        scan(path, progress=stop)
+
+
+def test_throttle_lets_through_at_most_the_rate_asked():
+    throttle = Throttle(hz=10)
+    assert throttle.due() and not throttle.due()  # the first at once, the next only 0.1 s later
+    throttle.last -= 0.2
+    assert throttle.due()
+
+
+async def test_x_with_nothing_running_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = app_on(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await on_data(pilot)
+        await pilot.press("x")
+        assert "nothing to cancel" in str(screen.query_one("#step-status").render())
 
 
 def _snapshot_app(tmp_path: Path) -> CockpitApp:

@@ -64,7 +64,7 @@ class Cancelled(Exception):
 
 class WorkerNews(Message):
     """A worker of choice ``choice`` says ``kind`` (``scan``, ``scanned``, ``inspected``,
-    ``prepare``, ``prepared``, ``failed``) with ``data``."""
+    ``failed``; ``prepare``, ``prepared``, ``unprepared``) with ``data``; ``news_<kind>`` takes it."""
 
     def __init__(self, choice: int, kind: str, data: Any) -> None:
         super().__init__()
@@ -103,6 +103,9 @@ class DataScreen(WizardStep):
         self.manifest: dict | None = None
         """The manifest of the last preparation, when done."""
         self.cancel_prepare = threading.Event()
+        """Set to stop the preparation running."""
+        self.preparing = False
+        """Whether a preparation is running."""
 
     def compose_step(self) -> ComposeResult:
         with Horizontal(id="data-main"):
@@ -185,7 +188,8 @@ class DataScreen(WizardStep):
 
     def new_choice(self, changes: dict) -> None:
         self.choice += 1
-        self.cancel_prepare.set()
+        self.cancel_prepare.set()  # a preparation of the data chosen before stops
+        self.preparing = False
         self.summary = self.stats = self.manifest = None
         self.change(self.draft.update(changes))
         self.show_choice()
@@ -296,6 +300,9 @@ class DataScreen(WizardStep):
         if self.draft.get("data.source") not in ("text", "jsonl") or path is None or not path.is_file():
             self.say("prepare needs a data file: choose one first (the demo and shards need no preparing)")
             return
+        if self.preparing:
+            self.say("already preparing: x cancels")
+            return
         if self.tokenizer_dir is None:
             self.say(
                 f"no tokenizer at {self.draft.get('tokenizer.path')} yet: press t to train one in the "
@@ -307,12 +314,18 @@ class DataScreen(WizardStep):
         self.query_one("#data-progress", ProgressBar).update(total=None, progress=0)
         self.say(f"preparing {out}… (x cancels; the finished shards are kept)")
         self.cancel_prepare = threading.Event()
+        self.preparing = True
         self.prepare_worker(self.choice, path, out, self.cancel_prepare)
 
     def action_cancel(self) -> None:
-        if not self.cancel_prepare.is_set():
-            self.cancel_prepare.set()
-            self.say("cancelling…")
+        if not self.preparing:
+            self.say("nothing to cancel: no preparation is running")
+            return
+        self.cancel_prepare.set()
+        self.say("cancelling…")
+
+    def on_unmount(self) -> None:
+        self.cancel_prepare.set()  # leaving the step stops the preparation; p resumes it
 
     @work(thread=True, exclusive=True, group="prepare")
     def prepare_worker(self, choice: int, path: Path, out: Path, cancel: threading.Event) -> None:
@@ -335,11 +348,11 @@ class DataScreen(WizardStep):
             manifest = prepare([path], self.tokenizer_dir, out, settings, progress=progress)
         except Cancelled:
             self.post_message(
-                WorkerNews(choice, "failed", f"cancelled: the finished shards in {out} are kept; p resumes")
+                WorkerNews(choice, "unprepared", f"cancelled: the finished shards in {out} are kept; p resumes")
             )
             return
         except (PrepareError, OSError, ValueError) as exc:
-            self.post_message(WorkerNews(choice, "failed", f"error: prepare {_relative(path)}: {exc}"))
+            self.post_message(WorkerNews(choice, "unprepared", f"error: prepare {_relative(path)}: {exc}"))
             return
         self.post_message(WorkerNews(choice, "prepared", (out, manifest)))
 
@@ -352,7 +365,11 @@ class DataScreen(WizardStep):
         handler(news.data)
 
     def news_failed(self, message: str) -> None:
-        self.say(message if message.startswith(("error:", "cancelled")) else f"error: {message}")
+        self.say(f"error: {message}")
+
+    def news_unprepared(self, message: str) -> None:
+        self.preparing = False
+        self.say(message)
 
     def news_scan(self, counts: tuple[int, int, int]) -> None:
         records, invalid, lines = counts
@@ -369,11 +386,12 @@ class DataScreen(WizardStep):
         warnings = [p for p in summary.problems if not p.is_error]
         self.show_problems([str(p) for p in errors + warnings], sum(summary.counts.values()))
         self.found(data_problems=summary.invalid)
-        self.say(
-            f"{summary.invalid:,} unusable record(s): see tab 1; p prepares without them"
-            if summary.invalid
-            else "valid: every record can be trained on (p prepares shards)"
-        )
+        if summary.invalid:
+            self.say(f"{summary.invalid:,} unusable record(s): see tab 1; p prepares without them")
+        elif summary.format not in ("text", "pretrain"):
+            self.say(f"valid {summary.format} records: they train from prepared shards, press p to prepare them")
+        else:
+            self.say("valid: every record can be trained on (p prepares shards)")
         if summary.invalid:
             self.action_tab("data-problems-tab")
 
@@ -416,6 +434,7 @@ class DataScreen(WizardStep):
 
     def news_prepared(self, done: tuple[Path, dict]) -> None:
         out, manifest = done
+        self.preparing = False
         self.manifest = manifest
         self.query_one("#data-progress", ProgressBar).update(total=1, progress=1)
         docs = manifest["documents"]
