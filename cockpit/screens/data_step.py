@@ -412,7 +412,7 @@ class DataScreen(WizardStep):
             preview.append(f"line {s['line']} ({s['format']}{tokens})\n", style="bold")
             for chunk, learnt in s["runs"]:
                 preview.append(chunk, style="" if learnt else "dim")
-            preview.append("\n\n")
+            preview.append("\n" if preview.plain.endswith("\n") else "\n\n")
         preview.append("dim: context the model sees but does not learn from", style="italic dim")
         self.query_one("#data-preview", Static).update(preview)
         self.query_one("#data-stats", Static).update(stats_text(stats))
