@@ -32,6 +32,7 @@ from textual.widgets import DirectoryTree, Input, ProgressBar, Static, TabbedCon
 from textual.worker import get_current_worker
 
 from cockpit.screens.wizard_step import Navigate, WizardStep
+from cockpit.widgets.data_views import preview_text, problems_text, stats_text
 from cockpit.widgets.histogram import LengthHistogram
 from cockpit.wizard import starting_draft
 
@@ -396,25 +397,12 @@ class DataScreen(WizardStep):
             self.action_tab("data-problems-tab")
 
     def show_problems(self, lines: list[str], total: int) -> None:
-        text = Text()
-        for line in lines:
-            text.append(line + "\n", style="red" if ": duplicate of" not in line else "yellow")
-        if total > len(lines):
-            text.append(f"… and {total - len(lines):,} more", style="dim")
-        self.query_one("#data-problems", Static).update(text if lines else Text("no problems", style="green"))
+        self.query_one("#data-problems", Static).update(problems_text(lines, total))
 
     def news_inspected(self, found: tuple[list[dict], dict]) -> None:
         samples, stats = found
         self.stats = stats
-        preview = Text()
-        for s in samples:
-            tokens = f", {s['tokens']} tokens, {s['learnt']} learnt" if s["tokens"] is not None else ""
-            preview.append(f"line {s['line']} ({s['format']}{tokens})\n", style="bold")
-            for chunk, learnt in s["runs"]:
-                preview.append(chunk, style="" if learnt else "dim")
-            preview.append("\n" if preview.plain.endswith("\n") else "\n\n")
-        preview.append("dim: context the model sees but does not learn from", style="italic dim")
-        self.query_one("#data-preview", Static).update(preview)
+        self.query_one("#data-preview", Static).update(preview_text(samples))
         self.query_one("#data-stats", Static).update(stats_text(stats))
         from engine.data.stats import length_histogram
 
@@ -448,29 +436,6 @@ class DataScreen(WizardStep):
         self.found(tokens_available=manifest["total_tokens"])
         self.show_choice(f"{manifest['total_tokens']:,} training tokens")
         self.say(f"prepared: the run trains on the shards in {out} (ctrl+n: tokenizer)")
-
-
-def stats_text(r: dict) -> Text:
-    """The stats report's figures, one per line."""
-    lengths = r["lengths_chars"]
-    text = Text()
-    text.append(
-        f"records      {r['records']:,} ({r['valid']:,} valid, {r['invalid']:,} invalid, {r['empty']:,} empty)\n"
-    )
-    text.append(
-        f"characters   {r['chars']:,} (mean {lengths['mean']:,.0f}, p50 {lengths['p50']:,}, p90 {lengths['p90']:,})\n"
-    )
-    text.append(f"duplicates   {r['duplicates']:,} exact\n")
-    if "tokens" in r:
-        t = r["tokens"]
-        text.append(
-            f"tokens       {'~' if t['estimated'] else ''}{t['total']:,} ({t['chars_per_token']} chars/token)\n"
-        )
-    q = r.get("quality")
-    if q:
-        drops = ", ".join(f"{k} {v:,}" for k, v in q["would_drop"].items()) or "none"
-        text.append(f"filters drop {drops}\n")
-    return text
 
 
 def _relative(path: Path) -> str:
