@@ -163,9 +163,9 @@ async def test_prepare_ends_with_the_draft_on_the_shards(tmp_path, monkeypatch, 
         assert app.wizard.facts.tokens_available == manifest["total_tokens"]
 
 
-async def test_cancel_stops_prepare_and_leaves_no_manifest(tmp_path, monkeypatch, tokenizer):
+async def test_cancel_stops_prepare_leaving_no_manifest_and_p_again_completes(tmp_path, monkeypatch, tokenizer):
     monkeypatch.chdir(tmp_path)
-    corpus(tmp_path / "big.txt", 30_000, seed=3)
+    corpus(tmp_path / "big.txt", 21_000, seed=3)  # two batches: x lands before the first ends
     app = app_on(tmp_path, starting_draft().update({"tokenizer.path": str(tokenizer), "train.seq_len": 32}))
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await on_data(pilot)
@@ -175,6 +175,10 @@ async def test_cancel_stops_prepare_and_leaves_no_manifest(tmp_path, monkeypatch
         await wait_for(lambda: "cancelled" in str(screen.query_one("#step-status").render()), 60, what="the cancel")
         assert screen.manifest is None and app.wizard.draft.get("data.source") == "text"
         assert not (tmp_path / "data/shards/big/manifest.json").exists()
+        await pilot.press("p")  # again: it completes (resuming from any finished shard)
+        await wait_for(lambda: screen.manifest is not None, 120, what="the shards")
+        assert (tmp_path / "data/shards/big/manifest.json").is_file()
+        assert app.wizard.draft.get("data.source") == "shards"
 
 
 def test_scan_reports_progress_per_record_and_stops_when_the_callback_raises(tmp_path):
