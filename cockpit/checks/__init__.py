@@ -106,26 +106,32 @@ def section_of(check: Check) -> str:
     return module if module in SECTIONS else check.__name__.removeprefix("check_").split("_")[0]
 
 
+def run_check(check: Check, ctx: CheckContext) -> list[CheckResult]:
+    """The results of one check on ``ctx``: none when it needs a config and ``ctx`` has none; a
+    ``warn`` naming the crash when the check crashes (a bug in one check must not hide the others)."""
+    if ctx.cfg is None and check not in WITHOUT_CONFIG:
+        return []
+    try:
+        return check(ctx)
+    except Exception as exc:
+        section = section_of(check)
+        return [
+            result(
+                f"{section}.crashed",
+                f"{section} check",
+                "warn",
+                f"the {section} check crashed: {type(exc).__name__}: {exc}",
+                blocking=False,
+            )
+        ]
+
+
 def run_checks(ctx: CheckContext, first: list[CheckResult] = (), checks: tuple[Check, ...] = CHECKS) -> Report:
     """Run ``checks`` on ``ctx``; ``first`` holds results found before (loading the config)."""
     t0 = time.perf_counter()
     results = list(first)
     for check in checks:
-        if ctx.cfg is None and check not in WITHOUT_CONFIG:
-            continue
-        try:
-            results.extend(check(ctx))
-        except Exception as exc:  # a bug in one check must not hide the others
-            section = section_of(check)
-            results.append(
-                result(
-                    f"{section}.crashed",
-                    f"{section} check",
-                    "warn",
-                    f"the {section} check crashed: {type(exc).__name__}: {exc}",
-                    blocking=False,
-                )
-            )
+        results.extend(run_check(check, ctx))
     return Report(
         config=str(ctx.config_path) if ctx.config_path else None, results=results, elapsed_s=time.perf_counter() - t0
     )

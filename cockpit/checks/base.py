@@ -20,6 +20,24 @@ STATUSES: tuple[str, ...] = ("ok", "warn", "fail", "skip")
 
 #: Report sections, in display order.
 SECTIONS: tuple[str, ...] = ("environment", "machine", "config", "tokenizer", "dataset", "memory", "dry_run", "upload")
+#: What a report shows for each section.
+SECTION_TITLES: dict[str, str] = {
+    "environment": "Environment",
+    "machine": "Machine",
+    "config": "Config",
+    "tokenizer": "Tokenizer",
+    "dataset": "Dataset",
+    "memory": "Memory",
+    "dry_run": "Dry run",
+    "upload": "Upload",
+}
+#: The mark and colour a report shows for each status.
+STATUS_STYLE: dict[str, tuple[str, str]] = {
+    "ok": ("✓", "green"),
+    "warn": ("!", "yellow"),
+    "fail": ("✗", "red"),
+    "skip": ("-", "dim"),
+}
 
 
 @dataclass

@@ -8,19 +8,9 @@ import json
 
 import typer
 
+from cockpit.checks.base import SECTION_TITLES as TITLES
+from cockpit.checks.base import STATUS_STYLE as STYLE
 from cockpit.cli.common import fail
-
-STYLE = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("-", "dim")}
-TITLES = {
-    "environment": "Environment",
-    "machine": "Machine",
-    "config": "Config",
-    "tokenizer": "Tokenizer",
-    "dataset": "Dataset",
-    "memory": "Memory",
-    "dry_run": "Dry run",
-    "upload": "Upload",
-}
 
 
 def check(

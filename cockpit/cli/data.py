@@ -146,11 +146,8 @@ def stats(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Records, characters, tokens, length histogram, exact duplicates and quality signals."""
-    import numpy as np
-
     from engine.data import formats
-    from engine.data.quality import QualityRules
-    from engine.data.signals import batch_signals
+    from engine.data.stats import data_stats
 
     if (why := formats.unreadable(path)) is not None:
         fail(why + ("; `cockpit data validate` checks a shard directory" if path.is_dir() else ""))
@@ -165,58 +162,9 @@ def stats(
         except ValueError as exc:
             fail(f"--tokenizer {exc}")
     try:
-        detection = formats.detect_format(path) if wanted is None else None
-        if detection is not None and detection.format is None:
-            fail(detection.error(path))
-        detected = wanted or detection.format
-        summary = formats.Summary(str(path), detected)
-        if detected == "text":
-            summary.unit = formats.choose_text_unit(path, unit)
-        texts: list[str] = []
-        for s in formats.iter_samples(path, detected, summary.unit.unit if summary.unit else unit):
-            summary.add(s)
-            if s.ok and s.text and s.text.strip() and len(texts) < sample:
-                texts.append(s.text)
+        report = data_stats(path, wanted, unit, tok, sample)
     except formats.FormatError as exc:
         fail(str(exc))
-    if summary.records and summary.counts.get("utf8") == summary.invalid == summary.records:  # no UTF-8 record
-        fail(f"{path}: not a text file (no line of it is UTF-8: {summary.first(('utf8',), 1)[0]})")
-    report = summary.to_json()
-    report.pop("problems")
-    sampled = len(texts) < summary.valid - summary.empty
-    if texts:
-        sig = batch_signals(texts, None)
-        reasons = QualityRules().reasons(sig)
-
-        def dist(values) -> dict:
-            arr = np.asarray(values, dtype=float)
-            return {
-                "mean": round(float(arr.mean()), 4),
-                "p50": round(float(np.percentile(arr, 50)), 4),
-                "p90": round(float(np.percentile(arr, 90)), 4),
-                "max": round(float(arr.max()), 4),
-            }
-
-        report["quality"] = {
-            "records": len(texts),
-            "sampled": sampled,
-            "words": dist(sig.n_words),
-            "symbol_ratio": dist(sig.symbol_ratio),
-            "dup_5gram_fraction": dist(sig.dup_ngram_fraction),
-            "top_2gram_fraction": dist(sig.top_bigram_fraction),
-            "would_drop": {r: reasons.count(r) for r in sorted(set(filter(None, reasons)))},
-        }
-    if tok is not None and texts:
-        lengths = [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
-        per_char = sum(lengths) / max(1, sum(map(len, texts)))
-        stats_ = formats.LengthStats()
-        stats_.extend(lengths)
-        report["tokens"] = {
-            "total": round(summary.chars * per_char) if sampled else sum(lengths),
-            "estimated": sampled,
-            "chars_per_token": round(1 / per_char, 3) if per_char else None,
-            "lengths": stats_.to_json(),
-        }
     if as_json:
         typer.echo(json.dumps(report, indent=1, ensure_ascii=False))
         return
@@ -261,8 +209,9 @@ def _print_stats(r: dict) -> None:
         drops = ", ".join(f"{k} {v:,}" for k, v in q["would_drop"].items()) or "none"
         table.add_row("default filters drop", drops)
     console.print(table)
-    hist = (r.get("tokens") or {}).get("lengths", {}).get("histogram") or lengths["histogram"]
-    unit = "tokens" if r.get("tokens") else "characters"
+    from engine.data.stats import length_histogram
+
+    hist, unit = length_histogram(r)
     if hist:
         top = max(b["count"] for b in hist) or 1
         console.print(f"\nlength histogram ({unit} per record)")

@@ -1,15 +1,446 @@
-"""PLACEHOLDER of the wizard's data step: replaced by its real screen (issue 11)."""
+"""The wizard's data step: pick the training data, validate it, look at it, and prepare shards.
+
+Pick a text or JSONL file (or a prepared shard directory: one with ``manifest.json``) from the
+tree rooted at the working directory, type its path, or take the built-in demo corpus. The draft
+follows the choice (``data.source``, ``data.path``, ``data.text_unit``). A file is then validated
+in a worker with the scanner of ``cockpit data validate`` (live counts, then every ``file:line``
+problem kept), previewed (chat formats rendered as they will be trained, the context dimmed) and
+summarised as ``cockpit data stats`` does (with a length histogram). ``p`` prepares shards as
+``cockpit data prepare`` does, with a progress bar; ``x`` cancels (the finished shards stay, and
+``p`` again resumes from them); when it completes the draft trains on the shards.
+
+Keys: ``enter`` on a file of the tree (or in the path box) chooses it, ``u`` uses the highlighted
+directory (prepared shards), ``m`` the demo corpus, ``v`` validates again, ``p`` prepares,
+``x`` cancels the preparation, ``t`` goes to the tokenizer step; ``1``-``4`` show the problems,
+preview, stats and prepare tabs; plus the wizard's ``ctrl+n``, ``escape``, ``ctrl+s``.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.widgets import Static
+import threading
+import time
+from pathlib import Path
+from typing import Any
 
-from cockpit.screens.wizard_step import WizardStep
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import DirectoryTree, Input, ProgressBar, Static, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from cockpit.screens.wizard_step import Navigate, WizardStep
+from cockpit.widgets.data_views import preview_text, problems_text, stats_text
+from cockpit.widgets.histogram import LengthHistogram
+from cockpit.wizard import starting_draft
+
+#: Progress messages a worker posts per second, at most.
+PROGRESS_HZ = 10
+#: Records shown in the preview.
+PREVIEW_RECORDS = 3
+#: Where prepared shards go: ``data/shards/<the input's stem>`` under the working directory.
+SHARDS_DIR = Path("data/shards")
+
+
+class Throttle:
+    """``due()`` is true at most ``hz`` times a second (high-rate progress collapsed)."""
+
+    def __init__(self, hz: float = PROGRESS_HZ) -> None:
+        self.interval = 1.0 / hz
+        self.last = 0.0
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return False
+        self.last = now
+        return True
+
+
+class Cancelled(Exception):
+    """The user cancelled the work (``x``)."""
+
+
+class WorkerNews(Message):
+    """A worker of choice ``choice`` says ``kind`` (``scan``, ``scanned``, ``inspected``,
+    ``failed``; ``prepare``, ``prepared``, ``unprepared``) with ``data``; ``news_<kind>`` takes it."""
+
+    def __init__(self, choice: int, kind: str, data: Any) -> None:
+        super().__init__()
+        self.choice = choice
+        self.kind = kind
+        self.data = data
 
 
 class DataScreen(WizardStep):
+    """Step 2: the training data."""
+
     STEP = "data"
+    BINDINGS = [
+        Binding("u", "use_directory", "Use dir"),
+        Binding("m", "demo", "Demo"),
+        Binding("v", "validate", "Validate"),
+        Binding("p", "prepare", "Prepare"),
+        Binding("x", "cancel", "Cancel"),
+        Binding("t", "tokenizer", "Tokenizer"),
+        Binding("1", "tab('data-problems-tab')", "Problems", show=False),
+        Binding("2", "tab('data-preview-tab')", "Preview", show=False),
+        Binding("3", "tab('data-stats-tab')", "Stats", show=False),
+        Binding("4", "tab('data-prepare-tab')", "Prepare", show=False),
+    ]
+
+    def __init__(self, *args, root: Path | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.root = root or Path(".")
+        """Where the tree starts (the working directory)."""
+        self.choice = 0
+        """Which choice the workers' news is about (a new choice ignores the old workers)."""
+        self.summary = None
+        """The validation of the chosen file (``engine.data.summary.Summary``), when done."""
+        self.stats: dict | None = None
+        """The stats report of the chosen file, when done."""
+        self.manifest: dict | None = None
+        """The manifest of the last preparation, when done."""
+        self.cancel_prepare = threading.Event()
+        """Set to stop the preparation running."""
+        self.preparing = False
+        """Whether a preparation is running."""
 
     def compose_step(self) -> ComposeResult:
-        yield Static("(not built yet)")
+        with Horizontal(id="data-main"):
+            with Vertical(id="data-pick"):
+                yield Input(placeholder="path of a data file or shard directory", id="data-path")
+                yield DirectoryTree(self.root, id="data-tree")
+            with Vertical(id="data-right"):
+                yield Static("", id="data-summary")
+                with TabbedContent(id="data-tabs"):
+                    with TabPane("1 Problems", id="data-problems-tab"):
+                        yield VerticalScroll(Static("", id="data-problems"))
+                    with TabPane("2 Preview", id="data-preview-tab"):
+                        yield VerticalScroll(Static("", id="data-preview"))
+                    with TabPane("3 Stats", id="data-stats-tab"):
+                        with VerticalScroll():
+                            yield Static("", id="data-stats")
+                            yield LengthHistogram(id="data-histogram")
+                    with TabPane("4 Prepare", id="data-prepare-tab"):
+                        yield ProgressBar(id="data-progress", show_eta=False)
+                        yield Static("", id="data-prepare")
+
+    def on_mount(self) -> None:
+        self.show_choice()
+        path = self.data_path
+        if path is not None and self.draft.get("data.source") != "shards" and path.is_file():
+            self.start_scan(path)
+        tree = self.query_one("#data-tree", DirectoryTree)
+        tree.root.set_label(Text("./ (the working directory)", style="bold"))
+        tree.focus()
+
+    # --- the choice -------------------------------------------------------------------------
+
+    @property
+    def data_path(self) -> Path | None:
+        path = self.draft.get("data.path")
+        return Path(path) if path else None
+
+    def show_choice(self, counts: str = "") -> None:
+        source = self.draft.get("data.source", "demo")
+        text = Text()
+        text.append(f"{source}", style="bold")
+        text.append(f"  {self.draft.get('data.path', '')}")
+        if counts:
+            text.append(f"\n{counts}")
+        self.query_one("#data-summary", Static).update(text)
+
+    def choose(self, path: Path) -> None:
+        """Take ``path`` (a file, or a directory of prepared shards) as the training data."""
+        from engine.data import formats
+
+        shown = _relative(path)
+        if path.is_dir():
+            if not (path / "manifest.json").is_file():
+                self.say(f"error: {shown}: not a prepared shard directory (no manifest.json); choose a data file")
+                return
+            shards = formats.inspect_shards(path)
+            self.new_choice({"data.source": "shards", "data.path": shown, "data.text_unit": None})
+            if shards.ok:
+                self.found(tokens_available=shards.tokens, data_problems=0)
+                self.show_choice(f"{shards.shards} shard(s), {shards.tokens:,} tokens")
+                self.say(f"training on the prepared shards in {shown}")
+            else:
+                self.show_problems([str(p) for p in shards.problems], len(shards.problems))
+                self.found(data_problems=len(shards.problems))
+                self.say(f"error: {shown}: {len(shards.problems)} problem(s) in the shard directory (tab 1)")
+            return
+        if (why := formats.unreadable(path)) is not None:
+            self.say(f"error: {why}")
+            return
+        detection = formats.detect_format(path)
+        if detection.format is None:
+            self.say(f"error: {detection.error(shown)}")
+            return
+        if detection.format == "text":
+            changes = {"data.source": "text", "data.path": shown, "data.text_unit": "auto"}
+        else:
+            changes = {"data.source": "jsonl", "data.path": shown, "data.text_unit": None}
+        self.new_choice(changes)
+        self.start_scan(path)
+
+    def new_choice(self, changes: dict) -> None:
+        self.choice += 1
+        self.cancel_prepare.set()  # a preparation of the data chosen before stops
+        self.preparing = False
+        self.summary = self.stats = self.manifest = None
+        self.change(self.draft.update(changes))
+        self.show_choice()
+        for widget in ("#data-problems", "#data-preview", "#data-stats", "#data-prepare"):
+            self.query_one(widget, Static).update("")
+        self.query_one("#data-histogram", LengthHistogram).show([], "")
+
+    def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
+        event.stop()
+        self.choose(Path(event.path))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        value = event.value.strip()
+        if not value:
+            return
+        path = Path(value).expanduser()
+        if not path.exists():
+            self.say(f"error: {value}: no such file or directory; type the path of a data file")
+            return
+        self.choose(path)
+        self.query_one("#data-tree").focus()  # the step's keys work again
+
+    def action_use_directory(self) -> None:
+        node = self.query_one("#data-tree", DirectoryTree).cursor_node
+        if node is None or node.data is None:
+            return
+        path = Path(node.data.path)
+        self.choose(path if path.is_dir() else path.parent)
+
+    def action_demo(self) -> None:
+        demo = starting_draft()
+        self.new_choice({key: demo.get(key) for key in ("data.source", "data.path", "data.demo")})
+        self.found(data_problems=0)
+        self.say("the built-in demo corpus: generated at launch, with its tokenizer")
+        path = self.data_path
+        if path is not None and path.is_file():
+            self.start_scan(path)
+
+    def action_tokenizer(self) -> None:
+        self.post_message(Navigate("tokenizer"))
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#data-tabs", TabbedContent).active = tab
+
+    # --- validate, preview, stats -----------------------------------------------------------
+
+    def action_validate(self) -> None:
+        path = self.data_path
+        if path is None or not path.is_file():
+            self.say("nothing to validate: choose a data file first")
+            return
+        self.start_scan(path)
+
+    def start_scan(self, path: Path) -> None:
+        self.say(f"validating {_relative(path)}…")
+        self.scan_worker(self.choice, path, self.draft.get("data.text_unit") or "auto")
+
+    @work(thread=True, exclusive=True, group="scan")
+    def scan_worker(self, choice: int, path: Path, unit: str) -> None:
+        from engine.data import formats
+
+        worker = get_current_worker()
+        throttle = Throttle()
+
+        def progress(summary) -> None:
+            if worker.is_cancelled or choice != self.choice:
+                raise Cancelled
+            if throttle.due():
+                self.post_message(WorkerNews(choice, "scan", (summary.records, summary.invalid, summary.lines)))
+
+        try:
+            summary = formats.scan(path, unit=unit, progress=progress)
+        except Cancelled:
+            return
+        except formats.FormatError as exc:
+            self.post_message(WorkerNews(choice, "failed", str(exc)))
+            return
+        self.post_message(WorkerNews(choice, "scanned", summary))
+        self.inspect(choice, path, unit, summary.format)
+
+    def inspect(self, choice: int, path: Path, unit: str, fmt: str) -> None:
+        """Preview and stats of ``path`` (in the scan worker, after the scan)."""
+        from engine.data import formats
+        from engine.data.prepare import PrepareError, preview
+        from engine.data.stats import data_stats
+        from engine.data.tokenizer import read_tokenizer
+
+        tok_dir = self.tokenizer_dir
+        try:
+            samples = preview([path], tok_dir, PREVIEW_RECORDS, fmt, unit)
+            tok = read_tokenizer(tok_dir) if tok_dir is not None else None
+            stats = data_stats(path, fmt, unit, tok)
+        except (formats.FormatError, PrepareError, ValueError) as exc:
+            self.post_message(WorkerNews(choice, "failed", str(exc)))
+            return
+        self.post_message(WorkerNews(choice, "inspected", (samples, stats)))
+
+    @property
+    def tokenizer_dir(self) -> Path | None:
+        """The draft's tokenizer directory when a tokenizer is there, else None."""
+        path = self.draft.get("tokenizer.path")
+        return Path(path) if path and (Path(path) / "tokenizer.json").is_file() else None
+
+    # --- prepare ----------------------------------------------------------------------------
+
+    def action_prepare(self) -> None:
+        path = self.data_path
+        if self.draft.get("data.source") not in ("text", "jsonl") or path is None or not path.is_file():
+            self.say("prepare needs a data file: choose one first (the demo and shards need no preparing)")
+            return
+        if self.preparing:
+            self.say("already preparing: x cancels")
+            return
+        if self.tokenizer_dir is None:
+            self.say(
+                f"no tokenizer at {self.draft.get('tokenizer.path')} yet: press t to train one in the "
+                "tokenizer step, then come back and press p"
+            )
+            return
+        out = SHARDS_DIR / path.stem
+        self.action_tab("data-prepare-tab")
+        self.query_one("#data-progress", ProgressBar).update(total=None, progress=0)
+        self.say(f"preparing {out}… (x cancels; the finished shards are kept)")
+        self.cancel_prepare = threading.Event()
+        self.preparing = True
+        self.prepare_worker(self.choice, path, out, self.cancel_prepare)
+
+    def action_cancel(self) -> None:
+        if not self.preparing:
+            self.say("nothing to cancel: no preparation is running")
+            return
+        self.cancel_prepare.set()
+        self.say("cancelling…")
+
+    def on_unmount(self) -> None:
+        self.cancel_prepare.set()  # leaving the step stops the preparation; p resumes it
+
+    @work(thread=True, exclusive=True, group="prepare")
+    def prepare_worker(self, choice: int, path: Path, out: Path, cancel: threading.Event) -> None:
+        from engine.data.prepare import PrepareError, PrepareSettings, prepare
+
+        throttle = Throttle()
+
+        def progress(p) -> None:
+            if cancel.is_set():
+                raise Cancelled
+            if throttle.due():
+                self.post_message(WorkerNews(choice, "prepare", p))
+
+        settings = PrepareSettings(
+            seq_len=int(self.draft.get("train.seq_len") or 128),
+            text_unit=self.draft.get("data.text_unit") or "auto",
+            skip_invalid=True,
+        )
+        try:
+            manifest = prepare([path], self.tokenizer_dir, out, settings, progress=progress)
+        except Cancelled:
+            self.post_message(
+                WorkerNews(choice, "unprepared", f"cancelled: the finished shards in {out} are kept; p resumes")
+            )
+            return
+        except (PrepareError, OSError, ValueError) as exc:
+            self.post_message(WorkerNews(choice, "unprepared", f"error: prepare {_relative(path)}: {exc}"))
+            return
+        self.post_message(WorkerNews(choice, "prepared", (out, manifest)))
+
+    # --- news from the workers --------------------------------------------------------------
+
+    def on_worker_news(self, news: WorkerNews) -> None:
+        if news.choice != self.choice:
+            return  # about data chosen before
+        handler = getattr(self, f"news_{news.kind}")
+        handler(news.data)
+
+    def news_failed(self, message: str) -> None:
+        self.say(f"error: {message}")
+
+    def news_unprepared(self, message: str) -> None:
+        self.preparing = False
+        self.say(message)
+
+    def news_scan(self, counts: tuple[int, int, int]) -> None:
+        records, invalid, lines = counts
+        self.show_choice(f"validating: {lines:,} lines, {records:,} records, {invalid:,} with problems")
+
+    def news_scanned(self, summary) -> None:
+        self.summary = summary
+        unit = f", {summary.unit.describe()}" if summary.unit else ""
+        self.show_choice(
+            f"{summary.format}{unit}: {summary.records:,} records, {summary.valid:,} valid, "
+            f"{summary.invalid:,} unusable"
+        )
+        errors = [p for p in summary.problems if p.is_error]
+        warnings = [p for p in summary.problems if not p.is_error]
+        self.show_problems([str(p) for p in errors + warnings], sum(summary.counts.values()))
+        self.found(data_problems=summary.invalid)
+        if summary.invalid:
+            self.say(f"{summary.invalid:,} unusable record(s): see tab 1; p prepares without them")
+        elif summary.format not in ("text", "pretrain"):
+            self.say(f"valid {summary.format} records: they train from prepared shards, press p to prepare them")
+        else:
+            self.say("valid: every record can be trained on (p prepares shards)")
+        if summary.invalid:
+            self.action_tab("data-problems-tab")
+
+    def show_problems(self, lines: list[str], total: int) -> None:
+        self.query_one("#data-problems", Static).update(problems_text(lines, total))
+
+    def news_inspected(self, found: tuple[list[dict], dict]) -> None:
+        samples, stats = found
+        self.stats = stats
+        self.query_one("#data-preview", Static).update(preview_text(samples))
+        self.query_one("#data-stats", Static).update(stats_text(stats))
+        from engine.data.stats import length_histogram
+
+        self.query_one("#data-histogram", LengthHistogram).show(*length_histogram(stats))
+        if "tokens" in stats:
+            self.found(tokens_available=stats["tokens"]["total"])
+
+    def news_prepare(self, p) -> None:
+        bar = self.query_one("#data-progress", ProgressBar)
+        bar.update(total=max(1, p.bytes_total), progress=p.bytes_done)
+        dropped = sum(p.dropped.values())
+        what = "replaying (finished shards kept)" if p.replaying else "preparing"
+        self.query_one("#data-prepare", Static).update(
+            f"{what}: {p.documents:,} documents, {p.train.tokens + p.val.tokens:,} tokens, "
+            f"{p.shards} shard(s), {dropped:,} dropped"
+        )
+
+    def news_prepared(self, done: tuple[Path, dict]) -> None:
+        out, manifest = done
+        self.preparing = False
+        self.manifest = manifest
+        self.query_one("#data-progress", ProgressBar).update(total=1, progress=1)
+        docs = manifest["documents"]
+        drops = ", ".join(f"{k} {v:,}" for k, v in docs["dropped"].items()) or "none"
+        self.query_one("#data-prepare", Static).update(
+            f"{out}: {manifest['total_tokens']:,} training tokens in {len(manifest['shards'])} shard(s), "
+            f"{manifest['val_tokens']:,} validation tokens\n"
+            f"documents: {docs['read']:,} read, {docs['train']:,} train, {docs['val']:,} validation; dropped: {drops}"
+        )
+        self.change(self.draft.update({"data.source": "shards", "data.path": str(out), "data.text_unit": None}))
+        self.found(tokens_available=manifest["total_tokens"])
+        self.show_choice(f"{manifest['total_tokens']:,} training tokens")
+        self.say(f"prepared: the run trains on the shards in {out} (ctrl+n: tokenizer)")
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the working directory when it is under it (what the draft holds)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -381,15 +381,17 @@ def prepare(
 
 def preview(
     inputs: list[str | os.PathLike],
-    tokenizer_dir: str | os.PathLike,
+    tokenizer_dir: str | os.PathLike | None,
     n: int = 3,
     fmt: str | None = None,
     text_unit: str = "auto",
 ) -> list[dict]:
     """The first ``n`` valid records of the inputs as the shards will hold them: ``{"path", "line",
-    "format", "runs": [(text, learnt), ...]}``, each run the decoded text of consecutive tokens
-    with the same mask (``cockpit data prepare --debug``)."""
-    tokenizer, eos = _load_tokenizer(Path(tokenizer_dir))
+    "format", "runs": [(text, learnt), ...], "tokens", "learnt"}``, each run the decoded text of
+    consecutive tokens with the same mask (``cockpit data prepare --debug``). Without a tokenizer
+    (``tokenizer_dir`` None: none trained yet) the runs are the rendered text, and ``tokens`` and
+    ``learnt`` are None."""
+    tokenizer, eos = _load_tokenizer(Path(tokenizer_dir)) if tokenizer_dir is not None else (None, None)
     out = []
     for source in resolve_sources(inputs, fmt, text_unit):
         for sample in samples(source):
@@ -397,25 +399,37 @@ def preview(
                 return out
             if not sample.ok or not sample.text or not sample.text.strip():
                 continue
-            if source.format in DOCUMENT_FORMATS:
-                ids = tokenizer.encode(sample.text, add_special_tokens=False).ids + [eos]
-                mask = [1] * len(ids)
+            if tokenizer is None:
+                runs = [(sample.text, True)] if source.format in DOCUMENT_FORMATS else None
+                runs = runs or render_record(source.format, sample.record)
+                tokens = learnt = None
             else:
-                [(ids, mask)] = encode_segments_batch(tokenizer, [render_record(source.format, sample.record)], eos)
-            runs: list[tuple[str, bool]] = []
-            start = 0
-            for i in range(1, len(ids) + 1):
-                if i == len(ids) or mask[i] != mask[start]:
-                    runs.append((tokenizer.decode(ids[start:i], skip_special_tokens=False), bool(mask[start])))
-                    start = i
+                runs, tokens, learnt = _token_runs(tokenizer, eos, source.format, sample)
             out.append(
                 {
                     "path": str(source.path),
                     "line": sample.line,
                     "format": source.format,
                     "runs": runs,
-                    "tokens": len(ids),
-                    "learnt": int(sum(mask)),
+                    "tokens": tokens,
+                    "learnt": learnt,
                 }
             )
     return out
+
+
+def _token_runs(tokenizer, eos: int, fmt: str, sample) -> tuple[list[tuple[str, bool]], int, int]:
+    """A record tokenized as the shards hold it: the decoded runs of tokens with the same mask,
+    its tokens, and how many of them are learnt."""
+    if fmt in DOCUMENT_FORMATS:
+        ids = tokenizer.encode(sample.text, add_special_tokens=False).ids + [eos]
+        mask = [1] * len(ids)
+    else:
+        [(ids, mask)] = encode_segments_batch(tokenizer, [render_record(fmt, sample.record)], eos)
+    runs: list[tuple[str, bool]] = []
+    start = 0
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or mask[i] != mask[start]:
+            runs.append((tokenizer.decode(ids[start:i], skip_special_tokens=False), bool(mask[start])))
+            start = i
+    return runs, len(ids), int(sum(mask))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,9 +201,16 @@ class Summary:
         }
 
 
-def scan(path: str | os.PathLike, fmt: str | None = None, max_problems: int = 100, unit: str = "auto") -> Summary:
+def scan(
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    max_problems: int = 100,
+    unit: str = "auto",
+    progress: Callable[[Summary], None] | None = None,
+) -> Summary:
     """Validate and summarise a ``text`` (cut into documents by ``unit``) or JSONL file in one
-    streaming pass; ``fmt`` None detects it (FormatError when it cannot be)."""
+    streaming pass; ``fmt`` None detects it (FormatError when it cannot be). ``progress`` is called
+    with the summary so far after every record (an exception it raises stops the scan)."""
     if fmt is None:
         detection = detect_format(path)
         if detection.format is None or detection.format == "shards":
@@ -219,4 +226,6 @@ def scan(path: str | os.PathLike, fmt: str | None = None, max_problems: int = 10
         unit = summary.unit.unit
     for sample in iter_samples(path, fmt, unit):
         summary.add(sample)
+        if progress is not None:
+            progress(summary)
     return summary
