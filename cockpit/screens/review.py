@@ -27,7 +27,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from cockpit.review_form import FIELDS, FormField, default_of, parse_entry, plan_lines, shown
 from cockpit.run_draft import DraftCheck
-from cockpit.run_plan import plan_run
+from cockpit.run_plan import RunPlan, plan_run
 from cockpit.screens.wizard_step import WizardStep
 from engine.units import nbytes
 
@@ -62,6 +62,8 @@ class ReviewScreen(WizardStep):
         self._memory_timer: Timer | None = None
         self._memory: tuple[str, str] = ("skip", "estimating...")
         self._dry_run: tuple[str, str] | None = None
+        self.plan: RunPlan | None = None
+        """The derived numbers of the draft as shown (None while a value is refused)."""
 
     def compose_step(self) -> ComposeResult:
         with Horizontal(id="review-body"):
@@ -136,6 +138,8 @@ class ReviewScreen(WizardStep):
             widget.update(Text(problem or "", style="red"))
             widget.display = problem is not None
         self.query_one("#review-plan", Static).update(self._plan_table(check))
+        if not check.ok:
+            self._memory = ("skip", "estimated once the values are valid")
         self._show_memory()
         if self._memory_timer is not None:
             self._memory_timer.stop()
@@ -143,12 +147,15 @@ class ReviewScreen(WizardStep):
             self._memory_timer = self.set_timer(MEMORY_DEBOUNCE_S, lambda: self._estimate_memory(check.config))
 
     def _plan_table(self, check: DraftCheck) -> Table | Text:
+        self.plan = None
         if not check.ok:
             across = [p.message for p in check.problems if p.key == ""]
             return Text("\n".join(["Fix the values marked in red to see the numbers.", *across]), style="yellow")
         cfg = check.config
         facts = self.facts
-        plan = plan_run(cfg, tokens_available=facts.tokens_available, params=facts.params, step_s=facts.step_s)
+        plan = self.plan = plan_run(
+            cfg, tokens_available=facts.tokens_available, params=facts.params, step_s=facts.step_s
+        )
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
