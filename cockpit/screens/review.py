@@ -67,7 +67,7 @@ class ReviewScreen(WizardStep):
 
     def compose_step(self) -> ComposeResult:
         with Horizontal(id="review-body"):
-            with VerticalScroll(id="review-form"):
+            with VerticalScroll(id="review-form", can_focus=False):  # tab goes field to field
                 for field in FIELDS:
                     with Horizontal(classes="review-row"):
                         yield Label(field.label, classes="review-label")
@@ -99,6 +99,7 @@ class ReviewScreen(WizardStep):
         )
 
     def on_mount(self) -> None:
+        self.query_one(".review-entry").focus()
         self.refresh_derived()
 
     # --- editing ----------------------------------------------------------------------------
