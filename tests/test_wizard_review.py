@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import SMALL_RUN
+from tui_helpers import wait_for
 from typer.testing import CliRunner
 
 from cockpit.app import CockpitApp
@@ -174,3 +176,31 @@ def test_review_with_a_problem_80x24(snap_compare, tmp_path):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=settled)
+
+
+async def test_dry_run_measures_the_step_time_for_the_eta_and_cost(tmp_path, monkeypatch, engine_data_dir):
+    monkeypatch.chdir(tmp_path)
+    small = {
+        **SMALL_RUN,
+        "data.path": str(engine_data_dir / "corpus.txt"),
+        "tokenizer.path": str(engine_data_dir / "tokenizer"),
+    }
+    app = review_app(tmp_path, draft_changes={**small, "train.price_per_hour": 3.6})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert screen.plan.eta_s is None
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert "running" in shown_text(app, "#review-dry-run")
+        await wait_for(
+            lambda: app.wizard.facts.step_s is not None or "failed" in shown_text(app, "#review-dry-run"),
+            180,
+            what="the dry run",
+        )
+        await pilot.pause()
+        step_s = app.wizard.facts.step_s
+        assert step_s and step_s > 0, shown_text(app, "#review-dry-run")
+        assert screen.plan.eta_s == pytest.approx(30 * step_s)
+        assert screen.plan.cost_usd == pytest.approx(30 * step_s / 3600 * 3.6)
+        assert "s per step" in shown_text(app, "#review-dry-run") and "Cost" in shown_text(app, "#review-plan")
