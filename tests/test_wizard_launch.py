@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 from helpers import SMALL_RUN
 from tui_helpers import screen_text, wait_for
+from typer.testing import CliRunner
 
 from cockpit.app import CockpitApp
-from cockpit.client import RunClient
+from cockpit.cli import app as cli
+from cockpit.client import RunClient, read_events
 from cockpit.screens.launch_step import LaunchScreen, config_file_for
 from cockpit.wizard import WizardFacts, WizardState
 from engine.config import load_config
-from engine.protocol import TERMINAL_STATES
+from engine.protocol import TERMINAL_STATES, Metrics
 from engine.rundir import RunPaths, read_status
 
 
@@ -85,10 +87,24 @@ async def test_launch_starts_the_engine_and_opens_its_dashboard(tmp_path, monkey
                 except Exception:
                     os.kill(pid, 15)
             wait_exited(pid)
-    assert app.wizard.saved_to == tmp_path / "wizard.yaml" or app.wizard.saved_to == Path("wizard.yaml")
+    assert app.wizard.saved_to == Path("wizard.yaml")
     saved = load_config(tmp_path / "wizard.yaml")  # the file the run came from, as `cockpit run` takes it
     ran = load_config(RunPaths(run_dir).run_yaml)
     assert ran.train.max_steps == saved.train.max_steps == 20 and ran.model == saved.model
+
+    # the saved file, unchanged, with `cockpit run --headless`: the same first losses
+    result = CliRunner().invoke(cli, ["run", "wizard.yaml", "--headless"])
+    assert result.exit_code == 0, result.output
+    again = next(p for p in runs.iterdir() if p != run_dir)
+    wizard_losses, cli_losses = first_losses(run_dir), first_losses(again)
+    common = sorted(wizard_losses.keys() & cli_losses.keys())
+    assert common and common[0] == 1
+    assert [wizard_losses[s] for s in common] == pytest.approx([cli_losses[s] for s in common], rel=1e-4)
+
+
+def first_losses(run_dir: Path) -> dict[int, float]:
+    """The training loss of each logged step of a run."""
+    return {e.step: e.loss for e in read_events(RunPaths(run_dir).events) if isinstance(e, Metrics)}
 
 
 async def test_a_refused_launch_says_why_and_leaves_nothing_behind(tmp_path, monkeypatch):
