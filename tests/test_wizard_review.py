@@ -204,3 +204,30 @@ async def test_dry_run_measures_the_step_time_for_the_eta_and_cost(tmp_path, mon
         assert screen.plan.eta_s == pytest.approx(30 * step_s)
         assert screen.plan.cost_usd == pytest.approx(30 * step_s / 3600 * 3.6)
         assert "s per step" in shown_text(app, "#review-dry-run") and "Cost" in shown_text(app, "#review-plan")
+
+
+async def test_ctrl_r_again_cancels_the_dry_run_and_kills_its_engine(tmp_path, monkeypatch, engine_data_dir):
+    import psutil
+
+    monkeypatch.chdir(tmp_path)
+    small = {
+        **SMALL_RUN,
+        "data.path": str(engine_data_dir / "corpus.txt"),
+        "tokenizer.path": str(engine_data_dir / "tokenizer"),
+    }
+    app = review_app(tmp_path, draft_changes=small)
+
+    def dry_runs() -> list:
+        return [p for p in psutil.Process().children(recursive=True) if "engine.dryrun" in " ".join(p.cmdline())]
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("ctrl+r")
+        await wait_for(lambda: dry_runs(), 10, what="the dry run's engine to start")
+        await pilot.press("ctrl+r")
+        await wait_for(lambda: screen._dry_run_cancel is None, 10, what="the dry run to be cancelled")
+        await pilot.pause()
+        assert "cancelled" in shown_text(app, "#step-status")
+        assert not dry_runs() and app.wizard.facts.step_s is None
+        assert "ctrl+r runs the real engine" in shown_text(app, "#review-dry-run")

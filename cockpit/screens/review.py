@@ -7,12 +7,13 @@ over the data, tokens per parameter and its hints); the memory fit (``cockpit.ch
 estimated in a worker a moment after the typing stops; a dry run on demand (the real engine for a
 few steps, ``cockpit.checks.dry_run``) measures the step time, which gives the ETA and the cost.
 
-Keys: ``tab``/``shift+tab`` move between fields, ``ctrl+r`` dry run, and the wizard's ``ctrl+n``
+Keys: ``tab``/``shift+tab`` move between fields, ``ctrl+r`` dry run (again: cancel it), and the wizard's ``ctrl+n``
 next (launch), ``escape`` back, ``ctrl+s`` save the YAML.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from rich.table import Table
@@ -55,13 +56,14 @@ class DryRunDone(Message):
 
 class ReviewScreen(WizardStep):
     STEP = "review"
-    BINDINGS = [Binding("ctrl+r", "dry_run", "Dry run", priority=True)]
+    BINDINGS = [Binding("ctrl+r", "dry_run", "Dry run / cancel", priority=True)]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._memory_timer: Timer | None = None
         self._memory: tuple[str, str] = ("skip", "estimating...")
         self._dry_run: tuple[str, str] | None = None
+        self._dry_run_cancel: threading.Event | None = None
         self.plan: RunPlan | None = None
         """The derived numbers of the draft as shown (None while a value is refused)."""
 
@@ -125,6 +127,8 @@ class ReviewScreen(WizardStep):
         draft = self.draft.set(field.key, parse_entry(text, field.kind))
         if draft != self.draft:
             self.change(draft)
+            if self._dry_run_cancel is not None:  # it measures the config before this edit
+                self._dry_run_cancel.set()
             self._dry_run = None  # measured for another config
             self.refresh_derived()
 
@@ -207,6 +211,11 @@ class ReviewScreen(WizardStep):
     # --- the dry run ------------------------------------------------------------------------
 
     def action_dry_run(self) -> None:
+        """Start a dry run, or cancel the one running (its engine process is killed)."""
+        if self._dry_run_cancel is not None:
+            self._dry_run_cancel.set()
+            self.say("Cancelling the dry run...")
+            return
         check = self.draft.check()
         if not check.ok:
             self.say("[red]The dry run needs a valid config: fix the values marked in red.[/red]")
@@ -214,17 +223,22 @@ class ReviewScreen(WizardStep):
         if self._memory[0] == "fail":
             self.say("[red]Not run: the memory estimate says this run does not fit.[/red]")
             return
-        self._dry_run = ("skip", "running a few steps of the real engine...")
+        self._dry_run = ("skip", "running a few steps of the real engine... (ctrl+r cancels)")
         self._show_memory()
         self.say("Dry run: building the model and timing a few optimizer steps...")
-        self._run_dry_run(check.config)
+        self._dry_run_cancel = threading.Event()
+        self._run_dry_run(check.config, self._dry_run_cancel)
+
+    def on_unmount(self) -> None:
+        if self._dry_run_cancel is not None:  # leaving the step: nothing keeps running for it
+            self._dry_run_cancel.set()
 
     @work(thread=True, exclusive=True, group="review-dry-run")
-    def _run_dry_run(self, cfg: Any) -> None:
+    def _run_dry_run(self, cfg: Any, cancel: threading.Event) -> None:
         from cockpit.checks.dry_run import run_dry_run
 
         try:
-            measured = run_dry_run(cfg.resolved())
+            measured = run_dry_run(cfg.resolved(), cancel=cancel)
         except Exception as exc:  # e.g. the temporary directory could not be made
             measured = {"ok": False, "error": str(exc)}
         self.post_message(DryRunDone(measured))
@@ -232,7 +246,11 @@ class ReviewScreen(WizardStep):
     def on_dry_run_done(self, message: DryRunDone) -> None:
         message.stop()
         measured = message.measured
-        if not measured.get("ok"):
+        self._dry_run_cancel = None
+        if measured.get("kind") == "cancelled":
+            self._dry_run = None
+            self.say("Dry run cancelled.")
+        elif not measured.get("ok"):
             self._dry_run = ("fail", f"failed: {measured.get('error')}")
             self.say("[red]The dry run failed; see beside the numbers.[/red]")
         else:
