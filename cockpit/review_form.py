@@ -86,8 +86,9 @@ def shown(value: Any) -> str:
     return str(value)
 
 
-def plan_lines(plan: RunPlan, seq_len: int) -> list[tuple[str, str]]:
-    """The derived numbers of ``plan`` as (label, value) rows."""
+def plan_lines(plan: RunPlan, seq_len: int, budget_usd: float = 0.0) -> list[tuple[str, str]]:
+    """The derived numbers of ``plan`` as (label, value) rows; ``budget_usd`` (``train.budget_usd``,
+    0 for none) is compared with the cost."""
     steps = f"{plan.steps:,}" if plan.steps is not None else "set by the epochs once the data is known"
     rows = [
         ("Per step", f"{plan.sequences_per_step:,} sequences x {seq_len:,} = {plan.tokens_per_step:,} tokens"),
@@ -109,5 +110,8 @@ def plan_lines(plan: RunPlan, seq_len: int) -> list[tuple[str, str]]:
         )
     )
     if plan.eta_s is not None:
-        rows.append(("Cost", f"${plan.cost_usd:,.2f}" if plan.cost_usd is not None else "no price per hour"))
+        cost = f"${plan.cost_usd:,.2f}" if plan.cost_usd is not None else "no price per hour"
+        if plan.cost_usd is not None and budget_usd and plan.cost_usd > budget_usd:
+            cost += f", over the ${budget_usd:g} budget: the run stops there"
+        rows.append(("Cost", cost))
     return rows

@@ -231,3 +231,16 @@ async def test_ctrl_r_again_cancels_the_dry_run_and_kills_its_engine(tmp_path, m
         assert "cancelled" in shown_text(app, "#step-status")
         assert not dry_runs() and app.wizard.facts.step_s is None
         assert "ctrl+r runs the real engine" in shown_text(app, "#review-dry-run")
+
+
+def test_a_cost_over_the_budget_is_said():
+    from cockpit.review_form import plan_lines
+    from cockpit.run_plan import plan_run
+    from engine.config import RunConfig
+
+    cfg = RunConfig.model_validate({"train": {"max_steps": 3600, "price_per_hour": 10.0, "budget_usd": 5.0}})
+    rows = dict(plan_lines(plan_run(cfg, step_s=1.0), cfg.train.seq_len, cfg.train.budget_usd))
+    assert rows["Time"] == "1h00m"
+    assert rows["Cost"].startswith("$10.00") and "over the $5 budget" in rows["Cost"]
+    within = dict(plan_lines(plan_run(cfg, step_s=0.1), cfg.train.seq_len, cfg.train.budget_usd))
+    assert within["Cost"] == "$1.00"

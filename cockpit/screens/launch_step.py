@@ -94,7 +94,7 @@ class LaunchScreen(WizardStep):
         table.add_row("Preset", cfg.preset)
         table.add_row("Data", f"{cfg.data.source}: {cfg.data.path}")
         table.add_row("Tokenizer", str(cfg.tokenizer.path))
-        for label, value in plan_lines(plan, cfg.train.seq_len):
+        for label, value in plan_lines(plan, cfg.train.seq_len, cfg.train.budget_usd):
             table.add_row(label, value)
         table.add_row("", "")
         table.add_row("Same as", f"cockpit run {self.config_path}")

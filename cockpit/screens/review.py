@@ -164,7 +164,7 @@ class ReviewScreen(WizardStep):
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
-        for label, value in plan_lines(plan, cfg.train.seq_len):
+        for label, value in plan_lines(plan, cfg.train.seq_len, cfg.train.budget_usd):
             table.add_row(label, value)
         for hint in plan.hints():
             table.add_row(Text("Hint", style="yellow"), Text(hint, style="yellow"))
