@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +30,6 @@ class LaunchedRun:
     """The engine's process id (the launcher's, for several processes)."""
     process: subprocess.Popen
     """The engine process, detached from this one's session."""
-    notes: tuple[str, ...] = ()
-    """What the run will do otherwise than its config says (``note:`` lines)."""
 
 
 def resolve_config_path(name_or_path: str) -> Path:
@@ -195,10 +194,12 @@ def start_run(
     overrides: list[str] | tuple[str, ...] = (),
     topology: Topology = Topology(),
     run_dir: Path | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> LaunchedRun:
     """Start a new run of ``config`` (a file, or a shipped config's name) as ``cockpit run`` does:
     load it with the ``--set`` ``overrides``, refuse what the engine would refuse (the preflight's one
-    line, before anything is created), create the run directory and spawn the engine detached.
+    line, before anything is created), give ``on_note`` each note on what the run will do otherwise
+    than written, create the run directory and spawn the engine detached.
     Raises ConfigError naming the file and key; then nothing is left behind."""
     from cockpit.checks.config import notes
     from cockpit.checks.preflight import preflight
@@ -211,9 +212,9 @@ def start_run(
     problem = preflight(cfg, config_path, processes)
     if problem is not None:
         raise ConfigError(problem)
-    launched = spawn_engine(new_run_dir(cfg, config_path, run_dir), topology)
-    launched.notes = tuple(notes(cfg))
-    return launched
+    for note in notes(cfg) if on_note is not None else ():
+        on_note(note)
+    return spawn_engine(new_run_dir(cfg, config_path, run_dir), topology)
 
 
 def find_run(ref: str | None, runs_dir: Path) -> Path:

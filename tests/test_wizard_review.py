@@ -156,24 +156,20 @@ async def test_memory_estimate_follows_the_micro_batch(tmp_path):
         assert shown_text(app, "#review-memory") != first
 
 
+async def settled(pilot) -> None:
+    """Once the memory estimate (debounced, in a worker) is shown."""
+    await wait_for(lambda: pilot.app.screen.memory[1] != "estimating...", 30, what="the memory estimate")
+    await pilot.pause()
+
+
 def test_review_120x40(snap_compare, tmp_path):
     app = review_app(tmp_path, WizardFacts(tokens_available=2_400_000, params=918_656))
-
-    async def settled(pilot):
-        await pilot.pause(0.5)
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=settled)
 
 
 def test_review_with_a_problem_80x24(snap_compare, tmp_path):
     app = review_app(tmp_path, WizardFacts(params=918_656), {"train.lr": -1})
-
-    async def settled(pilot):
-        await pilot.pause(0.5)
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=settled)
 

@@ -61,9 +61,7 @@ def run(
     try:
         topology = Topology(nproc, nnodes, node_rank, master_addr, master_port)
         if resume is None and node_rank == 0:  # a new run: the launch the wizard makes too
-            launched = start_run(config, set_, topology, run_dir)
-            for note in launched.notes:
-                typer.echo(f"note: {note}", err=True)
+            launched = start_run(config, set_, topology, run_dir, on_note=lambda n: typer.echo(f"note: {n}", err=True))
         else:  # continue a run from its checkpoint, or join node 0's run
             processes = topology.nproc * topology.nnodes
             config_path, cfg = prepare_config(config, set_)

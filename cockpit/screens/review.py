@@ -61,7 +61,8 @@ class ReviewScreen(WizardStep):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._memory_timer: Timer | None = None
-        self._memory: tuple[str, str] = ("skip", "estimating...")
+        self.memory: tuple[str, str] = ("skip", "estimating...")
+        """The memory verdict shown: a check status and its text ("estimating..." until the first)."""
         self._dry_run: tuple[str, str] | None = None
         self._dry_run_cancel: threading.Event | None = None
         self.plan: RunPlan | None = None
@@ -144,7 +145,7 @@ class ReviewScreen(WizardStep):
             widget.display = problem is not None
         self.query_one("#review-plan", Static).update(self._plan_table(check))
         if not check.ok:
-            self._memory = ("skip", "estimated once the values are valid")
+            self.memory = ("skip", "estimated once the values are valid")
         self._show_memory()
         if self._memory_timer is not None:
             self._memory_timer.stop()
@@ -171,7 +172,7 @@ class ReviewScreen(WizardStep):
         return table
 
     def _show_memory(self) -> None:
-        status, text = self._memory
+        status, text = self.memory
         line = Text.assemble(("Memory ", "bold"), (text, STATUS_STYLE.get(status, "")))
         self.query_one("#review-memory", Static).update(line)
         dry = self.query_one("#review-dry-run", Static)
@@ -202,7 +203,7 @@ class ReviewScreen(WizardStep):
 
     def on_memory_estimated(self, message: MemoryEstimated) -> None:
         message.stop()
-        self._memory = (message.status, message.text)
+        self.memory = (message.status, message.text)
         if message.params and message.params != self.facts.params:
             self.found(params=message.params)
             self.query_one("#review-plan", Static).update(self._plan_table(self.draft.check()))
@@ -220,7 +221,7 @@ class ReviewScreen(WizardStep):
         if not check.ok:
             self.say("[red]The dry run needs a valid config: fix the values marked in red.[/red]")
             return
-        if self._memory[0] == "fail":
+        if self.memory[0] == "fail":
             self.say("[red]Not run: the memory estimate says this run does not fit.[/red]")
             return
         self._dry_run = ("skip", "running a few steps of the real engine... (ctrl+r cancels)")
