@@ -114,6 +114,8 @@ class CockpitApp(App[str | None]):
         def saved(path: Path | None) -> None:
             if path is not None:
                 self.wizard = self.wizard.saved(path)
+                if isinstance(self.screen, LaunchScreen):  # it launches what was just saved
+                    self.screen.show_saved(path)
                 self.notify(f"Saved {path}: run it with `cockpit run {path}`.", title="Saved")
 
         self.push_screen(SaveDraftScreen(self.wizard.draft, default), saved)

@@ -131,3 +131,17 @@ def test_launch_screen(snap_compare, tmp_path, monkeypatch, size):
     facts = WizardFacts(tokens_available=2_400_000, params=918_656, step_s=0.25)
     app = launch_app(tmp_path, {"train.price_per_hour": 2.0}, facts)
     assert snap_compare(app, terminal_size=size)
+
+
+async def test_saving_on_the_launch_step_is_where_the_launch_writes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = launch_app(tmp_path, {})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert "demo.yaml (written at launch)" in screen_text(app)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press("home", "ctrl+k", *"mine.yaml", "enter")
+        await pilot.pause()
+        assert app.wizard.saved_to == Path("mine.yaml") and (tmp_path / "mine.yaml").is_file()
+        assert "mine.yaml (saved)" in screen_text(app) and app.screen.config_path == Path("mine.yaml")

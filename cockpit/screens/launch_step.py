@@ -100,6 +100,11 @@ class LaunchScreen(WizardStep):
         table.add_row("Same as", f"cockpit run {self.config_path}")
         return table
 
+    def show_saved(self, path: Path) -> None:
+        """The draft was saved to ``path`` (``ctrl+s``): the launch writes it there."""
+        self.saved_to = path
+        self.query_one("#launch-summary", Static).update(self._summary())
+
     # --- launching --------------------------------------------------------------------------
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
