@@ -5,7 +5,8 @@
 training. When a run reaches a terminal state its dashboard stays open on the final numbers.
 
 The app holds the wizard's one ``WizardState``; the step screens post ``DraftChanged``,
-``FactsFound``, ``Navigate`` and ``SaveRequested`` up to it, and it opens the step asked for.
+``FactsFound``, ``Navigate`` and ``SaveRequested`` up to it, and it opens the step asked for;
+the launch step's ``RunLaunched`` opens the new run's dashboard.
 
 ``App.return_value`` after the app exits: ``"detached"`` when the engine of the run shown may
 still be running, or the run's final state (``"finished"``, ``"stopped"``, ``"failed"``, ``"dead"``)
@@ -30,7 +31,7 @@ from cockpit.screens.checklist import ChecklistScreen
 from cockpit.screens.dashboard import DashboardScreen
 from cockpit.screens.data_step import DataScreen
 from cockpit.screens.home import HomeScreen, NewRun, OpenRun
-from cockpit.screens.launch_step import LaunchScreen
+from cockpit.screens.launch_step import LaunchScreen, RunLaunched
 from cockpit.screens.preset_step import PresetScreen
 from cockpit.screens.review import ReviewScreen
 from cockpit.screens.save_draft import SaveDraftScreen
@@ -82,7 +83,10 @@ class CockpitApp(App[str | None]):
     # --- the wizard -------------------------------------------------------------------------
 
     def step_screen(self) -> WizardStep:
-        return STEP_SCREENS[self.wizard.current.key](self.wizard.draft, self.wizard.facts)
+        screen = STEP_SCREENS[self.wizard.current.key]
+        if screen is LaunchScreen:  # it writes the draft where ctrl+s saved it
+            return LaunchScreen(self.wizard.draft, self.wizard.facts, saved_to=self.wizard.saved_to)
+        return screen(self.wizard.draft, self.wizard.facts)
 
     def start_wizard(self, wizard: WizardState | None = None) -> None:
         self.wizard = wizard or WizardState()
@@ -110,9 +114,15 @@ class CockpitApp(App[str | None]):
         def saved(path: Path | None) -> None:
             if path is not None:
                 self.wizard = self.wizard.saved(path)
+                if isinstance(self.screen, LaunchScreen):  # it launches what was just saved
+                    self.screen.show_saved(path)
                 self.notify(f"Saved {path}: run it with `cockpit run {path}`.", title="Saved")
 
         self.push_screen(SaveDraftScreen(self.wizard.draft, default), saved)
+
+    def on_run_launched(self, message: RunLaunched) -> None:
+        self.wizard = self.wizard.saved(message.config_path)
+        self.open_run(message.run_dir, message.pid)
 
     # --- runs -------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +25,11 @@ from engine.rundir import RunPaths
 @dataclass
 class LaunchedRun:
     run_dir: Path
+    """The run directory created for the run."""
     pid: int
+    """The engine's process id (the launcher's, for several processes)."""
     process: subprocess.Popen
+    """The engine process, detached from this one's session."""
 
 
 def resolve_config_path(name_or_path: str) -> Path:
@@ -183,6 +187,34 @@ def spawn_engine(run_dir: Path, topology: Topology = Topology(), resume: str | N
             env=env,
         )
     return LaunchedRun(run_dir=run_dir, pid=proc.pid, process=proc)
+
+
+def start_run(
+    config: str | os.PathLike,
+    overrides: list[str] | tuple[str, ...] = (),
+    topology: Topology = Topology(),
+    run_dir: Path | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> LaunchedRun:
+    """Start a new run of ``config`` (a file, or a shipped config's name) as ``cockpit run`` does:
+    load it with the ``--set`` ``overrides``, refuse what the engine would refuse (the preflight's one
+    line, before anything is created), give ``on_note`` each note on what the run will do otherwise
+    than written, create the run directory and spawn the engine detached.
+    Raises ConfigError naming the file and key; then nothing is left behind."""
+    from cockpit.checks.config import notes
+    from cockpit.checks.preflight import preflight
+    from engine.distributed import check_strategy
+
+    processes = topology.nproc * topology.nnodes
+    config_path, cfg = prepare_config(str(config), overrides)
+    if topology.distributed:
+        check_strategy(cfg.distributed, processes, cuda=gpu_count() > 0)
+    problem = preflight(cfg, config_path, processes)
+    if problem is not None:
+        raise ConfigError(problem)
+    for note in notes(cfg) if on_note is not None else ():
+        on_note(note)
+    return spawn_engine(new_run_dir(cfg, config_path, run_dir), topology)
 
 
 def find_run(ref: str | None, runs_dir: Path) -> Path:

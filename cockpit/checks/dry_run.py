@@ -25,6 +25,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +45,12 @@ TOLERANCE_BYTES = 32 << 20
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_dry_run(cfg: Any, steps: int = DRY_RUN_STEPS, timeout: float = TIMEOUT_S) -> dict[str, Any]:
+def run_dry_run(
+    cfg: Any, steps: int = DRY_RUN_STEPS, timeout: float = TIMEOUT_S, cancel: threading.Event | None = None
+) -> dict[str, Any]:
     """Run ``engine.dryrun`` on ``cfg`` (a resolved RunConfig) in a subprocess; its JSON, or
-    ``{"ok": False, "error": ...}`` when it died without writing one (killed, timed out)."""
+    ``{"ok": False, "error": ...}`` when it died without writing one (killed, timed out, or
+    ``cancel`` set: the subprocess is killed, ``kind`` is ``cancelled``)."""
     with tempfile.TemporaryDirectory(prefix="cockpit-check-") as tmp:
         config, out = Path(tmp) / "run.yaml", Path(tmp) / "dry_run.json"
         config.write_text(cfg.to_yaml(), encoding="utf-8")
@@ -66,22 +71,38 @@ def run_dry_run(cfg: Any, steps: int = DRY_RUN_STEPS, timeout: float = TIMEOUT_S
             "--json",
             str(out),
         ]
-        try:
-            proc = subprocess.run(
-                cmd, cwd=tmp, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
-            )
-        except subprocess.TimeoutExpired:
-            return {
-                "ok": False,
-                "kind": "timeout",
-                "error": f"the dry run took longer than {timeout:.0f} s and was stopped",
-            }
+        proc = subprocess.Popen(
+            cmd,
+            cwd=tmp,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                stdout, stderr = proc.communicate(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                cancelled = cancel is not None and cancel.is_set()
+                if cancelled or time.monotonic() > deadline:
+                    proc.kill()
+                    proc.communicate()
+                    if cancelled:
+                        return {"ok": False, "kind": "cancelled", "error": "the dry run was cancelled"}
+                    return {
+                        "ok": False,
+                        "kind": "timeout",
+                        "error": f"the dry run took longer than {timeout:.0f} s and was stopped",
+                    }
         if out.is_file():
             try:
                 return json.loads(out.read_text(encoding="utf-8"))
             except ValueError:
                 pass
-        tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
+        tail = (stderr or stdout or "").strip().splitlines()[-3:]
         why = (
             f"killed by signal {-proc.returncode} (out of memory?)"
             if proc.returncode < 0

@@ -43,10 +43,10 @@ def run(
         Topology,
         count_events,
         join_run_dir,
-        new_run_dir,
         prepare_config,
         resume_target,
         spawn_engine,
+        start_run,
         wait_until_started,
         write_run_config,
     )
@@ -57,32 +57,33 @@ def run(
 
     if headless and detach:
         fail("--headless and --detach exclude each other")
+    resume_arg, from_seq = None, 0
     try:
         topology = Topology(nproc, nnodes, node_rank, master_addr, master_port)
-        processes = topology.nproc * topology.nnodes
-        config_path, cfg = prepare_config(config, set_)
-        if topology.distributed:
-            check_strategy(cfg.distributed, processes, cuda=gpu_count() > 0)
-        resume_arg, from_seq = None, 0
-        if resume is not None:
-            if node_rank > 0:
-                fail("--resume is given to node 0; the other nodes join with --run-dir")
-            directory, resume_arg, run_cfg = resume_target(resume, cfg, config_path, run_dir, set_)
-            _preflight(run_cfg, RunPaths(directory).run_yaml, processes)  # the run's data must still be there
-            if set_:
-                write_run_config(directory, run_cfg)
-            from_seq = count_events(directory)
-        elif node_rank > 0:
-            if run_dir is None:
-                fail("--node-rank > 0 needs --run-dir: the run directory node 0 uses, on a shared filesystem")
-            _preflight(cfg, config_path, processes, data=False)  # node 0 checks (and makes) the data
-            directory = join_run_dir(cfg, run_dir)
-        else:
-            _preflight(cfg, config_path, processes)
-            directory = new_run_dir(cfg, config_path, run_dir)
+        if resume is None and node_rank == 0:  # a new run: the launch the wizard makes too
+            launched = start_run(config, set_, topology, run_dir, on_note=lambda n: typer.echo(f"note: {n}", err=True))
+        else:  # continue a run from its checkpoint, or join node 0's run
+            processes = topology.nproc * topology.nnodes
+            config_path, cfg = prepare_config(config, set_)
+            if topology.distributed:
+                check_strategy(cfg.distributed, processes, cuda=gpu_count() > 0)
+            if resume is not None:
+                if node_rank > 0:
+                    fail("--resume is given to node 0; the other nodes join with --run-dir")
+                directory, resume_arg, run_cfg = resume_target(resume, cfg, config_path, run_dir, set_)
+                _preflight(run_cfg, RunPaths(directory).run_yaml, processes)  # the run's data must still be there
+                if set_:
+                    write_run_config(directory, run_cfg)
+                from_seq = count_events(directory)
+            else:
+                if run_dir is None:
+                    fail("--node-rank > 0 needs --run-dir: the run directory node 0 uses, on a shared filesystem")
+                _preflight(cfg, config_path, processes, data=False)  # node 0 checks (and makes) the data
+                directory = join_run_dir(cfg, run_dir)
+            launched = spawn_engine(directory, topology, resume=resume_arg)
     except ConfigError as exc:
         fail(str(exc))
-    launched = spawn_engine(directory, topology, resume=resume_arg)
+    directory = launched.run_dir
     if resume_arg is not None:
         code = wait_until_started(launched, from_seq)
         if code is not None:  # the engine refused the checkpoint: its one line says why
