@@ -8,8 +8,6 @@ import json
 
 import typer
 
-from cockpit.checks.base import SECTION_TITLES as TITLES
-from cockpit.checks.base import STATUS_STYLE as STYLE
 from cockpit.cli.common import fail
 
 
@@ -66,6 +64,8 @@ def print_report(report) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from cockpit.checks.base import SECTION_TITLES, STATUS_STYLE
+
     console = Console(highlight=False)
     table = Table(show_header=False, box=None, pad_edge=False, expand=False)
     table.add_column(width=1)
@@ -75,8 +75,8 @@ def print_report(report) -> None:
     for r in report.results:
         if r.section != section:
             section = r.section
-            table.add_row("", Text(TITLES.get(section, section), style="bold underline"), "")
-        mark, color = STYLE[r.status]
+            table.add_row("", Text(SECTION_TITLES.get(section, section), style="bold underline"), "")
+        mark, color = STATUS_STYLE[r.status]
         detail = Text(r.detail)
         if r.fix and r.status in ("warn", "fail"):
             detail.append(f"\n→ {r.fix}", style="dim")
