@@ -8,6 +8,7 @@ live one's step and loss move.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from textual import work
@@ -61,13 +62,15 @@ class HomeScreen(Screen):
     ]
     AUTO_FOCUS = "#runs"
 
-    def __init__(self, runs_dir: Path) -> None:
+    def __init__(self, runs_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.runs_dir = Path(runs_dir)
-        self.summaries: list[dict] = []
+        self.clock = clock
+        #: The runs as last read, in the order shown; None until the first read.
+        self.summaries: list[dict] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Runs in {self.runs_dir}", id="home-title")
+        yield Static(f"Runs in {self.runs_dir}  [dim]enter open · n new run · r refresh[/dim]", id="home-title")
         table = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         table.add_columns("run", "state", "step", "loss", "last checkpoint", "updated")
         yield table
@@ -92,7 +95,7 @@ class HomeScreen(Screen):
         table = self.query_one("#runs", DataTable)
         keep = table.cursor_row
         table.clear()
-        now = time.time()
+        now = self.clock()
         for s in self.summaries:
             step = (
                 "--" if s["step"] is None else (f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"]))
