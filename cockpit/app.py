@@ -68,6 +68,8 @@ class CockpitApp(App[str | None]):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.pid = pid
         self.runs_dir = Path(runs_dir)
+        #: Open on the wizard (a state was given) rather than the home.
+        self.open_on_wizard = wizard is not None
         self.wizard = wizard or WizardState()
         if self.run_dir is not None:
             self.sub_title = self.run_dir.name
@@ -75,7 +77,7 @@ class CockpitApp(App[str | None]):
     def on_mount(self) -> None:
         if self.run_dir is not None:
             self.push_screen(DashboardScreen(self.run_dir, self.pid))
-        elif iter_runs(self.runs_dir):
+        elif not self.open_on_wizard and iter_runs(self.runs_dir):
             self.push_screen(HomeScreen(self.runs_dir))
         else:
             self.push_screen(self.step_screen())

@@ -8,16 +8,16 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from test_wizard_launch import first_losses, wait_exited
 from test_wizard_review import type_into
 from tui_helpers import wait_for
-from typer.testing import CliRunner
 
 from cockpit.app import make_app
-from cockpit.cli import app as cli
 from cockpit.client import RunClient
 from engine.config import load_config
 from engine.protocol import TERMINAL_STATES
@@ -125,8 +125,15 @@ async def test_the_whole_wizard_from_a_text_file_to_a_live_run(tmp_path, monkeyp
         20,
         4,
     )
-    result = CliRunner().invoke(cli, ["run", "demo.yaml", "--headless"])
-    assert result.exit_code == 0, result.output
+    # the saved file, unchanged, as a person runs it on a server
+    result = subprocess.run(
+        [sys.executable, "-m", "cockpit", "run", "demo.yaml", "--headless"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
     again = next(p for p in (tmp_path / "runs").iterdir() if p != run_dir)
     wizard_losses, cli_losses = first_losses(run_dir), first_losses(again)
     common = sorted(wizard_losses.keys() & cli_losses.keys())

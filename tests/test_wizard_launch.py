@@ -1,5 +1,6 @@
-"""The wizard's launch step: the summary, a real engine started as `cockpit run` starts it, its
-dashboard, and a refused launch that leaves nothing behind (Pilot; the engine is a real process)."""
+"""The wizard's launch step: the summary, where it writes the config, and a refused launch that leaves
+nothing behind (Pilot). A real engine started from it, its dashboard, and the same YAML run with
+`cockpit run --headless`: tests/test_wizard_flow.py, which drives the whole wizard."""
 
 from __future__ import annotations
 
@@ -10,16 +11,13 @@ from pathlib import Path
 import pytest
 from helpers import SMALL_RUN
 from tui_helpers import screen_text, wait_for
-from typer.testing import CliRunner
 
 from cockpit.app import CockpitApp
-from cockpit.cli import app as cli
-from cockpit.client import RunClient, read_events
+from cockpit.client import read_events
 from cockpit.screens.launch_step import LaunchScreen, config_file_for
 from cockpit.wizard import WizardFacts, WizardState
-from engine.config import load_config
-from engine.protocol import TERMINAL_STATES, Metrics
-from engine.rundir import RunPaths, read_status
+from engine.protocol import Metrics
+from engine.rundir import RunPaths
 
 
 def launch_app(tmp_path: Path, changes: dict, facts: WizardFacts = WizardFacts()) -> CockpitApp:
@@ -61,45 +59,6 @@ def test_the_config_file_never_replaces_one_the_wizard_did_not_write(tmp_path):
     (tmp_path / "demo-2.yaml").write_text("mine too\n")
     assert config_file_for("demo", None, tmp_path) == tmp_path / "demo-3.yaml"
     assert config_file_for("demo", Path("saved.yaml"), tmp_path) == Path("saved.yaml")  # where ctrl+s saved it
-
-
-async def test_launch_starts_the_engine_and_opens_its_dashboard(tmp_path, monkeypatch, engine_data_dir):
-    monkeypatch.chdir(tmp_path)
-    runs = tmp_path / "runs"
-    app = launch_app(tmp_path, small_draft(engine_data_dir, runs))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
-        assert isinstance(app.screen, LaunchScreen)
-        assert "cockpit run wizard.yaml" in screen_text(app)
-        await pilot.press("l")
-        await wait_for(lambda: app.dashboard is not None, 30, what="the dashboard of the launched run")
-        run_dir, pid = app.run_dir, app.pid
-        try:
-            assert run_dir.parent == runs and run_dir.name.startswith("wizard-")
-            dashboard = app.dashboard
-            await wait_for(lambda: dashboard.state.loss is not None, 120, what="metrics from the engine")
-            await pilot.pause()
-            assert dashboard.state.step > 0 and "wizard-" in screen_text(app)
-        finally:
-            if read_status(run_dir).get("state") not in TERMINAL_STATES:
-                try:
-                    RunClient(run_dir, pid).send("stop")
-                except Exception:
-                    os.kill(pid, 15)
-            wait_exited(pid)
-    assert app.wizard.saved_to == Path("wizard.yaml")
-    saved = load_config(tmp_path / "wizard.yaml")  # the file the run came from, as `cockpit run` takes it
-    ran = load_config(RunPaths(run_dir).run_yaml)
-    assert ran.train.max_steps == saved.train.max_steps == 20 and ran.model == saved.model
-
-    # the saved file, unchanged, with `cockpit run --headless`: the same first losses
-    result = CliRunner().invoke(cli, ["run", "wizard.yaml", "--headless"])
-    assert result.exit_code == 0, result.output
-    again = next(p for p in runs.iterdir() if p != run_dir)
-    wizard_losses, cli_losses = first_losses(run_dir), first_losses(again)
-    common = sorted(wizard_losses.keys() & cli_losses.keys())
-    assert common and common[0] == 1
-    assert [wizard_losses[s] for s in common] == pytest.approx([cli_losses[s] for s in common], rel=1e-4)
 
 
 def first_losses(run_dir: Path) -> dict[int, float]:

@@ -127,3 +127,17 @@ async def test_the_tokenizer_steps_vocabulary_sizes_the_presets(tmp_path):
         assert app.wizard.facts.params == preset_fit("tiny", cfg, GPU_8G, vocab_size=300).params
         assert app.wizard.facts.params != preset_fit("tiny", cfg, GPU_8G, vocab_size=1024).params
         assert "Vocabulary 300;" in text_of(app, "#preset-intro")
+
+
+async def test_without_the_tokenizer_step_the_drafts_vocabulary_sizes_the_presets(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no tokenizer here: the demo draft trains one of tokenizer.vocab_size at launch
+    state = at_preset(vocab_size=None)
+    state = state.with_draft(state.draft.set("tokenizer.vocab_size", 2048))
+    app = CockpitApp(runs_dir=tmp_path / "runs", wizard=state)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(lambda: app.wizard.facts.vocab_size is not None, 20, what="the vocabulary")
+        await pilot.pause()
+        assert app.wizard.facts.vocab_size == 2048
+        cfg = state.draft.check().config
+        assert app.wizard.facts.params == preset_fit("tiny", cfg, GPU_8G, vocab_size=2048).params
+        assert "Vocabulary 2,048" in str(app.screen.query_one("#preset-intro").render())

@@ -50,6 +50,14 @@ class BudgetFound(Message):
         self.budget = budget
 
 
+class VocabularyFound(Message):
+    """The vocabulary of the draft's tokenizer, found by the worker."""
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+
+
 def per_param(tokens_per_param: float | None) -> str:
     """Tokens per parameter in a table cell."""
     if tokens_per_param is None:
@@ -98,6 +106,8 @@ class PresetScreen(WizardStep):
         self.refresh_view(move_cursor=True)
         if self.facts.memory is None:
             self.find_budget()
+        if self.facts.vocab_size is None:
+            self.find_vocabulary()
 
     # --- the draft --------------------------------------------------------------------------
 
@@ -285,6 +295,25 @@ class PresetScreen(WizardStep):
         ctx = CheckContext(None)
         device, found = target_device(ctx)
         self.post_message(BudgetFound(memory_budget(ctx, device, found)))
+
+    @work(thread=True, exclusive=True, group="preset-vocabulary", exit_on_error=False)
+    def find_vocabulary(self) -> None:
+        """The vocabulary the draft's run will have (its tokenizer's, or the size it trains one of at
+        launch), as the memory check finds it; nothing when the draft does not load."""
+        from cockpit.checks.base import CheckContext
+        from cockpit.checks.memory import tokenizer_vocab_size
+
+        cfg = self.run_config()
+        if cfg is None:
+            return
+        vocab, _ = tokenizer_vocab_size(CheckContext(None, cfg.resolved()))
+        if vocab:
+            self.post_message(VocabularyFound(vocab))
+
+    def on_vocabulary_found(self, message: VocabularyFound) -> None:
+        if self.facts.vocab_size is None:
+            self.found(vocab_size=message.vocab_size)
+            self.refresh_view()
 
     def on_budget_found(self, message: BudgetFound) -> None:
         self.found(memory=message.budget)
