@@ -12,6 +12,8 @@ TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
 HEADLESS ?=
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): one per core, at most four.
+JOBS ?= auto
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -33,7 +35,7 @@ demo: $(STAMP)
 	$(BIN)/cockpit run demo $(if $(HEADLESS),--headless)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --maxprocesses 4 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) runs data .pytest_cache
