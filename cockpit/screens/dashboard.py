@@ -22,12 +22,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from cockpit.client import CommandRefused, EngineUnavailable, RunClient
 from cockpit.run_state import RunState
 from cockpit.screens.confirm import ConfirmScreen
 from cockpit.widgets.checkpoints import CheckpointTable
+from cockpit.widgets.key_bar import KeyBar
 from cockpit.widgets.log_tail import LogFeed, LogTail
 from cockpit.widgets.loss_chart import ChartData, LossChart
 from cockpit.widgets.run_header import RunHeader
@@ -130,7 +130,7 @@ class DashboardScreen(Screen):
         with Horizontal(id="bottom"):
             yield titled(CheckpointTable(id="checkpoints"), "Checkpoints")
             yield titled(LogTail(id="log"), "Log")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_view()

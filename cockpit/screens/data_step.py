@@ -31,6 +31,7 @@ from textual.message import Message
 from textual.widgets import DirectoryTree, Input, ProgressBar, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+from cockpit.offload import Cancelled
 from cockpit.screens.wizard_step import Navigate, WizardStep
 from cockpit.widgets.data_views import preview_text, problems_text, stats_text
 from cockpit.widgets.histogram import LengthHistogram
@@ -57,10 +58,6 @@ class Throttle:
             return False
         self.last = now
         return True
-
-
-class Cancelled(Exception):
-    """The user cancelled the work (``x``)."""
 
 
 class WorkerNews(Message):
@@ -330,13 +327,12 @@ class DataScreen(WizardStep):
 
     @work(thread=True, exclusive=True, group="prepare")
     def prepare_worker(self, choice: int, path: Path, out: Path, cancel: threading.Event) -> None:
+        from cockpit.offload import ChildDied, run_in_child
         from engine.data.prepare import PrepareError, PrepareSettings, prepare
 
         throttle = Throttle()
 
         def progress(p) -> None:
-            if cancel.is_set():
-                raise Cancelled
             if throttle.due():
                 self.post_message(WorkerNews(choice, "prepare", p))
 
@@ -345,14 +341,14 @@ class DataScreen(WizardStep):
             text_unit=self.draft.get("data.text_unit") or "auto",
             skip_invalid=True,
         )
-        try:
-            manifest = prepare([path], self.tokenizer_dir, out, settings, progress=progress)
+        try:  # in a child process: the preparation never holds the app's interpreter lock
+            manifest = run_in_child(prepare, ([path], self.tokenizer_dir, out, settings), progress, cancel)
         except Cancelled:
             self.post_message(
                 WorkerNews(choice, "unprepared", f"cancelled: the finished shards in {out} are kept; p resumes")
             )
             return
-        except (PrepareError, OSError, ValueError) as exc:
+        except (PrepareError, OSError, ValueError, ChildDied) as exc:
             self.post_message(WorkerNews(choice, "unprepared", f"error: prepare {_relative(path)}: {exc}"))
             return
         self.post_message(WorkerNews(choice, "prepared", (out, manifest)))

@@ -16,9 +16,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from cockpit.client import iter_runs, summarize_run
+from cockpit.widgets.key_bar import KeyBar
 from engine import units
 
 #: Seconds between re-reads of the runs.
@@ -75,7 +76,7 @@ class HomeScreen(Screen):
         table.add_columns("run", "state", "step", "loss", "last checkpoint", "updated")
         yield table
         yield Static("", id="home-empty")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.action_refresh()

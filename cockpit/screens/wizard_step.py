@@ -17,9 +17,10 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from cockpit.run_draft import RunDraft
+from cockpit.widgets.key_bar import KeyBar
 from cockpit.widgets.wizard_nav import WizardNav
 from cockpit.wizard import STEP_KEYS, STEPS, WizardFacts
 
@@ -74,7 +75,7 @@ class WizardStep(Screen):
         with Vertical(id="step-body"):
             yield from self.compose_step()
         yield Static("", id="step-status")
-        yield Footer()
+        yield KeyBar()
 
     def compose_step(self) -> ComposeResult:
         raise NotImplementedError
