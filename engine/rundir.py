@@ -231,13 +231,16 @@ def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
     """``status.json`` plus ``alive`` (its engine is running). Liveness is the run directory's lock
     when there is one (a pid can be reused; a held lock cannot lie), else the pid together with its
     process start time. A run whose engine died without reaching a terminal state reads as
-    ``state: "dead"``. A missing or unreadable file gives ``state: "unknown"``."""
+    ``state: "dead"``. A missing or unreadable file gives ``state: "unknown"``, or ``"starting"`` while
+    an engine holds the lock (it has not written its first status yet)."""
     paths = RunPaths(Path(run_dir))
     try:
         status = json.loads(paths.status.read_text(encoding="utf-8"))
         if not isinstance(status, dict):
             raise ValueError
     except (OSError, ValueError):
+        if lock_held(paths.root):
+            return {"state": "starting", "alive": True}
         return {"state": UNKNOWN, "alive": False}
     alive = lock_held(paths.root)
     if alive is None:

@@ -65,3 +65,15 @@ def test_latest_names_the_newest_complete_checkpoint(tmp_path):
     assert latest_checkpoint(tmp_path) is None
     paths.latest.write_text("")
     assert paths.latest_name() == "" and latest_checkpoint(tmp_path) is None
+
+
+def test_a_run_whose_engine_holds_the_lock_but_wrote_no_status_yet_is_starting(tmp_path):
+    from engine.rundir import RunLock, read_status
+
+    assert read_status(tmp_path) == {"state": "unknown", "alive": False}  # no engine, no status
+    lock = RunLock(tmp_path)
+    try:
+        assert read_status(tmp_path) == {"state": "starting", "alive": True}
+    finally:
+        lock.release()
+    assert read_status(tmp_path) == {"state": "unknown", "alive": False}

@@ -22,6 +22,8 @@ from cockpit.client import iter_runs, summarize_run
 from cockpit.widgets.key_bar import KeyBar
 from engine import units
 
+#: The columns of the list of runs.
+COLUMNS = ("run", "state", "step", "loss", "last checkpoint", "updated")
 #: Seconds between re-reads of the runs.
 REFRESH_S = 3.0
 
@@ -72,9 +74,7 @@ class HomeScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(f"Runs in {self.runs_dir}  [dim]enter open · n new run · r refresh[/dim]", id="home-title")
-        table = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-        table.add_columns("run", "state", "step", "loss", "last checkpoint", "updated")
-        yield table
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static("", id="home-empty")
         yield KeyBar()
 
@@ -95,7 +95,8 @@ class HomeScreen(Screen):
         self.summaries = message.summaries
         table = self.query_one("#runs", DataTable)
         keep = table.cursor_row
-        table.clear()
+        table.clear(columns=True)  # the columns fit what is shown now, not the widest value ever shown
+        table.add_columns(*COLUMNS)
         now = self.clock()
         for s in self.summaries:
             step = (
