@@ -14,6 +14,7 @@ from tui_helpers import (
     finished_run,
     fixture_events,
     screen_text,
+    settled_text,
     wait_for,
     write_run,
 )
@@ -40,10 +41,9 @@ def notifications(app) -> list[str]:
 async def test_finished_run_shows_its_final_numbers(tmp_path):
     run = finished_run(tmp_path / "demo-run", gpus=[GPU_H100])
     app = make_app(run)
-    async with app.run_test(size=(120, 36)) as pilot:
+    async with app.run_test(size=(120, 36)):
         dash = await loaded(app)
-        await pilot.pause()
-        text = screen_text(app)
+        text = await settled_text(app, "checkpoint-300", "best 2.009", "finished — reached max_steps")
         for expected in (
             "demo-run",
             "FINISHED",
@@ -115,7 +115,7 @@ async def test_a_run_whose_engine_died_reads_dead(tmp_path):
         dash = await loaded(app)
         await pilot.pause()
         assert dash.state.state == "dead"
-        text = screen_text(app)
+        text = await settled_text(app, "DEAD", "the engine exited without a final status")
         assert "DEAD" in text and "the engine exited without a final status" in text
         await pilot.press("q")
     assert app.return_value == "dead"
@@ -124,10 +124,9 @@ async def test_a_run_whose_engine_died_reads_dead(tmp_path):
 async def test_a_failed_run_shows_the_error(tmp_path):
     run = write_run(tmp_path / "oom", fixture_events(run="oom", final_state="failed"))
     app = make_app(run)
-    async with app.run_test(size=(120, 36)) as pilot:
+    async with app.run_test(size=(120, 36)):
         await loaded(app)
-        await pilot.pause()
-        text = screen_text(app)
+        text = await settled_text(app, "FAILED", "CUDA out of memory", "Step 200 / 300")
         assert "FAILED" in text and "CUDA out of memory" in text and "Step 200 / 300" in text
 
 
@@ -153,13 +152,13 @@ async def test_a_long_history_is_batched_and_renders_fast(tmp_path):
 @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
 async def test_small_and_large_terminals(tmp_path, size):
     app = make_app(finished_run(tmp_path / "demo-run", gpus=[GPU_H100]))
-    async with app.run_test(size=size) as pilot:
+    async with app.run_test(size=size):
         await loaded(app)
-        await pilot.pause()
-        text = screen_text(app)
+        shown = ("demo-run", "FINISHED", "Step 300 / 300", "2.072", "checkpoint-300")
+        text = await settled_text(app, *shown)
         lines = text.splitlines()
         assert len(lines) == size[1] and all(len(line) <= size[0] for line in lines)
-        for expected in ("demo-run", "FINISHED", "Step 300 / 300", "2.072", "checkpoint-300"):
+        for expected in shown:
             assert expected in text, f"{expected!r} missing at {size}:\n{text}"
 
 

@@ -197,6 +197,17 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
+async def settled_text(app, *expected: str, timeout: float = 10.0) -> str:
+    """The screen's text once it shows each of ``expected``, or as it is after ``timeout``: a
+    loaded screen may still be scrolling its log into place on a busy machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = screen_text(app)
+        if all(e in text for e in expected) or time.monotonic() > deadline:
+            return text
+        await asyncio.sleep(0.05)
+
+
 def screen_text(app) -> str:
     """The plain text of what the app shows right now."""
     from rich.console import Console
