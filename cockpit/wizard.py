@@ -49,6 +49,9 @@ class WizardFacts:
     """Training tokens in the chosen data (tokenized stats, or the prepared shards' manifest)."""
     data_problems: int | None = None
     """Records of the chosen data that cannot be used (the data step's validation)."""
+    data_dir: str | None = None
+    """A directory of data files the data step took as the corpus and has not prepared yet (the
+    draft keeps its data until the shards are made)."""
     vocab_size: int | None = None
     """The chosen tokenizer's vocabulary."""
     params: int | None = None

@@ -56,7 +56,7 @@ async def test_choosing_a_text_file_validates_it_and_shows_its_stats(tmp_path, m
         assert app.wizard.draft.get("data.text_unit") == "auto"
         await wait_for(lambda: screen.stats is not None, 30, what="the stats")
         await pilot.pause()
-        assert screen.summary.records == 120 and app.wizard.facts.data_problems == 0
+        assert screen.summaries[0].records == 120 and app.wizard.facts.data_problems == 0
         assert screen.stats["records"] == 120
         histogram = screen.query_one("#data-histogram")
         assert sum(b["count"] for b in histogram.bins) == 120 and histogram.unit == "characters"
@@ -75,7 +75,7 @@ async def test_a_jsonl_file_with_two_malformed_lines_lists_both(tmp_path, monkey
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await on_data(pilot)
         await choose(pilot, screen, "docs.jsonl")
-        await wait_for(lambda: screen.summary is not None, 30, what="the validation")
+        await wait_for(lambda: screen.summaries is not None, 30, what="the validation")
         await pilot.pause()
         shown = str(screen.query_one("#data-problems").render())
         assert "docs.jsonl:4: invalid JSON" in shown and "docs.jsonl:8: invalid JSON" in shown
@@ -102,15 +102,56 @@ async def test_a_chat_file_previews_with_the_context_dimmed(tmp_path, monkeypatc
 async def test_a_path_that_is_not_data_says_so(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty-dir").mkdir()
+    (tmp_path / "empty-dir" / "readme.md").write_text("not data", encoding="utf-8")
     app = app_on(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await on_data(pilot)
         before = app.wizard.draft
         await choose(pilot, screen, "empty-dir")
-        assert "error: empty-dir: not a prepared shard directory" in str(screen.query_one("#step-status").render())
+        assert "error: empty-dir: no data files (.txt, .jsonl, .ndjson) and no manifest.json" in str(
+            screen.query_one("#step-status").render()
+        )
         await choose(pilot, screen, "nowhere.txt")
         assert "error: nowhere.txt: no such file" in str(screen.query_one("#step-status").render())
         assert app.wizard.draft == before
+
+
+def two_file_corpus(directory: Path, docs: int = 30) -> Path:
+    """A directory of a text file, a JSONL file whose 4th line is malformed, and a file that is not data."""
+    directory.mkdir()
+    corpus(directory / "a.txt", docs)
+    lines = [json.dumps({"text": f"document number {i} with some words"}) for i in range(10)]
+    lines[3] = '{"text": "broken'
+    (directory / "b.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (directory / "notes.md").write_text("# not data\n", encoding="utf-8")
+    return directory
+
+
+async def test_a_directory_of_data_files_validates_them_all_and_keeps_the_draft_until_prepared(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    two_file_corpus(tmp_path / "mixed")
+    app = app_on(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await on_data(pilot)
+        before = app.wizard.draft
+        await choose(pilot, screen, "mixed")
+        await wait_for(lambda: screen.stats is not None, 30, what="the stats")
+        await pilot.pause()
+        assert [s.records for s in screen.summaries] == [30, 10] and app.wizard.facts.data_problems == 1
+        assert screen.stats["records"] == 40  # the stats count both files
+        header = str(screen.query_one("#data-summary").render())
+        assert "2 data file(s), 1 other(s) ignored" in header and "40 records, 39 valid, 1 unusable" in header
+        assert "mixed/b.jsonl:4: invalid JSON" in str(screen.query_one("#data-problems").render())
+        status = str(screen.query_one("#step-status").render())
+        assert "a directory of 2 files: press p to prepare shards" in status
+        assert app.wizard.draft == before and app.wizard.facts.data_dir == "mixed"
+        await pilot.press("ctrl+n")  # allowed: the draft trains as it was
+        await pilot.pause()
+        assert app.screen.STEP == "tokenizer"
+        await pilot.press("escape")  # back: the directory is still the choice
+        screen = await on_data(pilot)
+        assert screen.files == [Path("mixed/a.txt"), Path("mixed/b.jsonl")]
+        await wait_for(lambda: screen.summaries is not None, 30, what="the validation")
 
 
 async def test_prepare_without_a_tokenizer_offers_the_tokenizer_step(tmp_path, monkeypatch):
@@ -161,6 +202,26 @@ async def test_prepare_ends_with_the_draft_on_the_shards(tmp_path, monkeypatch, 
             app.wizard.draft.get("data.source") == "shards" and app.wizard.draft.get("data.path") == "data/shards/notes"
         )
         assert app.wizard.facts.tokens_available == manifest["total_tokens"]
+
+
+async def test_prepare_of_a_directory_makes_one_shard_directory_of_all_its_files(tmp_path, monkeypatch, tokenizer):
+    monkeypatch.chdir(tmp_path)
+    two_file_corpus(tmp_path / "books", docs=200)
+    app = app_on(tmp_path, starting_draft().update({"tokenizer.path": str(tokenizer), "train.seq_len": 32}))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await on_data(pilot)
+        await choose(pilot, screen, "books")
+        await wait_for(lambda: screen.summaries is not None, 30, what="the validation")
+        assert app.wizard.draft.get("data.source") == "demo"
+        await pilot.press("p")
+        await wait_for(lambda: screen.manifest is not None, 60, what="the shards")
+        await pilot.pause()
+        draft = app.wizard.draft
+        assert draft.get("data.source") == "shards" and draft.get("data.path") == "data/shards/books"
+        manifest = json.loads((tmp_path / "data/shards/books/manifest.json").read_text())
+        assert manifest["documents"]["read"] == 200 + 10 and manifest["documents"]["dropped"]["invalid"] == 1
+        assert app.wizard.facts.tokens_available == manifest["total_tokens"] > 0
+        assert app.wizard.facts.data_dir is None and draft.check().ok
 
 
 async def test_cancel_stops_prepare_leaving_no_manifest_and_p_again_completes(tmp_path, monkeypatch, tokenizer):

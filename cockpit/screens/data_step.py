@@ -2,7 +2,11 @@
 
 Pick a text or JSONL file (or a prepared shard directory: one with ``manifest.json``) from the
 tree rooted at the working directory, type its path, or take the built-in demo corpus. The draft
-follows the choice (``data.source``, ``data.path``, ``data.text_unit``). A file is then validated
+follows the choice (``data.source``, ``data.path``, ``data.text_unit``). A directory without a
+manifest that holds data files (``engine.data.sources.data_files``) is one corpus of them: they are
+validated in turn, counted together, previewed from the first, and ``p`` prepares them all into one
+shard directory; the draft keeps its data until then (the engine trains a directory from its
+shards). A file (or each file of a directory) is then validated
 in a worker with the scanner of ``cockpit data validate`` (live counts, then every ``file:line``
 problem kept), previewed (chat formats rendered as they will be trained, the context dimmed) and
 summarised as ``cockpit data stats`` does (with a length histogram). ``p`` prepares shards as
@@ -10,7 +14,7 @@ summarised as ``cockpit data stats`` does (with a length histogram). ``p`` prepa
 ``p`` again resumes from them); when it completes the draft trains on the shards.
 
 Keys: ``enter`` on a file of the tree (or in the path box) chooses it, ``u`` uses the highlighted
-directory (prepared shards), ``m`` the demo corpus, ``v`` validates again, ``p`` prepares,
+directory (prepared shards, or a directory of data files), ``m`` the demo corpus, ``v`` validates again, ``p`` prepares,
 ``x`` cancels the preparation, ``t`` goes to the tokenizer step; ``1``-``4`` show the problems,
 preview, stats and prepare tabs; plus the wizard's ``ctrl+n``, ``escape``, ``ctrl+s``.
 """
@@ -94,8 +98,12 @@ class DataScreen(WizardStep):
         """Where the tree starts (the working directory)."""
         self.choice = 0
         """Which choice the workers' news is about (a new choice ignores the old workers)."""
-        self.summary = None
-        """The validation of the chosen file (``engine.data.summary.Summary``), when done."""
+        self.summaries: list | None = None
+        """The validation of each chosen file (``engine.data.summary.Summary``), when done."""
+        self.corpus: Path | None = None
+        """The chosen directory of data files, until they are prepared (None for a file)."""
+        self.files: list[Path] = []
+        """The data files of ``corpus``."""
         self.stats: dict | None = None
         """The stats report of the chosen file, when done."""
         self.manifest: dict | None = None
@@ -108,7 +116,7 @@ class DataScreen(WizardStep):
     def compose_step(self) -> ComposeResult:
         with Horizontal(id="data-main"):
             with Vertical(id="data-pick"):
-                yield Input(placeholder="path of a data file or shard directory", id="data-path")
+                yield Input(placeholder="path of a data file or directory", id="data-path")
                 yield DirectoryTree(self.root, id="data-tree")
             with Vertical(id="data-right"):
                 yield Static("", id="data-summary")
@@ -128,8 +136,10 @@ class DataScreen(WizardStep):
     def on_mount(self) -> None:
         self.show_choice()
         path = self.data_path
-        if path is not None and self.draft.get("data.source") != "shards" and path.is_file():
-            self.start_scan(path)
+        if self.facts.data_dir is not None and Path(self.facts.data_dir).is_dir():
+            self.choose_directory(Path(self.facts.data_dir))  # chosen before, not prepared yet
+        elif path is not None and self.draft.get("data.source") != "shards" and path.is_file():
+            self.start_scan()
         tree = self.query_one("#data-tree", DirectoryTree)
         tree.root.set_label(Text("./ (the working directory)", style="bold"))
         tree.focus()
@@ -141,11 +151,30 @@ class DataScreen(WizardStep):
         path = self.draft.get("data.path")
         return Path(path) if path else None
 
+    @property
+    def inputs(self) -> list[Path]:
+        """The chosen data files: the directory's, or the draft's text/JSONL file (else none)."""
+        path = self.data_path
+        if self.files:
+            return self.files
+        if self.draft.get("data.source") in ("text", "jsonl") and path is not None and path.is_file():
+            return [path]
+        return []
+
+    @property
+    def text_unit(self) -> str:
+        """How text files are cut into documents: the draft's, ``auto`` (each its own) for a directory."""
+        return "auto" if self.files else self.draft.get("data.text_unit") or "auto"
+
     def show_choice(self, counts: str = "") -> None:
-        source = self.draft.get("data.source", "demo")
         text = Text()
-        text.append(f"{source}", style="bold")
-        text.append(f"  {self.draft.get('data.path', '')}")
+        if self.corpus is not None:
+            others = sum(1 for p in self.corpus.iterdir()) - len(self.files)
+            text.append("directory", style="bold")
+            text.append(f"  {_relative(self.corpus)}: {len(self.files)} data file(s), {others} other(s) ignored")
+        else:
+            text.append(f"{self.draft.get('data.source', 'demo')}", style="bold")
+            text.append(f"  {self.draft.get('data.path', '')}")
         if counts:
             text.append(f"\n{counts}")
         self.query_one("#data-summary", Static).update(text)
@@ -157,7 +186,7 @@ class DataScreen(WizardStep):
         shown = _relative(path)
         if path.is_dir():
             if not (path / "manifest.json").is_file():
-                self.say(f"error: {shown}: not a prepared shard directory (no manifest.json); choose a data file")
+                self.choose_directory(path)
                 return
             shards = formats.inspect_shards(path)
             self.new_choice({"data.source": "shards", "data.path": shown, "data.text_unit": None})
@@ -182,14 +211,32 @@ class DataScreen(WizardStep):
         else:
             changes = {"data.source": "jsonl", "data.path": shown, "data.text_unit": None}
         self.new_choice(changes)
-        self.start_scan(path)
+        self.start_scan()
 
-    def new_choice(self, changes: dict) -> None:
+    def choose_directory(self, path: Path) -> None:
+        """Take the data files of ``path`` as one corpus (the draft keeps its data until ``p``)."""
+        from engine.data.sources import DATA_SUFFIXES, data_files
+
+        files = data_files(path)
+        if not files:
+            self.say(
+                f"error: {_relative(path)}: no data files ({', '.join(DATA_SUFFIXES)}) and no manifest.json; "
+                "choose a data file or a directory of them"
+            )
+            return
+        self.new_choice({}, corpus=path, files=files)
+        self.start_scan()
+
+    def new_choice(self, changes: dict, corpus: Path | None = None, files: list[Path] | None = None) -> None:
         self.choice += 1
         self.cancel_prepare.set()  # a preparation of the data chosen before stops
         self.preparing = False
-        self.summary = self.stats = self.manifest = None
-        self.change(self.draft.update(changes))
+        self.summaries = self.stats = self.manifest = None
+        self.corpus, self.files = corpus, files or []
+        if changes:
+            self.change(self.draft.update(changes))
+        if self.facts.data_dir != (corpus and str(corpus)):
+            self.found(data_dir=corpus and str(corpus))
         self.show_choice()
         for widget in ("#data-problems", "#data-preview", "#data-stats", "#data-prepare"):
             self.query_one(widget, Static).update("")
@@ -222,9 +269,8 @@ class DataScreen(WizardStep):
         self.new_choice({key: demo.get(key) for key in ("data.source", "data.path", "data.demo")})
         self.found(data_problems=0)
         self.say("the built-in demo corpus: generated at launch, with its tokenizer")
-        path = self.data_path
-        if path is not None and path.is_file():
-            self.start_scan(path)
+        if self.inputs:
+            self.start_scan()
 
     def action_tokenizer(self) -> None:
         self.post_message(Navigate("tokenizer"))
@@ -235,41 +281,52 @@ class DataScreen(WizardStep):
     # --- validate, preview, stats -----------------------------------------------------------
 
     def action_validate(self) -> None:
-        path = self.data_path
-        if path is None or not path.is_file():
+        if not self.inputs:
             self.say("nothing to validate: choose a data file first")
             return
-        self.start_scan(path)
+        self.start_scan()
 
-    def start_scan(self, path: Path) -> None:
-        self.say(f"validating {_relative(path)}…")
-        self.scan_worker(self.choice, path, self.draft.get("data.text_unit") or "auto")
+    def start_scan(self) -> None:
+        self.say(f"validating {self.label}…")
+        self.scan_worker(self.choice, self.inputs, self.text_unit)
+
+    @property
+    def label(self) -> str:
+        """The chosen data as the status line names it."""
+        if self.corpus is not None:
+            return f"the {len(self.files)} data files of {_relative(self.corpus)}"
+        return _relative(self.inputs[0]) if self.inputs else ""
 
     @work(thread=True, exclusive=True, group="scan")
-    def scan_worker(self, choice: int, path: Path, unit: str) -> None:
+    def scan_worker(self, choice: int, paths: list[Path], unit: str) -> None:
         from engine.data import formats
 
         worker = get_current_worker()
         throttle = Throttle()
+        summaries: list = []
 
         def progress(summary) -> None:
             if worker.is_cancelled or choice != self.choice:
                 raise Cancelled
             if throttle.due():
-                self.post_message(WorkerNews(choice, "scan", (summary.records, summary.invalid, summary.lines)))
+                done = [*summaries, summary]  # live counts over the files read so far
+                counts = tuple(sum(getattr(s, key) for s in done) for key in ("records", "invalid", "lines"))
+                self.post_message(WorkerNews(choice, "scan", counts))
 
         try:
-            summary = formats.scan(path, unit=unit, progress=progress)
+            for path in paths:
+                summaries.append(formats.scan(path, unit=unit, progress=progress))
         except Cancelled:
             return
         except formats.FormatError as exc:
             self.post_message(WorkerNews(choice, "failed", str(exc)))
             return
-        self.post_message(WorkerNews(choice, "scanned", summary))
-        self.inspect(choice, path, unit, summary.format)
+        self.post_message(WorkerNews(choice, "scanned", summaries))
+        self.inspect(choice, paths, unit, summaries[0].format if len(paths) == 1 else None)
 
-    def inspect(self, choice: int, path: Path, unit: str, fmt: str) -> None:
-        """Preview and stats of ``path`` (in the scan worker, after the scan)."""
+    def inspect(self, choice: int, paths: list[Path], unit: str, fmt: str | None) -> None:
+        """Preview (of the first file) and stats (of all) of ``paths`` (in the scan worker, after
+        the scan); ``fmt`` None detects each file's."""
         from engine.data import formats
         from engine.data.prepare import PrepareError, preview
         from engine.data.stats import data_stats
@@ -277,9 +334,9 @@ class DataScreen(WizardStep):
 
         tok_dir = self.tokenizer_dir
         try:
-            samples = preview([path], tok_dir, PREVIEW_RECORDS, fmt, unit)
+            samples = preview(paths[:1], tok_dir, PREVIEW_RECORDS, fmt, unit)
             tok = read_tokenizer(tok_dir) if tok_dir is not None else None
-            stats = data_stats(path, fmt, unit, tok)
+            stats = data_stats(paths, fmt, unit, tok)
         except (formats.FormatError, PrepareError, ValueError) as exc:
             self.post_message(WorkerNews(choice, "failed", str(exc)))
             return
@@ -294,8 +351,8 @@ class DataScreen(WizardStep):
     # --- prepare ----------------------------------------------------------------------------
 
     def action_prepare(self) -> None:
-        path = self.data_path
-        if self.draft.get("data.source") not in ("text", "jsonl") or path is None or not path.is_file():
+        inputs = self.inputs
+        if not inputs:
             self.say("prepare needs a data file: choose one first (the demo and shards need no preparing)")
             return
         if self.preparing:
@@ -307,13 +364,13 @@ class DataScreen(WizardStep):
                 "tokenizer step, then come back and press p"
             )
             return
-        out = SHARDS_DIR / path.stem
+        out = SHARDS_DIR / (self.corpus.name if self.corpus is not None else inputs[0].stem)
         self.action_tab("data-prepare-tab")
         self.query_one("#data-progress", ProgressBar).update(total=None, progress=0)
         self.say(f"preparing {out}… (x cancels; the finished shards are kept)")
         self.cancel_prepare = threading.Event()
         self.preparing = True
-        self.prepare_worker(self.choice, path, out, self.cancel_prepare)
+        self.prepare_worker(self.choice, inputs, out, self.cancel_prepare)
 
     def action_cancel(self) -> None:
         if not self.preparing:
@@ -326,7 +383,7 @@ class DataScreen(WizardStep):
         self.cancel_prepare.set()  # leaving the step stops the preparation; p resumes it
 
     @work(thread=True, exclusive=True, group="prepare")
-    def prepare_worker(self, choice: int, path: Path, out: Path, cancel: threading.Event) -> None:
+    def prepare_worker(self, choice: int, inputs: list[Path], out: Path, cancel: threading.Event) -> None:
         from cockpit.offload import ChildDied, run_in_child
         from engine.data.prepare import PrepareError, PrepareSettings, prepare
 
@@ -338,18 +395,18 @@ class DataScreen(WizardStep):
 
         settings = PrepareSettings(
             seq_len=int(self.draft.get("train.seq_len") or 128),
-            text_unit=self.draft.get("data.text_unit") or "auto",
+            text_unit=self.text_unit,
             skip_invalid=True,
         )
         try:  # in a child process: the preparation never holds the app's interpreter lock
-            manifest = run_in_child(prepare, ([path], self.tokenizer_dir, out, settings), progress, cancel)
+            manifest = run_in_child(prepare, (inputs, self.tokenizer_dir, out, settings), progress, cancel)
         except Cancelled:
             self.post_message(
                 WorkerNews(choice, "unprepared", f"cancelled: the finished shards in {out} are kept; p resumes")
             )
             return
         except (PrepareError, OSError, ValueError, ChildDied) as exc:
-            self.post_message(WorkerNews(choice, "unprepared", f"error: prepare {_relative(path)}: {exc}"))
+            self.post_message(WorkerNews(choice, "unprepared", f"error: prepare {self.label}: {exc}"))
             return
         self.post_message(WorkerNews(choice, "prepared", (out, manifest)))
 
@@ -372,24 +429,33 @@ class DataScreen(WizardStep):
         records, invalid, lines = counts
         self.show_choice(f"validating: {lines:,} lines, {records:,} records, {invalid:,} with problems")
 
-    def news_scanned(self, summary) -> None:
-        self.summary = summary
-        unit = f", {summary.unit.describe()}" if summary.unit else ""
-        self.show_choice(
-            f"{summary.format}{unit}: {summary.records:,} records, {summary.valid:,} valid, "
-            f"{summary.invalid:,} unusable"
-        )
-        errors = [p for p in summary.problems if p.is_error]
-        warnings = [p for p in summary.problems if not p.is_error]
-        self.show_problems([str(p) for p in errors + warnings], sum(summary.counts.values()))
-        self.found(data_problems=summary.invalid)
-        if summary.invalid:
-            self.say(f"{summary.invalid:,} unusable record(s): see tab 1; p prepares without them")
+    def news_scanned(self, summaries: list) -> None:
+        self.summaries = summaries
+        summary = summaries[0]
+        records, valid, invalid = (sum(getattr(s, key) for s in summaries) for key in ("records", "valid", "invalid"))
+        if self.corpus is not None:
+            what = ", ".join(sorted({s.format for s in summaries}))
+        else:
+            what = summary.format + (f", {summary.unit.describe()}" if summary.unit else "")
+        self.show_choice(f"{what}: {records:,} records, {valid:,} valid, {invalid:,} unusable")
+        errors = [p for s in summaries for p in s.problems if p.is_error]
+        warnings = [p for s in summaries for p in s.problems if not p.is_error]
+        self.show_problems([str(p) for p in errors + warnings], sum(sum(s.counts.values()) for s in summaries))
+        self.found(data_problems=invalid)
+        unusable = f"{invalid:,} unusable record(s): see tab 1; p prepares without them"
+        if self.corpus is not None:
+            self.say(
+                (f"{unusable}; " if invalid else "")
+                + f"a directory of {len(self.files)} files: press p to prepare shards "
+                "(the engine trains a directory from its shards)"
+            )
+        elif invalid:
+            self.say(unusable)
         elif summary.format not in ("text", "pretrain"):
             self.say(f"valid {summary.format} records: they train from prepared shards, press p to prepare them")
         else:
             self.say("valid: every record can be trained on (p prepares shards)")
-        if summary.invalid:
+        if invalid:
             self.action_tab("data-problems-tab")
 
     def show_problems(self, lines: list[str], total: int) -> None:
@@ -429,7 +495,8 @@ class DataScreen(WizardStep):
             f"documents: {docs['read']:,} read, {docs['train']:,} train, {docs['val']:,} validation; dropped: {drops}"
         )
         self.change(self.draft.update({"data.source": "shards", "data.path": str(out), "data.text_unit": None}))
-        self.found(tokens_available=manifest["total_tokens"])
+        self.corpus, self.files = None, []  # the draft trains on the shards now
+        self.found(tokens_available=manifest["total_tokens"], data_dir=None)
         self.show_choice(f"{manifest['total_tokens']:,} training tokens")
         self.say(f"prepared: the run trains on the shards in {out} (ctrl+n: tokenizer)")
 

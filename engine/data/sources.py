@@ -17,6 +17,8 @@ from engine.data.render import CHAT_FORMATS
 
 #: Formats whose records are plain documents (the others are rendered with a loss mask).
 DOCUMENT_FORMATS = ("text", "pretrain")
+#: What a data file of a directory is named (a directory of them is one corpus).
+DATA_SUFFIXES = (".txt", *formats.JSONL_SUFFIXES)
 #: Bytes of text per batch (signals, deduplication and tokenization work on a batch at once).
 BATCH_BYTES = 4 << 20
 BATCH_DOCS = 20_000
@@ -39,6 +41,12 @@ class Source:
         if self.unit is not None:
             out.update(text_unit=self.unit.unit, text_unit_reason=self.unit.reason)
         return out
+
+
+def data_files(directory: str | os.PathLike) -> list[Path]:
+    """The data files (``DATA_SUFFIXES``) directly inside ``directory``, sorted by name; other
+    files and subdirectories are not data."""
+    return sorted(p for p in Path(directory).iterdir() if p.suffix.lower() in DATA_SUFFIXES and p.is_file())
 
 
 def resolve_sources(inputs: list[str | os.PathLike], fmt: str | None, text_unit: str = "auto") -> list[Source]:

@@ -1,16 +1,19 @@
 """The figures of ``cockpit data stats`` (and the wizard's data step): records, characters, token
-counts, the length histogram, exact duplicates and quality signals of one data file.
+counts, the length histogram, exact duplicates and quality signals of a data file (or of several
+files taken as one corpus: a directory of data files).
 
     report = data_stats(path, fmt=None, unit="auto", tokenizer=None, sample=20_000)
+    report = data_stats([first, second], ...)      # the files in turn, counted together
 
 One streaming pass for the counts; the first ``sample`` records are kept, scored (quality signals)
-and, with a tokenizer, tokenized. FormatError (naming the file) when the file cannot be read as
+and, with a tokenizer, tokenized. FormatError (naming the file) when a file cannot be read as
 data. Torch-free.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from engine.data import formats
@@ -29,27 +32,41 @@ def _distribution(values) -> dict[str, float]:
 
 
 def data_stats(
-    path: str | os.PathLike, fmt: str | None = None, unit: str = "auto", tokenizer=None, sample: int = 20_000
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    fmt: str | None = None,
+    unit: str = "auto",
+    tokenizer=None,
+    sample: int = 20_000,
 ) -> dict[str, Any]:
     """The stats report of ``path`` (``Summary.to_json`` without its problems, plus ``quality`` and,
-    with a ``tokenizers.Tokenizer``, ``tokens``); ``fmt`` None detects the format."""
+    with a ``tokenizers.Tokenizer``, ``tokens``); ``fmt`` None detects the format (of each file).
+    Several paths are read in turn and counted as one corpus (``format`` is ``mixed`` when their
+    formats differ; ``text_unit`` is the first text file's)."""
     from engine.data.quality import QualityRules
     from engine.data.signals import batch_signals
 
-    detection = formats.detect_format(path) if fmt is None else None
-    if detection is not None and detection.format is None:
-        raise formats.FormatError(detection.error(path))
-    detected = fmt or detection.format
-    summary = formats.Summary(str(path), detected)
-    if detected == "text":
-        summary.unit = formats.choose_text_unit(path, unit)
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    summary = formats.Summary(", ".join(map(str, paths)), fmt or "")
+    found: list[str] = []
     texts: list[str] = []
-    for s in formats.iter_samples(path, detected, summary.unit.unit if summary.unit else unit):
-        summary.add(s)
-        if s.ok and s.text and s.text.strip() and len(texts) < sample:
-            texts.append(s.text)
-    if summary.records and summary.counts.get("utf8") == summary.invalid == summary.records:  # no UTF-8 record
-        raise formats.FormatError(f"{path}: not a text file (no line of it is UTF-8: {summary.first(('utf8',), 1)[0]})")
+    for one in paths:
+        detected = fmt or _detected(one)
+        found.append(detected)
+        unit_of_file = unit
+        if detected == "text":
+            choice = formats.choose_text_unit(one, unit)
+            summary.unit = summary.unit or choice
+            unit_of_file = choice.unit
+        records, not_utf8 = summary.records, summary.counts.get("utf8", 0)
+        for s in formats.iter_samples(one, detected, unit_of_file):
+            summary.add(s)
+            if s.ok and s.text and s.text.strip() and len(texts) < sample:
+                texts.append(s.text)
+        read = summary.records - records
+        if read and summary.counts.get("utf8", 0) - not_utf8 == read:  # no UTF-8 record
+            first = [p for p in summary.problems if p.kind == "utf8" and p.path == str(one)][:1]
+            raise formats.FormatError(f"{one}: not a text file (no line of it is UTF-8: {first[0] if first else ''})")
+    summary.format = found[0] if len(set(found)) == 1 else "mixed"
     report = summary.to_json()
     report.pop("problems")
     sampled = len(texts) < summary.valid - summary.empty
@@ -77,6 +94,14 @@ def data_stats(
             "lengths": stats_.to_json(),
         }
     return report
+
+
+def _detected(path: str | os.PathLike) -> str:
+    """The format of ``path``; FormatError naming it when it has none."""
+    detection = formats.detect_format(path)
+    if detection.format is None:
+        raise formats.FormatError(detection.error(path))
+    return detection.format
 
 
 def length_histogram(report: dict[str, Any]) -> tuple[list[dict[str, int]], str]:
