@@ -27,6 +27,15 @@ def corpus(path: Path, docs: int = 120, seed: int = 0) -> Path:
     return path
 
 
+def docs_jsonl(path: Path, docs: int, broken: dict[int, str]) -> Path:
+    """``docs`` pretrain records, the 0-based lines in ``broken`` replaced by what is there."""
+    lines = [json.dumps({"text": f"document number {i} with some words"}) for i in range(docs)]
+    for i, line in broken.items():
+        lines[i] = line
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def app_on(tmp_path: Path, draft=None) -> CockpitApp:
     return CockpitApp(runs_dir=tmp_path / "runs", wizard=WizardState(draft=draft or starting_draft()).go("data"))
 
@@ -67,10 +76,7 @@ async def test_choosing_a_text_file_validates_it_and_shows_its_stats(tmp_path, m
 
 async def test_a_jsonl_file_with_two_malformed_lines_lists_both(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    lines = [json.dumps({"text": f"document number {i} with some words"}) for i in range(10)]
-    lines[3] = '{"text": "broken'
-    lines[7] = "not json at all"
-    (tmp_path / "docs.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    docs_jsonl(tmp_path / "docs.jsonl", 10, {3: '{"text": "broken', 7: "not json at all"})
     app = app_on(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await on_data(pilot)
@@ -120,9 +126,7 @@ def two_file_corpus(directory: Path, docs: int = 30) -> Path:
     """A directory of a text file, a JSONL file whose 4th line is malformed, and a file that is not data."""
     directory.mkdir()
     corpus(directory / "a.txt", docs)
-    lines = [json.dumps({"text": f"document number {i} with some words"}) for i in range(10)]
-    lines[3] = '{"text": "broken'
-    (directory / "b.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    docs_jsonl(directory / "b.jsonl", 10, {3: '{"text": "broken'})
     (directory / "notes.md").write_text("# not data\n", encoding="utf-8")
     return directory
 
@@ -132,9 +136,10 @@ async def test_a_directory_of_data_files_validates_them_all_and_keeps_the_draft_
     two_file_corpus(tmp_path / "mixed")
     app = app_on(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await on_data(pilot)
-        before = app.wizard.draft
-        await choose(pilot, screen, "mixed")
+        screen, before = await on_data(pilot), app.wizard.draft
+        tree = screen.query_one("#data-tree")
+        await wait_for(lambda: tree.root.children, 30, what="the tree")
+        await pilot.press("down", "u")  # the tree's first entry: the directory
         await wait_for(lambda: screen.stats is not None, 30, what="the stats")
         await pilot.pause()
         assert [s.records for s in screen.summaries] == [30, 10] and app.wizard.facts.data_problems == 1
@@ -177,6 +182,18 @@ def tokenizer(tmp_path_factory) -> Path:
     return train_tokenizer(corpus(root / "corpus.txt", 300, seed=1), root / "tok", 300)
 
 
+async def prepared(pilot, screen: DataScreen, name: str) -> dict:
+    """Press p and wait for the shards: the draft ends on ``data/shards/<name>`` with its tokens."""
+    await pilot.press("p")
+    await wait_for(lambda: screen.manifest is not None, 60, what="the shards")
+    await pilot.pause()
+    draft, facts = pilot.app.wizard.draft, pilot.app.wizard.facts
+    assert draft.get("data.source") == "shards" and draft.get("data.path") == f"data/shards/{name}"
+    manifest = json.loads((Path("data/shards") / name / "manifest.json").read_text())
+    assert facts.tokens_available == manifest["total_tokens"] > 0 and draft.check().ok
+    return manifest
+
+
 async def test_prepare_ends_with_the_draft_on_the_shards(tmp_path, monkeypatch, tokenizer):
     monkeypatch.chdir(tmp_path)
     corpus(tmp_path / "notes.txt", 400)
@@ -186,14 +203,7 @@ async def test_prepare_ends_with_the_draft_on_the_shards(tmp_path, monkeypatch, 
         await choose(pilot, screen, "notes.txt")
         await wait_for(lambda: screen.stats is not None, 30, what="the stats")
         assert screen.stats["tokens"]["total"] > 0  # the tokenizer counts tokens too
-        await pilot.press("p")
-        await wait_for(lambda: screen.manifest is not None, 60, what="the shards")
-        await pilot.pause()
-        draft = app.wizard.draft
-        assert draft.get("data.source") == "shards" and draft.get("data.path") == "data/shards/notes"
-        manifest = json.loads((tmp_path / "data/shards/notes/manifest.json").read_text())
-        assert app.wizard.facts.tokens_available == manifest["total_tokens"] > 0
-        assert draft.check().ok
+        manifest = await prepared(pilot, screen, "notes")
         assert "training tokens" in str(screen.query_one("#data-prepare").render())
         await pilot.press("m")  # the demo corpus, then the prepared shards chosen by path
         assert app.wizard.draft.get("data.source") == "demo"
@@ -213,15 +223,9 @@ async def test_prepare_of_a_directory_makes_one_shard_directory_of_all_its_files
         await choose(pilot, screen, "books")
         await wait_for(lambda: screen.summaries is not None, 30, what="the validation")
         assert app.wizard.draft.get("data.source") == "demo"
-        await pilot.press("p")
-        await wait_for(lambda: screen.manifest is not None, 60, what="the shards")
-        await pilot.pause()
-        draft = app.wizard.draft
-        assert draft.get("data.source") == "shards" and draft.get("data.path") == "data/shards/books"
-        manifest = json.loads((tmp_path / "data/shards/books/manifest.json").read_text())
+        manifest = await prepared(pilot, screen, "books")
         assert manifest["documents"]["read"] == 200 + 10 and manifest["documents"]["dropped"]["invalid"] == 1
-        assert app.wizard.facts.tokens_available == manifest["total_tokens"] > 0
-        assert app.wizard.facts.data_dir is None and draft.check().ok
+        assert app.wizard.facts.data_dir is None
 
 
 async def test_cancel_stops_prepare_leaving_no_manifest_and_p_again_completes(tmp_path, monkeypatch, tokenizer):

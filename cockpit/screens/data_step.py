@@ -217,6 +217,7 @@ class DataScreen(WizardStep):
         """Take the data files of ``path`` as one corpus (the draft keeps its data until ``p``)."""
         from engine.data.sources import DATA_SUFFIXES, data_files
 
+        path = Path(_relative(path))  # what the status line and the facts name
         files = data_files(path)
         if not files:
             self.say(
