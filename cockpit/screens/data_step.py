@@ -135,10 +135,9 @@ class DataScreen(WizardStep):
 
     def on_mount(self) -> None:
         self.show_choice()
-        path = self.data_path
         if self.facts.data_dir is not None and Path(self.facts.data_dir).is_dir():
             self.choose_directory(Path(self.facts.data_dir))  # chosen before, not prepared yet
-        elif path is not None and self.draft.get("data.source") != "shards" and path.is_file():
+        elif self.inputs:
             self.start_scan()
         tree = self.query_one("#data-tree", DirectoryTree)
         tree.root.set_label(Text("./ (the working directory)", style="bold"))
@@ -153,13 +152,11 @@ class DataScreen(WizardStep):
 
     @property
     def inputs(self) -> list[Path]:
-        """The chosen data files: the directory's, or the draft's text/JSONL file (else none)."""
+        """The chosen data files to read: the directory's, or the draft's data file (else none)."""
         path = self.data_path
         if self.files:
             return self.files
-        if self.draft.get("data.source") in ("text", "jsonl") and path is not None and path.is_file():
-            return [path]
-        return []
+        return [path] if self.draft.get("data.source") != "shards" and path is not None and path.is_file() else []
 
     @property
     def text_unit(self) -> str:
@@ -353,7 +350,7 @@ class DataScreen(WizardStep):
 
     def action_prepare(self) -> None:
         inputs = self.inputs
-        if not inputs:
+        if not inputs or (not self.files and self.draft.get("data.source") not in ("text", "jsonl")):
             self.say("prepare needs a data file: choose one first (the demo and shards need no preparing)")
             return
         if self.preparing:
