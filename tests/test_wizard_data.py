@@ -12,7 +12,8 @@ import pytest
 from tui_helpers import wait_for
 
 from cockpit.app import CockpitApp
-from cockpit.screens.data_step import DataScreen, Throttle
+from cockpit.data_work import Throttle
+from cockpit.screens.data_step import DataScreen
 from cockpit.wizard import WizardState, starting_draft
 
 WORDS = ["amber", "basil", "cedar", "delta", "ember", "fjord", "grove", "heron", "iris", "juniper", "kelp", "lumen"]

@@ -17,12 +17,15 @@ Keys: ``enter`` on a file of the tree (or in the path box) chooses it, ``u`` use
 directory (prepared shards, or a directory of data files), ``m`` the demo corpus, ``v`` validates again, ``p`` prepares,
 ``x`` cancels the preparation, ``t`` goes to the tokenizer step; ``1``-``4`` show the problems,
 preview, stats and prepare tabs; plus the wizard's ``ctrl+n``, ``escape``, ``ctrl+s``.
+
+Why this module is over 400 lines: it is one screen with a choice of data (file, directory, shards,
+demo) and four tabs that show what its workers find; the work itself is ``cockpit.data_work``.
 """
 
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,33 +38,14 @@ from textual.message import Message
 from textual.widgets import DirectoryTree, Input, ProgressBar, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from cockpit.offload import Cancelled
+from cockpit.data_work import inspect_files, prepare_files, scan_files
 from cockpit.screens.wizard_step import Navigate, WizardStep
 from cockpit.widgets.data_views import preview_text, problems_text, stats_text
 from cockpit.widgets.histogram import LengthHistogram
 from cockpit.wizard import starting_draft
 
-#: Progress messages a worker posts per second, at most.
-PROGRESS_HZ = 10
-#: Records shown in the preview.
-PREVIEW_RECORDS = 3
 #: Where prepared shards go: ``data/shards/<the input's stem>`` under the working directory.
 SHARDS_DIR = Path("data/shards")
-
-
-class Throttle:
-    """``due()`` is true at most ``hz`` times a second (high-rate progress collapsed)."""
-
-    def __init__(self, hz: float = PROGRESS_HZ) -> None:
-        self.interval = 1.0 / hz
-        self.last = 0.0
-
-    def due(self) -> bool:
-        now = time.monotonic()
-        if now - self.last < self.interval:
-            return False
-        self.last = now
-        return True
 
 
 class WorkerNews(Message):
@@ -295,50 +279,18 @@ class DataScreen(WizardStep):
             return f"the {len(self.files)} data files of {_relative(self.corpus)}"
         return _relative(self.inputs[0]) if self.inputs else ""
 
+    def news_of(self, choice: int) -> Callable[[str, Any], None]:
+        """What a worker of choice ``choice`` reports with: a ``WorkerNews`` message to this screen."""
+        return lambda kind, data: self.post_message(WorkerNews(choice, kind, data))
+
     @work(thread=True, exclusive=True, group="scan")
     def scan_worker(self, choice: int, paths: list[Path], unit: str) -> None:
-        from engine.data import formats
-
         worker = get_current_worker()
-        throttle = Throttle()
-        summaries: list = []
-
-        def progress(summary) -> None:
-            if worker.is_cancelled or choice != self.choice:
-                raise Cancelled
-            if throttle.due():
-                done = [*summaries, summary]  # live counts over the files read so far
-                counts = tuple(sum(getattr(s, key) for s in done) for key in ("records", "invalid", "lines"))
-                self.post_message(WorkerNews(choice, "scan", counts))
-
-        try:
-            for path in paths:
-                summaries.append(formats.scan(path, unit=unit, progress=progress))
-        except Cancelled:
-            return
-        except formats.FormatError as exc:
-            self.post_message(WorkerNews(choice, "failed", str(exc)))
-            return
-        self.post_message(WorkerNews(choice, "scanned", summaries))
-        self.inspect(choice, paths, unit, summaries[0].format if len(paths) == 1 else None)
-
-    def inspect(self, choice: int, paths: list[Path], unit: str, fmt: str | None) -> None:
-        """Preview (of the first file) and stats (of all) of ``paths`` (in the scan worker, after
-        the scan); ``fmt`` None detects each file's."""
-        from engine.data import formats
-        from engine.data.prepare import PrepareError, preview
-        from engine.data.stats import data_stats
-        from engine.data.tokenizer import read_tokenizer
-
-        tok_dir = self.tokenizer_dir
-        try:
-            samples = preview(paths[:1], tok_dir, PREVIEW_RECORDS, fmt, unit)
-            tok = read_tokenizer(tok_dir) if tok_dir is not None else None
-            stats = data_stats(paths, fmt, unit, tok)
-        except (formats.FormatError, PrepareError, ValueError) as exc:
-            self.post_message(WorkerNews(choice, "failed", str(exc)))
-            return
-        self.post_message(WorkerNews(choice, "inspected", (samples, stats)))
+        news = self.news_of(choice)
+        summaries = scan_files(paths, unit, news, lambda: not worker.is_cancelled and choice == self.choice)
+        if summaries is not None:
+            fmt = summaries[0].format if len(paths) == 1 else None
+            inspect_files(paths, unit, fmt, self.tokenizer_dir, news)
 
     @property
     def tokenizer_dir(self) -> Path | None:
@@ -382,31 +334,12 @@ class DataScreen(WizardStep):
 
     @work(thread=True, exclusive=True, group="prepare")
     def prepare_worker(self, choice: int, inputs: list[Path], out: Path, cancel: threading.Event) -> None:
-        from cockpit.offload import ChildDied, run_in_child
-        from engine.data.prepare import PrepareError, PrepareSettings, prepare
-
-        throttle = Throttle()
-
-        def progress(p) -> None:
-            if throttle.due():
-                self.post_message(WorkerNews(choice, "prepare", p))
+        from engine.data.prepare import PrepareSettings
 
         settings = PrepareSettings(
-            seq_len=int(self.draft.get("train.seq_len") or 128),
-            text_unit=self.text_unit,
-            skip_invalid=True,
+            seq_len=int(self.draft.get("train.seq_len") or 128), text_unit=self.text_unit, skip_invalid=True
         )
-        try:  # in a child process: the preparation never holds the app's interpreter lock
-            manifest = run_in_child(prepare, (inputs, self.tokenizer_dir, out, settings), progress, cancel)
-        except Cancelled:
-            self.post_message(
-                WorkerNews(choice, "unprepared", f"cancelled: the finished shards in {out} are kept; p resumes")
-            )
-            return
-        except (PrepareError, OSError, ValueError, ChildDied) as exc:
-            self.post_message(WorkerNews(choice, "unprepared", f"error: prepare {self.label}: {exc}"))
-            return
-        self.post_message(WorkerNews(choice, "prepared", (out, manifest)))
+        prepare_files(inputs, self.tokenizer_dir, out, settings, self.label, self.news_of(choice), cancel)
 
     # --- news from the workers --------------------------------------------------------------
 
