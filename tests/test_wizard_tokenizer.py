@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,24 @@ async def test_a_training_cancelled_writes_nothing_and_the_draft_keeps_its_token
         assert not app.screen.query_one("#tok-progress").display
     assert not out.exists() and not list(tmp_path.glob(".tok*"))
     assert app.wizard.facts.vocab_size is None and app.wizard.draft.get("tokenizer.path") == str(out)
+
+
+async def test_a_directory_chosen_in_the_data_step_is_what_the_tokenizer_trains_on(tmp_path):
+    from cockpit.wizard import WizardFacts
+
+    corpus = tmp_path / "books"
+    corpus.mkdir()
+    text_file(corpus / "a.txt", 200)
+    (corpus / "b.txt").write_text("zebra quagga okapi\n" * 200)  # words only this file has
+    (corpus / "notes.md").write_text("not data\n")
+    out = tmp_path / "tok"
+    draft = starting_draft().update({"tokenizer.path": str(out), "tokenizer.vocab_size": 300})
+    state = WizardState(draft=draft, facts=WizardFacts(data_dir=str(corpus))).go("tokenizer")
+    app = CockpitApp(runs_dir=tmp_path / "runs", wizard=state)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert "the data files of" in str(app.screen.query_one("#tok-note").render())
+        await pilot.press("ctrl+t")
+        await wait_for(lambda: app.wizard.facts.vocab_size is not None, 60, what="the training")
+    vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
+    assert any("zebra" in token for token in vocab)  # trained on b.txt too, not only the draft's data

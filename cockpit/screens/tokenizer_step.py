@@ -124,6 +124,11 @@ class TokenizerScreen(WizardStep):
 
     def data_note(self) -> str:
         source, path = self.draft.get("data.source") or "demo", self.draft.get("data.path")
+        if self.facts.data_dir:
+            return (
+                f"Data: the data files of {escape(self.facts.data_dir)} (not prepared yet). Train a tokenizer on "
+                "them, or use an existing one; then prepare the shards in the Data step."
+            )
         if source == "demo":
             return (
                 "Data: the built-in demo corpus. Its tokenizer is trained at launch when missing: "
@@ -135,6 +140,10 @@ class TokenizerScreen(WizardStep):
 
     def training_files(self) -> list[Path] | str:
         """The data to train on, or why there is none."""
+        if self.facts.data_dir:  # a directory of files chosen in the data step, not prepared yet
+            from engine.data.sources import data_files
+
+            return data_files(self.facts.data_dir) or f"{self.facts.data_dir}: no data files left in it"
         source, path = self.draft.get("data.source") or "demo", Path(str(self.draft.get("data.path") or ""))
         if source == "shards":
             return "the data is prepared shards: they were tokenized already; use their tokenizer"
