@@ -85,12 +85,21 @@ def inspect_files(paths: list[Path], unit: str, fmt: str | None, tokenizer_dir: 
 
 
 def prepare_files(
-    inputs: list[Path], tokenizer_dir: Path, out: Path, settings: Any, label: str, news: News, cancel: threading.Event
+    inputs: list[Path],
+    tokenizer_dir: Path,
+    out: Path,
+    seq_len: int,
+    text_unit: str,
+    label: str,
+    news: News,
+    cancel: threading.Event,
 ) -> None:
-    """``cockpit data prepare`` of ``inputs`` into ``out`` in a child process; ``cancel`` ends it."""
+    """``cockpit data prepare`` of ``inputs`` into ``out`` (malformed records dropped: the scan listed
+    them) in a child process; ``cancel`` ends it."""
     from cockpit.offload import ChildDied, run_in_child
-    from engine.data.prepare import PrepareError, prepare
+    from engine.data.prepare import PrepareError, PrepareSettings, prepare
 
+    settings = PrepareSettings(seq_len=seq_len, text_unit=text_unit, skip_invalid=True)
     throttle = Throttle()
 
     def progress(p) -> None:

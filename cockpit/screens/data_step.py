@@ -334,12 +334,10 @@ class DataScreen(WizardStep):
 
     @work(thread=True, exclusive=True, group="prepare")
     def prepare_worker(self, choice: int, inputs: list[Path], out: Path, cancel: threading.Event) -> None:
-        from engine.data.prepare import PrepareSettings
-
-        settings = PrepareSettings(
-            seq_len=int(self.draft.get("train.seq_len") or 128), text_unit=self.text_unit, skip_invalid=True
+        seq_len = int(self.draft.get("train.seq_len") or 128)
+        prepare_files(
+            inputs, self.tokenizer_dir, out, seq_len, self.text_unit, self.label, self.news_of(choice), cancel
         )
-        prepare_files(inputs, self.tokenizer_dir, out, settings, self.label, self.news_of(choice), cancel)
 
     # --- news from the workers --------------------------------------------------------------
 
