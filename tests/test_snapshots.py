@@ -52,7 +52,8 @@ def test_failed_cpu_run_80x24(snap_compare, tmp_path):
     assert snap_compare(app, terminal_size=(80, 24), run_before=_loaded)
 
 
-def test_stop_confirmation_dialog(snap_compare, tmp_path):
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+def test_stop_confirmation_dialog(snap_compare, tmp_path, size):
     """The modal that guards the stop key (on a run that still looks alive)."""
     import json
     import os
@@ -73,4 +74,4 @@ def test_stop_confirmation_dialog(snap_compare, tmp_path):
         await wait_for(lambda: isinstance(app.screen, ConfirmScreen), 10, what="the dialog")
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=(100, 30), run_before=ask)
+    assert snap_compare(app, terminal_size=size, run_before=ask)

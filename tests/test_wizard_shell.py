@@ -110,7 +110,8 @@ def test_home_snapshot(snap_compare, tmp_path, monkeypatch, size):
     assert snap_compare(make_app(runs_dir=Path("runs")), terminal_size=size, run_before=home_read)
 
 
-def test_save_dialog_snapshot(snap_compare, tmp_path, monkeypatch):
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+def test_save_dialog_snapshot(snap_compare, tmp_path, monkeypatch, size):
     monkeypatch.chdir(tmp_path)
 
     async def ask(pilot) -> None:
@@ -123,4 +124,4 @@ def test_save_dialog_snapshot(snap_compare, tmp_path, monkeypatch):
 
     # over the tokenizer step of the demo draft, which shows nothing of this machine
     app = CockpitApp(runs_dir=Path("runs"), wizard=WizardState().go("tokenizer"))
-    assert snap_compare(app, terminal_size=(80, 24), run_before=ask)
+    assert snap_compare(app, terminal_size=size, run_before=ask)
