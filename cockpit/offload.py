@@ -2,7 +2,7 @@
 
 A worker thread of the app would share the interpreter's lock with the event loop: shard
 preparation (tokenizing, hashing, numpy on large batches) holds it for up to a few hundred
-milliseconds at a time, and every frame waits that long. ``run_in_child`` runs the function in a
+milliseconds at a time, and every frame waits that long (the tokenizer trainer, at times, too). ``run_in_child`` runs the function in a
 child Python process instead and relays its progress to the calling (worker) thread::
 
     manifest = run_in_child(prepare, (inputs, tok, out, settings), on_progress, cancel)
@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import pickle
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -66,10 +67,22 @@ def run_in_child(
             child.stdin.close()
             return _relay(child, on_progress, cancel, log)
         finally:
-            if child.poll() is None:
-                child.terminate()
-            child.wait(timeout=30)
+            _end(child)
             child.stdout.close()
+
+
+def _end(child: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """Reap the child; one still running (a moment after its answer) is asked to stop (its cleanups
+    run), then killed."""
+    try:
+        child.wait(timeout=0.2)
+    except subprocess.TimeoutExpired:
+        child.terminate()
+        try:
+            child.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _relay(child: subprocess.Popen, on_progress: Callable[[Any], None], cancel: threading.Event, log: IO) -> Any:
@@ -116,6 +129,7 @@ def _read_frame(stream: IO[bytes]) -> tuple[str, Any] | None:
 
 def _main() -> None:
     """The child: run the call from stdin, news to the original stdout, prints to stderr."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a cancel unwinds: the work's cleanups run
     news = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever the work prints cannot break the frames
     target, args = pickle.loads(sys.stdin.buffer.read())

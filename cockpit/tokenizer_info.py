@@ -8,6 +8,7 @@ costs nothing); the saved directory is the Hugging Face layout the engine loads.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -64,6 +65,24 @@ def train_on_files(
         min_frequency=min_frequency,
     )
     return read_tokenizer(out).get_vocab_size(), (EOS_TOKEN, *extra)
+
+
+def train_reporting(
+    files: list[Path], out: Path, vocab_size: int, progress: Callable[[int], None], every_s: float = 0.1
+) -> tuple[int, tuple[str, ...]]:
+    """``train_on_files`` reporting the bytes read so far to ``progress`` (at most every ``every_s``
+    seconds): the form ``cockpit.offload.run_in_child`` runs, so the app's tokenizer step trains in a
+    child process that can be ended at any moment."""
+    read = [0, 0.0]  # bytes read, when progress was last reported
+
+    def on_text(text: str) -> None:
+        read[0] += len(text.encode("utf-8", "replace"))
+        now = time.monotonic()
+        if now - read[1] >= every_s:
+            read[1] = now
+            progress(read[0])
+
+    return train_on_files(files, out, vocab_size, on_text=on_text)
 
 
 def _watched(texts: Iterable[str], on_text: Callable[[str], None]) -> Iterator[str]:

@@ -9,6 +9,7 @@ nothing to do here. Keys: ``ctrl+o`` inspect the directory typed (or enter in it
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -20,20 +21,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, ProgressBar, Static
-from textual.worker import get_current_worker
 
 from cockpit.screens.wizard_step import WizardStep
 
-#: Progress messages of a training at most this often (seconds apart).
-PROGRESS_EVERY_S = 0.1
 #: Records of the data measured for characters per token.
 SAMPLE_RECORDS = 2000
 #: Tokens of a sample encoding shown.
 SHOWN_TOKENS = 24
-
-
-class TrainingCancelled(Exception):
-    """The user cancelled a training (raised into the trainer's text iterator)."""
 
 
 class TrainProgress(Message):
@@ -88,6 +82,11 @@ class TokenizerScreen(WizardStep):
         Binding("ctrl+x", "cancel_training", "Cancel", priority=True),
     ]
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        #: Set to end the training running in its child process (ctrl+x, leaving the step).
+        self.cancel_training = threading.Event()
+
     def compose_step(self) -> ComposeResult:
         yield Static(self.data_note(), id="tok-note")
         with Horizontal(classes="tok-row"):
@@ -106,8 +105,8 @@ class TokenizerScreen(WizardStep):
         path = self.tokenizer_path
         if (path / "tokenizer.json").is_file():
             self.inspect(path)
-        elif self.draft.get("data.source") in ("demo", None):
-            self.found(vocab_size=self.vocab_to_train)
+        elif self.draft.get("data.source") in ("demo", None) and not self.facts.data_dir:
+            self.found(vocab_size=self.vocab_to_train)  # the demo's tokenizer, trained at launch
             self.say(f"{path}: no tokenizer yet; the demo trains one of {self.vocab_to_train:,} tokens at launch.")
         else:
             self.say(f"{path}: no tokenizer yet: ctrl+t trains one on the data, or type the directory of one.")
@@ -199,10 +198,12 @@ class TokenizerScreen(WizardStep):
 
     def action_cancel_training(self) -> None:
         running = [w for w in self.workers if w.group == "tokenizer-train" and w.is_running]
-        for worker in running:
-            worker.cancel()
         if running:
-            self.say("cancelling: the reading stops at the next record; nothing is written")
+            self.cancel_training.set()
+            self.say("cancelling: the training stops now; nothing is written")
+
+    def on_unmount(self) -> None:
+        self.cancel_training.set()  # leaving the step ends a training
 
     # --- workers (post messages only) -------------------------------------------------------
 
@@ -224,28 +225,25 @@ class TokenizerScreen(WizardStep):
 
     @work(thread=True, exclusive=True, group="tokenizer-train")
     def train(self, files: list[Path], out: Path, vocab_size: int) -> None:
-        from cockpit.tokenizer_info import train_on_files
+        """Train in a child process (``cockpit.offload``): the trainer never holds this app's interpreter
+        lock, and ctrl+x ends it at any moment."""
+        from cockpit.offload import Cancelled, ChildDied, run_in_child
+        from cockpit.tokenizer_info import train_reporting
 
-        worker = get_current_worker()
         total = sum(f.stat().st_size for f in files) or None
-        read = [0, 0.0]  # bytes read, when progress was last posted
-
-        def on_text(text: str) -> None:
-            if worker.is_cancelled:
-                raise TrainingCancelled
-            read[0] += len(text.encode("utf-8", "replace"))
-            now = time.monotonic()
-            if now - read[1] >= PROGRESS_EVERY_S:
-                read[1] = now
-                self.post_message(TrainProgress(read[0], total))
-
+        self.cancel_training = cancel = threading.Event()
         t0 = time.perf_counter()
         try:
-            size, _ = train_on_files(files, out, vocab_size, on_text=on_text)
-        except TrainingCancelled:
+            size, _ = run_in_child(
+                train_reporting,
+                (files, out, vocab_size),
+                lambda done: self.post_message(TrainProgress(done, total)),
+                cancel,
+            )
+        except Cancelled:
             self.post_message(Inspected(out, None, "training cancelled; nothing was written"))
             return
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, ChildDied) as exc:
             self.post_message(Inspected(out, None, f"{out}: cannot train the tokenizer ({exc})"))
             return
         short = "" if size == vocab_size else f" (asked for {vocab_size:,}: the text has no more pairs to merge)"
