@@ -29,6 +29,12 @@ def small_config(tmp_path: Path, data_dir: Path, **train) -> Path:
     return path
 
 
+def started_run(tmp_path: Path) -> Path | None:
+    """The run directory once `cockpit run` has made it (``runs/`` comes a moment before it), else None."""
+    runs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()] if (tmp_path / "runs").is_dir() else []
+    return only_run(tmp_path) if runs else None
+
+
 def only_run(tmp_path: Path) -> Path:
     runs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     assert len(runs) == 1
@@ -91,7 +97,7 @@ def test_killing_the_cockpit_leaves_the_engine_training(tmp_path, engine_data_di
         start_new_session=True,
     )
     try:
-        run = wait_for(lambda: (tmp_path / "runs").is_dir() and only_run(tmp_path))
+        run = wait_for(lambda: started_run(tmp_path))
         events = run / "events.jsonl"
         wait_for(lambda: any(e["type"] == "metrics" for e in read_events(events)))
         engine_pid = wait_for(lambda: read_status(run).get("pid"))
