@@ -18,12 +18,9 @@ single process, DDP and FSDP alike, so a checkpoint resumes under another strate
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import random
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +29,14 @@ import numpy as np
 import torch
 
 from engine.atomic import atomic_write_text
+from engine.checkpoint_index import (  # noqa: F401  (the manifest parts live there, torch-free)
+    MANIFEST,
+    MODEL_CONFIG,
+    TRAINING_STATE,
+    WEIGHTS,
+    verify_checkpoint,
+    write_manifest,
+)
 from engine.rundir import (
     CHECKPOINT_PREFIX,
     LATEST,
@@ -41,11 +46,6 @@ from engine.rundir import (
     temporary_checkpoint_name,
 )
 
-MODEL_CONFIG = "config.json"  #: the model config (save_pretrained)
-WEIGHTS = "model.safetensors"  #: the weights (save_pretrained, safe serialization, one shard)
-TRAINING_STATE = "training_state.pt"
-MANIFEST = "manifest.json"
-
 
 @dataclass(frozen=True)
 class SavedCheckpoint:
@@ -54,53 +54,12 @@ class SavedCheckpoint:
     size_bytes: int
 
 
-def _sha256(path: Path, fsync: bool = True) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-        if fsync:
-            os.fsync(f.fileno())
-    return h.hexdigest()
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def write_manifest(ckpt_dir: Path, step: int) -> dict:
-    """Hash every file of ``ckpt_dir`` (fsyncing it) into ``manifest.json``; returns the manifest."""
-    files = {}
-    for path in sorted(p for p in ckpt_dir.rglob("*") if p.is_file() and p.name != MANIFEST):
-        rel = path.relative_to(ckpt_dir).as_posix()
-        files[rel] = {"sha256": _sha256(path), "size": path.stat().st_size}
-    manifest = {"step": step, "created": time.time(), "files": files}
-    (ckpt_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-    return manifest
-
-
-def verify_checkpoint(ckpt_dir: str | os.PathLike) -> list[str]:
-    """Problems found comparing ``ckpt_dir`` with its manifest; [] when it is intact."""
-    ckpt_dir = Path(ckpt_dir)
-    try:
-        manifest = json.loads((ckpt_dir / MANIFEST).read_text(encoding="utf-8"))
-        files = manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return [f"{ckpt_dir / MANIFEST}: unreadable ({exc})"]
-    problems = []
-    for rel, meta in files.items():
-        path = ckpt_dir / rel
-        if not path.is_file():
-            problems.append(f"{rel}: missing")
-        elif path.stat().st_size != meta.get("size"):
-            problems.append(f"{rel}: size {path.stat().st_size}, manifest says {meta.get('size')}")
-        elif _sha256(path, fsync=False) != meta.get("sha256"):
-            problems.append(f"{rel}: sha256 differs from the manifest")
-    return problems
 
 
 def rng_state() -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from cockpit.cli import check as _check
+from cockpit.cli import ckpt as _ckpt
 from cockpit.cli import data as _data
 from cockpit.cli import presets as _presets
 from cockpit.cli import run as _run
@@ -52,6 +53,7 @@ _runs.register(app)
 _presets.register(app)
 _data.register(app)
 _tokenizer.register(app)
+_ckpt.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,197 @@
+"""`cockpit ckpt`: a run's checkpoints: `list` them, `show` one, `verify` one against its manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cockpit.cli.common import fail
+from cockpit.cli.runs import RUNS_DIR_OPTION, _find
+
+ckpt_app = typer.Typer(
+    help="A run's checkpoints: list them, show one, verify one against its manifest.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+CKPT_ARGUMENT = typer.Argument(
+    ..., help="A checkpoint directory, RUN:STEP, or RUN (a run directory or name) for its latest checkpoint."
+)
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _resolve(ref: str, runs_dir: Path) -> tuple[Path | None, Path]:
+    """The run directory (None when the checkpoint is outside one) and the checkpoint directory
+    ``ref`` names; a bad reference ends the command with ``error: ...``."""
+    from engine.checkpoint_index import MANIFEST
+    from engine.rundir import RunPaths, checkpoint_step, latest_checkpoint
+
+    path = Path(ref)
+    if path.is_dir() and not RunPaths(path).is_run_dir():
+        if checkpoint_step(path.name) is None and not (path / MANIFEST).is_file():
+            fail(f"{ref}: not a checkpoint directory (no {MANIFEST}); give a checkpoint directory, RUN:STEP or RUN")
+        run_dir = path.resolve().parent.parent
+        return (run_dir if RunPaths(run_dir).is_run_dir() else None), path
+    run_ref, sep, step = ref.rpartition(":")
+    if sep and step.isdigit() and not path.exists():
+        run_dir = _find(run_ref, runs_dir)
+        ckpt = RunPaths(run_dir).checkpoint_dir(int(step))
+        if not ckpt.is_dir():
+            fail(f"{ref}: no checkpoint of step {step} in {ckpt.parent} (`cockpit ckpt list {run_ref}` lists them)")
+        return run_dir, ckpt
+    if path.exists() and not path.is_dir():
+        fail(f"{ref}: not a checkpoint directory (a file)")
+    run_dir = _find(ref, runs_dir)
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        fail(f"{ref}: the run {run_dir} has no complete checkpoint yet")
+    return run_dir, ckpt
+
+
+def _records(run_dir: Path):
+    from cockpit.client import read_events
+    from engine.checkpoint_index import list_checkpoints
+    from engine.rundir import RunPaths
+
+    return list_checkpoints(run_dir, read_events(RunPaths(run_dir).events))
+
+
+def list_cmd(
+    run: str | None = typer.Argument(None, help="Run directory or name (default: the newest run)."),
+    runs_dir: Path = RUNS_DIR_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List a run's checkpoints: step, reason, losses, size, and which is latest and best."""
+    import dataclasses
+    import json
+
+    run_dir = _find(run, runs_dir)
+    records = _records(run_dir)
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in records], indent=2))
+        return
+    if not records:
+        typer.echo(f"no checkpoints in {run_dir} yet")
+        return
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from engine import units
+
+    table = Table(title=f"checkpoints of {run_dir}", title_justify="left")
+    for col in ("step", "reason", "loss", "eval loss", "ppl", "size", "written", ""):
+        table.add_column(col, justify="right" if col in ("step", "loss", "eval loss", "ppl", "size") else "left")
+    for r in records:
+        flags = [f for f, on in (("latest", r.latest), ("best", r.best), ("incomplete", not r.complete)) if on]
+        table.add_row(
+            str(r.step),
+            r.reason or "--",
+            units.loss(r.train_loss),
+            units.loss(r.eval_loss),
+            "--" if r.perplexity is None else f"{r.perplexity:.2f}",
+            units.nbytes(r.size_bytes),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.written)),
+            " ".join(flags),
+        )
+    Console().print(table)
+
+
+def _config_summary(run_dir: Path | None, ckpt: Path) -> dict:
+    """The model's shape from the checkpoint's config.json and the run's name and preset."""
+    import json
+
+    from engine.checkpoint_index import MODEL_CONFIG
+
+    summary: dict = {}
+    try:
+        model = json.loads((ckpt / MODEL_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        model = {}
+    for key in ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size"):
+        if key in model:
+            summary[key] = model[key]
+    if run_dir is not None:
+        from engine.config import ConfigError, read_run_config
+
+        try:
+            cfg = read_run_config(run_dir)
+        except ConfigError:
+            return summary
+        summary.update(run=cfg.name, preset=cfg.preset, max_steps=cfg.train.max_steps, seq_len=cfg.train.seq_len)
+    return summary
+
+
+def show(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Show one checkpoint: config summary, metrics at its step, and its files with sizes and sha256."""
+    import dataclasses
+    import json
+
+    from engine.checkpoint_index import read_manifest
+    from engine.rundir import checkpoint_step
+
+    run_dir, ckpt = _resolve(ckpt_ref, runs_dir)
+    try:
+        manifest = read_manifest(ckpt)
+    except ValueError as exc:
+        fail(f"{exc}; the checkpoint is incomplete")
+    step = manifest.get("step", checkpoint_step(ckpt.name))
+    record = None
+    if run_dir is not None:
+        record = next((r for r in _records(run_dir) if r.step == step), None)
+    files = [
+        {"path": rel, "size": meta.get("size"), "sha256": meta.get("sha256")} for rel, meta in manifest["files"].items()
+    ]
+    info = {
+        "path": str(ckpt),
+        "step": step,
+        "config": _config_summary(run_dir, ckpt),
+        "checkpoint": dataclasses.asdict(record) if record else None,
+        "files": files,
+    }
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from engine import units
+
+    console = Console()
+    console.print(f"[bold]{ckpt}[/]  step {step}")
+    console.print("  " + ", ".join(f"{k} {v}" for k, v in info["config"].items()))
+    if record:
+        ppl = "--" if record.perplexity is None else f"{record.perplexity:.2f}"
+        console.print(
+            f"  loss {units.loss(record.train_loss)}  eval loss {units.loss(record.eval_loss)}  ppl {ppl}"
+            f"  reason {record.reason or '--'}"
+        )
+    table = Table(title_justify="left")
+    table.add_column("file")
+    table.add_column("size", justify="right")
+    table.add_column("sha256")
+    for f in files:
+        table.add_row(f["path"], units.nbytes(f["size"]), f["sha256"])
+    console.print(table)
+
+
+def verify(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION) -> None:
+    """Check every file of a checkpoint against the sha256 and size in its manifest (exit 1 if any differs)."""
+    from engine.checkpoint_index import read_manifest, verify_checkpoint
+
+    _, ckpt = _resolve(ckpt_ref, runs_dir)
+    problems = verify_checkpoint(ckpt)
+    if problems:
+        for problem in problems:
+            typer.echo(f"FAILED {ckpt}: {problem}")
+        raise typer.Exit(1)
+    typer.echo(f"ok: {len(read_manifest(ckpt)['files'])} files match ({ckpt})")
+
+
+def register(app: typer.Typer) -> None:
+    ckpt_app.command("list")(list_cmd)
+    ckpt_app.command("show")(show)
+    ckpt_app.command("verify")(verify)
+    app.add_typer(ckpt_app, name="ckpt")

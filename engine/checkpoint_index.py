@@ -1,0 +1,163 @@
+"""What a checkpoint holds and whether it is intact, without torch: the manifest (sha256 and size of
+every file), its verification, and the index of a run's checkpoints that ``cockpit ckpt`` shows.
+
+``engine.checkpoint`` writes checkpoints (and needs torch); this module only reads them, so the
+cockpit can list, show and verify checkpoints without importing the torch stack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.protocol import Checkpoint, Eval, Event, Metrics
+from engine.rundir import CHECKPOINT_PREFIX, RunPaths, checkpoint_step
+
+MODEL_CONFIG = "config.json"  #: the model config (save_pretrained)
+WEIGHTS = "model.safetensors"  #: the weights (save_pretrained, safe serialization, one shard)
+TRAINING_STATE = "training_state.pt"  #: optimizer, scheduler, RNG states, data position, counters
+MANIFEST = "manifest.json"  #: step + sha256 and size of every other file
+
+
+def file_sha256(path: Path, fsync: bool = False) -> str:
+    """The sha256 of the file ``path``; ``fsync`` also flushes it to disk (when it was just written)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+        if fsync:
+            os.fsync(f.fileno())
+    return h.hexdigest()
+
+
+def write_manifest(ckpt_dir: Path, step: int) -> dict:
+    """Hash every file of ``ckpt_dir`` (fsyncing it) into ``manifest.json``; returns the manifest."""
+    files = {}
+    for path in sorted(p for p in ckpt_dir.rglob("*") if p.is_file() and p.name != MANIFEST):
+        rel = path.relative_to(ckpt_dir).as_posix()
+        files[rel] = {"sha256": file_sha256(path, fsync=True), "size": path.stat().st_size}
+    manifest = {"step": step, "created": time.time(), "files": files}
+    (ckpt_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return manifest
+
+
+def read_manifest(ckpt_dir: str | os.PathLike) -> dict:
+    """The manifest of ``ckpt_dir``; raises ValueError naming the file when it is missing or unreadable."""
+    path = Path(ckpt_dir) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest.get("files"), dict):
+            raise ValueError("no 'files' table")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path}: unreadable ({exc})") from None
+    return manifest
+
+
+def verify_checkpoint(ckpt_dir: str | os.PathLike) -> list[str]:
+    """Problems found comparing ``ckpt_dir`` with its manifest; [] when it is intact."""
+    ckpt_dir = Path(ckpt_dir)
+    try:
+        files = read_manifest(ckpt_dir)["files"]
+    except ValueError as exc:
+        return [str(exc)]
+    problems = []
+    for rel, meta in files.items():
+        path = ckpt_dir / rel
+        if not path.is_file():
+            problems.append(f"{rel}: missing")
+        elif path.stat().st_size != meta.get("size"):
+            problems.append(f"{rel}: size {path.stat().st_size}, manifest says {meta.get('size')}")
+        elif file_sha256(path) != meta.get("sha256"):
+            problems.append(f"{rel}: sha256 differs from the manifest")
+    return problems
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """One checkpoint of a run, as ``cockpit ckpt list`` shows it."""
+
+    step: int
+    """The training step it was saved at."""
+    directory: str
+    """Its directory, relative to the run directory (``checkpoints/checkpoint-<step>``)."""
+    reason: str | None
+    """Why it was saved (the ``checkpoint`` event's reason: interval, stop, final, ...); None when no event says."""
+    size_bytes: int
+    """The bytes of all its files on disk."""
+    train_loss: float | None
+    """The training loss of the ``metrics`` event of its step, or of the last one before it."""
+    eval_loss: float | None
+    """The held-out loss of the ``eval`` event of its step; None when there was no eval then."""
+    perplexity: float | None
+    """The held-out perplexity of the ``eval`` event of its step."""
+    written: float
+    """When it was written (seconds since the epoch: the manifest's time, else the directory's)."""
+    latest: bool
+    """Whether ``checkpoints/latest`` names it."""
+    best: bool
+    """Whether its eval loss is the lowest of the run's checkpoints."""
+    complete: bool
+    """Whether its manifest is present (a checkpoint without one was not finished)."""
+
+
+def _dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _written(path: Path) -> float:
+    try:
+        return float(read_manifest(path)["created"])
+    except (ValueError, KeyError, TypeError):
+        return path.stat().st_mtime
+
+
+def list_checkpoints(run_dir: str | os.PathLike, events: Iterable[Event]) -> list[CheckpointRecord]:
+    """The checkpoints under ``run_dir/checkpoints``, oldest first, described with the run's
+    ``events`` (the typed events of its events file)."""
+    paths = RunPaths(Path(run_dir))
+    reasons: dict[int, str | None] = {}
+    losses: list[tuple[int, float | None]] = []
+    evals: dict[int, Eval] = {}
+    for event in events:
+        if isinstance(event, Checkpoint) and event.action == "saved":
+            reasons[event.step] = event.reason
+        elif isinstance(event, Metrics):
+            losses.append((event.step, event.loss))
+        elif isinstance(event, Eval):
+            evals[event.step] = event
+    found = sorted(
+        (step, p)
+        for p in (paths.checkpoints.glob(f"{CHECKPOINT_PREFIX}*") if paths.checkpoints.is_dir() else ())
+        if p.is_dir() and (step := checkpoint_step(p.name)) is not None
+    )
+    eval_losses = [evals[s].loss for s, _ in found if s in evals and evals[s].loss is not None]
+    best_loss = min(eval_losses, default=None)
+    latest = paths.latest_name()
+    records = []
+    for step, path in found:
+        ev = evals.get(step)
+        train_loss = None
+        for at, loss in losses:
+            if at <= step:
+                train_loss = loss
+        records.append(
+            CheckpointRecord(
+                step=step,
+                directory=paths.relative(path),
+                reason=reasons.get(step),
+                size_bytes=_dir_size(path),
+                train_loss=train_loss,
+                eval_loss=ev.loss if ev else None,
+                perplexity=ev.perplexity if ev else None,
+                written=_written(path),
+                latest=path.name == latest,
+                best=ev is not None and best_loss is not None and ev.loss == best_loss,
+                complete=(path / MANIFEST).is_file(),
+            )
+        )
+    return records
