@@ -93,7 +93,7 @@ def list_cmd(
             units.loss(r.eval_loss),
             "--" if r.perplexity is None else f"{r.perplexity:.2f}",
             units.nbytes(r.size_bytes),
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.written)),
+            time.strftime("%m-%d %H:%M", time.localtime(r.written)),
             " ".join(flags),
         )
     Console().print(table)
