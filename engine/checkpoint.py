@@ -6,7 +6,8 @@
     tokenizer.json, tokenizer_config.json, ...                tokenizer.save_pretrained
     training_state.pt    optimizer, scheduler, RNG states, data position, counters; tensors and
                          primitives only, so torch.load(..., weights_only=True) reads it
-    manifest.json        step + sha256 and size of every other file
+    manifest.json        step + sha256 and size of every other file (written and verified by the
+                         torch-free ``engine.checkpoint_index``, which the cockpit reads it with)
 
 It is written as ``checkpoints/.tmp-checkpoint-<step>`` and renamed when complete; then the text
 file ``checkpoints/latest`` is atomically replaced with the directory name.

@@ -31,6 +31,13 @@ def _events(run_dir):
     return list(read_events(RunPaths(run_dir).events))
 
 
+def test_ckpt_help_lists_its_commands():
+    result = runner.invoke(app, ["ckpt", "--help"])
+    assert result.exit_code == 0
+    for command in ("list", "show", "verify"):
+        assert command in result.output
+
+
 def test_list_json_matches_the_events_and_the_directories(run_dir):
     result = runner.invoke(app, ["ckpt", "list", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
@@ -104,6 +111,16 @@ def test_verify_ok_then_a_flipped_byte_fails_naming_the_file(run_dir, tmp_path):
     assert result.exit_code == 1
     assert "model.safetensors: sha256 differs" in result.output and "tokenizer.json: missing" in result.output
     assert "config.json" not in result.output
+    (copy / "manifest.json").unlink()
+    result = runner.invoke(app, ["ckpt", "verify", str(copy)])
+    assert result.exit_code == 1 and f"{copy / 'manifest.json'}: unreadable" in result.output
+
+
+def test_resume_still_finds_verify_in_engine_checkpoint():
+    import engine.checkpoint
+    import engine.checkpoint_index
+
+    assert engine.checkpoint.verify_checkpoint is engine.checkpoint_index.verify_checkpoint
 
 
 @pytest.mark.parametrize("kind", ["missing", "plain dir", "no step"])
@@ -116,4 +133,10 @@ def test_bad_checkpoint_reference_is_exit_2(run_dir, tmp_path, kind):
     result = runner.invoke(app, ["ckpt", "verify", ref])
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and ref.split(":")[0] in result.output
-    assert "Traceback" not in result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    expected = {
+        "missing": "no such checkpoint",
+        "plain dir": "not a checkpoint directory",
+        "no step": "no checkpoint of step 999",
+    }
+    assert expected[kind] in result.output

@@ -42,6 +42,8 @@ def _resolve(ref: str, runs_dir: Path) -> tuple[Path | None, Path]:
         return run_dir, ckpt
     if path.exists() and not path.is_dir():
         fail(f"{ref}: not a checkpoint directory (a file)")
+    if not path.exists() and len(path.parts) > 1:
+        fail(f"{ref}: no such checkpoint directory or run")
     run_dir = _find(ref, runs_dir)
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
