@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from cockpit.cli.common import fail
-from cockpit.cli.runs import RUNS_DIR_OPTION, _find
+from cockpit.cli.runs import RUNS_DIR_OPTION, find_run_or_exit
 
 ckpt_app = typer.Typer(
     help="A run's checkpoints: list them, show one, verify one against its manifest.",
@@ -35,7 +35,7 @@ def _resolve(ref: str, runs_dir: Path) -> tuple[Path | None, Path]:
         return (run_dir if RunPaths(run_dir).is_run_dir() else None), path
     run_ref, sep, step = ref.rpartition(":")
     if sep and step.isdigit() and not path.exists():
-        run_dir = _find(run_ref, runs_dir)
+        run_dir = find_run_or_exit(run_ref, runs_dir)
         ckpt = RunPaths(run_dir).checkpoint_dir(int(step))
         if not ckpt.is_dir():
             fail(f"{ref}: no checkpoint of step {step} in {ckpt.parent} (`cockpit ckpt list {run_ref}` lists them)")
@@ -44,7 +44,7 @@ def _resolve(ref: str, runs_dir: Path) -> tuple[Path | None, Path]:
         fail(f"{ref}: not a checkpoint directory (a file)")
     if not path.exists() and len(path.parts) > 1:
         fail(f"{ref}: no such checkpoint directory or run")
-    run_dir = _find(ref, runs_dir)
+    run_dir = find_run_or_exit(ref, runs_dir)
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         fail(f"{ref}: the run {run_dir} has no complete checkpoint yet")
@@ -68,7 +68,7 @@ def list_cmd(
     import dataclasses
     import json
 
-    run_dir = _find(run, runs_dir)
+    run_dir = find_run_or_exit(run, runs_dir)
     records = _records(run_dir)
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in records], indent=2))

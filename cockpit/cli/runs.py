@@ -11,7 +11,8 @@ from cockpit.cli.common import fail
 RUNS_DIR_OPTION = typer.Option(Path("runs"), "--runs-dir", help="Where runs live.")
 
 
-def _find(ref: str | None, runs_dir: Path) -> Path:
+def find_run_or_exit(ref: str | None, runs_dir: Path) -> Path:
+    """The run directory ``ref`` names (a path or a run name; None: the newest run), or exit 2 saying why."""
     from cockpit.launch import find_run
     from engine.config import ConfigError
 
@@ -40,7 +41,7 @@ def attach(
     runs_dir: Path = RUNS_DIR_OPTION,
 ) -> None:
     """Open the dashboard of a live or finished run, history included."""
-    open_dashboard(_find(run, runs_dir))
+    open_dashboard(find_run_or_exit(run, runs_dir))
 
 
 def runs(
@@ -94,7 +95,7 @@ def stop(
     """Ask a live run to stop gracefully: finish the step, save a checkpoint, exit."""
     from cockpit.client import CommandRefused, EngineUnavailable, RunClient
 
-    run_dir = _find(run, runs_dir)
+    run_dir = find_run_or_exit(run, runs_dir)
     try:
         RunClient(run_dir).send("stop")
     except (EngineUnavailable, CommandRefused) as exc:
