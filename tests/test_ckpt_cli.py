@@ -34,7 +34,7 @@ def _events(run_dir):
 def test_ckpt_help_lists_its_commands():
     result = runner.invoke(app, ["ckpt", "--help"])
     assert result.exit_code == 0
-    for command in ("list", "show", "verify"):
+    for command in ("list", "show", "verify", "compare"):
         assert command in result.output
 
 
@@ -140,3 +140,61 @@ def test_bad_checkpoint_reference_is_exit_2(run_dir, tmp_path, kind):
         "no step": "no checkpoint of step 999",
     }
     assert expected[kind] in result.output
+
+
+def _compare(*args):
+    result = runner.invoke(app, ["ckpt", "compare", *args], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_compare_json_deltas_equal_the_events(run_dir):
+    events = _events(run_dir)
+    evals = {e.step: e for e in events if isinstance(e, Eval)}
+    losses = {e.step: e.loss for e in events if isinstance(e, Metrics)}
+    a, b = sorted(evals)[:2]
+    info = json.loads(_compare(f"{run_dir}:{a}", f"{run_dir}:{b}", "--json").output)
+    assert (info["a"]["step"], info["b"]["step"]) == (a, b)
+    expected = {
+        "train_loss": (losses[a], losses[b]),
+        "eval_loss": (evals[a].loss, evals[b].loss),
+        "perplexity": (evals[a].perplexity, evals[b].perplexity),
+    }
+    for name, (va, vb) in expected.items():
+        assert info["metrics"][name] == {"a": va, "b": vb, "delta": vb - va}
+    sizes = [
+        sum(p.stat().st_size for p in RunPaths(run_dir).checkpoint_dir(s).rglob("*") if p.is_file()) for s in (a, b)
+    ]
+    assert info["size"] == {"a": sizes[0], "b": sizes[1], "delta": sizes[1] - sizes[0]}
+    assert info["config"] == {} and info["model_config"] == {}
+
+
+def test_compare_across_runs_lists_exactly_the_changed_key(run_dir, tmp_path):
+    import yaml
+
+    other = tmp_path / "other-run"
+    shutil.copytree(run_dir, other, ignore=shutil.ignore_patterns("*.sock"))
+    run_yaml = RunPaths(other).run_yaml
+    data = yaml.safe_load(run_yaml.read_text())
+    old_lr = data["train"]["lr"]
+    data["train"]["lr"] = old_lr * 2
+    run_yaml.write_text(yaml.safe_dump(data))
+    latest = RunPaths(run_dir).latest_name()
+    info = json.loads(_compare(str(run_dir), str(other), "--json").output)
+    assert info["config"] == {"train.lr": [old_lr, old_lr * 2]}
+    assert info["model_config"] == {} and info["size"]["delta"] == 0
+    assert info["a"]["path"].endswith(latest) and info["b"]["run"] == str(other)
+    assert all(m["delta"] == 0 for m in info["metrics"].values() if m["a"] is not None)
+    output = _compare(str(run_dir), str(other)).output
+    assert f"train.lr: {old_lr!r} -> {old_lr * 2!r}" in output and "1 keys differ" in output
+    assert "config.json: no differences" in output
+
+
+@pytest.mark.parametrize("side", [0, 1])
+def test_compare_missing_checkpoint_is_exit_2(run_dir, side):
+    refs = [str(run_dir), str(run_dir)]
+    refs[side] = f"{run_dir}:999"
+    result = runner.invoke(app, ["ckpt", "compare", *refs])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1
+    assert "no checkpoint of step 999" in result.output and "Traceback" not in result.output

@@ -1,4 +1,4 @@
-"""`cockpit ckpt`: a run's checkpoints: `list` them, `show` one, `verify` one against its manifest."""
+"""`cockpit ckpt`: a run's checkpoints: `list` them, `show` one, `verify` one against its manifest, `compare` two."""
 
 from __future__ import annotations
 
@@ -126,15 +126,12 @@ def _config_summary(run_dir: Path | None, ckpt: Path) -> dict:
     return summary
 
 
-def show(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """Show one checkpoint: config summary, metrics at its step, and its files with sizes and sha256."""
-    import dataclasses
-    import json
-
+def _load_checkpoint(run_dir: Path | None, ckpt: Path):
+    """The manifest, step and index record (None outside a run) of ``ckpt``; an incomplete
+    checkpoint ends the command with ``error: ...``."""
     from engine.checkpoint_index import read_manifest
     from engine.rundir import checkpoint_step
 
-    run_dir, ckpt = _resolve(ckpt_ref, runs_dir)
     try:
         manifest = read_manifest(ckpt)
     except ValueError as exc:
@@ -143,6 +140,16 @@ def show(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION, as_jso
     record = None
     if run_dir is not None:
         record = next((r for r in _records(run_dir) if r.step == step), None)
+    return manifest, step, record
+
+
+def show(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Show one checkpoint: config summary, metrics at its step, and its files with sizes and sha256."""
+    import dataclasses
+    import json
+
+    run_dir, ckpt = _resolve(ckpt_ref, runs_dir)
+    manifest, step, record = _load_checkpoint(run_dir, ckpt)
     files = [
         {"path": rel, "size": meta.get("size"), "sha256": meta.get("sha256")} for rel, meta in manifest["files"].items()
     ]
@@ -192,8 +199,57 @@ def verify(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION) -> N
     typer.echo(f"ok: {len(read_manifest(ckpt)['files'])} files match ({ckpt})")
 
 
+def compare(
+    a_ref: str = typer.Argument(..., help="The first checkpoint: a directory, RUN:STEP, or RUN for its latest."),
+    b_ref: str = typer.Argument(..., help="The second checkpoint, compared with the first (B - A)."),
+    runs_dir: Path = RUNS_DIR_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Compare two checkpoints (of one run or two): config keys that differ, metric deltas, steps and sizes."""
+    import json
+
+    from engine.checkpoint_compare import ComparedCheckpoint, compare_checkpoints
+
+    sides = []
+    for ref in (a_ref, b_ref):
+        run_dir, ckpt = _resolve(ref, runs_dir)
+        _, step, record = _load_checkpoint(run_dir, ckpt)
+        sides.append(ComparedCheckpoint(path=ckpt, step=step, run_dir=run_dir, record=record))
+    info = compare_checkpoints(*sides)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from engine import units
+
+    console = Console()
+    for side in ("a", "b"):
+        console.print(f"[bold]{side.upper()}[/] {info[side]['path']}  step {info[side]['step']}")
+    table = Table(title_justify="left")
+    for col in ("", "A", "B", "B-A"):
+        table.add_column(col, justify="left" if not col else "right")
+    for name, m in info["metrics"].items():
+        delta = "--" if m["delta"] is None else f"{m['delta']:+.4f}"
+        fmt = units.loss if name != "perplexity" else (lambda v: "--" if v is None else f"{v:.2f}")
+        table.add_row(name.replace("_", " "), fmt(m["a"]), fmt(m["b"]), delta)
+    size = info["size"]
+    sign = "+" if size["delta"] >= 0 else ""
+    table.add_row("size", units.nbytes(size["a"]), units.nbytes(size["b"]), sign + units.nbytes(size["delta"]))
+    console.print(table)
+    for title, diff in (("run.yaml", info["config"]), ("config.json", info["model_config"])):
+        if not diff:
+            console.print(f"{title}: no differences")
+            continue
+        console.print(f"{title}: {len(diff)} keys differ")
+        for key, (va, vb) in diff.items():
+            console.print(f"  {key}: {va!r} -> {vb!r}", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     ckpt_app.command("list")(list_cmd)
     ckpt_app.command("show")(show)
     ckpt_app.command("verify")(verify)
+    ckpt_app.command("compare")(compare)
     app.add_typer(ckpt_app, name="ckpt")
