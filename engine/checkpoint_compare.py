@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from engine.checkpoint_index import MODEL_CONFIG, CheckpointRecord, _dir_size
+from engine.checkpoint_index import MODEL_CONFIG, CheckpointRecord, dir_size
 from engine.rundir import RunPaths
 
 METRICS = ("train_loss", "eval_loss", "perplexity")  #: the record fields compared, in order
@@ -61,7 +61,7 @@ def _delta(a: float | None, b: float | None) -> float | None:
 
 
 def _size(side: ComparedCheckpoint) -> int:
-    return side.record.size_bytes if side.record else _dir_size(side.path)
+    return side.record.size_bytes if side.record else dir_size(side.path)
 
 
 def compare_checkpoints(a: ComparedCheckpoint, b: ComparedCheckpoint) -> dict[str, Any]:

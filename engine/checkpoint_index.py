@@ -105,7 +105,8 @@ class CheckpointRecord:
     """Whether its manifest is present (a checkpoint without one was not finished)."""
 
 
-def _dir_size(path: Path) -> int:
+def dir_size(path: Path) -> int:
+    """The bytes of all files under ``path``."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
@@ -150,7 +151,7 @@ def list_checkpoints(run_dir: str | os.PathLike, events: Iterable[Event]) -> lis
                 step=step,
                 directory=paths.relative(path),
                 reason=reasons.get(step),
-                size_bytes=_dir_size(path),
+                size_bytes=dir_size(path),
                 train_loss=train_loss,
                 eval_loss=ev.loss if ev else None,
                 perplexity=ev.perplexity if ev else None,
