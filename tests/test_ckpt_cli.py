@@ -186,7 +186,7 @@ def test_compare_across_runs_lists_exactly_the_changed_key(run_dir, tmp_path):
     assert info["a"]["path"].endswith(latest) and info["b"]["run"] == str(other)
     assert all(m["delta"] == 0 for m in info["metrics"].values() if m["a"] is not None)
     output = _compare(str(run_dir), str(other)).output
-    assert f"train.lr: {old_lr!r} -> {old_lr * 2!r}" in output and "1 keys differ" in output
+    assert f"train.lr: {old_lr!r} -> {old_lr * 2!r}" in output and "run.yaml: 1 key differs" in output
     assert "config.json: no differences" in output
 
 

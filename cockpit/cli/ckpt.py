@@ -242,7 +242,7 @@ def compare(
         if not diff:
             console.print(f"{title}: no differences")
             continue
-        console.print(f"{title}: {len(diff)} keys differ")
+        console.print(f"{title}: {len(diff)} " + ("key differs" if len(diff) == 1 else "keys differ"))
         for key, (va, vb) in diff.items():
             console.print(f"  {key}: {va!r} -> {vb!r}", markup=False)
 
