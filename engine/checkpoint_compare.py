@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from engine.checkpoint_index import MODEL_CONFIG, CheckpointRecord, dir_size
-from engine.rundir import RunPaths
+from engine.config import ConfigError, read_run_config
 
 METRICS = ("train_loss", "eval_loss", "perplexity")  #: the record fields compared, in order
 
@@ -44,10 +42,11 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _load(path: Path, parse) -> dict[str, Any]:
+def _model_config(checkpoint: Path) -> dict[str, Any]:
+    """The checkpoint's Transformers ``config.json``, flattened; {} when missing or unreadable."""
     try:
-        return flatten(parse(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, yaml.YAMLError):
+        return flatten(json.loads((checkpoint / MODEL_CONFIG).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
         return {}
 
 
@@ -70,7 +69,13 @@ def compare_checkpoints(a: ComparedCheckpoint, b: ComparedCheckpoint) -> dict[st
     and ``size`` ({a, b, delta})."""
 
     def run_config(side: ComparedCheckpoint) -> dict[str, Any]:
-        return _load(RunPaths(side.run_dir).run_yaml, yaml.safe_load) if side.run_dir else {}
+        """The run's resolved config (``run.yaml`` through ``engine.config``), flattened; {} without one."""
+        if side.run_dir is None:
+            return {}
+        try:
+            return flatten(read_run_config(side.run_dir).model_dump(mode="json"))
+        except ConfigError:
+            return {}
 
     metrics = {}
     for name in METRICS:
@@ -82,7 +87,7 @@ def compare_checkpoints(a: ComparedCheckpoint, b: ComparedCheckpoint) -> dict[st
         "a": {"path": str(a.path), "step": a.step, "run": str(a.run_dir) if a.run_dir else None},
         "b": {"path": str(b.path), "step": b.step, "run": str(b.run_dir) if b.run_dir else None},
         "config": _diff(run_config(a), run_config(b)),
-        "model_config": _diff(_load(a.path / MODEL_CONFIG, json.loads), _load(b.path / MODEL_CONFIG, json.loads)),
+        "model_config": _diff(_model_config(a.path), _model_config(b.path)),
         "metrics": metrics,
         "size": {"a": size_a, "b": size_b, "delta": size_b - size_a},
     }
