@@ -219,20 +219,22 @@ def iter_runs(runs_dir: Path) -> list[Path]:
     return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def summarize_run(run_dir: Path) -> dict:
+def summarize_run(run_dir: Path, state: RunState | None = None) -> dict:
     """State, step, last loss and last checkpoint of a run: its events folded by the dashboard's
     own :class:`RunState` (so both agree, a resumed run's redone steps included), and
-    ``status.json`` for whether its engine still lives. A loss that is not finite reads None."""
-    state = RunState(run=run_dir.name)
-    state.apply_all(read_events(RunPaths(run_dir).events))
+    ``status.json`` for whether its engine still lives. A loss that is not finite reads None.
+    ``state``: the run's events folded already (``RunFolds``); without it they are read now."""
+    if state is None:
+        state = RunState(run=run_dir.name)
+        state.apply_all(read_events(RunPaths(run_dir).events))
     status = read_status(run_dir)
-    if not status.get("alive"):
-        state.mark_gone(status["state"])  # dead, unknown (no status.json), or its final state
+    # no event says yet, or the engine is gone without a final state: status.json says (dead, unknown...)
+    gone = not status.get("alive") and not state.terminal
     saved = state.live_checkpoints
     return {
         "name": run_dir.name,
         "path": str(run_dir),
-        "state": status["state"] if state.state == CONNECTING else state.state,
+        "state": status["state"] if gone or state.state == CONNECTING else state.state,
         "step": state.step if state.last_seq >= 0 else None,
         "max_steps": state.max_steps,
         "loss": state.loss,
@@ -240,6 +242,27 @@ def summarize_run(run_dir: Path) -> dict:
         "alive": bool(status.get("alive")),
         "updated": _last_change(run_dir),
     }
+
+
+class RunFolds:
+    """The events of several runs, each folded once and then by what was appended since: for a view
+    that summarises runs again every few seconds (the home), instead of reading whole files again."""
+
+    def __init__(self) -> None:
+        self._runs: dict[Path, tuple[EventTail, RunState]] = {}
+
+    def state(self, run_dir: Path) -> RunState:
+        """The run's events folded up to now (read and fold only what is new)."""
+        if run_dir not in self._runs:
+            self._runs[run_dir] = (EventTail(RunPaths(run_dir).events), RunState(run=run_dir.name))
+        tail, state = self._runs[run_dir]
+        state.apply_all(tail.read())
+        return state
+
+    def close(self) -> None:
+        for tail, _ in self._runs.values():
+            tail.close()
+        self._runs.clear()
 
 
 def _last_change(run_dir: Path) -> float | None:

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 import configs
 from cockpit.run_draft import RunDraft
 
@@ -68,7 +66,7 @@ class WizardFacts:
 def starting_draft() -> RunDraft:
     """The draft a new run starts from: the shipped demo config (synthetic corpus, its tokenizer,
     ``tiny``), which trains as it is; the data step replaces its data."""
-    return RunDraft(yaml.safe_load(configs.builtin("demo").read_text(encoding="utf-8")))
+    return RunDraft.from_file(configs.builtin("demo"))
 
 
 @dataclass(frozen=True)

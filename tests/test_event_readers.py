@@ -191,3 +191,25 @@ def test_emit_refuses_an_invalid_payload_and_writes_nothing(tmp_path):
         assert bus.emit("log", level="info", message="fine") == 0  # no seq was used up
     (event,) = read_events(run / "events.jsonl")
     assert isinstance(event, P.Log) and (event.seq, event.message) == (0, "fine")
+
+
+def test_run_folds_summarise_as_a_whole_read_and_fold_only_what_is_appended(tmp_path):
+    from tui_helpers import fixture_events, write_run
+
+    from cockpit.client import RunFolds
+    from engine.protocol import encode
+
+    events = fixture_events(run="growing", final_state="finished")
+    run = write_run(tmp_path / "growing", events[:-40], state="running")
+    folds = RunFolds()
+    try:
+        assert summarize_run(run, folds.state(run)) == summarize_run(run)
+        read_before = folds._runs[run][0].offset
+        with open(run / "events.jsonl", "ab") as f:  # the engine appends the rest
+            f.write(b"".join(encode(e) for e in events[-40:]))
+        state = folds.state(run)
+        assert folds._runs[run][0].offset > read_before
+        assert summarize_run(run, state) == summarize_run(run)
+        assert state.step == 300
+    finally:
+        folds.close()

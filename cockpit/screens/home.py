@@ -1,8 +1,8 @@
 """The home: the runs under ``./runs``, live ones first; Enter opens one, ``n`` starts a new run.
 
-The list is read in a thread worker (each run's events are folded by ``summarize_run``, as
-``cockpit runs`` does) and re-read every few seconds, so a run launched elsewhere shows up and a
-live one's step and loss move.
+The list is read in a thread worker (each run summarised by ``summarize_run``, as ``cockpit runs``
+does, its events folded once and then only what was appended: ``RunFolds``) and re-read every few
+seconds, so a run launched elsewhere shows up and a live one's step and loss move.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from cockpit.client import iter_runs, summarize_run
+from cockpit.client import RunFolds, iter_runs, summarize_run
 from cockpit.widgets.key_bar import KeyBar
 from engine import units
 
@@ -69,6 +69,8 @@ class HomeScreen(Screen):
         super().__init__()
         self.runs_dir = Path(runs_dir)
         self.clock = clock
+        #: Each run's events folded once, then only what is appended (read again every few seconds).
+        self.folds = RunFolds()
         #: The runs as last read, in the order shown; None until the first read.
         self.summaries: list[dict] | None = None
 
@@ -82,12 +84,15 @@ class HomeScreen(Screen):
         self.action_refresh()
         self.set_interval(REFRESH_S, self.action_refresh)
 
+    def on_unmount(self) -> None:
+        self.folds.close()
+
     def action_refresh(self) -> None:
         self._read_runs()
 
     @work(thread=True, exclusive=True, group="read-runs", exit_on_error=False)
     def _read_runs(self) -> None:
-        summaries = [summarize_run(run) for run in iter_runs(self.runs_dir)]
+        summaries = [summarize_run(run, self.folds.state(run)) for run in iter_runs(self.runs_dir)]
         summaries.sort(key=lambda s: (not s["alive"], -(s["updated"] or 0)))
         self.post_message(RunsRead(summaries))
 
