@@ -21,7 +21,7 @@ CKPT_ARGUMENT = typer.Argument(
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
-def _resolve(ref: str, runs_dir: Path) -> tuple[Path | None, Path]:
+def resolve_checkpoint(ref: str, runs_dir: Path) -> tuple[Path | None, Path]:
     """The run directory (None when the checkpoint is outside one) and the checkpoint directory
     ``ref`` names; a bad reference ends the command with ``error: ...``."""
     from engine.checkpoint_index import MANIFEST
@@ -51,7 +51,7 @@ def _resolve(ref: str, runs_dir: Path) -> tuple[Path | None, Path]:
     return run_dir, ckpt
 
 
-def _records(run_dir: Path):
+def run_records(run_dir: Path):
     from cockpit.client import read_events
     from engine.checkpoint_index import list_checkpoints
     from engine.rundir import RunPaths
@@ -69,7 +69,7 @@ def list_cmd(
     import json
 
     run_dir = find_run_or_exit(run, runs_dir)
-    records = _records(run_dir)
+    records = run_records(run_dir)
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in records], indent=2))
         return
@@ -126,7 +126,7 @@ def _config_summary(run_dir: Path | None, ckpt: Path) -> dict:
     return summary
 
 
-def _load_checkpoint(run_dir: Path | None, ckpt: Path):
+def read_checkpoint(run_dir: Path | None, ckpt: Path):
     """The manifest, step and index record (None outside a run) of ``ckpt``; an incomplete
     checkpoint ends the command with ``error: ...``."""
     from engine.checkpoint_index import read_manifest
@@ -139,7 +139,7 @@ def _load_checkpoint(run_dir: Path | None, ckpt: Path):
     step = manifest.get("step", checkpoint_step(ckpt.name))
     record = None
     if run_dir is not None:
-        record = next((r for r in _records(run_dir) if r.step == step), None)
+        record = next((r for r in run_records(run_dir) if r.step == step), None)
     return manifest, step, record
 
 
@@ -148,8 +148,8 @@ def show(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION, as_jso
     import dataclasses
     import json
 
-    run_dir, ckpt = _resolve(ckpt_ref, runs_dir)
-    manifest, step, record = _load_checkpoint(run_dir, ckpt)
+    run_dir, ckpt = resolve_checkpoint(ckpt_ref, runs_dir)
+    manifest, step, record = read_checkpoint(run_dir, ckpt)
     files = [
         {"path": rel, "size": meta.get("size"), "sha256": meta.get("sha256")} for rel, meta in manifest["files"].items()
     ]
@@ -190,7 +190,7 @@ def verify(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION) -> N
     """Check every file of a checkpoint against the sha256 and size in its manifest (exit 1 if any differs)."""
     from engine.checkpoint_index import read_manifest, verify_checkpoint
 
-    _, ckpt = _resolve(ckpt_ref, runs_dir)
+    _, ckpt = resolve_checkpoint(ckpt_ref, runs_dir)
     problems = verify_checkpoint(ckpt)
     if problems:
         for problem in problems:
@@ -212,8 +212,8 @@ def compare(
 
     sides = []
     for ref in (a_ref, b_ref):
-        run_dir, ckpt = _resolve(ref, runs_dir)
-        _, step, record = _load_checkpoint(run_dir, ckpt)
+        run_dir, ckpt = resolve_checkpoint(ref, runs_dir)
+        _, step, record = read_checkpoint(run_dir, ckpt)
         sides.append(ComparedCheckpoint(path=ckpt, step=step, run_dir=run_dir, record=record))
     info = compare_checkpoints(*sides)
     if as_json:

@@ -1,0 +1,75 @@
+"""A checkpoint's model and tokenizer, loaded for use (evaluate, sample, export, serve), never for
+training: the one place that turns a checkpoint directory into a Transformers model.
+
+The weights come from ``model.safetensors`` (``use_safetensors=True``: nothing is unpickled) and,
+unless told otherwise, only after the directory verifies against its manifest, so a tampered or
+half-copied checkpoint is refused with the file named instead of producing quietly wrong numbers.
+Nothing is looked up on a hub (``local_files_only``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.checkpoint_index import MODEL_CONFIG, WEIGHTS, read_manifest, verify_checkpoint
+
+#: ``--dtype`` names and the torch dtypes they stand for; "auto" keeps what the checkpoint holds.
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+class CheckpointLoadError(ValueError):
+    """The directory is not a loadable checkpoint; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    path: Path
+    step: int | None  #: the manifest's step (None without a manifest, when ``verify`` was off)
+    model: Any  #: a Transformers causal LM in eval mode
+    tokenizer: Any  #: its PreTrainedTokenizerFast (EOS and pad set as in training)
+
+
+def torch_dtype(name: str):
+    """The torch dtype of a ``DTYPES`` name ("auto": None, i.e. as saved)."""
+    import torch
+
+    if name not in DTYPES:
+        raise CheckpointLoadError(f"unknown dtype {name!r}; one of: {', '.join(DTYPES)}")
+    return None if name == "auto" else getattr(torch, name)
+
+
+def load_checkpoint(
+    ckpt_dir: str | os.PathLike, *, dtype: str = "auto", device: str = "cpu", verify: bool = True
+) -> LoadedCheckpoint:
+    """The model and tokenizer of ``ckpt_dir`` in eval mode on ``device``.
+
+    ``verify`` checks every file against the manifest first (CheckpointLoadError naming each bad file)."""
+    from transformers import AutoModelForCausalLM
+
+    from engine.data.tokenizer import load_tokenizer
+
+    path = Path(ckpt_dir)
+    for name in (MODEL_CONFIG, WEIGHTS):
+        if not (path / name).is_file():
+            raise CheckpointLoadError(f"{path / name}: missing; {path} is not a complete checkpoint")
+    step = None
+    if verify:
+        problems = verify_checkpoint(path)
+        if problems:
+            raise CheckpointLoadError(
+                f"{path}: does not match its manifest: {'; '.join(problems)} (refusing to load it)"
+            )
+        step = read_manifest(path).get("step")
+    try:
+        tokenizer = load_tokenizer(path)
+    except (OSError, ValueError) as exc:
+        raise CheckpointLoadError(f"{path}: no usable tokenizer ({exc})") from None
+    model = AutoModelForCausalLM.from_pretrained(
+        path, torch_dtype=torch_dtype(dtype), use_safetensors=True, local_files_only=True
+    )
+    model.to(device)
+    model.eval()
+    return LoadedCheckpoint(path=path, step=step, model=model, tokenizer=tokenizer)
