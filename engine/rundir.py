@@ -71,6 +71,7 @@ class RunPaths:
     logs = _Within("logs")  #: the engine's logs
     engine_log = _Within("logs", "engine.log")  #: the engine's stdout and stderr
     tensorboard = _Within("tensorboard")  #: TensorBoard event files
+    evals = _Within("evals")  #: evaluations made after the fact (ckpt eval, gates), one JSON each
 
     def latest_name(self) -> str | None:
         """The checkpoint directory name ``checkpoints/latest`` holds ("" when it is empty); None

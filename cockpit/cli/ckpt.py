@@ -1,4 +1,5 @@
-"""`cockpit ckpt`: a run's checkpoints: `list` them, `show` one, `verify` one against its manifest, `compare` two."""
+"""`cockpit ckpt`: a run's checkpoints: `list` them, `show` one, `verify` one against its manifest, `compare` two;
+`eval` and `gate` live in ``cockpit.cli.ckpt_eval``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from cockpit.cli.common import fail
 from cockpit.cli.runs import RUNS_DIR_OPTION, find_run_or_exit
 
 ckpt_app = typer.Typer(
-    help="A run's checkpoints: list them, show one, verify one against its manifest.",
+    help="A run's checkpoints: list them, show one, verify, compare, evaluate and gate them.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -51,12 +52,18 @@ def resolve_checkpoint(ref: str, runs_dir: Path) -> tuple[Path | None, Path]:
     return run_dir, ckpt
 
 
-def run_records(run_dir: Path):
+def run_records(run_dir: Path, warn: bool = False):
+    """The run's checkpoint index (with its stored evals); ``warn``: name each unreadable eval file on stderr."""
     from cockpit.client import read_events
     from engine.checkpoint_index import list_checkpoints
+    from engine.eval_store import read_evals
     from engine.rundir import RunPaths
 
-    return list_checkpoints(run_dir, read_events(RunPaths(run_dir).events))
+    stored, problems = read_evals(run_dir)
+    if warn:
+        for problem in problems:
+            typer.echo(f"warning: {problem}", err=True)
+    return list_checkpoints(run_dir, read_events(RunPaths(run_dir).events), stored)
 
 
 def list_cmd(
@@ -69,7 +76,7 @@ def list_cmd(
     import json
 
     run_dir = find_run_or_exit(run, runs_dir)
-    records = run_records(run_dir)
+    records = run_records(run_dir, warn=True)
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in records], indent=2))
         return
@@ -84,8 +91,20 @@ def list_cmd(
     from engine import units
 
     table = Table(title=f"checkpoints of {run_dir}", title_justify="left")
-    for col in ("step", "reason", "loss", "eval loss", "ppl", "size", "written", ""):
-        table.add_column(col, justify="right" if col in ("step", "loss", "eval loss", "ppl", "size") else "left")
+    stored = any(r.stored_evals for r in records)
+    numeric = ("step", "loss", "eval loss", "ppl", "stored eval", "size")
+    for col in (
+        "step",
+        "reason",
+        "loss",
+        "eval loss",
+        "ppl",
+        *(["stored eval"] if stored else []),
+        "size",
+        "written",
+        "",
+    ):
+        table.add_column(col, justify="right" if col in numeric else "left")
     for r in records:
         flags = [f for f, on in (("latest", r.latest), ("best", r.best), ("incomplete", not r.complete)) if on]
         table.add_row(
@@ -94,6 +113,7 @@ def list_cmd(
             units.loss(r.train_loss),
             units.loss(r.eval_loss),
             "--" if r.perplexity is None else f"{r.perplexity:.2f}",
+            *([units.loss(r.stored_eval_loss) if r.stored_evals else "--"] if stored else []),
             units.nbytes(r.size_bytes),
             time.strftime("%m-%d %H:%M", time.localtime(r.written)),
             " ".join(flags),
@@ -177,6 +197,12 @@ def show(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION, as_jso
             f"  loss {units.loss(record.train_loss)}  eval loss {units.loss(record.eval_loss)}  ppl {ppl}"
             f"  reason {record.reason or '--'}"
         )
+        if record.stored_evals:
+            ppl = "--" if record.stored_perplexity is None else f"{record.stored_perplexity:.2f}"
+            console.print(
+                f"  stored evals {record.stored_evals}, newest: eval loss {units.loss(record.stored_eval_loss)}"
+                f"  ppl {ppl}  on {record.stored_eval_data}"
+            )
     table = Table(title_justify="left")
     table.add_column("file")
     table.add_column("size", justify="right")
@@ -252,4 +278,8 @@ def register(app: typer.Typer) -> None:
     ckpt_app.command("show")(show)
     ckpt_app.command("verify")(verify)
     ckpt_app.command("compare")(compare)
+    from cockpit.cli import ckpt_eval
+
+    ckpt_app.command("eval")(ckpt_eval.eval_cmd)
+    ckpt_app.command("gate")(ckpt_eval.gate_cmd)
     app.add_typer(ckpt_app, name="ckpt")
