@@ -82,3 +82,16 @@ def test_in_run_gate_stops_a_run_that_cannot_improve(make_run_dir):
     saved = [e for e in events if isinstance(e, Checkpoint) and e.action == "saved"]
     assert [e.step for e in saved] == [4] and RunPaths(run_dir).checkpoint_dir(4).is_dir()
     assert any(isinstance(e, Log) and e.message.startswith("gate at step 4: NO-GO") for e in events)
+
+
+def test_the_readiness_check_names_a_missing_baseline_and_nothing_held_out(tmp_path):
+    from cockpit.checks.base import CheckContext
+    from cockpit.checks.config import check_config
+
+    cfg = RunConfig.model_validate(
+        {"gate": {"every": 10, "baseline": "no/such/ckpt"}, "data": {"val_fraction": 0.0}}
+    ).resolved(tmp_path)
+    results = {r.id: r for r in check_config(CheckContext(None, cfg))}
+    assert results["config.paths"].status == "fail" and "gate.baseline" in results["config.paths"].detail
+    assert str(tmp_path / "no/such/ckpt") in results["config.paths"].detail
+    assert results["config.intervals"].status == "fail" and "the gate" in results["config.intervals"].detail
