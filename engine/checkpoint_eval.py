@@ -164,14 +164,21 @@ def load_eval_data(data: str | os.PathLike | None, ckpt_dir: Path, run_dir: Path
     return tokens, mask, ident, None
 
 
-def _window_settings(run_dir: Path | None, model) -> tuple[int, int]:
+def _window_settings(run_dir: Path | None, ckpt: Path) -> tuple[int, int]:
     """(seq_len, batch size): the run's, else the model's context (capped) and the default."""
     if run_dir is not None:
         from engine.config import read_run_config
 
         train = read_run_config(run_dir).train
         return train.seq_len, train.micro_batch_size
-    context = getattr(model.config, "max_position_embeddings", DEFAULT_SEQ_LEN) or DEFAULT_SEQ_LEN
+    import json
+
+    from engine.checkpoint_index import MODEL_CONFIG
+
+    try:
+        context = int(json.loads((ckpt / MODEL_CONFIG).read_text(encoding="utf-8"))["max_position_embeddings"])
+    except (OSError, ValueError, KeyError, TypeError):
+        context = DEFAULT_SEQ_LEN
     return min(context, DEFAULT_SEQ_LEN), DEFAULT_BATCH_SIZE
 
 
@@ -190,6 +197,7 @@ def evaluate_checkpoint(
     file or shards). ``progress(done, total)`` counts windows. Stores the record in the run's
     ``evals/`` when ``store`` and the checkpoint is inside a run."""
     import torch
+    from transformers.utils import logging as hf_logging
 
     from engine.checkpoint_model import load_checkpoint
     from engine.evaluate import NoHeldOutData, eval_windows, evaluate, scored_tokens
@@ -201,10 +209,8 @@ def evaluate_checkpoint(
     if batches is not None and batches < 1:
         raise CheckpointEvalError(f"--batches must be at least 1, got {batches}")
     run_dir = run_dir_of(ckpt)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    loaded = load_checkpoint(ckpt, device=device)
-    seq_len, batch_size = _window_settings(run_dir, loaded.model)
-    tokens, mask, ident, default_batches = load_eval_data(data, ckpt, run_dir, seq_len)
+    seq_len, batch_size = _window_settings(run_dir, ckpt)
+    tokens, mask, ident, default_batches = load_eval_data(data, ckpt, run_dir, seq_len)  # bad data: before the load
     n_batches = batches or default_batches or -(-(len(tokens) // seq_len) // batch_size)
     try:
         n_windows = len(eval_windows(tokens, seq_len, n_batches * batch_size))
@@ -213,6 +219,9 @@ def evaluate_checkpoint(
             f"{ident.get('path')}: {len(tokens):,} tokens, fewer than one window of {seq_len} "
             f"(the run's train.seq_len); give more text"
         ) from None
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in a command's output
+    loaded = load_checkpoint(ckpt, device=device)
     loss = evaluate(
         loaded.model,
         tokens,

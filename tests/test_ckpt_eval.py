@@ -106,7 +106,9 @@ def test_bad_input_is_a_clear_message_and_exit_2(run_dir, tmp_path, setup, expec
         with open(copy / "model.safetensors", "r+b") as f:
             f.seek(-4, 2)
             f.write(b"\0\1\2\3")
-        args = [str(copy)]
+        text = tmp_path / "some.txt"
+        text.write_text("a few words of text to score here\n" * 40)
+        args = [str(copy), "--data", str(text)]
     else:
         (tmp_path / "empty").mkdir()
         args = [str(tmp_path / "empty")]

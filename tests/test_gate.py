@@ -59,7 +59,9 @@ def test_gate_config_is_validated_at_load(tmp_path):
     assert "gate.metric" in message and "did you mean 'gate.min_improvement'" in message and "gate.at_steps" in message
 
 
-def test_in_run_gate_stops_a_run_that_cannot_improve(make_run_dir):
+@pytest.fixture(scope="module")
+def stalled_run(make_run_dir):
+    """A run whose lr is too low to learn, gated every 2 steps against its own first eval."""
     run_dir = make_run_dir(
         "gate",
         {
@@ -73,6 +75,11 @@ def test_in_run_gate_stops_a_run_that_cannot_improve(make_run_dir):
         },
     )
     assert train_in_process(run_dir) == 0
+    return run_dir
+
+
+def test_in_run_gate_stops_a_run_that_cannot_improve(stalled_run):
+    run_dir = stalled_run
     events = events_of(run_dir)
     final = [e for e in events if isinstance(e, Status)][-1]
     assert final.state == "stopped" and final.step == 4, final
@@ -95,3 +102,25 @@ def test_the_readiness_check_names_a_missing_baseline_and_nothing_held_out(tmp_p
     assert results["config.paths"].status == "fail" and "gate.baseline" in results["config.paths"].detail
     assert str(tmp_path / "no/such/ckpt") in results["config.paths"].detail
     assert results["config.intervals"].status == "fail" and "the gate" in results["config.intervals"].detail
+
+
+def test_in_run_gate_against_a_baseline_checkpoint(make_run_dir, stalled_run):
+    baseline = RunPaths(stalled_run).checkpoint_dir(4)
+    run_dir = make_run_dir(
+        "gate-baseline",
+        {
+            "train.max_steps": 4,
+            "train.lr": 1e-9,
+            "train.warmup_steps": 0,
+            "train.eval_batches": 1,
+            "gate.at_steps": [2],
+            "gate.baseline": str(baseline),
+            "gate.min_improvement": "1%",
+        },
+    )
+    assert train_in_process(run_dir) == 0
+    events = events_of(run_dir)
+    final = [e for e in events if isinstance(e, Status)][-1]
+    assert final.state == "stopped" and final.step == 2
+    assert final.reason.startswith("gate: NO-GO") and "baseline checkpoint-4" in final.reason
+    assert any(isinstance(e, Log) and e.message.startswith("gate: baseline checkpoint-4: eval_loss") for e in events)
