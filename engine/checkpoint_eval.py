@@ -185,17 +185,18 @@ def _window_settings(run_dir: Path | None, ckpt: Path) -> tuple[int, int]:
 def evaluate_checkpoint(
     ckpt_dir: str | os.PathLike,
     data: str | os.PathLike | None = None,
-    *,
     batches: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    *,
+    progress: Callable[[tuple[int, int]], None] | None = None,
     device: str | None = None,
     made_by: str = "ckpt eval",
     store: bool = True,
 ) -> StoredEval:
     """Score the checkpoint ``ckpt_dir`` on ``data`` (see the module docstring): the first
     ``batches`` batches (default: the run's ``train.eval_batches`` on the held-out split, all of a
-    file or shards). ``progress(done, total)`` counts windows. Stores the record in the run's
-    ``evals/`` when ``store`` and the checkpoint is inside a run."""
+    file or shards). ``progress((done, total))`` counts windows, one picklable value per batch, so
+    ``cockpit.offload.run_in_child(evaluate_checkpoint, (ckpt, data, batches), ...)`` runs it as it
+    is. Stores the record in the run's ``evals/`` when ``store`` and the checkpoint is inside a run."""
     import torch
     from transformers.utils import logging as hf_logging
 
@@ -230,7 +231,7 @@ def evaluate_checkpoint(
         n_batches=n_batches,
         device=device,
         val_mask=mask,
-        progress=progress,
+        progress=None if progress is None else lambda done, total: progress((done, total)),
     )
     paths = RunPaths(run_dir) if run_dir is not None else None
     record = StoredEval.new(

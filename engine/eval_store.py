@@ -62,15 +62,6 @@ class EvalData(_Record):
             return f"shards {name} ({self.split})"
         return f"file {name}" + (f" (sha256 {self.sha256[:12]})" if self.sha256 else "")
 
-    def same_as(self, other: EvalData) -> bool:
-        """Whether two evaluations scored the same tokens (same data, windows and window length)."""
-        return (self.kind, self.path if self.kind != "file" else None, self.sha256, self.split) == (
-            other.kind,
-            other.path if other.kind != "file" else None,
-            other.sha256,
-            other.split,
-        ) and (self.seq_len, self.windows) == (other.seq_len, other.windows)
-
 
 class StoredEval(_Record):
     """One evaluation of one checkpoint, as stored in ``evals/<id>.json``."""

@@ -34,6 +34,13 @@ def run_dir(make_run_dir):
     return run_dir
 
 
+def test_ckpt_help_lists_eval_and_gate():
+    result = runner.invoke(app, ["ckpt", "--help"])
+    assert result.exit_code == 0 and "eval" in result.output and "gate" in result.output
+    gate_help = runner.invoke(app, ["ckpt", "gate", "--help"], terminal_width=200).output
+    assert "--min-improvement" in gate_help and "5%" in gate_help and "--baseline" in gate_help
+
+
 def _eval_json(*args: str) -> dict:
     result = runner.invoke(app, ["ckpt", "eval", *args, "--json"])
     assert result.exit_code == 0, result.output

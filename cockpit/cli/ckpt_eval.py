@@ -34,7 +34,8 @@ def _evaluate(ckpt: Path, data: str | Path | None, batches: int | None, made_by:
     """``evaluate_checkpoint`` with a progress line on stderr; a user's mistake ends the command (exit 2)."""
     from engine.checkpoint_eval import evaluate_checkpoint, user_errors
 
-    def progress(done: int, total: int) -> None:
+    def progress(windows: tuple[int, int]) -> None:
+        done, total = windows
         if not quiet:
             typer.echo(f"\r  scoring {ckpt.name}: {done}/{total} windows", err=True, nl=done >= total)
 
@@ -93,7 +94,7 @@ def gate_cmd(
         ...,
         "--baseline",
         help="What to beat: a checkpoint (directory, RUN:STEP or RUN), scored on the same data, or a METRICS.json "
-        "file with eval_loss and/or perplexity (e.g. saved `cockpit ckpt eval --json` output).",
+        "file with eval_loss and/or perplexity (saved `cockpit ckpt eval --json` output, or a stored evals/*.json).",
     ),
     metric: str = typer.Option("eval_loss", "--metric", help="eval_loss or perplexity (both lower-is-better)."),
     min_improvement: str = typer.Option(
