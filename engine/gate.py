@@ -171,21 +171,22 @@ class RunGate:
     def __init__(self, cfg: GateConfig):
         self.cfg = cfg
         self.reference: tuple[float, str] | None = None  # (loss, what it is in words)
+        self.reference_step: int | None = None  # the step of the run's eval that is the reference
 
     def due(self, step: int) -> bool:
         return step in self.cfg.at_steps or bool(self.cfg.every and step % self.cfg.every == 0)
 
     def set_baseline(self, loss: float, name: str) -> None:
-        self.reference = (loss, name)
+        self.reference, self.reference_step = (loss, name), None
 
     def observe(self, step: int, loss: float) -> None:
         """An evaluation of the run: the first finite one is the reference when there is no baseline."""
         if self.reference is None and math.isfinite(loss):
-            self.reference = (loss, f"the run's first eval (step {step})")
+            self.reference, self.reference_step = (loss, f"the run's first eval (step {step})"), step
 
     def check(self, step: int, loss: float) -> GateDecision | None:
         """The verdict on the evaluation ``loss`` of ``step``; None when it is the reference itself."""
-        if self.reference is None or self.reference[1] == f"the run's first eval (step {step})":
+        if self.reference is None or step == self.reference_step:
             return None
         ref_loss, name = self.reference
         metric = self.cfg.metric
@@ -194,9 +195,13 @@ class RunGate:
         )
 
     def state_dict(self) -> dict:
-        return {"reference": list(self.reference) if self.reference else None}
+        """What a checkpoint keeps, so a resumed run is judged against the same reference."""
+        if self.reference is None:
+            return {"reference": None}
+        return {"reference": [self.reference[0], self.reference[1], self.reference_step]}
 
     def load_state_dict(self, state: dict | None) -> None:
         ref = (state or {}).get("reference")
-        if ref and self.reference is None:  # a baseline set afresh at this start wins
+        if ref and self.reference is None:
             self.reference = (float(ref[0]), str(ref[1]))
+            self.reference_step = None if len(ref) < 3 or ref[2] is None else int(ref[2])

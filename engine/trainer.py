@@ -271,17 +271,16 @@ class Trainer:
 
     def gate_baseline(self) -> None:
         """The in-run gate's reference: ``gate.baseline`` scored on this run's held-out windows
-        (engine.checkpoint_eval); without one, the run's first evaluation becomes it."""
+        (engine.checkpoint_eval), before the first step; without one, the run's first evaluation
+        becomes it."""
         baseline = self.cfg.gate.baseline
-        if baseline is None or self.gate.reference is not None:  # none, or restored on resume
+        if baseline is None:  # the first evaluation (or, resumed, the one the checkpoint kept)
             return
         from engine.checkpoint_eval import gate_baseline_loss
 
-        t0 = time.perf_counter()
         loss = gate_baseline_loss(baseline, self.data.val_tokens, self.data.val_mask, self.cfg.train, self.accelerator)
         self.gate.set_baseline(loss, f"baseline {baseline.name}")
         self.info(f"gate: baseline {baseline.name}: eval_loss {loss:.4f}")
-        self.interval.excluded_s += time.perf_counter() - t0
 
     def run_gate(self) -> None:
         """The in-run gate at this step: the held-out loss (evaluated now unless it just was),
