@@ -72,6 +72,8 @@ def test_eval_on_a_text_file_and_the_stored_evals_in_ckpt_list(run_dir, tmp_path
     assert by_step[8]["stored_eval_data"].startswith("file notes.txt")
     stored = read_evals(run_dir)[0]
     assert all(r["stored_evals"] == sum(e.step == r["step"] for e in stored) for r in listed)
+    shown = runner.invoke(app, ["ckpt", "show", f"{run_dir}:8"], terminal_width=200)
+    assert shown.exit_code == 0 and "stored evals" in shown.stdout and "on file notes.txt" in shown.stdout
     # a damaged eval file is named and skipped; the list still works
     (RunPaths(run_dir).evals / "broken.json").write_text("{not json")
     result = runner.invoke(app, ["ckpt", "list", str(run_dir)], terminal_width=200)
@@ -87,6 +89,15 @@ def test_eval_on_chat_records_scores_only_what_the_assistant_says(run_dir, tmp_p
     assert out["data"]["kind"] == "file"
     full = out["data"]["windows"] * (out["data"]["seq_len"] - 1)
     assert 0 < out["tokens"] < full / 2  # the prompts are masked out, as in fine-tuning
+    # the same records prepared into shards score the same tokens, with the shards' own mask
+    from engine.data.prepare import PrepareSettings, prepare
+
+    ckpt = RunPaths(run_dir).checkpoint_dir(8)
+    settings = PrepareSettings(seq_len=64, val_fraction=0.0, near_dedup_threshold=None, exact_dedup=False)
+    prepare([chat], ckpt, tmp_path / "shards", settings)
+    shards = _eval_json(str(ckpt), "--data", str(tmp_path / "shards"), "--batches", "1")
+    assert shards["data"]["kind"] == "shards" and shards["data"]["split"] == "train" and shards["data"]["sha256"]
+    assert (shards["tokens"], shards["loss"]) == (out["tokens"], pytest.approx(out["loss"], abs=1e-6))
 
 
 @pytest.mark.parametrize(
