@@ -45,6 +45,6 @@ def export(
     from engine import units
 
     typer.echo(
-        f"exported {ckpt} (step {result.step}) to {result.path}: {units.params(result.params)} parameters, "
+        f"exported {ckpt} (step {result.step}) to {result.path}: {units.params(result.params)}, "
         f"{result.dtype}, {len(result.files)} files, {units.nbytes(result.size_bytes)}"
     )
