@@ -114,7 +114,35 @@ def test_tampered_checkpoint_is_refused_naming_the_file(run_dir, tmp_path):
     assert "model.safetensors: sha256 differs" in result.output and not out.exists()
 
 
+def test_dtype_names_and_their_short_forms():
+    from engine.checkpoint_model import dtype_name
+
+    assert [dtype_name(t) for t in ("bf16", "BFloat16", "fp16", "half", "fp32", "float32", "auto")] == [
+        "bfloat16",
+        "bfloat16",
+        "float16",
+        "float16",
+        "float32",
+        "float32",
+        "auto",
+    ]
+
+
 def test_unknown_dtype_is_exit_2(run_dir, tmp_path):
     result = runner.invoke(app, ["ckpt", "export", str(run_dir), str(tmp_path / "o"), "--dtype", "int3"])
     assert result.exit_code == 2 and "unknown dtype 'int3'" in result.output and "bf16" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_card_lists_stored_evals_and_stands_outside_a_run():
+    from engine.model_card import CardFacts, render_card
+
+    facts = CardFacts(
+        name="checkpoint-9",
+        step=9,
+        stored_evals=[{"data": "held-out split", "loss": 2.5, "perplexity": 12.18, "tokens": 4096}],
+    )
+    card = render_card(facts, load_path="out")
+    assert "# checkpoint-9 (step 9)" in card and "| held-out split | 2.5000 | 12.18 | 4,096 |" in card
+    assert "| train loss | -- |" in card and "Run config name" not in card
+    assert 'AutoModelForCausalLM.from_pretrained("out")' in card

@@ -110,3 +110,10 @@ def test_a_live_runs_torn_last_line_is_skipped(run_dir, tmp_path):
     assert data.steps == (1, 2, 3, 4) and data.checkpoint_steps == (3,)
     result = runner.invoke(app, ["ckpt", "plot", str(live), "--out", str(tmp_path / "live.png")])
     assert result.exit_code == 0 and "4 points, 1 checkpoint" in result.output
+
+
+def test_a_run_without_events_yet_plots_empty(make_run_dir):
+    fresh = make_run_dir("plot-fresh")
+    result = runner.invoke(app, ["ckpt", "plot", str(fresh), "--height", "8"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    assert "no steps yet" in result.output and "no metrics yet" in result.output

@@ -39,6 +39,8 @@ def export(
         result = export_checkpoint(ckpt, out, dtype=dtype, force=force, progress=say)
     except (ExportError, CheckpointLoadError) as exc:
         fail(str(exc))
+    except OSError as exc:  # a full disk, a read-only or forbidden directory
+        fail(f"{out}: cannot write the export ({exc.strerror or exc})")
     if as_json:
         typer.echo(json.dumps({**dataclasses.asdict(result), "size_bytes": result.size_bytes}, indent=2))
         return
