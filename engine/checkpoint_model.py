@@ -80,7 +80,7 @@ def load_checkpoint(
     except (OSError, ValueError) as exc:
         raise CheckpointLoadError(f"{path}: no usable tokenizer ({exc})") from None
     model = AutoModelForCausalLM.from_pretrained(
-        path, torch_dtype=torch_dtype(dtype), use_safetensors=True, local_files_only=True
+        path, dtype=torch_dtype(dtype), use_safetensors=True, local_files_only=True
     )
     model.to(device)
     model.eval()
