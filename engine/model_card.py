@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from engine.checkpoint_index import MODEL_CONFIG, file_sha256, list_checkpoints, read_manifest
-from engine.protocol import Event, Metrics, ProtocolError, Reply, decode_event
+from engine.protocol import Event, Metrics, decode_events
 from engine.rundir import RunPaths, checkpoint_step
 
 #: A data file larger than this is named with its size but not hashed (the export must not read a
@@ -79,15 +79,7 @@ def read_run_events(run_dir: Path) -> Iterator[Event]:
     except OSError:
         return
     with f:
-        for line in f:
-            if not line.endswith(b"\n") or not line.strip():
-                continue
-            try:
-                event = decode_event(line)
-            except ProtocolError:
-                continue
-            if not isinstance(event, Reply):
-                yield event
+        yield from decode_events(line for line in f if line.endswith(b"\n"))
 
 
 def _data_facts(cfg) -> dict[str, Any]:
