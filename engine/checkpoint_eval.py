@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.eval_store import HELD_OUT, EvalData, StoredEval, store_eval
-from engine.rundir import RunPaths
+from engine.rundir import RunPaths, run_dir_of
 
 #: Window length outside a run (capped by the model's context) and batch size outside a run.
 DEFAULT_SEQ_LEN = 1024
@@ -59,12 +59,6 @@ def user_errors() -> tuple[type[Exception], ...]:
     from engine.evaluate import NoHeldOutData
 
     return (CheckpointEvalError, CheckpointLoadError, ConfigError, DataError, PrepareError, NoHeldOutData)
-
-
-def run_dir_of(ckpt_dir: Path) -> Path | None:
-    """The run directory holding ``ckpt_dir`` (``<run>/checkpoints/checkpoint-N``), or None."""
-    candidate = ckpt_dir.resolve().parent.parent
-    return candidate if RunPaths(candidate).is_run_dir() else None
 
 
 def _sha256(path: Path) -> str:

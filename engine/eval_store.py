@@ -106,6 +106,10 @@ class StoredEval(_Record):
     def to_json(self) -> dict:
         return self.model_dump(mode="json")
 
+    def card_row(self) -> dict:
+        """The row of a model card's evaluations table (``engine.model_card``)."""
+        return {"data": self.data.describe(), "loss": self.loss, "perplexity": self.perplexity, "tokens": self.tokens}
+
 
 def store_eval(run_dir: str | os.PathLike, record: StoredEval) -> Path:
     """Write ``record`` to ``evals/<id>.json`` of ``run_dir`` (atomically); returns the path."""

@@ -253,6 +253,13 @@ def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
     return status
 
 
+def run_dir_of(ckpt_dir: str | os.PathLike) -> Path | None:
+    """The run directory holding the checkpoint ``ckpt_dir`` (``<run>/checkpoints/checkpoint-<step>``),
+    or None when it lies outside a run."""
+    run_dir = Path(ckpt_dir).resolve().parent.parent
+    return run_dir if RunPaths(run_dir).is_run_dir() else None
+
+
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint named by ``checkpoints/latest``, or None."""
     paths = RunPaths(Path(run_dir))

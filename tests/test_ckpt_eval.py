@@ -74,6 +74,10 @@ def test_eval_on_a_text_file_and_the_stored_evals_in_ckpt_list(run_dir, tmp_path
     assert all(r["stored_evals"] == sum(e.step == r["step"] for e in stored) for r in listed)
     shown = runner.invoke(app, ["ckpt", "show", f"{run_dir}:8"], terminal_width=200)
     assert shown.exit_code == 0 and "stored evals" in shown.stdout and "on file notes.txt" in shown.stdout
+    from engine.model_card import card_facts
+
+    card_rows = card_facts(RunPaths(run_dir).checkpoint_dir(8)).stored_evals  # what `ckpt export` writes in its card
+    assert any(r["data"] == by_step[8]["stored_eval_data"] and r["loss"] == out["loss"] for r in card_rows)
     # a damaged eval file is named and skipped; the list still works
     (RunPaths(run_dir).evals / "broken.json").write_text("{not json")
     result = runner.invoke(app, ["ckpt", "list", str(run_dir)], terminal_width=200)

@@ -1,5 +1,6 @@
 """`cockpit ckpt`: a run's checkpoints: `list` them, `show` one, `verify` one against its manifest, `compare` two;
-`eval` and `gate` live in ``cockpit.cli.ckpt_eval``."""
+`export` one (cockpit/cli/ckpt_export.py), `plot` the run (cockpit/cli/ckpt_plot.py), `eval` one and `gate` it
+(cockpit/cli/ckpt_eval.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from cockpit.cli.common import fail
 from cockpit.cli.runs import RUNS_DIR_OPTION, find_run_or_exit
 
 ckpt_app = typer.Typer(
-    help="A run's checkpoints: list them, show one, verify, compare, evaluate and gate them.",
+    help="A run's checkpoints: list them, show one, verify, compare, export, evaluate and gate one, plot the run.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -278,8 +279,12 @@ def register(app: typer.Typer) -> None:
     ckpt_app.command("show")(show)
     ckpt_app.command("verify")(verify)
     ckpt_app.command("compare")(compare)
-    from cockpit.cli import ckpt_eval
+    from cockpit.cli.ckpt_eval import eval_cmd, gate_cmd
+    from cockpit.cli.ckpt_export import export
+    from cockpit.cli.ckpt_plot import plot
 
-    ckpt_app.command("eval")(ckpt_eval.eval_cmd)
-    ckpt_app.command("gate")(ckpt_eval.gate_cmd)
+    ckpt_app.command("export")(export)
+    ckpt_app.command("plot")(plot)
+    ckpt_app.command("eval")(eval_cmd)
+    ckpt_app.command("gate")(gate_cmd)
     app.add_typer(ckpt_app, name="ckpt")

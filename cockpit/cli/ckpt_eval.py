@@ -111,8 +111,8 @@ def gate_cmd(
     """GO (exit 0) or NO-GO (exit 1): is the checkpoint better than the baseline by --min-improvement on the same data?"""
     import json
 
-    from engine.checkpoint_eval import run_dir_of
     from engine.gate import METRICS, decide, metric_value, parse_improvement
+    from engine.rundir import run_dir_of
 
     if metric not in METRICS:
         fail(f"--metric {metric!r}: one of {', '.join(METRICS)}")
