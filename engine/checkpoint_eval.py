@@ -192,7 +192,6 @@ def evaluate_checkpoint(
     ``cockpit.offload.run_in_child(evaluate_checkpoint, (ckpt, data, batches), ...)`` runs it as it
     is. Stores the record in the run's ``evals/`` when ``store`` and the checkpoint is inside a run."""
     import torch
-    from transformers.utils import logging as hf_logging
 
     from engine.checkpoint_model import load_checkpoint
     from engine.evaluate import NoHeldOutData, eval_windows, evaluate, scored_tokens
@@ -215,7 +214,6 @@ def evaluate_checkpoint(
             f"(the run's train.seq_len); give more text"
         ) from None
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar in a command's output
     loaded = load_checkpoint(ckpt, device=device)
     loss = evaluate(
         loaded.model,
