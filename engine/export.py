@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.checkpoint_model import CheckpointLoadError, dtype_name, load_checkpoint
+from engine.checkpoint_model import CheckpointLoadError, dtype_name, load_checkpoint, quiet_progress_bars
 from engine.model_card import card_facts, render_card
 
 CARD = "README.md"  #: the model card's file name (the hub shows it)
@@ -100,7 +100,8 @@ def _export(ckpt: Path, out: Path, name: str, stored_evals: list[dict] | None, s
         gen.eos_token_id, gen.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
         if tokenizer.bos_token_id is not None:
             gen.bos_token_id = tokenizer.bos_token_id
-        model.save_pretrained(tmp, safe_serialization=True)
+        with quiet_progress_bars():
+            model.save_pretrained(tmp, safe_serialization=True)
         if not (tmp / GENERATION_CONFIG).is_file():
             gen.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
