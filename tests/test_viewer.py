@@ -184,8 +184,8 @@ async def test_resume_asks_first_and_refuses_a_live_run(run_dir, records, tmp_pa
         await pilot.press("r")
         await wait_for(lambda: isinstance(app.screen, ConfirmScreen), 5, what="the confirmation")
         await pilot.press("y")
-        text = await settled_text(app, "Resume failed")
-        assert "still running" in text
+        await wait_for(lambda: "Resume failed" in str(screen.query_one("#viewer-status").render()), 20, what="refusal")
+        assert "still running" in str(screen.query_one("#viewer-status").render())
         assert app.screen is screen
 
 
@@ -213,7 +213,7 @@ async def test_home_and_dashboard_keys_open_the_viewer(run_dir, tmp_path):
     app = make_app(runs_dir=runs)
     async with app.run_test(size=SIZE) as pilot:
         await settled_text(app, run_dir.name)
-        assert "Checkpoints" in (await settled_text(app)).splitlines()[-1]
+        assert "v View checkpoints" in (await settled_text(app)).splitlines()[-1]
         await pilot.press("v")
         await _viewer(pilot)
         await pilot.press("escape")

@@ -102,7 +102,7 @@ class DashboardScreen(Screen):
         Binding("s", "stop_run", "Stop"),
         Binding("p", "pause", "Pause"),
         Binding("p", "resume", "Resume"),
-        Binding("v", "checkpoints", "Checkpoints"),
+        Binding("v", "checkpoints", "View checkpoints"),
         Binding("q", "app.quit_app", "Detach"),
     ]
     AUTO_FOCUS = "#log"

@@ -63,7 +63,7 @@ class HomeScreen(Screen):
     BINDINGS = [
         Binding("n", "new_run", "New run"),
         Binding("enter", "open_run", "Open", show=True),
-        Binding("v", "checkpoints", "Checkpoints"),
+        Binding("v", "checkpoints", "View checkpoints"),
         Binding("r", "refresh", "Refresh"),
     ]
     AUTO_FOCUS = "#runs"
@@ -78,9 +78,7 @@ class HomeScreen(Screen):
         self.summaries: list[dict] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(
-            f"Runs in {self.runs_dir}  [dim]enter open · v checkpoints · n new run · r refresh[/dim]", id="home-title"
-        )
+        yield Static(f"Runs in {self.runs_dir}  [dim]enter open · n new run · r refresh[/dim]", id="home-title")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static("", id="home-empty")
         yield KeyBar()
