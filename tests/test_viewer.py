@@ -20,6 +20,7 @@ from cockpit.cli import app as cli_app
 from cockpit.client import read_events
 from cockpit.screens.checkpoint_compare import CheckpointCompareScreen
 from cockpit.screens.checkpoint_detail import CheckpointDetailScreen
+from cockpit.screens.checkpoint_pick import CheckpointPickScreen
 from cockpit.screens.checkpoint_plot import CheckpointPlotScreen
 from cockpit.screens.checkpoint_viewer import CheckpointViewerScreen
 from cockpit.screens.confirm import ConfirmScreen
@@ -234,3 +235,32 @@ def test_ckpt_view_needs_a_terminal(run_dir):
     assert "needs a terminal" in result.output and "cockpit ckpt list" in result.output
     result = CliRunner().invoke(cli_app, ["ckpt", "view", str(run_dir / "nope")])
     assert result.exit_code == 2 and "nope" in result.output
+
+
+async def test_compare_with_a_checkpoint_of_another_run(run_dir, records, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    keep_small = shutil.ignore_patterns("*.safetensors", "*.pt")
+    mine = shutil.copytree(run_dir, runs / "mine", ignore=keep_small)
+    other = shutil.copytree(run_dir, runs / "other", ignore=keep_small)
+    run_yaml = RunPaths(other).run_yaml
+    run_yaml.write_text(run_yaml.read_text().replace("  lr: 0.005\n", "  lr: 0.001\n"))
+    app = make_app(mine, checkpoints=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _viewer(pilot)
+        await _select(pilot, records[-1].step)
+        await pilot.press("space", "o")
+        await wait_for(lambda: isinstance(app.screen, CheckpointPickScreen) and app.screen.sides, 10, what="the picker")
+        assert {(s.run_dir.name, s.record.step) for s in app.screen.sides} == {("other", r.step) for r in records}
+        await pilot.press("enter")  # the first: the other run's newest
+        await wait_for(lambda: app.screen is screen, 5, what="the viewer")
+        assert [(s.run_dir.name, s.record.step) for s in screen.marked] == [
+            ("mine", records[-1].step),
+            ("other", records[-1].step),
+        ]
+        await pilot.press("c")
+        await wait_for(lambda: isinstance(app.screen, CheckpointCompareScreen), 5, what="the comparison")
+        text = await settled_text(app, "train.lr")
+        assert "run.yaml: 1 key differs" in text
+        row = next(line for line in text.splitlines() if "train.lr" in line)
+        assert "0.005" in row and "0.001" in row

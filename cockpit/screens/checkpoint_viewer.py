@@ -35,8 +35,10 @@ from cockpit.widgets.checkpoint_list import CheckpointList, ListView
 from cockpit.widgets.key_bar import KeyBar
 from engine.checkpoint_index import CheckpointRecord
 
-#: Seconds between looks at the run for new checkpoints (a look that finds nothing new is two stats).
+#: Seconds between looks at the run for new checkpoints (a look that finds nothing new is three stats).
 REFRESH_S = 2.0
+#: Seconds after which the table is drawn again for its ages even when nothing changed.
+AGES_EVERY_S = 30.0
 
 
 class SnapshotRead(Message):
@@ -99,6 +101,7 @@ class CheckpointViewerScreen(Screen):
         #: The last outcome of each action, by (action name, step): for tests and the status line.
         self.outcomes: dict[tuple[str, int], ActionOutcome] = {}
         self._cancel = threading.Event()
+        self._shown_at = float("-inf")
         #: True once the first read of the run is shown.
         self.loaded = False
 
@@ -122,6 +125,8 @@ class CheckpointViewerScreen(Screen):
 
     def action_refresh(self) -> None:
         self._read()
+        if self.clock() - self._shown_at >= AGES_EVERY_S:  # nothing new for a while: the ages still move
+            self._show()
 
     @work(thread=True, exclusive=True, group="read-checkpoints", exit_on_error=False)
     def _read(self) -> None:
@@ -132,9 +137,14 @@ class CheckpointViewerScreen(Screen):
     def on_snapshot_read(self, message: SnapshotRead) -> None:
         message.stop()
         self.snapshot = message.snapshot
-        steps = {r.step for r in self.snapshot.records}
-        # A marked checkpoint of this run that was pruned is no longer marked.
-        self.marked = [s for s in self.marked if s.run_dir != self.run_dir or s.record.step in steps]
+        # A marked checkpoint of this run is described afresh (latest, best); one pruned is no longer marked.
+        marked = []
+        for side in self.marked:
+            if side.run_dir != self.run_dir:
+                marked.append(side)
+            elif (record := self.snapshot.record(side.record.step)) is not None:
+                marked.append(Side(self.run_dir, record))
+        self.marked = marked
         self._show()
         if not self.loaded:
             self.loaded = True
@@ -142,13 +152,14 @@ class CheckpointViewerScreen(Screen):
                 self._status("No checkpoints yet: they appear here as the run writes them.")
 
     def _show(self) -> None:
+        self._shown_at = self.clock()
         own = tuple(s.record.step for s in self.marked if s.run_dir == self.run_dir)
         self.query_one(CheckpointList).view = ListView(
             records=self.snapshot.records,
             marked=own,
             integrity=dict(self.integrity),
             integrity_rev=self._integrity_rev,
-            now=self.clock(),
+            now=self._shown_at,
         )
 
     def _status(self, text: str) -> None:
@@ -181,8 +192,9 @@ class CheckpointViewerScreen(Screen):
         if record is None:
             return
         side = Side(self.run_dir, record)
-        if side in self.marked:
-            self.marked.remove(side)
+        same = [m for m in self.marked if (m.run_dir, m.record.step) == (self.run_dir, record.step)]
+        if same:
+            self.marked.remove(same[0])
         else:
             if len(self.marked) == 2:
                 self.marked.pop(0)  # the oldest mark makes room: at most two
