@@ -1,4 +1,4 @@
-"""What the checkpoint viewer shows of one run, read from its directory. Torch-free, no Textual.
+"""What the checkpoint viewer lists of one run, read from its directory. Torch-free, no Textual.
 
 :class:`CheckpointSource` follows the run's ``events.jsonl`` (each byte read once, through
 :class:`~cockpit.event_tail.EventTail`) and lists its checkpoints with
@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.event_tail import EventTail
-from cockpit.run_state import RunState
 from engine.checkpoint_compare import ComparedCheckpoint, compare_checkpoints
 from engine.checkpoint_index import CheckpointRecord, config_summary, list_checkpoints, read_manifest
 from engine.protocol import Checkpoint, Eval, Event, Metrics
@@ -31,14 +30,10 @@ NOT_VERIFIED, CHECKING, VERIFIED, FAILED = "not verified", "checking…", "verif
 
 @dataclass(frozen=True)
 class ViewerSnapshot:
-    """A run's checkpoints (oldest first) and its loss curve, as read at one moment."""
+    """A run's checkpoints (oldest first), as read at one moment."""
 
     records: tuple[CheckpointRecord, ...] = ()
-    loss_steps: tuple[int, ...] = ()
-    loss_values: tuple[float, ...] = ()
-    eval_steps: tuple[int, ...] = ()
-    eval_values: tuple[float, ...] = ()
-    #: Grows with every read that found something new (the chart's revision).
+    #: Grows with every read that found something new.
     revision: int = 0
 
     def record(self, step: int) -> CheckpointRecord | None:
@@ -52,7 +47,6 @@ class CheckpointSource:
         self.run_dir = Path(run_dir)
         self.paths = RunPaths(self.run_dir)
         self._tail = EventTail(self.paths.events)
-        self._state = RunState(run=self.run_dir.name)
         #: The events ``list_checkpoints`` describes checkpoints with (metrics, evals, checkpoints).
         self._events: list[Event] = []
         self._signature: tuple | None = None
@@ -74,17 +68,9 @@ class CheckpointSource:
         if signature == self._signature:
             return None
         self._signature = signature
-        new = list(self._tail.read())
-        self._state.apply_all(new)
-        self._events.extend(e for e in new if isinstance(e, Metrics | Eval | Checkpoint))
-        s = self._state
+        self._events.extend(e for e in self._tail.read() if isinstance(e, Metrics | Eval | Checkpoint))
         self.snapshot = ViewerSnapshot(
-            records=tuple(list_checkpoints(self.run_dir, self._events)),
-            loss_steps=tuple(s.loss_steps),
-            loss_values=tuple(s.loss_values),
-            eval_steps=tuple(s.eval_steps),
-            eval_values=tuple(s.eval_values),
-            revision=self.snapshot.revision + 1,
+            records=tuple(list_checkpoints(self.run_dir, self._events)), revision=self.snapshot.revision + 1
         )
         return self.snapshot
 

@@ -18,6 +18,8 @@ from engine.checkpoint_index import MODEL_CONFIG, WEIGHTS, read_manifest, verify
 
 #: ``--dtype`` names and the torch dtypes they stand for; "auto" keeps what the checkpoint holds.
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: The short names a user may type for a dtype, and the ``DTYPES`` name each stands for.
+DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 
 
 class CheckpointLoadError(ValueError):
@@ -30,6 +32,16 @@ class LoadedCheckpoint:
     step: int | None  #: the manifest's step (None without a manifest, when ``verify`` was off)
     model: Any  #: a Transformers causal LM in eval mode
     tokenizer: Any  #: its PreTrainedTokenizerFast (EOS and pad set as in training)
+
+
+def dtype_name(text: str) -> str:
+    """The ``DTYPES`` name ``text`` stands for ("bf16" or "BFloat16": "bfloat16"); CheckpointLoadError
+    naming the choices for anything else."""
+    name = DTYPE_ALIASES.get(text.strip().lower(), text.strip().lower())
+    if name not in DTYPES:
+        choices = ", ".join(sorted({*DTYPES, *DTYPE_ALIASES}))
+        raise CheckpointLoadError(f"unknown dtype {text!r}; one of: {choices}")
+    return name
 
 
 def torch_dtype(name: str):
@@ -68,7 +80,7 @@ def load_checkpoint(
     except (OSError, ValueError) as exc:
         raise CheckpointLoadError(f"{path}: no usable tokenizer ({exc})") from None
     model = AutoModelForCausalLM.from_pretrained(
-        path, torch_dtype=torch_dtype(dtype), use_safetensors=True, local_files_only=True
+        path, dtype=torch_dtype(dtype), use_safetensors=True, local_files_only=True
     )
     model.to(device)
     model.eval()

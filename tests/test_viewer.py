@@ -136,7 +136,8 @@ async def test_plot_marks_the_checkpoints(run_dir, records):
         await _viewer(pilot)
         await pilot.press("p")
         await wait_for(lambda: isinstance(app.screen, CheckpointPlotScreen), 5, what="the plot")
-        text = await settled_text(app, "◆ checkpoints")
+        await wait_for(lambda: app.screen.data is not None, 5, what="the plot's data")
+        text = await settled_text(app, "◆ checkpoints", "└")
         axis = next(line for line in text.splitlines() if "└" in line)
         assert axis.count("◆") == len(records)
         assert any(0x2800 < ord(ch) <= 0x28FF for ch in text), "no braille curve"

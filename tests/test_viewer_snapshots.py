@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tui_helpers import T0, fixture_events, screen_text, wait_for, write_run
+from tui_helpers import T0, fixture_events, screen_still, wait_for, write_run
 
 from cockpit.app import make_app
 from cockpit.screens.checkpoint_compare import CheckpointCompareScreen
@@ -42,22 +42,13 @@ def viewer_run(root: Path) -> Path:
     return run
 
 
-async def _settle(pilot) -> None:
-    shown = None
-    for _ in range(40):
-        await pilot.pause(0.05)
-        if (now := screen_text(pilot.app)) == shown:
-            break
-        shown = now
-
-
 async def _list(pilot) -> CheckpointViewerScreen:
     app = pilot.app
     await wait_for(lambda: isinstance(app.screen, CheckpointViewerScreen) and app.screen.loaded, 10, what="the list")
     screen = app.screen
     screen.clock = lambda: T0 + 3600.0
     screen._show()
-    await _settle(pilot)
+    await screen_still(pilot)
     return screen
 
 
@@ -67,7 +58,7 @@ def test_list(snap_compare, tmp_path, size):
         screen = await _list(pilot)
         screen.query_one(CheckpointList).move_cursor(row=1)
         await pilot.press("space")
-        await _settle(pilot)
+        await screen_still(pilot)
 
     assert snap_compare(make_app(viewer_run(tmp_path), checkpoints=True), terminal_size=size, run_before=run_before)
 
@@ -78,7 +69,7 @@ def test_detail(snap_compare, tmp_path, size):
         await _list(pilot)
         await pilot.press("enter")
         await wait_for(lambda: isinstance(pilot.app.screen, CheckpointDetailScreen), 5, what="the detail")
-        await _settle(pilot)
+        await screen_still(pilot)
 
     assert snap_compare(make_app(viewer_run(tmp_path), checkpoints=True), terminal_size=size, run_before=run_before)
 
@@ -92,7 +83,7 @@ def test_compare(snap_compare, tmp_path, size):
         screen.query_one(CheckpointList).move_cursor(row=0)
         await pilot.press("space", "c")
         await wait_for(lambda: isinstance(pilot.app.screen, CheckpointCompareScreen), 5, what="the comparison")
-        await _settle(pilot)
+        await screen_still(pilot)
 
     assert snap_compare(make_app(viewer_run(tmp_path), checkpoints=True), terminal_size=size, run_before=run_before)
 
@@ -103,6 +94,7 @@ def test_plot(snap_compare, tmp_path, size):
         await _list(pilot)
         await pilot.press("p")
         await wait_for(lambda: isinstance(pilot.app.screen, CheckpointPlotScreen), 5, what="the plot")
-        await _settle(pilot)
+        await wait_for(lambda: pilot.app.screen.data is not None, 5, what="the plot's data")
+        await screen_still(pilot)
 
     assert snap_compare(make_app(viewer_run(tmp_path), checkpoints=True), terminal_size=size, run_before=run_before)

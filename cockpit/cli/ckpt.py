@@ -1,5 +1,6 @@
-"""`cockpit ckpt`: a run's checkpoints: `view` them full-screen, `list` them, `show` one, `verify` one against its
-manifest, `compare` two."""
+"""`cockpit ckpt`: a run's checkpoints: `view` them full-screen (cockpit/cli/ckpt_view.py), `list` them, `show` one,
+`verify` one against its manifest, `compare` two; `export` one (cockpit/cli/ckpt_export.py) and `plot` the run
+(cockpit/cli/ckpt_plot.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from cockpit.cli.common import fail
 from cockpit.cli.runs import RUNS_DIR_OPTION, find_run_or_exit
 
 ckpt_app = typer.Typer(
-    help="A run's checkpoints: view them full-screen, list them, show one, verify one against its manifest.",
+    help="A run's checkpoints: view them full-screen, list them, show one, verify, compare, export one, plot the run.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -233,4 +234,9 @@ def register(app: typer.Typer) -> None:
     ckpt_app.command("show")(show)
     ckpt_app.command("verify")(verify)
     ckpt_app.command("compare")(compare)
+    from cockpit.cli.ckpt_export import export
+    from cockpit.cli.ckpt_plot import plot
+
+    ckpt_app.command("export")(export)
+    ckpt_app.command("plot")(plot)
     app.add_typer(ckpt_app, name="ckpt")

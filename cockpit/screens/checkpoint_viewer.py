@@ -240,7 +240,7 @@ class CheckpointViewerScreen(Screen):
 
         selected = self.selected()
         self.app.push_screen(
-            CheckpointPlotScreen(self.run_dir.name, self.snapshot, selected.step if selected else None)
+            CheckpointPlotScreen(self.run_dir, self.snapshot.records, selected.step if selected else None)
         )
 
     def action_back(self) -> None:
