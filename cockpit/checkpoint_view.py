@@ -14,6 +14,7 @@ may call it every few seconds on a live run for next to nothing.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ class CheckpointSource:
         #: The events ``list_checkpoints`` describes checkpoints with (metrics, evals, checkpoints).
         self._events: list[Event] = []
         self._signature: tuple | None = None
+        self._lock = threading.Lock()
+        self._closed = False
         self.snapshot = ViewerSnapshot()
 
     def _now_signature(self) -> tuple:
@@ -63,19 +66,23 @@ class CheckpointSource:
         return stat(self.paths.events), stat(self.paths.checkpoints), stat(self.paths.latest)
 
     def read(self) -> ViewerSnapshot | None:
-        """The run as it is now; None when nothing changed since the last read."""
-        signature = self._now_signature()
-        if signature == self._signature:
-            return None
-        self._signature = signature
-        self._events.extend(e for e in self._tail.read() if isinstance(e, Metrics | Eval | Checkpoint))
-        self.snapshot = ViewerSnapshot(
-            records=tuple(list_checkpoints(self.run_dir, self._events)), revision=self.snapshot.revision + 1
-        )
-        return self.snapshot
+        """The run as it is now; None when nothing changed since the last read. Thread-safe (one
+        read at a time: a timer's read may overlap a slow one)."""
+        with self._lock:
+            signature = self._now_signature()
+            if signature == self._signature or self._closed:
+                return None
+            self._signature = signature
+            self._events.extend(e for e in self._tail.read() if isinstance(e, Metrics | Eval | Checkpoint))
+            self.snapshot = ViewerSnapshot(
+                records=tuple(list_checkpoints(self.run_dir, self._events)), revision=self.snapshot.revision + 1
+            )
+            return self.snapshot
 
     def close(self) -> None:
-        self._tail.close()
+        with self._lock:
+            self._closed = True
+            self._tail.close()
 
 
 @dataclass(frozen=True)

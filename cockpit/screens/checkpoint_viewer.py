@@ -97,6 +97,8 @@ class CheckpointViewerScreen(Screen):
         self.marked: list[Side] = []
         #: step -> integrity (see cockpit.checkpoint_view); absent: not verified.
         self.integrity: dict[int, str] = {}
+        #: step -> the ``written`` time of the checkpoint its integrity was found for.
+        self._checked_written: dict[int, float] = {}
         self._integrity_rev = 0
         #: The last outcome of each action, by (action name, step): for tests and the status line.
         self.outcomes: dict[tuple[str, int], ActionOutcome] = {}
@@ -145,6 +147,12 @@ class CheckpointViewerScreen(Screen):
             elif (record := self.snapshot.record(side.record.step)) is not None:
                 marked.append(Side(self.run_dir, record))
         self.marked = marked
+        # A verdict holds for the files it checked: a checkpoint written again (or pruned) is not verified.
+        for step, written in list(self._checked_written.items()):
+            record = self.snapshot.record(step)
+            if record is None or record.written != written:
+                del self._checked_written[step]
+                self.integrity.pop(step, None)
         self._show()
         if not self.loaded:
             self.loaded = True
@@ -171,6 +179,8 @@ class CheckpointViewerScreen(Screen):
 
     def _set_integrity(self, step: int, state: str) -> None:
         self.integrity[step] = state
+        if (record := self.snapshot.record(step)) is not None:
+            self._checked_written[step] = record.written
         self._integrity_rev += 1
         self._show()
 
