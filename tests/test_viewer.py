@@ -265,3 +265,25 @@ async def test_compare_with_a_checkpoint_of_another_run(run_dir, records, tmp_pa
         assert "run.yaml: 1 key differs" in text
         row = next(line for line in text.splitlines() if "train.lr" in line)
         assert "0.005" in row and "0.001" in row
+
+
+async def test_an_action_that_fails_is_shown_not_raised(run_dir, records, tmp_path, monkeypatch):
+    """The generic mechanism behind verify (and evaluate/sample/export to come): an action whose
+    function raises in its child process ends as a failed outcome in the status line."""
+    from cockpit import ckpt_actions
+
+    copy = shutil.copytree(run_dir, tmp_path / run_dir.name, ignore=shutil.ignore_patterns("*.safetensors", "*.pt"))
+    (copy / records[-1].directory / "manifest.json").unlink()
+    action = ckpt_actions.CheckpointAction("manifest", "Manifest", "engine.checkpoint_index:read_manifest")
+    monkeypatch.setitem(ckpt_actions.ACTIONS, "manifest", action)
+    app = make_app(copy, checkpoints=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _viewer(pilot)
+        await _select(pilot, records[-1].step)
+        screen.action_checkpoint_action("manifest")
+        await wait_for(lambda: ("manifest", records[-1].step) in screen.outcomes, 20, what="the action's end")
+        outcome = screen.outcomes[("manifest", records[-1].step)]
+        assert not outcome.ok and "ValueError" in outcome.summary and "manifest.json" in outcome.summary
+        status = str(screen.query_one("#viewer-status").render())
+        assert "Manifest step 12" in status and "FAILED" in status
+        assert app.is_running and screen.integrity == {}

@@ -24,7 +24,7 @@ COLUMNS = (
     ("loss", "loss", 6, True),
     ("eval", "eval", 6, True),
     ("ppl", "ppl", 6, True),
-    ("age", "written", 10, True),
+    ("age", "written", 11, True),
     ("size", "size", 8, True),
     ("integrity", "integrity", 12, False),
     ("flags", "", 11, False),
