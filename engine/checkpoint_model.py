@@ -10,6 +10,8 @@ Nothing is looked up on a hub (``local_files_only``).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,20 @@ def torch_dtype(name: str):
     return None if name == "auto" else getattr(torch, name)
 
 
+@contextmanager
+def quiet_progress_bars() -> Iterator[None]:
+    """Transformers' own progress bars ("Loading weights") off for the block, as they were after it."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_checkpoint(
     ckpt_dir: str | os.PathLike, *, dtype: str = "auto", device: str = "cpu", verify: bool = True
 ) -> LoadedCheckpoint:
@@ -79,9 +95,10 @@ def load_checkpoint(
         tokenizer = load_tokenizer(path)
     except (OSError, ValueError) as exc:
         raise CheckpointLoadError(f"{path}: no usable tokenizer ({exc})") from None
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch_dtype(dtype), use_safetensors=True, local_files_only=True
-    )
+    with quiet_progress_bars():  # a caller reports its own progress
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype(dtype), use_safetensors=True, local_files_only=True
+        )
     model.to(device)
     model.eval()
     return LoadedCheckpoint(path=path, step=step, model=model, tokenizer=tokenizer)

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,22 +85,7 @@ def export_checkpoint(
     name = dtype_name(dtype)
     check_out_dir(out, ckpt, force)
     say(f"verifying and loading {ckpt}")
-    with _quiet_progress_bars():
-        return _export(ckpt, out, name, stored_evals, say)
-
-
-@contextmanager
-def _quiet_progress_bars() -> Iterator[None]:
-    """Transformers' own progress bars off (the caller reports progress through ``progress``)."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
+    return _export(ckpt, out, name, stored_evals, say)
 
 
 def _export(ckpt: Path, out: Path, name: str, stored_evals: list[dict] | None, say: Callable[[str], None]):

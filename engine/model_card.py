@@ -17,7 +17,7 @@ import yaml
 
 from engine.checkpoint_index import MODEL_CONFIG, file_sha256, list_checkpoints, read_manifest
 from engine.protocol import Event, Metrics, decode_events
-from engine.rundir import RunPaths, checkpoint_step
+from engine.rundir import RunPaths, checkpoint_step, run_dir_of
 
 #: A data file larger than this is named with its size but not hashed (the export must not read a
 #: corpus of many gigabytes just to describe it).
@@ -64,12 +64,6 @@ class CardFacts:
     stored_evals: list[dict[str, Any]] = field(default_factory=list)
     """Evaluations made after the fact (``runs/<run>/evals/``): dicts with ``data``, ``loss``,
     ``perplexity`` (and ``tokens`` when known)."""
-
-
-def run_dir_of(ckpt_dir: Path) -> Path | None:
-    """The run directory holding ``ckpt_dir`` (``<run>/checkpoints/checkpoint-<step>``), or None."""
-    run_dir = ckpt_dir.resolve().parent.parent
-    return run_dir if RunPaths(run_dir).is_run_dir() else None
 
 
 def read_run_events(run_dir: Path) -> Iterator[Event]:
@@ -130,6 +124,10 @@ def card_facts(
     run_dir = run_dir_of(ckpt_dir)
     if run_dir is None:
         return CardFacts(**facts)
+    if stored_evals is None:  # the run's own stored evaluations of this checkpoint (cockpit ckpt eval, gate)
+        from engine.eval_store import read_evals
+
+        facts["stored_evals"] = [r.card_row() for r in read_evals(run_dir)[0] if r.step == step]
     from engine.config import ConfigError, read_run_config
 
     facts["name"] = run_dir.name

@@ -1,6 +1,6 @@
 """`cockpit ckpt`: a run's checkpoints: `view` them full-screen (cockpit/cli/ckpt_view.py), `list` them, `show` one,
-`verify` one against its manifest, `compare` two; `export` one (cockpit/cli/ckpt_export.py) and `plot` the run
-(cockpit/cli/ckpt_plot.py)."""
+`verify` one against its manifest, `compare` two; `export` one (cockpit/cli/ckpt_export.py), `plot` the run
+(cockpit/cli/ckpt_plot.py), `eval` one and `gate` it (cockpit/cli/ckpt_eval.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from cockpit.cli.common import fail
 from cockpit.cli.runs import RUNS_DIR_OPTION, find_run_or_exit
 
 ckpt_app = typer.Typer(
-    help="A run's checkpoints: view them full-screen, list them, show one, verify, compare, export one, plot the run.",
+    help="A run's checkpoints: view them full-screen, list them, show one, verify, compare, export, evaluate and gate "
+    "one, plot the run.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -53,12 +54,18 @@ def resolve_checkpoint(ref: str, runs_dir: Path) -> tuple[Path | None, Path]:
     return run_dir, ckpt
 
 
-def run_records(run_dir: Path):
+def run_records(run_dir: Path, warn: bool = False):
+    """The run's checkpoint index (with its stored evals); ``warn``: name each unreadable eval file on stderr."""
     from cockpit.client import read_events
     from engine.checkpoint_index import list_checkpoints
+    from engine.eval_store import read_evals
     from engine.rundir import RunPaths
 
-    return list_checkpoints(run_dir, read_events(RunPaths(run_dir).events))
+    stored, problems = read_evals(run_dir)
+    if warn:
+        for problem in problems:
+            typer.echo(f"warning: {problem}", err=True)
+    return list_checkpoints(run_dir, read_events(RunPaths(run_dir).events), stored)
 
 
 def list_cmd(
@@ -71,7 +78,7 @@ def list_cmd(
     import json
 
     run_dir = find_run_or_exit(run, runs_dir)
-    records = run_records(run_dir)
+    records = run_records(run_dir, warn=True)
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in records], indent=2))
         return
@@ -86,8 +93,20 @@ def list_cmd(
     from engine import units
 
     table = Table(title=f"checkpoints of {run_dir}", title_justify="left")
-    for col in ("step", "reason", "loss", "eval loss", "ppl", "size", "written", ""):
-        table.add_column(col, justify="right" if col in ("step", "loss", "eval loss", "ppl", "size") else "left")
+    stored = any(r.stored_evals for r in records)
+    numeric = ("step", "loss", "eval loss", "ppl", "stored eval", "size")
+    for col in (
+        "step",
+        "reason",
+        "loss",
+        "eval loss",
+        "ppl",
+        *(["stored eval"] if stored else []),
+        "size",
+        "written",
+        "",
+    ):
+        table.add_column(col, justify="right" if col in numeric else "left")
     for r in records:
         flags = [f for f, on in (("latest", r.latest), ("best", r.best), ("incomplete", not r.complete)) if on]
         table.add_row(
@@ -96,6 +115,7 @@ def list_cmd(
             units.loss(r.train_loss),
             units.loss(r.eval_loss),
             "--" if r.perplexity is None else f"{r.perplexity:.2f}",
+            *([units.loss(r.stored_eval_loss) if r.stored_evals else "--"] if stored else []),
             units.nbytes(r.size_bytes),
             time.strftime("%m-%d %H:%M", time.localtime(r.written)),
             " ".join(flags),
@@ -156,6 +176,12 @@ def show(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION, as_jso
             f"  loss {units.loss(record.train_loss)}  eval loss {units.loss(record.eval_loss)}  ppl {ppl}"
             f"  reason {record.reason or '--'}"
         )
+        if record.stored_evals:
+            ppl = "--" if record.stored_perplexity is None else f"{record.stored_perplexity:.2f}"
+            console.print(
+                f"  stored evals {record.stored_evals}, newest: eval loss {units.loss(record.stored_eval_loss)}"
+                f"  ppl {ppl}  on {record.stored_eval_data}"
+            )
     table = Table(title_justify="left")
     table.add_column("file")
     table.add_column("size", justify="right")
@@ -234,9 +260,12 @@ def register(app: typer.Typer) -> None:
     ckpt_app.command("show")(show)
     ckpt_app.command("verify")(verify)
     ckpt_app.command("compare")(compare)
+    from cockpit.cli.ckpt_eval import eval_cmd, gate_cmd
     from cockpit.cli.ckpt_export import export
     from cockpit.cli.ckpt_plot import plot
 
     ckpt_app.command("export")(export)
     ckpt_app.command("plot")(plot)
+    ckpt_app.command("eval")(eval_cmd)
+    ckpt_app.command("gate")(gate_cmd)
     app.add_typer(ckpt_app, name="ckpt")
