@@ -63,10 +63,11 @@ def call_action(target: str, ckpt_dir: str, kwargs: dict[str, Any], progress: Ca
 
 
 def progress_text(value: Any) -> str:
-    """A progress value as one short line: ``(done, total, what)`` -> ``2/5 model.safetensors``."""
-    if isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, int) for v in value[:2]):
-        done, total, what = value
-        return f"{done}/{total} {what}"
+    """A progress value as one short line: ``(done, total, what)`` -> ``2/5 model.safetensors``,
+    ``(done, total)`` -> ``2/5``, a fraction -> ``40%``, anything else as it prints."""
+    if isinstance(value, tuple) and len(value) in (2, 3) and all(isinstance(v, int) for v in value[:2]):
+        done, total, *what = value
+        return " ".join([f"{done}/{total}", *map(str, what)])
     if isinstance(value, float) and 0 <= value <= 1:
         return f"{value:.0%}"
     return str(value)
