@@ -289,6 +289,21 @@ def resume_target(
     return target, arg, load_config(paths.run_yaml, overrides)
 
 
+def resume_checkpoint(ckpt_dir: Path) -> tuple[LaunchedRun, int]:
+    """Continue the run of the checkpoint directory ``ckpt_dir`` from it, in its own run directory:
+    what ``cockpit run CONFIG --resume PATH`` does on one machine (``resume_target``, the preflight,
+    ``spawn_engine``). Returns the launched engine and the count of events before it started (for
+    ``wait_until_started``). Raises ConfigError naming what is wrong; then nothing is started."""
+    from cockpit.checks.preflight import preflight
+
+    directory, resume_arg, cfg = resume_target(str(ckpt_dir), None, Path(ckpt_dir), None)  # PATH: no config needed
+    problem = preflight(cfg, RunPaths(directory).run_yaml, 1)  # the run's data must still be there
+    if problem is not None:
+        raise ConfigError(problem)
+    events_before = count_events(directory)
+    return spawn_engine(directory, Topology(), resume=resume_arg), events_before
+
+
 def write_run_config(run_dir: Path, cfg: RunConfig) -> None:
     """Replace the run's ``run.yaml`` (atomically) with ``cfg``."""
     atomic_write_text(RunPaths(run_dir).run_yaml, cfg.to_yaml())

@@ -11,10 +11,11 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.config import ConfigError, read_run_config
 from engine.eval_store import StoredEval, read_evals
 from engine.protocol import Checkpoint, Eval, Event, Metrics
 from engine.rundir import CHECKPOINT_PREFIX, RunPaths, checkpoint_step
@@ -59,15 +60,20 @@ def read_manifest(ckpt_dir: str | os.PathLike) -> dict:
     return manifest
 
 
-def verify_checkpoint(ckpt_dir: str | os.PathLike) -> list[str]:
-    """Problems found comparing ``ckpt_dir`` with its manifest; [] when it is intact."""
+def verify_checkpoint(
+    ckpt_dir: str | os.PathLike, progress: Callable[[tuple[int, int, str]], None] | None = None
+) -> list[str]:
+    """Problems found comparing ``ckpt_dir`` with its manifest; [] when it is intact. ``progress``
+    is given ``(files done, files in all, the file being checked)`` before each file."""
     ckpt_dir = Path(ckpt_dir)
     try:
         files = read_manifest(ckpt_dir)["files"]
     except ValueError as exc:
         return [str(exc)]
     problems = []
-    for rel, meta in files.items():
+    for done, (rel, meta) in enumerate(files.items()):
+        if progress is not None:
+            progress((done, len(files), rel))
         path = ckpt_dir / rel
         if not path.is_file():
             problems.append(f"{rel}: missing")
@@ -186,3 +192,27 @@ def list_checkpoints(
             )
         )
     return records
+
+
+#: The keys of a checkpoint's ``config.json`` that summarise the model's shape.
+_MODEL_SHAPE = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+
+
+def config_summary(run_dir: str | os.PathLike | None, ckpt_dir: str | os.PathLike) -> dict:
+    """The model's shape from the checkpoint's ``config.json`` and, when it belongs to a run, the
+    run's name, preset, ``max_steps`` and ``seq_len`` (``cockpit ckpt show`` and the viewer's detail)."""
+    summary: dict = {}
+    try:
+        model = json.loads((Path(ckpt_dir) / MODEL_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        model = {}
+    for key in _MODEL_SHAPE:
+        if isinstance(model, dict) and key in model:
+            summary[key] = model[key]
+    if run_dir is not None:
+        try:
+            cfg = read_run_config(Path(run_dir))
+        except ConfigError:
+            return summary
+        summary.update(run=cfg.name, preset=cfg.preset, max_steps=cfg.train.max_steps, seq_len=cfg.train.seq_len)
+    return summary

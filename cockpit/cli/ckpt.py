@@ -1,6 +1,6 @@
-"""`cockpit ckpt`: a run's checkpoints: `list` them, `show` one, `verify` one against its manifest, `compare` two;
-`export` one (cockpit/cli/ckpt_export.py), `plot` the run (cockpit/cli/ckpt_plot.py), `eval` one and `gate` it
-(cockpit/cli/ckpt_eval.py)."""
+"""`cockpit ckpt`: a run's checkpoints: `view` them full-screen (cockpit/cli/ckpt_view.py), `list` them, `show` one,
+`verify` one against its manifest, `compare` two; `export` one (cockpit/cli/ckpt_export.py), `plot` the run
+(cockpit/cli/ckpt_plot.py), `eval` one and `gate` it (cockpit/cli/ckpt_eval.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from cockpit.cli.common import fail
 from cockpit.cli.runs import RUNS_DIR_OPTION, find_run_or_exit
 
 ckpt_app = typer.Typer(
-    help="A run's checkpoints: list them, show one, verify, compare, export, evaluate and gate one, plot the run.",
+    help="A run's checkpoints: view them full-screen, list them, show one, verify, compare, export, evaluate and gate "
+    "one, plot the run.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -122,31 +123,6 @@ def list_cmd(
     Console().print(table)
 
 
-def _config_summary(run_dir: Path | None, ckpt: Path) -> dict:
-    """The model's shape from the checkpoint's config.json and the run's name and preset."""
-    import json
-
-    from engine.checkpoint_index import MODEL_CONFIG
-
-    summary: dict = {}
-    try:
-        model = json.loads((ckpt / MODEL_CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        model = {}
-    for key in ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size"):
-        if key in model:
-            summary[key] = model[key]
-    if run_dir is not None:
-        from engine.config import ConfigError, read_run_config
-
-        try:
-            cfg = read_run_config(run_dir)
-        except ConfigError:
-            return summary
-        summary.update(run=cfg.name, preset=cfg.preset, max_steps=cfg.train.max_steps, seq_len=cfg.train.seq_len)
-    return summary
-
-
 def read_checkpoint(run_dir: Path | None, ckpt: Path):
     """The manifest, step and index record (None outside a run) of ``ckpt``; an incomplete
     checkpoint ends the command with ``error: ...``."""
@@ -169,6 +145,8 @@ def show(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION, as_jso
     import dataclasses
     import json
 
+    from engine.checkpoint_index import config_summary
+
     run_dir, ckpt = resolve_checkpoint(ckpt_ref, runs_dir)
     manifest, step, record = read_checkpoint(run_dir, ckpt)
     files = [
@@ -177,7 +155,7 @@ def show(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION, as_jso
     info = {
         "path": str(ckpt),
         "step": step,
-        "config": _config_summary(run_dir, ckpt),
+        "config": config_summary(run_dir, ckpt),
         "checkpoint": dataclasses.asdict(record) if record else None,
         "files": files,
     }
@@ -275,6 +253,9 @@ def compare(
 
 
 def register(app: typer.Typer) -> None:
+    from cockpit.cli import ckpt_view
+
+    ckpt_view.register(ckpt_app)
     ckpt_app.command("list")(list_cmd)
     ckpt_app.command("show")(show)
     ckpt_app.command("verify")(verify)
