@@ -169,12 +169,9 @@ async def test_verify_flags_a_tampered_checkpoint(run_dir, records, tmp_path):
         assert records[0].reason in row
 
 
-async def test_resume_asks_first_and_refuses_a_live_run(run_dir, records, tmp_path):
+async def test_resume_asks_first_and_a_refused_checkpoint_leaves_nothing(run_dir, records, tmp_path):
     copy = tmp_path / run_dir.name
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("*.safetensors", "*.pt"))
-    status = json.loads((copy / "status.json").read_text())
-    status.update(pid=os.getpid(), state="running", pid_start=None)
-    (copy / "status.json").write_text(json.dumps(status))
     app = make_app(copy, checkpoints=True)
     async with app.run_test(size=SIZE) as pilot:
         screen = await _viewer(pilot)
@@ -187,8 +184,37 @@ async def test_resume_asks_first_and_refuses_a_live_run(run_dir, records, tmp_pa
         await wait_for(lambda: isinstance(app.screen, ConfirmScreen), 5, what="the confirmation")
         await pilot.press("y")
         await wait_for(lambda: "Resume failed" in str(screen.query_one("#viewer-status").render()), 20, what="refusal")
-        assert "still running" in str(screen.query_one("#viewer-status").render())
+        assert "missing model.safetensors" in str(screen.query_one("#viewer-status").render())
         assert app.screen is screen
+    assert not any(p.name.startswith(f"{run_dir.name}-from-") for p in tmp_path.iterdir())
+
+
+async def test_resume_starts_a_new_run_from_the_checkpoint_and_leaves_the_old_one(run_dir, records, tmp_path):
+    """A real engine continues from step 5 in ``<run>-from-5``; the run it came from keeps its files."""
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    before = sorted((p.relative_to(copy).as_posix(), p.stat().st_mtime_ns) for p in copy.rglob("*") if p.is_file())
+    first = records[0]
+    app = make_app(copy, checkpoints=True)
+    branch = tmp_path / f"{run_dir.name}-from-{first.step}"
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await _viewer(pilot)
+            await _select(pilot, first.step)
+            await pilot.press("r")
+            await wait_for(lambda: isinstance(app.screen, ConfirmScreen), 5, what="the confirmation")
+            await pilot.press("y")
+            await wait_for(lambda: isinstance(app.screen, DashboardScreen), 60, what="the new run's dashboard")
+            assert app.screen.run_dir.resolve() == branch.resolve()
+        started = [e for e in read_events(RunPaths(branch).events) if e.type == "status" and e.state == "starting"]
+        assert started and f"checkpoint-{first.step}" in (started[0].reason or "")
+    finally:
+        status = RunPaths(branch).status
+        pid = json.loads(status.read_text()).get("pid") if status.is_file() else None
+        if pid:
+            os.kill(pid, 9)
+    after = sorted((p.relative_to(copy).as_posix(), p.stat().st_mtime_ns) for p in copy.rglob("*") if p.is_file())
+    assert after == before
 
 
 async def test_new_checkpoints_of_a_live_run_appear(run_dir, records, tmp_path):

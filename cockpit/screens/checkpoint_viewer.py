@@ -3,8 +3,8 @@
 ``enter`` opens a checkpoint's detail, ``space`` marks up to two and ``c`` compares them (``o``
 picks the second side from another run), ``p`` plots the run's loss with its checkpoints, ``v``
 verifies the one under the cursor against its manifest (in a child process; the integrity column
-says how it went), ``r`` resumes the run from it (after a confirmation). The list is read in a thread
-worker, again every few seconds when the run changed (:class:`~cockpit.checkpoint_view.CheckpointSource`),
+says how it went), ``r`` starts a new run that continues from it (after a confirmation; the run it
+came from is left as it is). The list is read in a thread worker, again every few seconds when the run changed (:class:`~cockpit.checkpoint_view.CheckpointSource`),
 so a live run's new checkpoints appear.
 
 Work on a checkpoint is a :class:`~cockpit.ckpt_actions.CheckpointAction` run by
@@ -14,6 +14,7 @@ Work on a checkpoint is a :class:`~cockpit.ckpt_actions.CheckpointAction` run by
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -321,15 +322,15 @@ class CheckpointViewerScreen(Screen):
 
         def answered(confirmed: bool | None) -> None:
             if confirmed:
-                self._status(f"Resuming {self.run_dir.name} from step {record.step:,}…")
+                self._status(f"Starting a new run from step {record.step:,}…")
                 self._resume(ckpt)
 
         self.app.push_screen(
             ConfirmScreen(
-                f"Resume {self.run_dir.name} from step {record.step:,}?",
-                f"The engine continues training in {self.run_dir.name}'s directory from\n{record.directory}"
-                " (as `cockpit run --resume PATH`).",
-                confirm_label="Resume",
+                f"New run from step {record.step:,} of {self.run_dir.name}?",
+                f"A new run {self.run_dir.name}-from-{record.step} continues training from\n{record.directory}"
+                f"\n(weights, optimizer, schedule, data position); {self.run_dir.name} stays as it is.",
+                confirm_label="Start",
                 cancel_label="Cancel",
                 danger=False,
             ),
@@ -338,20 +339,21 @@ class CheckpointViewerScreen(Screen):
 
     @work(thread=True, exclusive=True, group="resume", exit_on_error=False)
     def _resume(self, ckpt: Path) -> None:
-        from cockpit.launch import resume_checkpoint, wait_until_started
+        from cockpit.launch import branch_from_checkpoint, wait_until_started
         from engine.config import ConfigError
         from engine.rundir import RunPaths
 
         try:
-            launched, events_before = resume_checkpoint(ckpt)
+            launched = branch_from_checkpoint(ckpt)
         except ConfigError as exc:
             self.post_message(RunResumed(self.run_dir, None, str(exc)))
             return
-        code = wait_until_started(launched, events_before)
+        code = wait_until_started(launched, 0)
         if code is not None:  # the engine refused the checkpoint: its last line says why
             lines = RunPaths(launched.run_dir).engine_log.read_text(errors="replace").strip().splitlines()
             why = lines[-1].removeprefix("engine: ") if lines else f"the engine exited with {code}"
-            self.post_message(RunResumed(launched.run_dir, None, why))
+            shutil.rmtree(launched.run_dir, ignore_errors=True)  # the new run never began: nothing to keep
+            self.post_message(RunResumed(self.run_dir, None, why))
             return
         self.post_message(RunResumed(launched.run_dir, launched.pid, None))
 
