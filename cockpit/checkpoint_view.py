@@ -63,7 +63,7 @@ class CheckpointSource:
                 return None
             return st.st_mtime_ns, st.st_size
 
-        return stat(self.paths.events), stat(self.paths.checkpoints), stat(self.paths.latest)
+        return stat(self.paths.events), stat(self.paths.checkpoints), stat(self.paths.latest), stat(self.paths.evals)
 
     def read(self) -> ViewerSnapshot | None:
         """The run as it is now; None when nothing changed since the last read. Thread-safe (one

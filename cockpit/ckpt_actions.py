@@ -1,4 +1,4 @@
-"""The work the checkpoint viewer runs on one checkpoint (verify; evaluate, sample, export to come),
+"""The work the checkpoint viewer runs on one checkpoint (verify, evaluate, export, sample),
 each in a child process (``cockpit.offload.run_in_child``), so neither torch nor a long hash ever
 runs in the app's process.
 
@@ -6,8 +6,10 @@ An action names its function as ``"module:function"``: the module is imported in
 the app never imports the torch stack for it. The function is called with the checkpoint directory
 (and the action's keyword arguments); one that takes a ``progress`` argument gets a callable whose
 values come back as progress. Its result goes through the action's ``summarize`` to an
-:class:`ActionOutcome` (ok or not, one line, details). Adding an action to the viewer is an entry in
-:data:`ACTIONS` and a binding ``Binding("e", "checkpoint_action('evaluate')", "Evaluate")``.
+:class:`ActionOutcome` (ok or not, one line, details). An action that needs an answer first (the
+data to evaluate on, where to export, a prompt) says so with a :class:`Question`; the answer becomes
+one keyword argument. Adding an action to the viewer is an entry in :data:`ACTIONS` and a binding
+``Binding("e", "checkpoint_action('evaluate')", "Evaluate")``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,30 @@ def _plain(result: Any) -> ActionOutcome:
 
 
 @dataclass(frozen=True)
+class Question:
+    """What an action asks before it runs; the answer is passed as the keyword argument ``key``."""
+
+    text: str
+    """The question."""
+    key: str
+    """The keyword argument the answer becomes."""
+    note: str = ""
+    """What a blank answer means, shown under the input."""
+    default: Callable[[Path, int], str] | None = None
+    """(run directory, step) -> the answer the input starts with."""
+    blank: Any = None
+    """The argument's value for a blank answer (None: the function's own default)."""
+    required: bool = False
+    """A blank answer cancels the action instead."""
+
+    def argument(self, answer: str) -> dict[str, Any]:
+        """The keyword arguments of ``answer`` (already stripped); {} for a blank one without ``blank``."""
+        if answer:
+            return {self.key: answer}
+        return {} if self.blank is None else {self.key: self.blank}
+
+
+@dataclass(frozen=True)
 class CheckpointAction:
     """One piece of work on a checkpoint directory."""
 
@@ -47,6 +73,8 @@ class CheckpointAction:
     """Keyword arguments for the function (plain, picklable values)."""
     summarize: Callable[[Any], ActionOutcome] = _plain
     """The function's result -> what the viewer shows (runs in the app: keep it light)."""
+    question: Question | None = None
+    """Asked before it runs (its answer is one more keyword argument); None: it just runs."""
 
 
 def call_action(target: str, ckpt_dir: str, kwargs: dict[str, Any], progress: Callable[[Any], None]) -> Any:
@@ -79,10 +107,65 @@ def _verified(problems: list[str]) -> ActionOutcome:
     return ActionOutcome(False, f"{len(problems)} problem{'s' if len(problems) != 1 else ''}", tuple(problems))
 
 
+def _evaluated(record: Any) -> ActionOutcome:
+    """A ``StoredEval`` (engine.eval_store) -> its numbers."""
+    from engine import units
+
+    ppl = units.DASH if record.perplexity is None else f"{record.perplexity:.2f}"
+    return ActionOutcome(
+        True,
+        f"eval loss {units.loss(record.loss)}  ppl {ppl} on {record.data.describe()}",
+        (
+            f"{record.tokens:,} tokens in {record.data.windows} windows of {record.data.seq_len}",
+            f"stored as {record.id}",
+        ),
+    )
+
+
+def _exported(result: Any) -> ActionOutcome:
+    """An ``ExportResult`` (engine.export) -> where it went."""
+    from engine import units
+
+    return ActionOutcome(
+        True,
+        f"exported to {Path(result.path).resolve()} ({result.dtype}, {units.nbytes(result.size_bytes)})",
+        tuple(sorted(result.files)),
+    )
+
+
+def _export_dir(run_dir: Path, step: int) -> str:
+    return f"exports/{run_dir.name}-step{step}"
+
+
 VERIFY = CheckpointAction("verify", "Verify", "engine.checkpoint_index:verify_checkpoint", summarize=_verified)
+EVALUATE = CheckpointAction(
+    "evaluate",
+    "Evaluate",
+    "engine.checkpoint_eval:evaluate_checkpoint",
+    summarize=_evaluated,
+    question=Question(
+        "Evaluate on (a .txt/.jsonl file or a shard directory)",
+        "data",
+        note="blank: the run's held-out split, the windows its own evaluations score",
+    ),
+)
+EXPORT = CheckpointAction(
+    "export",
+    "Export",
+    "engine.export:export_checkpoint",
+    kwargs={"dtype": "bfloat16"},
+    summarize=_exported,
+    question=Question(
+        "Export the model and tokenizer (bf16) into",
+        "out_dir",
+        note="a new directory, loadable with AutoModelForCausalLM / AutoTokenizer, with a model card",
+        default=_export_dir,
+        required=True,
+    ),
+)
 
 #: The actions the viewer's ``checkpoint_action`` binding can name.
-ACTIONS: dict[str, CheckpointAction] = {a.name: a for a in (VERIFY,)}
+ACTIONS: dict[str, CheckpointAction] = {a.name: a for a in (VERIFY, EVALUATE, EXPORT)}
 
 
 def run_action(action: CheckpointAction, ckpt_dir: Path, on_progress: Callable[[Any], None], cancel) -> ActionOutcome:

@@ -18,6 +18,7 @@ from cockpit.app import make_app
 from cockpit.checkpoint_view import FAILED, VERIFIED
 from cockpit.cli import app as cli_app
 from cockpit.client import read_events
+from cockpit.screens.ask_text import AskTextScreen
 from cockpit.screens.checkpoint_compare import CheckpointCompareScreen
 from cockpit.screens.checkpoint_detail import CheckpointDetailScreen
 from cockpit.screens.checkpoint_pick import CheckpointPickScreen
@@ -167,6 +168,49 @@ async def test_verify_flags_a_tampered_checkpoint(run_dir, records, tmp_path):
         text = await settled_text(app, "FAILED", "verified")
         row = next(line for line in text.splitlines() if f" {records[0].step} " in line and "FAILED" in line)
         assert records[0].reason in row
+
+
+async def test_evaluate_and_export_ask_first_then_run_in_a_child(run_dir, records, tmp_path, monkeypatch):
+    """e on a checkpoint without an eval: blank data = the held-out split; the stored eval appears in
+    its row (marked *). x: the export's directory is asked with a default under ./exports."""
+    from engine.eval_store import read_evals
+
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    monkeypatch.chdir(tmp_path)
+    last = records[-1]
+    events = RunPaths(copy).events  # as if the run had not evaluated at its last step
+    lines = events.read_text().splitlines(keepends=True)
+    run_eval = next(
+        json.loads(x) for x in lines if json.loads(x)["type"] == "eval" and json.loads(x)["step"] == last.step
+    )
+    events.write_text("".join(x for x in lines if json.loads(x) != run_eval))
+    app = make_app(copy, checkpoints=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _viewer(pilot)
+        await _select(pilot, last.step)
+        await pilot.press("e")
+        await wait_for(lambda: isinstance(app.screen, AskTextScreen), 5, what="the data question")
+        await pilot.press("escape")  # cancelled: nothing runs
+        assert app.screen is screen and not screen.outcomes
+        await pilot.press("e")
+        await wait_for(lambda: isinstance(app.screen, AskTextScreen), 5, what="the data question")
+        await pilot.press("enter")
+        await pilot.press("x")
+        await wait_for(lambda: isinstance(app.screen, AskTextScreen), 5, what="the export question")
+        await pilot.press("enter")
+        await wait_for(lambda: len(screen.outcomes) == 2, 90, what="both actions")
+        evaluated, exported = screen.outcomes[("evaluate", last.step)], screen.outcomes[("export", last.step)]
+        assert evaluated.ok and exported.ok, (evaluated, exported)
+        stored = read_evals(copy)
+        stored, _ = stored
+        assert [e.step for e in stored] == [last.step] and units.loss(stored[0].loss) in evaluated.summary
+        assert abs(stored[0].loss - run_eval["loss"]) < 1e-4  # the engine's own eval of that step
+        text = await settled_text(app, units.loss(stored[0].loss) + "*")
+        row = next(line for line in text.splitlines() if f" {last.step} " in line and last.reason in line)
+        assert units.loss(stored[0].loss) + "*" in row
+    out = tmp_path / "exports" / f"{copy.name}-step{last.step}"
+    assert (out / "model.safetensors").is_file() and (out / "README.md").is_file() and str(out) in exported.summary
 
 
 async def test_resume_asks_first_and_a_refused_checkpoint_leaves_nothing(run_dir, records, tmp_path):

@@ -46,6 +46,15 @@ def render_detail(detail: CheckpointDetail, integrity: str | None) -> Group:
         units.nbytes(r.size_bytes),
         integrity or NOT_VERIFIED,
     )
+    stored: list[Text] = []
+    if r.stored_evals:
+        stored.append(
+            Text.assemble(
+                ("stored eval ", "bold"),
+                f"loss {units.loss(r.stored_eval_loss)}  ppl {perplexity(r.stored_perplexity)}  on {r.stored_eval_data}",
+                (f"  (newest of {r.stored_evals})" if r.stored_evals > 1 else "", "dim"),
+            )
+        )
     if detail.problem is not None:
         files: Text | Table = Text(detail.problem, style="red")
     else:
@@ -55,7 +64,7 @@ def render_detail(detail: CheckpointDetail, integrity: str | None) -> Group:
         files.add_column("sha256", no_wrap=True, overflow="ellipsis", ratio=5, style="dim")
         for rel, size, sha in detail.files:
             files.add_row(rel, units.nbytes(size), sha or units.DASH)
-    return Group(head, Text(""), config, Text(""), metrics, Text(""), files)
+    return Group(head, Text(""), config, Text(""), metrics, *stored, Text(""), files)
 
 
 class CheckpointDetailScreen(Screen):

@@ -18,6 +18,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from textual.widgets import DataTable, Static
 
 from cockpit.checkpoint_view import CHECKING, FAILED, VERIFIED, CheckpointSource, Side, ViewerSnapshot
 from cockpit.ckpt_actions import ACTIONS, ActionOutcome, CheckpointAction, progress_text, run_action
+from cockpit.screens.ask_text import AskTextScreen
 from cockpit.screens.confirm import ConfirmScreen
 from cockpit.widgets.checkpoint_list import CheckpointList, ListView
 from cockpit.widgets.key_bar import KeyBar
@@ -80,6 +82,8 @@ class CheckpointViewerScreen(Screen):
         Binding("o", "other_run", "Other run", show=False),
         Binding("p", "plot", "Plot"),
         Binding("v", "checkpoint_action('verify')", "Verify"),
+        Binding("e", "checkpoint_action('evaluate')", "Eval"),
+        Binding("x", "checkpoint_action('export')", "Export"),
         Binding("r", "resume", "Resume"),
         Binding("escape", "back", "Back"),
     ]
@@ -269,6 +273,23 @@ class CheckpointViewerScreen(Screen):
             return
         if self.integrity.get(record.step) == CHECKING and name == "verify":
             return
+        question = action.question
+        if question is None:
+            self._start_action(action, record)
+            return
+
+        def answered(answer: str | None) -> None:
+            if answer is None or (question.required and not answer):
+                return
+            self._start_action(replace(action, kwargs={**action.kwargs, **question.argument(answer)}), record)
+
+        default = question.default(self.run_dir, record.step) if question.default else ""
+        self.app.push_screen(
+            AskTextScreen(f"{action.title} step {record.step:,}: {question.text}", default, question.note), answered
+        )
+
+    def _start_action(self, action: CheckpointAction, record: CheckpointRecord) -> None:
+        name = action.name
         if name == "verify":
             self._set_integrity(record.step, CHECKING)
         self._status(f"{action.title} step {record.step:,}: running…")

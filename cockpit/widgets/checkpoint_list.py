@@ -53,6 +53,14 @@ def perplexity(value: float | None) -> str:
     return units.DASH if value is None else f"{value:.2f}"
 
 
+def _eval_cell(from_run: str, stored: str, no_run_eval: bool) -> Text:
+    """The run's own eval at the step; without one, the newest stored eval (``ckpt eval``, a gate)
+    marked ``*`` (the detail says what data it scored)."""
+    if no_run_eval and stored != units.DASH:
+        return Text(stored + "*", style="italic", justify="right")
+    return Text(from_run + " ", justify="right")
+
+
 def age(now: float, written: float) -> str:
     return f"{units.duration(now - written)} ago" if now >= written else units.DASH
 
@@ -110,8 +118,8 @@ class CheckpointList(DataTable):
                 "step": Text(f"{r.step:,}", style=style, justify="right"),
                 "reason": Text(r.reason or units.DASH),
                 "loss": Text(units.loss(r.train_loss), justify="right"),
-                "eval": Text(units.loss(r.eval_loss), justify="right"),
-                "ppl": Text(perplexity(r.perplexity), justify="right"),
+                "eval": _eval_cell(units.loss(r.eval_loss), units.loss(r.stored_eval_loss), r.eval_loss is None),
+                "ppl": _eval_cell(perplexity(r.perplexity), perplexity(r.stored_perplexity), r.eval_loss is None),
                 "age": Text(age(view.now, r.written), justify="right"),
                 "size": Text(units.nbytes(r.size_bytes), justify="right"),
                 "integrity": Text(state, style=_INTEGRITY_STYLE.get(state, "")),

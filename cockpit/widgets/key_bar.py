@@ -28,6 +28,8 @@ class KeyBar(Static):
         super().__init__("", **kwargs)
         #: (first column, last column, action, namespace) of each key shown, for clicks.
         self.spans: list[tuple[int, int, str, object]] = []
+        #: (key, description, enabled, action, namespace, the app's own, escape) of each key to show.
+        self._keys: list[tuple[str, str, bool, str, object, bool, bool]] = []
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
@@ -37,17 +39,46 @@ class KeyBar(Static):
         self.screen.bindings_updated_signal.unsubscribe(self)
 
     def _bindings_changed(self, screen: Screen) -> None:
-        text = Text(no_wrap=True, overflow="ellipsis")
-        spans = []
+        keys = []  # (key, description, enabled, action, node, is the app's, is escape)
         shown: set[str] = set()
         for node, binding, enabled, _tooltip in screen.active_bindings.values():
             if not binding.show or binding.action in shown:
                 continue
             shown.add(binding.action)
+            escape = binding.key.split(",")[0] == "escape"
+            keys.append(
+                (
+                    self.app.get_key_display(binding),
+                    binding.description,
+                    enabled,
+                    binding.action,
+                    node,
+                    node is self.app,
+                    escape,
+                )
+            )
+        self._keys = keys
+        self._render_keys()
+
+    def on_resize(self) -> None:
+        self._render_keys()
+
+    def _render_keys(self) -> None:
+        """The keys in one line; when they do not fit, the app's own keys (quit) are left out, and
+        escape (back/cancel, the way out of every screen) too when that makes the rest fit; else the
+        line ends in an ellipsis."""
+        keys = self._keys
+        width = self.size.width or self.app.size.width
+        options = [[k for k in keys if not any(k[i] for i in leave_out)] for leave_out in ((), (5,), (5, 6))]
+        fitting = [keys for keys in options if sum(len(k[0]) + len(k[1]) + 3 for k in keys) <= width]
+        chosen = fitting[0] if fitting else options[1]  # escape is left out only when that makes the rest fit
+        text = Text(no_wrap=True, overflow="ellipsis")
+        spans = []
+        for key, description, enabled, action, node, _app, _escape in chosen:
             start = len(text)
-            text.append(f" {self.app.get_key_display(binding)} ", style="bold" if enabled else "dim")
-            text.append(f"{binding.description} ", style="" if enabled else "dim")
-            spans.append((start, len(text), binding.action, node))
+            text.append(f" {key} ", style="bold" if enabled else "dim")
+            text.append(f"{description} ", style="" if enabled else "dim")
+            spans.append((start, len(text), action, node))
         self.spans = spans
         self.update(text)
 
