@@ -69,10 +69,10 @@ def test_list_json_matches_the_events_and_the_directories(run_dir):
 def test_list_table_shows_every_checkpoint(run_dir):
     result = runner.invoke(app, ["ckpt", "list", str(run_dir)], terminal_width=200)
     assert result.exit_code == 0, result.output
-    steps = [e.step for e in _events(run_dir) if isinstance(e, Checkpoint) and e.action == "saved"]
-    lines = result.output.splitlines()
-    for step in steps:
-        assert any(line.split("│")[1].strip() == str(step) for line in lines if line.count("│") > 2)
+    saved = [e for e in _events(run_dir) if isinstance(e, Checkpoint) and e.action == "saved"]
+    rows = [line.split() for line in result.output.splitlines()]
+    for e in saved:
+        assert [str(e.step), e.reason] in [row[:2] for row in rows]
     assert "latest" in result.output and "best" in result.output
 
 

@@ -92,21 +92,23 @@ def list_cmd(
 
     from engine import units
 
-    table = Table(title=f"checkpoints of {run_dir}", title_justify="left")
+    table = Table(
+        title=f"checkpoints of {run_dir}", title_justify="left", box=None, pad_edge=False, header_style="bold"
+    )
     stored = any(r.stored_evals for r in records)
-    numeric = ("step", "loss", "eval loss", "ppl", "stored eval", "size")
+    numeric = ("step", "loss", "eval", "ppl", "stored", "size")
     for col in (
         "step",
         "reason",
         "loss",
-        "eval loss",
+        "eval",
         "ppl",
-        *(["stored eval"] if stored else []),
+        *(["stored"] if stored else []),
         "size",
         "written",
         "",
     ):
-        table.add_column(col, justify="right" if col in numeric else "left")
+        table.add_column(col, justify="right" if col in numeric else "left", no_wrap=True)
     for r in records:
         flags = [f for f, on in (("latest", r.latest), ("best", r.best), ("incomplete", not r.complete)) if on]
         table.add_row(
