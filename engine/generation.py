@@ -14,7 +14,7 @@ which is cut from the text: ``stop``; or after ``max_new_tokens``: ``length``. T
 only once it can no longer change: not while the decoded bytes end inside a UTF-8 character, and not
 the tail that might still become a stop string.
 
-A JSON schema constrains the output through lm-format-enforcer (``engine.json_constraint``): every
+A JSON schema constrains the output through xgrammar (``engine.json_constraint``): every
 token the schema does not allow next is masked, so a finished output parses and validates.
 
 Torch is imported inside the functions; the settings model is torch-free.
@@ -140,6 +140,19 @@ def prompt_text(tokenizer, prompt: str | None = None, messages: list[dict] | Non
     )
 
 
+def resolve_device(name: str) -> str:
+    """The torch device of a ``--device`` value: ``auto`` is cuda when there is one, else cpu."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu" or name == "cuda" or name.startswith("cuda:"):
+        if name != "cpu" and not torch.cuda.is_available():
+            raise GenerationError(f"device {name!r}: no CUDA device here (use --device cpu)")
+        return name
+    raise GenerationError(f"device {name!r}: one of auto, cpu, cuda, cuda:N")
+
+
 def stop_token_ids(tokenizer) -> set[int]:
     """The tokens that end an output: end of text, and the end of a turn where the vocabulary has it."""
     ids = {tokenizer.eos_token_id}
@@ -197,11 +210,12 @@ def _pieces(
     import torch
 
     model, tokenizer = loaded.model, loaded.tokenizer
+    stops = stop_token_ids(tokenizer)
     constraint = None
     if json_schema is not None:
         from engine.json_constraint import JsonConstraint
 
-        constraint = JsonConstraint(tokenizer, json_schema)
+        constraint = JsonConstraint(tokenizer, json_schema, model.get_output_embeddings().weight.shape[0], stops)
     device = next(model.parameters()).device
     prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     if not prompt_ids:  # an empty prompt: start from end of text, as a document starts after one
@@ -211,7 +225,6 @@ def _pieces(
     if limit and len(prompt_ids) >= limit:
         raise GenerationError(f"the prompt is {len(prompt_ids)} tokens; this model reads at most {limit}")
     max_new = min(settings.max_new_tokens, limit - len(prompt_ids)) if limit else settings.max_new_tokens
-    stops = stop_token_ids(tokenizer)
     processors = _processors(settings)
     sampler = None
     if settings.temperature > 0:
@@ -229,7 +242,7 @@ def _pieces(
             past = getattr(out, cache_name)
             logits = out.logits[:, -1, :].float()
             if constraint is not None:
-                logits = constraint.mask(prompt_ids + completion, logits)
+                logits = constraint.mask(logits)
             logits = processors(ids, logits)
             if sampler is None:
                 token = int(logits.argmax(dim=-1))
@@ -237,6 +250,8 @@ def _pieces(
                 probs = torch.softmax(logits, dim=-1)
                 token = int(torch.multinomial(probs, 1, generator=sampler))
             progress.completion_tokens += 1
+            if constraint is not None:
+                constraint.accept(token)
             if token in stops:
                 progress.finish_reason = "stop"
                 break
@@ -321,8 +336,11 @@ def sample_checkpoint(
 
     parsed = GenerationSettings.parse(**settings)
     loaded = load_checkpoint(ckpt_dir, dtype=dtype, device=device)
-    text = prompt_text(loaded.tokenizer, messages=[{"role": "user", "content": prompt}] if chat else None,
-                       prompt=None if chat else prompt)
+    text = prompt_text(
+        loaded.tokenizer,
+        messages=[{"role": "user", "content": prompt}] if chat else None,
+        prompt=None if chat else prompt,
+    )
     out = generate(loaded, text, parsed, json_schema)
     return {
         "text": out.text,

@@ -1,15 +1,15 @@
-"""JSON-schema constrained generation through lm-format-enforcer: at each step, every token that
-cannot continue a JSON document valid against the schema is masked out of the logits, and once the
-document is complete only end of text is allowed.
+"""JSON-schema constrained generation through xgrammar: the schema is compiled into a grammar over the
+tokenizer's bytes, and at each step every token that cannot continue a document valid against it is
+masked out of the logits; once the document is complete only the stop tokens are allowed.
 
-The library's own Transformers adapter does not import under Transformers 5, so its core is used
-(``TokenEnforcer`` with a ``JsonSchemaParser``) and the tokenizer's table of tokens is built here the
-way that adapter builds it: each regular token decoded after a "0", to see whether it starts a word.
-The table depends on the tokenizer only, so it is built once per tokenizer and kept.
+The document is compact JSON (``", "`` and ``": "`` between items, no other whitespace), so an
+untrained model cannot spend its tokens on blanks. xgrammar lets raw control characters into a
+string, which JSON allows only escaped: tokens holding one are masked too (compact JSON needs none
+of them).
 
-What the library supports of JSON Schema is what is enforced (types, properties, required, enum,
-const, minLength/maxLength, arrays with min/maxItems, anyOf, $ref); a schema it cannot read is
-refused up front (``JsonSchemaError``), never in the middle of a generation.
+A schema is checked first (``check_schema``: a valid JSON Schema, by ``jsonschema``, that xgrammar
+can compile), so a bad one is refused up front, naming where it came from, never in the middle of a
+generation. The tokenizer's side (xgrammar's TokenizerInfo and compiler) is built once per tokenizer.
 """
 
 from __future__ import annotations
@@ -21,11 +21,7 @@ from typing import Any
 
 from engine.generation import GenerationError
 
-#: Whitespace allowed in a row between JSON tokens: a little for readability, not so much that an
-#: untrained model spends its token budget on blanks.
-MAX_WHITESPACE = 2
-
-_TOKENIZER_DATA: dict[int, Any] = {}  # id(tokenizer) -> (tokenizer, TokenEnforcerTokenizerData)
+_COMPILERS: dict[int, Any] = {}  # id(tokenizer) -> (tokenizer, vocab size, compiler, control-character mask)
 
 
 class JsonSchemaError(GenerationError):
@@ -52,79 +48,64 @@ def read_schema(path: str | os.PathLike) -> dict:
 
 
 def check_schema(schema: Any) -> None:
-    """JsonSchemaError unless ``schema`` is an object the constraint can enforce."""
+    """JsonSchemaError unless ``schema`` is a valid JSON Schema that xgrammar can compile."""
     if not isinstance(schema, dict):
         raise JsonSchemaError(f"a JSON schema is an object, not {type(schema).__name__}")
-    _parser(schema)
-
-
-def _parser(schema: dict):
-    from lmformatenforcer import JsonSchemaParser
+    from jsonschema import SchemaError
+    from jsonschema.validators import validator_for
 
     try:
-        return JsonSchemaParser(schema)
-    except Exception as exc:  # pydantic's ValidationError and others, from the library's schema model
-        first = str(exc).strip().splitlines()
-        raise JsonSchemaError(f"not a JSON schema that can be enforced ({first[0] if first else exc})") from None
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path)
+        raise JsonSchemaError(f"not a valid JSON schema ({where + ': ' if where else ''}{exc.message})") from None
+    import xgrammar
+
+    try:
+        xgrammar.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False)
+    except Exception as exc:  # xgrammar raises RuntimeError (and others) for what it does not support
+        raise JsonSchemaError(f"a JSON schema that cannot be enforced ({type(exc).__name__}: {exc})") from None
 
 
-def _usable(token_text: str) -> bool:
-    """Whether a token may be offered to the parser at all: not part of a UTF-8 character (the parser
-    reads characters, not bytes), and no control character but a line break (JSON allows them in a
-    string only escaped, and the library's fast path for strings would let them through raw)."""
-    return "\ufffd" not in token_text and all(c.isprintable() or c in "\n\r" for c in token_text)
+def _compiler(tokenizer, vocab_size: int, stop_ids: list[int]):
+    """xgrammar's compiler for ``tokenizer`` and the mask of its tokens holding a control character."""
+    kept = _COMPILERS.get(id(tokenizer))
+    if kept is not None and kept[0] is tokenizer and kept[1] == (vocab_size, tuple(stop_ids)):
+        return kept[2], kept[3]
+    import torch
+    import xgrammar
 
-
-def _tokenizer_data(tokenizer):
-    """lm-format-enforcer's table of ``tokenizer``'s tokens, built once per tokenizer."""
-    kept = _TOKENIZER_DATA.get(id(tokenizer))
-    if kept is not None and kept[0] is tokenizer:
-        return kept[1]
-    from lmformatenforcer import TokenEnforcerTokenizerData
-
-    vocab_size = len(tokenizer)
-    special = set(tokenizer.all_special_ids)
-    zero = tokenizer.encode("0", add_special_tokens=False)[-1]
-    regular = []
-    for token in range(vocab_size):
-        if token in special:
-            continue
-        after_zero = tokenizer.decode([zero, token])[1:]
-        alone = tokenizer.decode([token])
-        if not _usable(after_zero):
-            continue
-        regular.append((token, after_zero, len(after_zero) > len(alone)))
-
-    def decode(tokens: list[int]) -> str:
-        return tokenizer.decode(tokens).rstrip("\ufffd")
-
-    data = TokenEnforcerTokenizerData(regular, decode, tokenizer.eos_token_id, False, vocab_size)
-    _TOKENIZER_DATA.clear()  # one model is served at a time; do not keep old tokenizers alive
-    _TOKENIZER_DATA[id(tokenizer)] = (tokenizer, data)
-    return data
+    info = xgrammar.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=stop_ids)
+    compiler = xgrammar.GrammarCompiler(info)
+    control = torch.zeros(vocab_size, dtype=torch.bool)
+    for token in range(min(vocab_size, len(tokenizer))):
+        if any(ord(c) < 0x20 for c in tokenizer.decode([token])):
+            control[token] = True
+    _COMPILERS.clear()  # one model at a time: do not keep old tokenizers alive
+    _COMPILERS[id(tokenizer)] = (tokenizer, (vocab_size, tuple(stop_ids)), compiler, control)
+    return compiler, control
 
 
 class JsonConstraint:
-    """Masks the logits of one generation to what the schema allows next."""
+    """The grammar state of one generation: ``mask`` the logits of the next token, then ``accept`` it."""
 
-    def __init__(self, tokenizer, schema: dict):
-        from lmformatenforcer import TokenEnforcer
+    def __init__(self, tokenizer, schema: dict, vocab_size: int, stop_ids: list[int]):
+        import xgrammar
 
         check_schema(schema)
-        self._enforcer = TokenEnforcer(_tokenizer_data(tokenizer), _parser(schema))
-        config = self._enforcer.root_parser.config  # the TokenEnforcer's, shared by every state of the parser
-        config.max_consecutive_whitespaces = MAX_WHITESPACE
-        # the characters a string may hold: the tokenizer's, less control characters, which JSON
-        # allows in a string only escaped (the library would let them through raw)
-        config.alphabet = "".join(c for c in config.alphabet if c.isprintable())
+        compiler, self._control = _compiler(tokenizer, vocab_size, sorted(stop_ids))
+        grammar = compiler.compile_json_schema(json.dumps(schema), any_whitespace=False)
+        self._matcher = xgrammar.GrammarMatcher(grammar)
+        self._bitmask = xgrammar.allocate_token_bitmask(1, vocab_size)
 
-    def mask(self, token_sequence: list[int], logits):
-        """``logits`` (1 x vocab) with every token the schema does not allow after ``token_sequence``
-        (prompt and output so far) set to -inf."""
-        import torch
+    def mask(self, logits):
+        """``logits`` (1 x vocab) with every token the schema does not allow next set to -inf."""
+        import xgrammar
 
-        allowed = self._enforcer.get_allowed_tokens(token_sequence).allowed_tokens
-        keep = torch.full_like(logits, float("-inf"))
-        index = torch.tensor([t for t in allowed if t < logits.shape[-1]], dtype=torch.long, device=logits.device)
-        keep[:, index] = 0.0
-        return logits + keep
+        self._matcher.fill_next_token_bitmask(self._bitmask)
+        xgrammar.apply_token_bitmask_inplace(logits, self._bitmask.to(logits.device))
+        return logits.masked_fill(self._control.to(logits.device), float("-inf"))
+
+    def accept(self, token: int) -> None:
+        if not self._matcher.accept_token(token):
+            raise RuntimeError(f"the JSON grammar refused token {token}, which it had allowed")

@@ -1,4 +1,5 @@
-"""`cockpit ckpt`: a run's checkpoints: `list` them, `show` one, `verify` one against its manifest, `compare` two."""
+"""`cockpit ckpt`: a run's checkpoints: `list` them, `show` one, `verify` one against its manifest, `compare` two,
+`sample` one (cockpit/cli/ckpt_sample.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from cockpit.cli.common import fail
 from cockpit.cli.runs import RUNS_DIR_OPTION, find_run_or_exit
 
 ckpt_app = typer.Typer(
-    help="A run's checkpoints: list them, show one, verify one against its manifest.",
+    help="A run's checkpoints: list them, show one, verify one against its manifest, compare two, sample one.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -252,4 +253,7 @@ def register(app: typer.Typer) -> None:
     ckpt_app.command("show")(show)
     ckpt_app.command("verify")(verify)
     ckpt_app.command("compare")(compare)
+    from cockpit.cli import ckpt_sample
+
+    ckpt_app.command("sample")(ckpt_sample.sample)
     app.add_typer(ckpt_app, name="ckpt")
