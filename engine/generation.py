@@ -196,6 +196,19 @@ def _processors(settings: GenerationSettings):
     return out
 
 
+def prompt_tokens(loaded, text: str) -> list[int]:
+    """The token ids of ``text`` as generation reads them; GenerationError when there are more than the
+    model reads (its ``max_position_embeddings``), so no room is left to generate."""
+    tokenizer = loaded.tokenizer
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not ids:  # an empty prompt: start from end of text, as a document starts after one
+        ids = [tokenizer.eos_token_id]
+    limit = getattr(loaded.model.config, "max_position_embeddings", None)
+    if limit and len(ids) >= limit:
+        raise GenerationError(f"the prompt is {len(ids)} tokens; this model reads at most {limit} in all")
+    return ids
+
+
 def _cache_argument(model) -> str:
     """The name of the KV cache in the model's forward: ``cache`` from Transformers 5, ``past_key_values`` before."""
     import inspect
@@ -217,13 +230,9 @@ def _pieces(
 
         constraint = JsonConstraint(tokenizer, json_schema, model.get_output_embeddings().weight.shape[0], stops)
     device = next(model.parameters()).device
-    prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    if not prompt_ids:  # an empty prompt: start from end of text, as a document starts after one
-        prompt_ids = [tokenizer.eos_token_id]
+    prompt_ids = prompt_tokens(loaded, text)
     progress.prompt_tokens = len(prompt_ids)
     limit = getattr(model.config, "max_position_embeddings", None)
-    if limit and len(prompt_ids) >= limit:
-        raise GenerationError(f"the prompt is {len(prompt_ids)} tokens; this model reads at most {limit}")
     max_new = min(settings.max_new_tokens, limit - len(prompt_ids)) if limit else settings.max_new_tokens
     processors = _processors(settings)
     sampler = None
@@ -231,14 +240,15 @@ def _pieces(
         sampler = torch.Generator(device=device)
         sampler.manual_seed(settings.seed if settings.seed is not None else int.from_bytes(os.urandom(7), "little"))
     ids = torch.tensor([prompt_ids], device=device)
-    completion: list[int] = []
-    sent = 0
     cache_name = _cache_argument(model)
     past = None
-    step_input = ids
-    with torch.inference_mode():
-        for _ in range(max_new):
-            out = model(input_ids=step_input, use_cache=True, **{cache_name: past})
+    completion: list[int] = []
+    sent = 0
+    for _ in range(max_new):
+        # inference mode per step, never across a yield: the caller may resume this generator on another
+        # thread (the server does), and grad mode is per thread
+        with torch.inference_mode():
+            out = model(input_ids=ids[:, -1:] if past is not None else ids, use_cache=True, **{cache_name: past})
             past = getattr(out, cache_name)
             logits = out.logits[:, -1, :].float()
             if constraint is not None:
@@ -247,30 +257,28 @@ def _pieces(
             if sampler is None:
                 token = int(logits.argmax(dim=-1))
             else:
-                probs = torch.softmax(logits, dim=-1)
-                token = int(torch.multinomial(probs, 1, generator=sampler))
-            progress.completion_tokens += 1
-            if constraint is not None:
-                constraint.accept(token)
-            if token in stops:
-                progress.finish_reason = "stop"
-                break
-            completion.append(token)
-            step_input = torch.tensor([[token]], device=device)
-            ids = torch.cat([ids, step_input], dim=1)
-            decoded = tokenizer.decode(completion, skip_special_tokens=True)
-            cut = min((i for i in (decoded.find(s) for s in settings.stop) if i >= 0), default=-1)
-            if cut >= 0:
-                if cut > sent:
-                    progress.text.append(decoded[sent:cut])
-                    yield decoded[sent:cut]
-                progress.finish_reason = "stop"
-                return
-            ready = len(decoded) - _held_back(decoded, settings.stop)
-            if ready > sent:
-                progress.text.append(decoded[sent:ready])
-                yield decoded[sent:ready]
-                sent = ready
+                token = int(torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=sampler))
+            ids = torch.cat([ids, torch.tensor([[token]], device=device)], dim=1)
+        progress.completion_tokens += 1
+        if constraint is not None:
+            constraint.accept(token)
+        if token in stops:
+            progress.finish_reason = "stop"
+            break
+        completion.append(token)
+        decoded = tokenizer.decode(completion, skip_special_tokens=True)
+        cut = min((i for i in (decoded.find(s) for s in settings.stop) if i >= 0), default=-1)
+        if cut >= 0:
+            if cut > sent:
+                progress.text.append(decoded[sent:cut])
+                yield decoded[sent:cut]
+            progress.finish_reason = "stop"
+            return
+        ready = len(decoded) - _held_back(decoded, settings.stop)
+        if ready > sent:
+            progress.text.append(decoded[sent:ready])
+            yield decoded[sent:ready]
+            sent = ready
     if completion:
         decoded = tokenizer.decode(completion, skip_special_tokens=True)
         if len(decoded) > sent:
