@@ -5,6 +5,8 @@ command itself."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -43,24 +45,33 @@ def loaded(chat_checkpoint):
     return load_checkpoint(chat_checkpoint)
 
 
-@pytest.fixture(scope="module")
-def base_url(loaded):
+@contextlib.contextmanager
+def serving(loaded, model_id: str = MODEL):
+    """``engine.serve.create_app`` on uvicorn in a thread, on a free loopback port: its base URL."""
     import uvicorn
 
     from engine.serve import create_app
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(loaded, MODEL), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(loaded, model_id), log_level="critical"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def base_url(loaded):
+    with serving(loaded) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +191,27 @@ def test_unknown_paths_and_methods_answer_in_the_error_shape(base_url):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{base_url}/nothing", timeout=10)
     assert err.value.code == 404 and json.loads(err.value.read())["error"]["type"] == "not_found_error"
+
+
+def test_a_failing_generation_is_a_500_and_the_server_goes_on(loaded):
+    """A model whose embedding is smaller than the tokenizer's vocabulary fails on the first token of
+    the prompt (a real IndexError in the forward pass, no mock)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tiny = LlamaConfig(vocab_size=4, hidden_size=8, intermediate_size=8, num_hidden_layers=1, num_attention_heads=1)
+    broken = dataclasses.replace(loaded, model=LlamaForCausalLM(tiny).eval())
+    with serving(broken, "broken") as url:
+        status, answer = post(f"{url}/completions", '{"prompt": "The cat", "max_tokens": 2}')
+        assert status == 500 and answer["error"]["type"] == "server_error"
+        assert answer["error"]["message"].startswith("generation failed: IndexError")
+        request = urllib.request.Request(
+            f"{url}/completions", data=b'{"prompt": "The cat", "stream": true}', method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            events = [line for line in response.read().decode().splitlines() if line.startswith("data: ")]
+        assert json.loads(events[0][6:])["error"]["type"] == "server_error" and events[-1] == "data: [DONE]"
+        with urllib.request.urlopen(f"{url}/models", timeout=10) as response:
+            assert json.loads(response.read())["data"][0]["id"] == "broken"
 
 
 def test_serve_refuses_a_non_loopback_host_without_allow_remote(chat_checkpoint):
