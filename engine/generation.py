@@ -133,7 +133,7 @@ def prompt_text(tokenizer, prompt: str | None = None, messages: list[dict] | Non
     if not has_chat_template(tokenizer):
         raise GenerationError(
             "this model's tokenizer has no chat template, so chat messages cannot be rendered; send a plain "
-            "prompt (completions) instead, or train a tokenizer with one (`cockpit tokenizer train --chat`)"
+            "prompt (completions) instead, or train on a tokenizer that has one (`cockpit tokenizer train` makes one)"
         )
     return tokenizer.apply_chat_template(
         [{"role": m["role"], "content": m["content"]} for m in messages], tokenize=False, add_generation_prompt=True

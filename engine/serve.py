@@ -44,6 +44,9 @@ from engine.openai_api import (
 
 log = logging.getLogger("cockpit.serve")
 
+#: The largest request body read; a longer one is a 413 (a prompt this long would not fit a model anyway).
+MAX_BODY = 8 << 20
+
 
 def _error(exc: ApiError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
@@ -51,10 +54,14 @@ def _error(exc: ApiError) -> JSONResponse:
 
 async def _body(request: Request, model: type, model_id: str):
     """The request's JSON body as ``model``; ApiError for malformed JSON, a wrong shape or another model."""
-    raw = await request.body()
+    raw = bytearray()
+    async for part in request.stream():
+        raw += part
+        if len(raw) > MAX_BODY:
+            raise ApiError(413, f"the body is over {MAX_BODY >> 20} MiB", code="body_too_large")
     try:
         data = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ApiError(400, f"the body is not valid JSON ({exc})", code="invalid_json") from None
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object", code="invalid_json")
@@ -88,24 +95,29 @@ class Server:
         return JSONResponse({"status": "ok", "model": self.model_id})
 
     async def chat(self, request: Request) -> Response:
-        try:
-            body = await _body(request, ChatRequest, self.model_id)
+        async def answer(body: ChatRequest) -> Response:
             text = prompt_text(self.loaded.tokenizer, messages=body.chat_messages())
             schema = body.response_format.schema() if body.response_format else None
             return await self._answer(body, "chat.completion", text, body.generation_settings(), schema)
-        except (GenerationError, ValueError) as exc:
-            return _error(_as_api_error(exc))
-        except ApiError as exc:
-            return _error(exc)
+
+        return await self._guarded(request, ChatRequest, answer)
 
     async def completions(self, request: Request) -> Response:
-        try:
-            body = await _body(request, CompletionRequest, self.model_id)
+        async def answer(body: CompletionRequest) -> Response:
             return await self._answer(body, "text_completion", body.text(), body.generation_settings(), None)
-        except (GenerationError, ValueError) as exc:
-            return _error(_as_api_error(exc))
+
+        return await self._guarded(request, CompletionRequest, answer)
+
+    async def _guarded(self, request: Request, model: type, answer) -> Response:
+        """``answer`` the request's body read as ``model``; what goes wrong as the OpenAI error object."""
+        try:
+            return await answer(await _body(request, model, self.model_id))
         except ApiError as exc:
             return _error(exc)
+        except ValidationError as exc:
+            return _error(validation_error(exc))
+        except (GenerationError, ValueError) as exc:
+            return _error(ApiError(400, str(exc), code="invalid_value"))
 
     async def _answer(self, body, kind: str, text: str, settings, schema) -> Response:
         rid = ("chatcmpl-" if kind == "chat.completion" else "cmpl-") + uuid.uuid4().hex
@@ -191,12 +203,6 @@ class Server:
 def _drain(run: Stream) -> None:
     for _ in run:
         pass
-
-
-def _as_api_error(exc: Exception) -> ApiError:
-    if isinstance(exc, ValidationError):
-        return validation_error(exc)
-    return ApiError(400, str(exc), code="invalid_value")
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:

@@ -151,6 +151,7 @@ def test_the_client_sees_an_unsupported_request_as_a_bad_request(client):
     [
         ("chat/completions", '{"model": "chat:2", "messages": [', None, "not valid JSON"),
         ("chat/completions", "[1, 2]", None, "JSON object"),
+        ("completions", "[" * 100_000, None, "not valid JSON"),
         ("chat/completions", '{"model": "chat:2"}', "messages", "required"),
         ("chat/completions", '{"messages": "hi"}', "messages", "list"),
         ("chat/completions", '{"messages": [{"role": "user", "content": 7}]}', "messages.0.content", "string"),
@@ -170,6 +171,19 @@ def test_the_client_sees_an_unsupported_request_as_a_bad_request(client):
             "response_format.json_schema.schema",
             "not a valid JSON schema",
         ),
+    ],
+    ids=[
+        "malformed-json",
+        "not-an-object",
+        "too-deep",
+        "no-messages",
+        "messages-not-a-list",
+        "content-not-text",
+        "max-tokens-0",
+        "temperature-not-a-number",
+        "several-prompts",
+        "max-tokens-negative",
+        "bad-json-schema",
     ],
 )
 def test_bad_requests_get_a_4xx_with_the_openai_error_shape(base_url, path, body, param, words):
