@@ -1,4 +1,5 @@
-"""The cockpit's full-screen app: the home of runs, the new-run wizard, and a run's dashboard.
+"""The cockpit's full-screen app: the home of runs, the new-run wizard, a run's dashboard and its
+checkpoint viewer (``v`` on the home's selected run or on a dashboard).
 
 ``make_app()`` opens the home (the runs under ``./runs``; with none, the wizard directly);
 ``make_app(run_dir)`` opens the dashboard of one run. ``q`` leaves the app: a running engine keeps
@@ -28,7 +29,8 @@ from textual.binding import Binding
 
 from cockpit.client import iter_runs
 from cockpit.screens.checklist import ChecklistScreen
-from cockpit.screens.dashboard import DashboardScreen
+from cockpit.screens.checkpoint_viewer import CheckpointViewerScreen
+from cockpit.screens.dashboard import DashboardScreen, OpenCheckpoints
 from cockpit.screens.data_step import DataScreen
 from cockpit.screens.home import HomeScreen, NewRun, OpenRun
 from cockpit.screens.launch_step import LaunchScreen, RunLaunched
@@ -63,9 +65,12 @@ class CockpitApp(App[str | None]):
         *,
         runs_dir: Path = Path("runs"),
         wizard: WizardState | None = None,
+        checkpoints: bool = False,
     ) -> None:
         super().__init__()
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        #: Open on the checkpoint viewer of ``run_dir`` rather than its dashboard.
+        self.open_on_checkpoints = checkpoints
         self.pid = pid
         self.runs_dir = Path(runs_dir)
         #: Open on the wizard (a state was given) rather than the home.
@@ -75,7 +80,9 @@ class CockpitApp(App[str | None]):
             self.sub_title = self.run_dir.name
 
     def on_mount(self) -> None:
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.open_on_checkpoints:
+            self.push_screen(CheckpointViewerScreen(self.run_dir))
+        elif self.run_dir is not None:
             self.push_screen(DashboardScreen(self.run_dir, self.pid))
         elif not self.open_on_wizard and iter_runs(self.runs_dir):
             self.push_screen(HomeScreen(self.runs_dir))
@@ -134,6 +141,9 @@ class CockpitApp(App[str | None]):
     def on_open_run(self, message: OpenRun) -> None:
         self.open_run(message.run_dir)
 
+    def on_open_checkpoints(self, message: OpenCheckpoints) -> None:
+        self.push_screen(CheckpointViewerScreen(message.run_dir))
+
     def go_home(self) -> None:
         """Back to the list of runs (a new home when the app opened on the wizard)."""
         while len(self.screen_stack) > 2 and not isinstance(self.screen, HomeScreen):
@@ -165,11 +175,14 @@ class CockpitApp(App[str | None]):
         self.exit(result)
 
 
-def make_app(run_dir: Path | None = None, pid: int | None = None, *, runs_dir: Path = Path("runs")) -> CockpitApp:
-    """The app: the dashboard of ``run_dir`` (live or finished), or without one the home of the runs
-    under ``runs_dir`` (the wizard when there are none). ``pid``: the engine's process id when the
-    caller has just launched it (``status.json`` may not exist yet)."""
-    return CockpitApp(run_dir, pid, runs_dir=runs_dir)
+def make_app(
+    run_dir: Path | None = None, pid: int | None = None, *, runs_dir: Path = Path("runs"), checkpoints: bool = False
+) -> CockpitApp:
+    """The app: the dashboard of ``run_dir`` (live or finished; its checkpoint viewer with
+    ``checkpoints``), or without one the home of the runs under ``runs_dir`` (the wizard when there
+    are none). ``pid``: the engine's process id when the caller has just launched it (``status.json``
+    may not exist yet)."""
+    return CockpitApp(run_dir, pid, runs_dir=runs_dir, checkpoints=checkpoints)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.protocol import Event, ProtocolError, Reply, decode_event
+from engine.protocol import Event, decode_events
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +70,7 @@ class EventTail:
             data = self._partial + data
             end = data.rfind(b"\n") + 1
             self._partial = data[end:]
-            for line in data[:end].splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    event = decode_event(line)
-                except ProtocolError:
-                    continue
-                if not isinstance(event, Reply):
-                    yield event
+            yield from decode_events(data[:end].splitlines())
 
     def close(self) -> None:
         if self._file is not None:

@@ -289,6 +289,30 @@ def resume_target(
     return target, arg, load_config(paths.run_yaml, overrides)
 
 
+def branch_from_checkpoint(ckpt_dir: Path) -> LaunchedRun:
+    """Start a new run that continues from the checkpoint ``ckpt_dir`` of a run: a new run directory
+    ``<run>-from-<step>`` beside it with the run's config, the engine resuming there from the
+    checkpoint (``--resume PATH``: weights, optimizer, schedule, RNG and data position). The run it
+    came from is not touched, live or finished, so continuing from an earlier checkpoint never
+    overwrites the later ones. Raises ConfigError naming what is wrong; then nothing is created."""
+    from cockpit.checks.preflight import preflight
+    from engine.rundir import checkpoint_step
+
+    ckpt = Path(ckpt_dir).resolve()
+    source = RunPaths(ckpt.parent.parent)
+    step = checkpoint_step(ckpt.name)
+    if step is None or not ckpt.is_dir() or ckpt.parent != source.checkpoints or not source.is_run_dir():
+        raise ConfigError(f"{ckpt}: not a checkpoint directory of a run")
+    cfg = load_config(source.run_yaml)
+    problem = preflight(cfg, source.run_yaml, 1)  # the run's data must still be there
+    if problem is not None:
+        raise ConfigError(problem)
+    run_dir, n = source.root.parent / f"{source.root.name}-from-{step}", 2
+    while run_dir.exists():
+        run_dir, n = source.root.parent / f"{source.root.name}-from-{step}-{n}", n + 1
+    return spawn_engine(new_run_dir(cfg, source.run_yaml, run_dir), Topology(), resume=str(ckpt))
+
+
 def write_run_config(run_dir: Path, cfg: RunConfig) -> None:
     """Replace the run's ``run.yaml`` (atomically) with ``cfg``."""
     atomic_write_text(RunPaths(run_dir).run_yaml, cfg.to_yaml())

@@ -3,6 +3,7 @@
     make_accelerator(cfg)                   threads, precision, strategy (DDP or FSDP), seed
     load_data(cfg, accelerator, info)       tokenizer, training and held-out tokens (+ loss masks), batches
       prepare_data(cfg, info)               tokenizer (trained when missing), token stream, held-out stream
+      split_data(cfg, tokens, held_out)     training and held-out tokens (+ loss masks)
     settle_schedule(train, n_windows, ...)  max_steps from train.epochs; a warm-up no longer than the run
     build_model_and_optimizer(...)          the Transformers model, AdamW and its schedule, prepared
     configure_model(...)                    gradient checkpointing, torch.compile
@@ -88,17 +89,7 @@ def load_data(cfg: RunConfig, acc: Accelerator, info: Info) -> TrainingData:
     train = cfg.train
     with acc.main_process_first():
         tokenizer, tokens, held_out = prepare_data(cfg, info)
-    train_mask = val_mask = None
-    if cfg.data.source == "shards":  # fine-tuning shards: learn only what the assistant says
-        from engine.data.shards import open_masks
-
-        train_mask, val_mask = open_masks(cfg.data.path, "train"), open_masks(cfg.data.path, "val")
-    if held_out is None:  # the tail of the stream is held out, and the tail of its mask
-        train_tokens, val_tokens = split_tokens(tokens, cfg.data.val_fraction)
-        if train_mask is not None:
-            train_mask, val_mask = split_tokens(train_mask, cfg.data.val_fraction)
-    else:  # the validation split prepared with the shards
-        train_tokens, val_tokens = tokens, held_out
+    train_tokens, val_tokens, train_mask, val_mask = split_data(cfg, tokens, held_out)
     if train_mask is not None:
         info(
             f"loss mask: {int(np.count_nonzero(np.asarray(train_mask))):,} of "
@@ -119,6 +110,25 @@ def load_data(cfg: RunConfig, acc: Accelerator, info: Info) -> TrainingData:
         + (" (the shards' validation split)" if held_out is not None else "")
     )
     return TrainingData(tokenizer, train_tokens, val_tokens, train_mask, val_mask, batches)
+
+
+def split_data(cfg: RunConfig, tokens, held_out):
+    """(train tokens, held-out tokens, train mask, held-out mask) of the stream ``prepare_data``
+    returned: the tail ``data.val_fraction`` held out, or the shards' validation split; the masks
+    are None unless the shards carry a fine-tuning loss mask. ``cockpit ckpt eval`` scores the same
+    held-out windows through it."""
+    train_mask = val_mask = None
+    if cfg.data.source == "shards":  # fine-tuning shards: learn only what the assistant says
+        from engine.data.shards import open_masks
+
+        train_mask, val_mask = open_masks(cfg.data.path, "train"), open_masks(cfg.data.path, "val")
+    if held_out is None:  # the tail of the stream is held out, and the tail of its mask
+        train_tokens, val_tokens = split_tokens(tokens, cfg.data.val_fraction)
+        if train_mask is not None:
+            train_mask, val_mask = split_tokens(train_mask, cfg.data.val_fraction)
+    else:  # the validation split prepared with the shards
+        train_tokens, val_tokens = tokens, held_out
+    return train_tokens, val_tokens, train_mask, val_mask
 
 
 def prepare_data(cfg: RunConfig, info: Info):

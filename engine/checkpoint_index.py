@@ -11,10 +11,12 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.config import ConfigError, read_run_config
+from engine.eval_store import StoredEval, read_evals
 from engine.protocol import Checkpoint, Eval, Event, Metrics
 from engine.rundir import CHECKPOINT_PREFIX, RunPaths, checkpoint_step
 
@@ -58,15 +60,20 @@ def read_manifest(ckpt_dir: str | os.PathLike) -> dict:
     return manifest
 
 
-def verify_checkpoint(ckpt_dir: str | os.PathLike) -> list[str]:
-    """Problems found comparing ``ckpt_dir`` with its manifest; [] when it is intact."""
+def verify_checkpoint(
+    ckpt_dir: str | os.PathLike, progress: Callable[[tuple[int, int, str]], None] | None = None
+) -> list[str]:
+    """Problems found comparing ``ckpt_dir`` with its manifest; [] when it is intact. ``progress``
+    is given ``(files done, files in all, the file being checked)`` before each file."""
     ckpt_dir = Path(ckpt_dir)
     try:
         files = read_manifest(ckpt_dir)["files"]
     except ValueError as exc:
         return [str(exc)]
     problems = []
-    for rel, meta in files.items():
+    for done, (rel, meta) in enumerate(files.items()):
+        if progress is not None:
+            progress((done, len(files), rel))
         path = ckpt_dir / rel
         if not path.is_file():
             problems.append(f"{rel}: missing")
@@ -103,6 +110,14 @@ class CheckpointRecord:
     """Whether its eval loss is the lowest of the run's checkpoints."""
     complete: bool
     """Whether its manifest is present (a checkpoint without one was not finished)."""
+    stored_evals: int = 0
+    """How many evaluations of it are stored in the run's ``evals/`` (``cockpit ckpt eval``, gates)."""
+    stored_eval_loss: float | None = None
+    """The loss of the newest stored evaluation; None when there is none."""
+    stored_perplexity: float | None = None
+    """The perplexity of the newest stored evaluation."""
+    stored_eval_data: str | None = None
+    """What the newest stored evaluation scored, in words (``held-out split``, ``file x.txt (sha256 ...)``)."""
 
 
 def dir_size(path: Path) -> int:
@@ -117,10 +132,19 @@ def _written(path: Path) -> float:
         return path.stat().st_mtime
 
 
-def list_checkpoints(run_dir: str | os.PathLike, events: Iterable[Event]) -> list[CheckpointRecord]:
+def list_checkpoints(
+    run_dir: str | os.PathLike, events: Iterable[Event], stored: list[StoredEval] | None = None
+) -> list[CheckpointRecord]:
     """The checkpoints under ``run_dir/checkpoints``, oldest first, described with the run's
-    ``events`` (the typed events of its events file)."""
+    ``events`` (the typed events of its events file) and its ``stored`` evaluations (read from its
+    ``evals/`` when None; unreadable ones are skipped)."""
     paths = RunPaths(Path(run_dir))
+    if stored is None:
+        stored, _ = read_evals(paths.root)
+    stored_by_step: dict[int, list[StoredEval]] = {}
+    for record in stored:
+        if record.step is not None:
+            stored_by_step.setdefault(record.step, []).append(record)
     reasons: dict[int, str | None] = {}
     losses: list[tuple[int, float | None]] = []
     evals: dict[int, Eval] = {}
@@ -142,6 +166,8 @@ def list_checkpoints(run_dir: str | os.PathLike, events: Iterable[Event]) -> lis
     records = []
     for step, path in found:
         ev = evals.get(step)
+        mine = stored_by_step.get(step, [])
+        newest = max(mine, key=lambda r: r.created) if mine else None
         train_loss = None
         for at, loss in losses:
             if at <= step:
@@ -159,6 +185,34 @@ def list_checkpoints(run_dir: str | os.PathLike, events: Iterable[Event]) -> lis
                 latest=path.name == latest,
                 best=ev is not None and best_loss is not None and ev.loss == best_loss,
                 complete=(path / MANIFEST).is_file(),
+                stored_evals=len(mine),
+                stored_eval_loss=newest.loss if newest else None,
+                stored_perplexity=newest.perplexity if newest else None,
+                stored_eval_data=newest.data.describe() if newest else None,
             )
         )
     return records
+
+
+#: The keys of a checkpoint's ``config.json`` that summarise the model's shape.
+_MODEL_SHAPE = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+
+
+def config_summary(run_dir: str | os.PathLike | None, ckpt_dir: str | os.PathLike) -> dict:
+    """The model's shape from the checkpoint's ``config.json`` and, when it belongs to a run, the
+    run's name, preset, ``max_steps`` and ``seq_len`` (``cockpit ckpt show`` and the viewer's detail)."""
+    summary: dict = {}
+    try:
+        model = json.loads((Path(ckpt_dir) / MODEL_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        model = {}
+    for key in _MODEL_SHAPE:
+        if isinstance(model, dict) and key in model:
+            summary[key] = model[key]
+    if run_dir is not None:
+        try:
+            cfg = read_run_config(Path(run_dir))
+        except ConfigError:
+            return summary
+        summary.update(run=cfg.name, preset=cfg.preset, max_steps=cfg.train.max_steps, seq_len=cfg.train.seq_len)
+    return summary

@@ -10,6 +10,8 @@ Nothing is looked up on a hub (``local_files_only``).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from engine.checkpoint_index import MODEL_CONFIG, WEIGHTS, read_manifest, verify
 
 #: ``--dtype`` names and the torch dtypes they stand for; "auto" keeps what the checkpoint holds.
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: The short names a user may type for a dtype, and the ``DTYPES`` name each stands for.
+DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 
 
 class CheckpointLoadError(ValueError):
@@ -32,6 +36,16 @@ class LoadedCheckpoint:
     tokenizer: Any  #: its PreTrainedTokenizerFast (EOS and pad set as in training)
 
 
+def dtype_name(text: str) -> str:
+    """The ``DTYPES`` name ``text`` stands for ("bf16" or "BFloat16": "bfloat16"); CheckpointLoadError
+    naming the choices for anything else."""
+    name = DTYPE_ALIASES.get(text.strip().lower(), text.strip().lower())
+    if name not in DTYPES:
+        choices = ", ".join(sorted({*DTYPES, *DTYPE_ALIASES}))
+        raise CheckpointLoadError(f"unknown dtype {text!r}; one of: {choices}")
+    return name
+
+
 def torch_dtype(name: str):
     """The torch dtype of a ``DTYPES`` name ("auto": None, i.e. as saved)."""
     import torch
@@ -39,6 +53,20 @@ def torch_dtype(name: str):
     if name not in DTYPES:
         raise CheckpointLoadError(f"unknown dtype {name!r}; one of: {', '.join(DTYPES)}")
     return None if name == "auto" else getattr(torch, name)
+
+
+@contextmanager
+def quiet_progress_bars() -> Iterator[None]:
+    """Transformers' own progress bars ("Loading weights") off for the block, as they were after it."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def load_checkpoint(
@@ -67,9 +95,10 @@ def load_checkpoint(
         tokenizer = load_tokenizer(path)
     except (OSError, ValueError) as exc:
         raise CheckpointLoadError(f"{path}: no usable tokenizer ({exc})") from None
-    model = AutoModelForCausalLM.from_pretrained(
-        path, torch_dtype=torch_dtype(dtype), use_safetensors=True, local_files_only=True
-    )
+    with quiet_progress_bars():  # a caller reports its own progress
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype(dtype), use_safetensors=True, local_files_only=True
+        )
     model.to(device)
     model.eval()
     return LoadedCheckpoint(path=path, step=step, model=model, tokenizer=tokenizer)

@@ -185,6 +185,46 @@ class TrainConfig(_Section):
         )
 
 
+class GateConfig(_Section):
+    """The in-run gate: at its steps, evaluate on the held-out split and stop the run (``stopped``,
+    reason ``gate: ...``, a checkpoint written first) when it is not improving by ``min_improvement``
+    on the baseline. Off while neither ``every`` nor ``at_steps`` is set. ``cockpit ckpt gate``
+    applies the same rule (``engine.gate``) to a finished checkpoint."""
+
+    baseline: Path | None = None
+    """What to beat: a checkpoint directory (evaluated once, at the start, on this run's held-out
+    windows), or a METRICS.json file (an object with ``eval_loss`` and/or ``perplexity``, e.g. the
+    output of ``cockpit ckpt eval --json``). None: the run's own first evaluation (its first gate
+    step, or an earlier ``train.eval_every`` evaluation) is the baseline."""
+    metric: Literal["eval_loss", "perplexity"] = "eval_loss"
+    """The metric compared; both are lower-is-better (perplexity is exp(eval_loss))."""
+    min_improvement: float = 0.05
+    """The relative improvement asked for: ``(baseline - value) / baseline`` must be at least this.
+    Written ``0.05`` or ``"5%"`` (the same); negative (``"-2%"``) tolerates that much regression."""
+    every: int = Field(0, ge=0)
+    """Judge every this many steps (0: only at ``at_steps``)."""
+    at_steps: list[int] = []
+    """Judge at these steps (each >= 1), besides ``every``."""
+
+    @field_validator("min_improvement", mode="before")
+    @classmethod
+    def _improvement(cls, value: Any) -> float:
+        from engine.gate import parse_improvement
+
+        return parse_improvement(value)
+
+    @field_validator("at_steps")
+    @classmethod
+    def _positive_steps(cls, value: list[int]) -> list[int]:
+        if any(step < 1 for step in value):
+            raise ValueError(f"gate steps are >= 1, got {[s for s in value if s < 1]}")
+        return sorted(set(value))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.every or self.at_steps)
+
+
 class TelemetryConfig(_Section):
     enabled: bool = True
     """Sample CPU, RAM and GPU usage in a background thread and emit ``telemetry`` events."""
@@ -240,6 +280,8 @@ class RunConfig(_Section):
     """Optimisation and loop settings."""
     distributed: DistributedConfig = DistributedConfig()
     """Several processes: data parallel or sharded."""
+    gate: GateConfig = GateConfig()
+    """The in-run gate: stop a run that is not improving on a baseline."""
     telemetry: TelemetryConfig = TelemetryConfig()
     """Machine telemetry."""
     events: EventsConfig = EventsConfig()
@@ -267,6 +309,8 @@ class RunConfig(_Section):
         data["runs_dir"] = str((base / self.runs_dir).resolve())
         data["data"]["path"] = str((base / self.data.path).resolve())
         data["tokenizer"]["path"] = str((base / self.tokenizer.path).resolve())
+        if self.gate.baseline is not None:
+            data["gate"]["baseline"] = str((base / self.gate.baseline).resolve())
         return RunConfig.model_validate(data)
 
     def to_yaml(self) -> str:

@@ -9,6 +9,7 @@ training does next: a run with evaluations resumes exactly like one without.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -42,9 +43,11 @@ def evaluate(
     device,
     accelerator=None,
     val_mask: np.ndarray | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> float:
     """Mean per-token loss of ``model`` on the held-out windows (all processes together); with
-    ``val_mask`` (a fine-tuning loss mask), over the learnt tokens only."""
+    ``val_mask`` (a fine-tuning loss mask), over the learnt tokens only. ``progress(done, total)``
+    is called after each batch with this process's windows."""
     from engine.data.text import masked_labels
 
     rank = accelerator.process_index if accelerator is not None else 0
@@ -66,9 +69,21 @@ def evaluate(
             if scored:  # a window of prompts only has no loss (NaN): it adds nothing
                 total[0] += loss.double() * scored
                 total[1] += scored
+            if progress is not None:
+                progress(i + len(chunk), len(starts))
     finally:
         model.train(was_training)
     if accelerator is not None and world > 1:
         total = accelerator.reduce(total, "sum")
     loss_sum, count = total.tolist()
     return loss_sum / count if count else math.nan
+
+
+def scored_tokens(val_tokens: np.ndarray, seq_len: int, n_windows: int, val_mask: np.ndarray | None = None) -> int:
+    """The tokens :func:`evaluate` scores on the first ``n_windows`` windows (one process): every
+    position after the first of each window, or with ``val_mask`` the learnt ones only."""
+    starts = eval_windows(val_tokens, seq_len, n_windows)
+    if val_mask is None:
+        return len(starts) * (seq_len - 1)
+    idx = starts[:, None] + np.arange(1, seq_len)[None, :]
+    return int(np.count_nonzero(np.asarray(val_mask)[idx]))

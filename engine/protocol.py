@@ -41,7 +41,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal, Union, get_args
 
@@ -547,6 +547,21 @@ def decode_event(line: bytes | str) -> Event | Reply:
     if cls is None:
         raise ProtocolError(f"unknown event type {type_!r}" if "type" in obj else "event has no 'type'")
     return _validate(cls, f"{type_} event" if cls is not Reply else "reply", obj)
+
+
+def decode_events(lines: Iterable[bytes]) -> Iterator[Event]:
+    """The events of complete event-file lines (each known to have ended in a newline), skipping
+    blank and malformed lines (the engine writes only whole, valid ones: a bad line is not its) and
+    replies: how every reader of ``events.jsonl`` turns its lines into events."""
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            event = decode_event(line)
+        except ProtocolError:
+            continue
+        if not isinstance(event, Reply):
+            yield event
 
 
 def decode_command(line: bytes | str) -> Command:

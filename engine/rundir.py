@@ -71,6 +71,7 @@ class RunPaths:
     logs = _Within("logs")  #: the engine's logs
     engine_log = _Within("logs", "engine.log")  #: the engine's stdout and stderr
     tensorboard = _Within("tensorboard")  #: TensorBoard event files
+    evals = _Within("evals")  #: evaluations made after the fact (ckpt eval, gates), one JSON each
 
     def latest_name(self) -> str | None:
         """The checkpoint directory name ``checkpoints/latest`` holds ("" when it is empty); None
@@ -250,6 +251,13 @@ def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not alive and status.get("state") not in TERMINAL_STATES:
         status["state"] = DEAD
     return status
+
+
+def run_dir_of(ckpt_dir: str | os.PathLike) -> Path | None:
+    """The run directory holding the checkpoint ``ckpt_dir`` (``<run>/checkpoints/checkpoint-<step>``),
+    or None when it lies outside a run."""
+    run_dir = Path(ckpt_dir).resolve().parent.parent
+    return run_dir if RunPaths(run_dir).is_run_dir() else None
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:

@@ -9,6 +9,7 @@
         read_back()                      per-step losses and gradient norms; skipped steps -> error events
                                          (engine.nonfinite: train.nonfinite skip / stop)
       run_eval()                         every eval_every steps and the last: ``eval`` event, best tracked
+      run_gate()                         at the ``gate`` steps: evaluate, stop when not improving (engine.gate)
       poll_controls()                    commands, signals and limits: every step in one process,
                                          agreed on about once a second with several (Controls.agree)
         check_limits()                   stop before budget_usd / max_hours would be passed (engine.limits)
@@ -58,6 +59,7 @@ from engine.checkpoint import gather_state, restore_state, rng_state, set_rng_st
 from engine.config import ConfigError, RunConfig
 from engine.controls import Controls
 from engine.evaluate import NoHeldOutData, eval_windows, evaluate
+from engine.gate import RunGate
 from engine.interval import LogInterval
 from engine.limits import checkpoint_s_estimate, cost_usd, limit_reason
 from engine.metrics import ConsoleSink, EventSink, MetricsLogger, tensorboard_sink
@@ -125,6 +127,8 @@ class Trainer:
         self.checkpoint_s: list[float] = []  # measured checkpoint durations, for the budget prediction
         self.checkpoints = CheckpointWriter(paths, bus, cfg.train.save_total_limit, self.info)  # main process
         self.interval = LogInterval()  # the steps since the last metrics event; fit() starts it afresh
+        self.gate = RunGate(cfg.gate) if cfg.gate.enabled else None  # the in-run gate (config ``gate``)
+        self.last_eval: tuple[int, float] | None = None  # (step, loss) of the latest evaluation
 
     # --- messages -------------------------------------------------------------------------
 
@@ -192,11 +196,13 @@ class Trainer:
         )
         self.set_state("running")
 
-        if train.eval_every:  # no held-out text to score: say so now, not at the first evaluation
+        if train.eval_every or self.gate is not None:  # no held-out text: say so now, not at the first evaluation
             try:
                 eval_windows(self.data.val_tokens, train.seq_len, 1)
             except NoHeldOutData as exc:
                 raise ConfigError(str(exc)) from None
+        if self.gate is not None:
+            self.gate_baseline()
         self.t_start = time.perf_counter()
         self.interval.reset()
         self.poll_controls(force=True)
@@ -221,6 +227,8 @@ class Trainer:
                     break
             if train.eval_every and (self.step % train.eval_every == 0 or self.step == train.max_steps):
                 self.run_eval()
+            if self.gate is not None and self.gate.due(self.step):
+                self.run_gate()
 
             self.poll_controls(time.perf_counter() - t_step)
             if self.controls.stop_reason or self.step == train.max_steps:
@@ -261,8 +269,35 @@ class Trainer:
             if not self.failure_reason:
                 self.failure_reason = self.nonfinite.too_many(step, checkpoint_name(self.step))
 
-    def run_eval(self) -> None:
-        """Held-out loss now: an ``eval`` event, and the best-eval tracker (its time is not step time)."""
+    def gate_baseline(self) -> None:
+        """The in-run gate's reference: ``gate.baseline`` scored on this run's held-out windows
+        (engine.checkpoint_eval), before the first step; without one, the run's first evaluation
+        becomes it."""
+        baseline = self.cfg.gate.baseline
+        if baseline is None:  # the first evaluation (or, resumed, the one the checkpoint kept)
+            return
+        from engine.checkpoint_eval import gate_baseline_loss
+
+        loss = gate_baseline_loss(baseline, self.data.val_tokens, self.data.val_mask, self.cfg.train, self.accelerator)
+        self.gate.set_baseline(loss, f"baseline {baseline.name}")
+        self.info(f"gate: baseline {baseline.name}: eval_loss {loss:.4f}")
+
+    def run_gate(self) -> None:
+        """The in-run gate at this step: the held-out loss (evaluated now unless it just was),
+        judged against the reference; NO-GO stops the run (the final checkpoint is written)."""
+        loss = self.last_eval[1] if self.last_eval and self.last_eval[0] == self.step else self.run_eval()
+        decision = self.gate.check(self.step, loss)
+        if decision is None:
+            self.info(f"gate: step {self.step} eval_loss {loss:.4f} is the reference of the next gate steps")
+            return
+        self.info(f"gate at step {self.step}: {decision.line()}", level="info" if decision.go else "warning")
+        if not decision.go and self.step < self.cfg.train.max_steps and not self.controls.stop_reason:
+            self.controls.stop_reason = f"gate: {decision.line()}"
+            self.set_state("stopping", self.controls.stop_reason)
+
+    def run_eval(self) -> float:
+        """Held-out loss now: an ``eval`` event, and the best-eval tracker (its time is not step
+        time). Returns the loss."""
         t0, train = time.perf_counter(), self.cfg.train
         loss = evaluate(
             self.model,
@@ -294,7 +329,11 @@ class Trainer:
                 + (" | best" if best else ""),
                 flush=True,
             )
+        self.last_eval = (self.step, loss)
+        if self.gate is not None:
+            self.gate.observe(self.step, loss)
         self.interval.excluded_s += time.perf_counter() - t0
+        return loss
 
     def step_time_estimate(self, last_step_s: float) -> float:
         """Seconds per step: the last one's, or the logging interval's mean when that is longer."""
@@ -457,6 +496,7 @@ class Trainer:
             "rng": rng_state(),
             "world_size": self.accelerator.num_processes,
             "nonfinite_skips": self.nonfinite.skips,
+            **({"gate": self.gate.state_dict()} if self.gate is not None else {}),
             "elapsed_s": self.elapsed_before + time.perf_counter() - self.t_start,
         }
 
@@ -490,6 +530,8 @@ class Trainer:
         self.best_eval_loss = None if best is None else float(best)
         best_step = state.get("best_eval_step")
         self.best_eval_step = None if best_step is None else int(best_step)
+        if self.gate is not None:
+            self.gate.load_state_dict(state.get("gate"))
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
         self.nonfinite.skips = int(state.get("nonfinite_skips", 0))
         saved_world = int(state.get("world_size", acc.num_processes))

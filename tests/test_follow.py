@@ -39,13 +39,14 @@ def read_bytes() -> int:
 def decoded(monkeypatch) -> list[int]:
     """The seq of every line the tail decodes, through the real decoder."""
     seen: list[int] = []
+    decode = P.decode_event
 
     def counting(raw):
-        event = P.decode_event(raw)
+        event = decode(raw)
         seen.append(event.seq)
         return event
 
-    monkeypatch.setattr(event_tail, "decode_event", counting)
+    monkeypatch.setattr(P, "decode_event", counting)  # what decode_events calls for each line
     return seen
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from tui_helpers import GPU_H100, T0, finished_run, fixture_events, screen_text, wait_for, write_run
+from tui_helpers import GPU_H100, T0, finished_run, fixture_events, screen_still, wait_for, write_run
 
 from cockpit.app import make_app
 from cockpit.screens.confirm import ConfirmScreen
@@ -26,12 +26,7 @@ def utc(monkeypatch):
 async def _loaded(pilot) -> None:
     app = pilot.app
     await wait_for(lambda: app.dashboard is not None and app.dashboard.intake_done, 20, what="the run to be read")
-    shown = None
-    for _ in range(40):  # until the screen stops changing (the log scrolls into place after the last batch)
-        await pilot.pause(0.05)
-        if (now := screen_text(app)) == shown:
-            break
-        shown = now
+    await screen_still(pilot)  # the log scrolls into place after the last batch
 
 
 def test_finished_gpu_run_120x36(snap_compare, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import SMALL_RUN
-from tui_helpers import wait_for
+from tui_helpers import screen_still, wait_for
 from typer.testing import CliRunner
 
 from cockpit.app import CockpitApp
@@ -159,7 +159,7 @@ async def test_memory_estimate_follows_the_micro_batch(tmp_path):
 async def settled(pilot) -> None:
     """Once the memory estimate (debounced, in a worker) is shown."""
     await wait_for(lambda: pilot.app.screen.memory[1] != "estimating...", 30, what="the memory estimate")
-    await pilot.pause()
+    await screen_still(pilot)
 
 
 def test_review_120x40(snap_compare, tmp_path):

@@ -63,14 +63,16 @@ def two_runs(runs: Path) -> tuple[Path, Path]:
 
 
 async def home_read(pilot) -> None:
-    from tui_helpers import T0, wait_for
+    from tui_helpers import T0, screen_still, screen_text, wait_for
 
     screen = pilot.app.screen
     screen.clock = lambda: T0 + 3600  # an hour after the runs
     screen.summaries = None  # a read shown before the clock was set does not count
     screen.action_refresh()
     await wait_for(lambda: screen.summaries, 20, what="the runs to be read")
-    await pilot.pause()
+    # the table sizes its columns to the new rows when idle after a refresh: until the names show in full
+    await wait_for(lambda: "oom-failed" in screen_text(pilot.app), 10, what="the columns to fit the runs")
+    await screen_still(pilot)
 
 
 async def test_the_home_lists_the_runs_newest_first_and_opens_one(tmp_path):

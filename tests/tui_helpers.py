@@ -208,6 +208,17 @@ async def settled_text(app, *expected: str, timeout: float = 10.0) -> str:
         await asyncio.sleep(0.05)
 
 
+async def screen_still(pilot, polls: int = 40) -> None:
+    """Wait until the screen stops changing (two looks 0.05 s apart agree): a worker's last message,
+    or a log scrolling into place, may still be arriving on a busy machine."""
+    shown = None
+    for _ in range(polls):
+        await pilot.pause(0.05)
+        if (now := screen_text(pilot.app)) == shown:
+            return
+        shown = now
+
+
 def screen_text(app) -> str:
     """The plain text of what the app shows right now."""
     from rich.console import Console

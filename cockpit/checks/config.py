@@ -102,6 +102,8 @@ def check_config(ctx: CheckContext) -> list[CheckResult]:
             data.source == "demo" or (key == "tokenizer.path" and data.source in ("text", "jsonl"))
         )
         (will_create if made else absent).append((key, path))
+    if cfg.gate.baseline is not None and not cfg.gate.baseline.exists():  # a checkpoint or a METRICS.json
+        absent.append(("gate.baseline", cfg.gate.baseline))
     if absent:
         out.append(
             result(
@@ -173,14 +175,15 @@ def check_config(ctx: CheckContext) -> list[CheckResult]:
             problems.append(
                 f"train.eval_every {train.eval_every} > train.max_steps {steps}: evaluated once, at the end"
             )
-    if train.eval_every and data.val_fraction == 0:
+    evaluates = f"train.eval_every {train.eval_every}" if train.eval_every else "the gate" if cfg.gate.enabled else ""
+    if evaluates and data.val_fraction == 0:
         out.append(
             result(
                 "config.intervals",
                 "Intervals",
                 "fail",
-                f"train.eval_every {train.eval_every} with data.val_fraction 0: nothing held out to evaluate",
-                "set data.val_fraction (e.g. 0.01) or train.eval_every 0",
+                f"{evaluates} with data.val_fraction 0: nothing held out to evaluate",
+                "set data.val_fraction (e.g. 0.01), or turn train.eval_every and the gate off",
             )
         )
     elif problems:

@@ -1,5 +1,6 @@
-"""`cockpit ckpt`: a run's checkpoints: `list` them, `show` one, `verify` one against its manifest, `compare` two,
-`sample` one (cockpit/cli/ckpt_sample.py)."""
+"""`cockpit ckpt`: a run's checkpoints: `view` them full-screen (cockpit/cli/ckpt_view.py), `list` them, `show` one,
+`verify` one against its manifest, `compare` two; `export` one (cockpit/cli/ckpt_export.py), `plot` the run
+(cockpit/cli/ckpt_plot.py), `eval` one and `gate` it (cockpit/cli/ckpt_eval.py), `sample` one (cockpit/cli/ckpt_sample.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from cockpit.cli.common import fail
 from cockpit.cli.runs import RUNS_DIR_OPTION, find_run_or_exit
 
 ckpt_app = typer.Typer(
-    help="A run's checkpoints: list them, show one, verify one against its manifest, compare two, sample one.",
+    help="A run's checkpoints: view them full-screen, list them, show one, verify, compare, export, evaluate and gate "
+    "one, sample from one, plot the run.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -52,12 +54,18 @@ def resolve_checkpoint(ref: str, runs_dir: Path) -> tuple[Path | None, Path]:
     return run_dir, ckpt
 
 
-def run_records(run_dir: Path):
+def run_records(run_dir: Path, warn: bool = False):
+    """The run's checkpoint index (with its stored evals); ``warn``: name each unreadable eval file on stderr."""
     from cockpit.client import read_events
     from engine.checkpoint_index import list_checkpoints
+    from engine.eval_store import read_evals
     from engine.rundir import RunPaths
 
-    return list_checkpoints(run_dir, read_events(RunPaths(run_dir).events))
+    stored, problems = read_evals(run_dir)
+    if warn:
+        for problem in problems:
+            typer.echo(f"warning: {problem}", err=True)
+    return list_checkpoints(run_dir, read_events(RunPaths(run_dir).events), stored)
 
 
 def list_cmd(
@@ -70,7 +78,7 @@ def list_cmd(
     import json
 
     run_dir = find_run_or_exit(run, runs_dir)
-    records = run_records(run_dir)
+    records = run_records(run_dir, warn=True)
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in records], indent=2))
         return
@@ -85,8 +93,20 @@ def list_cmd(
     from engine import units
 
     table = Table(title=f"checkpoints of {run_dir}", title_justify="left")
-    for col in ("step", "reason", "loss", "eval loss", "ppl", "size", "written", ""):
-        table.add_column(col, justify="right" if col in ("step", "loss", "eval loss", "ppl", "size") else "left")
+    stored = any(r.stored_evals for r in records)
+    numeric = ("step", "loss", "eval loss", "ppl", "stored eval", "size")
+    for col in (
+        "step",
+        "reason",
+        "loss",
+        "eval loss",
+        "ppl",
+        *(["stored eval"] if stored else []),
+        "size",
+        "written",
+        "",
+    ):
+        table.add_column(col, justify="right" if col in numeric else "left")
     for r in records:
         flags = [f for f, on in (("latest", r.latest), ("best", r.best), ("incomplete", not r.complete)) if on]
         table.add_row(
@@ -95,36 +115,12 @@ def list_cmd(
             units.loss(r.train_loss),
             units.loss(r.eval_loss),
             "--" if r.perplexity is None else f"{r.perplexity:.2f}",
+            *([units.loss(r.stored_eval_loss) if r.stored_evals else "--"] if stored else []),
             units.nbytes(r.size_bytes),
             time.strftime("%m-%d %H:%M", time.localtime(r.written)),
             " ".join(flags),
         )
     Console().print(table)
-
-
-def _config_summary(run_dir: Path | None, ckpt: Path) -> dict:
-    """The model's shape from the checkpoint's config.json and the run's name and preset."""
-    import json
-
-    from engine.checkpoint_index import MODEL_CONFIG
-
-    summary: dict = {}
-    try:
-        model = json.loads((ckpt / MODEL_CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        model = {}
-    for key in ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size"):
-        if key in model:
-            summary[key] = model[key]
-    if run_dir is not None:
-        from engine.config import ConfigError, read_run_config
-
-        try:
-            cfg = read_run_config(run_dir)
-        except ConfigError:
-            return summary
-        summary.update(run=cfg.name, preset=cfg.preset, max_steps=cfg.train.max_steps, seq_len=cfg.train.seq_len)
-    return summary
 
 
 def read_checkpoint(run_dir: Path | None, ckpt: Path):
@@ -149,6 +145,8 @@ def show(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION, as_jso
     import dataclasses
     import json
 
+    from engine.checkpoint_index import config_summary
+
     run_dir, ckpt = resolve_checkpoint(ckpt_ref, runs_dir)
     manifest, step, record = read_checkpoint(run_dir, ckpt)
     files = [
@@ -157,7 +155,7 @@ def show(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION, as_jso
     info = {
         "path": str(ckpt),
         "step": step,
-        "config": _config_summary(run_dir, ckpt),
+        "config": config_summary(run_dir, ckpt),
         "checkpoint": dataclasses.asdict(record) if record else None,
         "files": files,
     }
@@ -178,6 +176,12 @@ def show(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION, as_jso
             f"  loss {units.loss(record.train_loss)}  eval loss {units.loss(record.eval_loss)}  ppl {ppl}"
             f"  reason {record.reason or '--'}"
         )
+        if record.stored_evals:
+            ppl = "--" if record.stored_perplexity is None else f"{record.stored_perplexity:.2f}"
+            console.print(
+                f"  stored evals {record.stored_evals}, newest: eval loss {units.loss(record.stored_eval_loss)}"
+                f"  ppl {ppl}  on {record.stored_eval_data}"
+            )
     table = Table(title_justify="left")
     table.add_column("file")
     table.add_column("size", justify="right")
@@ -249,11 +253,22 @@ def compare(
 
 
 def register(app: typer.Typer) -> None:
+    from cockpit.cli import ckpt_view
+
+    ckpt_view.register(ckpt_app)
     ckpt_app.command("list")(list_cmd)
     ckpt_app.command("show")(show)
     ckpt_app.command("verify")(verify)
     ckpt_app.command("compare")(compare)
-    from cockpit.cli import ckpt_sample
+    from cockpit.cli.ckpt_eval import eval_cmd, gate_cmd
+    from cockpit.cli.ckpt_export import export
+    from cockpit.cli.ckpt_plot import plot
 
-    ckpt_app.command("sample")(ckpt_sample.sample)
+    ckpt_app.command("export")(export)
+    ckpt_app.command("plot")(plot)
+    ckpt_app.command("eval")(eval_cmd)
+    ckpt_app.command("gate")(gate_cmd)
+    from cockpit.cli.ckpt_sample import sample
+
+    ckpt_app.command("sample")(sample)
     app.add_typer(ckpt_app, name="ckpt")

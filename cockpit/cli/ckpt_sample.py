@@ -15,7 +15,7 @@ from cockpit.cli.ckpt import CKPT_ARGUMENT, resolve_checkpoint
 from cockpit.cli.common import fail
 from cockpit.cli.runs import RUNS_DIR_OPTION
 
-DTYPE_OPTION = typer.Option("auto", "--dtype", help="Weights' dtype: auto (as saved), float32, bfloat16, float16.")
+DTYPE_OPTION = typer.Option("auto", "--dtype", help="Weights' dtype: auto (as saved), bf16, fp16, fp32.")
 DEVICE_OPTION = typer.Option(
     "auto", "--device", help="Where to run the model: auto (cuda when there is one), cpu, cuda."
 )
@@ -79,6 +79,7 @@ def sample(
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             sys.stdout.write("\n")
+            sys.stdout.flush()
     except GenerationError as exc:
         fail(str(exc))
     out = run.result
@@ -105,13 +106,11 @@ def _as_options(message: str) -> str:
 
 
 def load_or_exit(ckpt: Path, dtype: str, device: str):
-    from transformers.utils import logging
+    """The checkpoint loaded (``engine.checkpoint_model.load_checkpoint``, verified); a bad dtype or
+    checkpoint ends the command with ``error: ...``."""
+    from engine.checkpoint_model import CheckpointLoadError, dtype_name, load_checkpoint
 
-    from engine.checkpoint_model import CheckpointLoadError, load_checkpoint
-
-    logging.set_verbosity_error()  # the generated text is the output: no loading progress bars or notices
-    logging.disable_progress_bar()
     try:
-        return load_checkpoint(ckpt, dtype=dtype, device=device)
+        return load_checkpoint(ckpt, dtype=dtype_name(dtype), device=device)
     except CheckpointLoadError as exc:
         fail(str(exc))

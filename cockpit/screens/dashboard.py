@@ -80,6 +80,14 @@ class CommandDone(Message):
         self.error = error
 
 
+class OpenCheckpoints(Message):
+    """Open the checkpoint viewer of the run in ``run_dir`` (the home and the dashboard post it)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+
+
 class _Failed:
     def __init__(self, error: BaseException) -> None:
         self.error = error
@@ -94,6 +102,7 @@ class DashboardScreen(Screen):
         Binding("s", "stop_run", "Stop"),
         Binding("p", "pause", "Pause"),
         Binding("p", "resume", "Resume"),
+        Binding("v", "checkpoints", "View checkpoints"),
         Binding("q", "app.quit_app", "Detach"),
     ]
     AUTO_FOCUS = "#log"
@@ -287,6 +296,9 @@ class DashboardScreen(Screen):
         if action == "resume":
             return self.state.state == "paused"
         return True
+
+    def action_checkpoints(self) -> None:
+        self.post_message(OpenCheckpoints(self.run_dir))
 
     def action_stop_run(self) -> None:
         if self.state.ended:

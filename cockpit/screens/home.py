@@ -1,4 +1,5 @@
-"""The home: the runs under ``./runs``, live ones first; Enter opens one, ``n`` starts a new run.
+"""The home: the runs under ``./runs``, live ones first; Enter opens one, ``v`` its checkpoints,
+``n`` starts a new run.
 
 The list is read in a thread worker (each run summarised by ``summarize_run``, as ``cockpit runs``
 does, its events folded once and then only what was appended: ``RunFolds``) and re-read every few
@@ -19,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from cockpit.client import RunFolds, iter_runs, summarize_run
+from cockpit.screens.dashboard import OpenCheckpoints
 from cockpit.widgets.key_bar import KeyBar
 from engine import units
 
@@ -61,6 +63,7 @@ class HomeScreen(Screen):
     BINDINGS = [
         Binding("n", "new_run", "New run"),
         Binding("enter", "open_run", "Open", show=True),
+        Binding("v", "checkpoints", "View checkpoints"),
         Binding("r", "refresh", "Refresh"),
     ]
     AUTO_FOCUS = "#runs"
@@ -132,6 +135,11 @@ class HomeScreen(Screen):
         run = self._selected()
         if run is not None:
             self.post_message(OpenRun(run))
+
+    def action_checkpoints(self) -> None:
+        run = self._selected()
+        if run is not None:
+            self.post_message(OpenCheckpoints(run))
 
     def action_new_run(self) -> None:
         self.post_message(NewRun())

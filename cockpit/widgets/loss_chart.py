@@ -7,7 +7,10 @@ several noisy points, the min..max band is drawn dimmer behind it. Thousands of 
 pass over the data per redraw.
 
 Evaluation losses are drawn as markers on top. The y-axis carries "nice" tick labels (1, 2, 2.5, 5
-times a power of ten), the x-axis the step range.
+times a power of ten), the x-axis the step range and, when given, marked steps (checkpoints).
+
+Why this module is over 400 lines: the renderer (a pure function, also used by ``cockpit ckpt plot``)
+and the thin widget that caches it are one concept; splitting them would only move the styles apart.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from engine.units import si
 #: Bit of each dot in a braille cell, indexed [row][col] (row 0 at the top).
 _BRAILLE_BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 _EVAL_MARK = "●"
+_STEP_MARK = "◆"
 #: ``log_y="auto"`` switches to a log scale when the largest value is this many times the least.
 LOG_SCALE_RATIO = 5.0
 
@@ -40,6 +44,7 @@ class ChartData:
     values: Sequence[float] = field(default=(), compare=False)
     eval_steps: Sequence[int] = field(default=(), compare=False)
     eval_values: Sequence[float] = field(default=(), compare=False)
+    marks: Sequence[int] = field(default=(), compare=False)  #: steps marked on the x axis (checkpoints)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class ChartStyles:
     line: Style = Style(color="cyan", bold=True)
     band: Style = Style(color="blue")
     eval: Style = Style(color="magenta", bold=True)
+    mark: Style = Style(color="yellow", bold=True)
     axis: Style = Style(color="bright_black")
     label: Style = Style(color="bright_black")
     grid: Style = Style(color="grey23")
@@ -131,7 +137,7 @@ def render_chart(
         return blank
 
     all_v = [v for _, v in pts] + [v for _, v in evals]
-    all_s = [s for s, _ in pts] + [s for s, _ in evals]
+    all_s = [s for s, _ in pts] + [s for s, _ in evals] + list(data.marks)
     x0, x1 = min(all_s), max(all_s)
     vlo, vhi = min(all_v), max(all_v)
 
@@ -322,7 +328,12 @@ def render_chart(
         if gutter:
             axis_line.append(" " * (label_w + 1) + "└", styles.axis)
             label_line.append(" " * gutter)
-        axis_line.append("".join(axis), styles.axis)
+        start = 0
+        for cell in sorted({col_of(m) >> 1 for m in data.marks}):
+            axis_line.append("".join(axis[start:cell]), styles.axis)
+            axis_line.append(_STEP_MARK, styles.mark)
+            start = cell + 1
+        axis_line.append("".join(axis[start:]), styles.axis)
         label_line.append("".join(labels), styles.label)
         lines.append(axis_line)
         lines.append(label_line)
@@ -340,6 +351,7 @@ class LossChart(Widget):
         "loss-chart--label",
         "loss-chart--grid",
         "loss-chart--empty",
+        "loss-chart--mark",
     }
 
     DEFAULT_CSS = """
@@ -354,6 +366,7 @@ class LossChart(Widget):
     LossChart > .loss-chart--label { color: $foreground-darken-3; }
     LossChart > .loss-chart--grid { color: $surface-lighten-1; }
     LossChart > .loss-chart--empty { color: $foreground-darken-3; text-style: italic; }
+    LossChart > .loss-chart--mark { color: $warning; text-style: bold; }
     """
 
     data: reactive[ChartData] = reactive(ChartData(), layout=False)
@@ -373,6 +386,7 @@ class LossChart(Widget):
             label=get("loss-chart--label", partial=True),
             grid=get("loss-chart--grid", partial=True),
             empty=get("loss-chart--empty", partial=True),
+            mark=get("loss-chart--mark", partial=True),
         )
 
     def notify_style_update(self) -> None:
