@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -334,12 +334,15 @@ def sample_checkpoint(
     json_schema: dict | None = None,
     dtype: str = "auto",
     device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
     **settings: Any,
 ) -> dict:
     """Load ``ckpt_dir`` and generate once from ``prompt`` (a user message when ``chat``): plain
     arguments in, a plain dict out (text, prompt_tokens, completion_tokens, finish_reason,
-    seconds, step), so the checkpoint viewer can call it in a child process. GenerationError or
-    engine.checkpoint_model.CheckpointLoadError for bad input."""
+    seconds, step), so the checkpoint viewer can call it in a child process
+    (``cockpit.ckpt_actions``: ``progress`` gets the text so far as it grows). ``settings`` are
+    GenerationSettings' fields. GenerationError or engine.checkpoint_model.CheckpointLoadError for
+    bad input."""
     from engine.checkpoint_model import load_checkpoint
 
     parsed = GenerationSettings.parse(**settings)
@@ -349,7 +352,14 @@ def sample_checkpoint(
         messages=[{"role": "user", "content": prompt}] if chat else None,
         prompt=None if chat else prompt,
     )
-    out = generate(loaded, text, parsed, json_schema)
+    run = stream(loaded, text, parsed, json_schema)
+    so_far = ""
+    for piece in run:
+        so_far += piece
+        if progress is not None:
+            progress(so_far)
+    out = run.result
+    assert out is not None
     return {
         "text": out.text,
         "prompt_tokens": out.prompt_tokens,

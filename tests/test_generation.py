@@ -16,7 +16,6 @@ from engine.generation import (
     GenerationSettings,
     generate,
     prompt_text,
-    sample_checkpoint,
     stream,
 )
 
@@ -99,7 +98,13 @@ def test_a_json_schema_constrains_an_untrained_model_to_valid_json(loaded):
 
 
 def test_sample_checkpoint_returns_plain_values(chat_checkpoint, loaded):
-    info = sample_checkpoint(str(chat_checkpoint), "hi", chat=True, max_new_tokens=4)
+    """As the checkpoint viewer calls it (``cockpit.ckpt_actions.call_action``, here in-process)."""
+    from cockpit.ckpt_actions import call_action
+
+    texts: list[str] = []
+    kwargs = {"prompt": "hi", "chat": True, "max_new_tokens": 4}
+    info = call_action("engine.generation:sample_checkpoint", str(chat_checkpoint), kwargs, texts.append)
+    assert texts and texts[-1] == info["text"] and all(b.startswith(a) for a, b in zip(texts, texts[1:]))
     text = prompt_text(loaded.tokenizer, messages=[{"role": "user", "content": "hi"}])
     expected = generate(loaded, text, GenerationSettings(max_new_tokens=4))
     assert json.loads(json.dumps(info)) == info
