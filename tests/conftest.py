@@ -69,3 +69,35 @@ def start_engine():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def chat_checkpoint(tmp_path_factory) -> Path:
+    """The checkpoint of a two-step tiny run whose tokenizer has the ChatML tokens and chat template
+    (as `cockpit tokenizer train` makes it), for the generation and serving tests: an untrained model,
+    but a real one, loaded through the real loader."""
+    from helpers import small_run_config, train_in_process
+
+    from engine.data.demo import demo_lines
+    from engine.data.tokenizer import CHAT_TEMPLATE, CHAT_TOKENS, train_tokenizer
+    from engine.rundir import latest_checkpoint
+
+    base = tmp_path_factory.mktemp("chat-run")
+    lines = demo_lines(300, 7)
+    (base / "corpus.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    train_tokenizer(None, base / "tok", 384, texts=lines, extra_special_tokens=CHAT_TOKENS, chat_template=CHAT_TEMPLATE)
+    overrides = {
+        "data.source": "text",
+        "data.path": str(base / "corpus.txt"),
+        "tokenizer.path": str(base / "tok"),
+        "train.max_steps": 2,
+        "train.save_every": 2,
+        "train.eval_every": 0,
+    }
+    run_dir = base / "chat"
+    run_dir.mkdir()
+    (run_dir / "run.yaml").write_text(small_run_config(base, overrides).resolved(base).to_yaml(), encoding="utf-8")
+    assert train_in_process(run_dir) == 0
+    ckpt = latest_checkpoint(run_dir)
+    assert ckpt is not None
+    return ckpt

@@ -11,6 +11,7 @@ from cockpit.cli import data as _data
 from cockpit.cli import presets as _presets
 from cockpit.cli import run as _run
 from cockpit.cli import runs as _runs
+from cockpit.cli import serve as _serve
 from cockpit.cli import tokenizer as _tokenizer
 from cockpit.cli.common import fail
 
@@ -54,6 +55,7 @@ _presets.register(app)
 _data.register(app)
 _tokenizer.register(app)
 _ckpt.register(app)
+_serve.register(app)
 
 
 def main() -> None:
