@@ -92,13 +92,15 @@ def call_action(target: str, ckpt_dir: str, kwargs: dict[str, Any], progress: Ca
 
 def progress_text(value: Any) -> str:
     """A progress value as one short line: ``(done, total, what)`` -> ``2/5 model.safetensors``,
-    ``(done, total)`` -> ``2/5``, a fraction -> ``40%``, anything else as it prints."""
+    ``(done, total)`` -> ``2/5``, a fraction -> ``40%``, anything else as it prints, on one line,
+    its last 100 characters."""
     if isinstance(value, tuple) and len(value) in (2, 3) and all(isinstance(v, int) for v in value[:2]):
         done, total, *what = value
         return " ".join([f"{done}/{total}", *map(str, what)])
     if isinstance(value, float) and 0 <= value <= 1:
         return f"{value:.0%}"
-    return str(value)
+    text = " ".join(str(value).split())  # one line: text generated so far, say
+    return text if len(text) <= 100 else "…" + text[-99:]
 
 
 def _verified(problems: list[str]) -> ActionOutcome:
@@ -133,6 +135,16 @@ def _exported(result: Any) -> ActionOutcome:
     )
 
 
+def _sampled(result: dict) -> ActionOutcome:
+    """``engine.generation.sample_checkpoint``'s dict -> the text and its counts."""
+    lines = tuple(result["text"].splitlines()) or ("(nothing: the model ended at once)",)
+    return ActionOutcome(
+        True,
+        f"{result['completion_tokens']} tokens in {result['seconds']:.1f}s ({result['finish_reason']})",
+        lines,
+    )
+
+
 def _export_dir(run_dir: Path, step: int) -> str:
     return f"exports/{run_dir.name}-step{step}"
 
@@ -164,8 +176,23 @@ EXPORT = CheckpointAction(
     ),
 )
 
+SAMPLE = CheckpointAction(
+    "sample",
+    "Sample",
+    "engine.generation:sample_checkpoint",
+    kwargs={"chat": None, "max_new_tokens": 64, "temperature": 0.7, "seed": 0},
+    summarize=_sampled,
+    question=Question(
+        "Sample from the prompt",
+        "prompt",
+        note="64 tokens at temperature 0.7 (seed 0); a chat model's template is applied. "
+        "`cockpit ckpt sample` has every setting",
+        required=True,
+    ),
+)
+
 #: The actions the viewer's ``checkpoint_action`` binding can name.
-ACTIONS: dict[str, CheckpointAction] = {a.name: a for a in (VERIFY, EVALUATE, EXPORT)}
+ACTIONS: dict[str, CheckpointAction] = {a.name: a for a in (VERIFY, EVALUATE, EXPORT, SAMPLE)}
 
 
 def run_action(action: CheckpointAction, ckpt_dir: Path, on_progress: Callable[[Any], None], cancel) -> ActionOutcome:

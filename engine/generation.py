@@ -330,14 +330,15 @@ def sample_checkpoint(
     ckpt_dir: str | os.PathLike,
     prompt: str,
     *,
-    chat: bool = False,
+    chat: bool | None = False,
     json_schema: dict | None = None,
     dtype: str = "auto",
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
     **settings: Any,
 ) -> dict:
-    """Load ``ckpt_dir`` and generate once from ``prompt`` (a user message when ``chat``): plain
+    """Load ``ckpt_dir`` and generate once from ``prompt`` (a user message when ``chat``; None: when
+    the tokenizer has a chat template): plain
     arguments in, a plain dict out (text, prompt_tokens, completion_tokens, finish_reason,
     seconds, step), so the checkpoint viewer can call it in a child process
     (``cockpit.ckpt_actions``: ``progress`` gets the text so far as it grows). ``settings`` are
@@ -347,6 +348,8 @@ def sample_checkpoint(
 
     parsed = GenerationSettings.parse(**settings)
     loaded = load_checkpoint(ckpt_dir, dtype=dtype, device=device)
+    if chat is None:
+        chat = has_chat_template(loaded.tokenizer)
     text = prompt_text(
         loaded.tokenizer,
         messages=[{"role": "user", "content": prompt}] if chat else None,

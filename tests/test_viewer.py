@@ -83,7 +83,7 @@ async def test_list_shows_each_checkpoint_with_its_metrics(run_dir, records):
             assert ("latest" in row) == r.latest and ("best" in row) == r.best
         # newest first
         assert text.index(" 12 ") < text.index(" 10 ") < text.index(" 5 ")
-        for key in ("Detail", "Mark", "Compare", "Plot", "Verify", "Resume", "Back"):
+        for key in ("Open", "Mark", "Diff", "Plot", "Verify", "Eval", "Export", "Sample", "Resume", "Back"):
             assert key in lines[-1]
 
 
@@ -170,9 +170,10 @@ async def test_verify_flags_a_tampered_checkpoint(run_dir, records, tmp_path):
         assert records[0].reason in row
 
 
-async def test_evaluate_and_export_ask_first_then_run_in_a_child(run_dir, records, tmp_path, monkeypatch):
+async def test_evaluate_export_and_sample_ask_first_then_run_in_a_child(run_dir, records, tmp_path, monkeypatch):
     """e on a checkpoint without an eval: blank data = the held-out split; the stored eval appears in
-    its row (marked *). x: the export's directory is asked with a default under ./exports."""
+    its row (marked *). x: the export's directory is asked with a default under ./exports. s: a
+    prompt (markup-like text stays text); a blank prompt runs nothing."""
     from engine.eval_store import read_evals
 
     copy = tmp_path / run_dir.name
@@ -199,9 +200,18 @@ async def test_evaluate_and_export_ask_first_then_run_in_a_child(run_dir, record
         await pilot.press("x")
         await wait_for(lambda: isinstance(app.screen, AskTextScreen), 5, what="the export question")
         await pilot.press("enter")
-        await wait_for(lambda: len(screen.outcomes) == 2, 90, what="both actions")
+        await pilot.press("s")
+        await wait_for(lambda: isinstance(app.screen, AskTextScreen), 5, what="the prompt")
+        await pilot.press("enter")  # blank: nothing runs
+        assert app.screen is screen
+        await pilot.press("s")
+        await wait_for(lambda: isinstance(app.screen, AskTextScreen), 5, what="the prompt")
+        await pilot.press(*"[b]once[/]", "enter")
+        await wait_for(lambda: len(screen.outcomes) == 3, 90, what="the three actions")
         evaluated, exported = screen.outcomes[("evaluate", last.step)], screen.outcomes[("export", last.step)]
-        assert evaluated.ok and exported.ok, (evaluated, exported)
+        sampled = screen.outcomes[("sample", last.step)]
+        assert evaluated.ok and exported.ok and sampled.ok, (evaluated, exported, sampled)
+        assert "tokens in" in sampled.summary and sampled.details
         stored = read_evals(copy)
         stored, _ = stored
         assert [e.step for e in stored] == [last.step] and units.loss(stored[0].loss) in evaluated.summary

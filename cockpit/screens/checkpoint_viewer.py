@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -76,14 +77,16 @@ class RunResumed(Message):
 
 class CheckpointViewerScreen(Screen):
     BINDINGS = [
-        Binding("enter", "detail", "Detail", priority=True),  # over the table's own (hidden) enter
-        Binding("space", "mark", "Mark"),
-        Binding("c", "compare", "Compare"),
+        # the labels are short so that every key fits one line at 80 columns
+        Binding("enter", "detail", "Open", priority=True),  # over the table's own (hidden) enter
+        Binding("space", "mark", "Mark", key_display="␣"),
+        Binding("c", "compare", "Diff"),
         Binding("o", "other_run", "Other run", show=False),
         Binding("p", "plot", "Plot"),
         Binding("v", "checkpoint_action('verify')", "Verify"),
         Binding("e", "checkpoint_action('evaluate')", "Eval"),
         Binding("x", "checkpoint_action('export')", "Export"),
+        Binding("s", "checkpoint_action('sample')", "Sample"),
         Binding("r", "resume", "Resume"),
         Binding("escape", "back", "Back"),
     ]
@@ -315,7 +318,7 @@ class CheckpointViewerScreen(Screen):
 
     def on_action_progress(self, message: ActionProgress) -> None:
         message.stop()
-        self._status(f"{message.action.title} step {message.step:,}: {progress_text(message.value)}")
+        self._status(f"{message.action.title} step {message.step:,}: {escape(progress_text(message.value))}")
 
     def on_action_finished(self, message: ActionFinished) -> None:
         message.stop()
@@ -324,13 +327,14 @@ class CheckpointViewerScreen(Screen):
         if action.name == "verify":
             self._set_integrity(step, VERIFIED if outcome.ok else FAILED)
         word = "ok" if outcome.ok else "FAILED"
-        details = "".join(f"\n  {line}" for line in outcome.details[:3])
-        self._status(f"{action.title} step {step:,}: [{'green' if outcome.ok else 'red'}]{word}[/]: {outcome.summary}")
+        details = "".join(f"\n  {line}" for line in outcome.details[: 12 if action.name == "sample" else 3])
+        summary = escape(outcome.summary)  # paths, messages and model text are not markup
+        self._status(f"{action.title} step {step:,}: [{'green' if outcome.ok else 'red'}]{word}[/]: {summary}")
         self.notify(
-            f"{outcome.summary}{details}",
+            f"{summary}{escape(details)}",
             title=f"{action.title} step {step:,}: {word}",
             severity="information" if outcome.ok else "error",
-            timeout=6 if outcome.ok else 12,
+            timeout=(20 if action.name == "sample" else 6) if outcome.ok else 12,
         )
 
     # --- resume -------------------------------------------------------------------------------
