@@ -9,7 +9,8 @@ event and several checkpoints are written. All figures are the engine's own:
   events (everything the loop did in between: the step, events, controls, and any checkpoint);
 - the *save* iterations are those in which an interval checkpoint began (the step after
   ``save_every``'s multiples), *during write* those that ran while a checkpoint was still being
-  written in the background (before its ``checkpoint saved`` event), *normal* all the others;
+  written in the background (before its ``checkpoint saved`` event), *eval* those after an
+  evaluation (a config with ``train.eval_every``), *normal* all the others;
 - each ``checkpoint saved`` event carries ``duration_s``, the seconds from gathering the state to
   the checkpoint complete on disk (and ``blocked_s``, the part the loop waited for, where an engine
   writes in the background); *time lost per checkpoint* is what the save and during-write
@@ -42,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from cockpit.client import read_events  # noqa: E402
 from cockpit.launch import new_run_dir, prepare_config  # noqa: E402
+from engine.config import ConfigError  # noqa: E402
 from engine.rundir import RunPaths  # noqa: E402
 
 TARGET = 2.0
@@ -69,10 +71,11 @@ def run_engine(workdir: Path, config: str, steps: int, save_every: int, extra: l
 
 
 def classify(events: list[dict], skip: int) -> tuple[dict[int, tuple[float, str]], list[dict]]:
-    """Each iteration's wall time and kind (normal, save, during write), by the step it ended with,
-    and the interval saves' events."""
+    """Each iteration's wall time and kind (normal, save, during write, eval), by the step it ended
+    with, and the interval saves' events."""
     saves = [e for e in events if e["type"] == "checkpoint" and e["action"] == "saved" and e["reason"] == "interval"]
     save_steps = {e["step"] for e in saves}
+    eval_steps = {e["step"] for e in events if e["type"] == "eval"}  # a config with train.eval_every
     iterations: dict[int, tuple[float, str]] = {}
     writing: set[int] = set()  # checkpoint steps begun and not yet saved, as the events go by
     last: dict | None = None
@@ -82,7 +85,12 @@ def classify(events: list[dict], skip: int) -> tuple[dict[int, tuple[float, str]
         if e["type"] != "metrics":
             continue
         if last is not None and e["step"] == last["step"] + 1 and e["step"] > skip:
-            kind = "save" if last["step"] in save_steps else "during write" if writing else "normal"
+            if last["step"] in save_steps:
+                kind = "save"
+            elif last["step"] in eval_steps:
+                kind = "eval"
+            else:
+                kind = "during write" if writing else "normal"
             iterations[e["step"]] = (e["elapsed_s"] - last["elapsed_s"], kind)
         if e["step"] in save_steps:
             writing.add(e["step"])  # begun after this step's metrics
@@ -117,9 +125,13 @@ def main() -> None:
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="cockpit-bench-") as tmp:
-        events = run_engine(Path(tmp), args.config, args.steps, args.save_every, args.overrides)
+        try:
+            events = run_engine(Path(tmp), args.config, args.steps, args.save_every, args.overrides)
+        except ConfigError as exc:
+            print(f"checkpoint_stall: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     iterations, saves = classify(events, args.skip)
-    kinds: dict[str, list[float]] = {"normal": [], "save": [], "during write": []}
+    kinds: dict[str, list[float]] = {"normal": [], "save": [], "during write": [], "eval": []}
     for wall, kind in iterations.values():
         kinds[kind].append(wall)
     paired = paired_ratios(iterations)
