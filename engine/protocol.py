@@ -266,6 +266,8 @@ class Checkpoint(Event):
     """Why it was written, e.g. interval, command, final."""
     error: str | None = None
     """Message when action is failed."""
+    duration_s: float | None = None
+    """Seconds the save held training up, from gathering the state to the checkpoint complete on disk (saved)."""
 
 
 class Upload(Event):

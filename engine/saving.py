@@ -46,12 +46,18 @@ class CheckpointWriter:
                 raise
             self.info(f"checkpoint at step {step} failed: {exc}", level="error")
             return
-        self.bus.emit("checkpoint", action="saved", step=step, path=rel, size_bytes=saved.size_bytes, reason=reason)
-        self.prune(keep)
-        print(
-            f"saved {rel} ({units.nbytes(saved.size_bytes)}, {reason}) in {time.perf_counter() - started:.1f}s",
-            flush=True,
+        duration = time.perf_counter() - started
+        self.bus.emit(
+            "checkpoint",
+            action="saved",
+            step=step,
+            path=rel,
+            size_bytes=saved.size_bytes,
+            reason=reason,
+            duration_s=round(duration, 4),
         )
+        self.prune(keep)
+        print(f"saved {rel} ({units.nbytes(saved.size_bytes)}, {reason}) in {duration:.1f}s", flush=True)
 
     def prune(self, keep: set[int | None]) -> None:
         """Delete the oldest checkpoints beyond ``train.save_total_limit``, sparing the steps in

@@ -126,6 +126,7 @@ def test_checkpoints_are_complete_loadable_and_match_their_manifest(finished_run
         assert manifest["step"] == e["step"]
         assert {"config.json", "model.safetensors", "tokenizer.json", "training_state.pt"} <= set(manifest["files"])
         assert e["size_bytes"] == sum(f.stat().st_size for f in path.iterdir())
+        assert 0 < e["duration_s"] < 60  # what the save cost the loop (bench/checkpoint_stall.py)
 
     path = ckpts / "checkpoint-30"
     model = AutoModelForCausalLM.from_pretrained(path)

@@ -43,7 +43,13 @@ FULL_PAYLOADS = {
     "eval": dict(step=100, loss=3.25, perplexity=25.79, best=True, best_loss=3.25, best_step=100),
     "telemetry": dict(cpu_percent=55.5, ram_used=1, ram_total=2, proc_rss=3, gpus=[GPU]),
     "checkpoint": dict(
-        action="failed", step=20, path="checkpoints/checkpoint-20", size_bytes=10, reason="interval", error="disk full"
+        action="failed",
+        step=20,
+        path="checkpoints/checkpoint-20",
+        size_bytes=10,
+        reason="interval",
+        error="disk full",
+        duration_s=0.05,
     ),
     "upload": dict(
         action="progress",
