@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.atomic import atomic_write_text
 from engine.config import ConfigError, read_run_config
 from engine.eval_store import StoredEval, read_evals
 from engine.protocol import Checkpoint, Eval, Event, Metrics
@@ -38,13 +39,15 @@ def file_sha256(path: Path, fsync: bool = False) -> str:
 
 
 def write_manifest(ckpt_dir: Path, step: int) -> dict:
-    """Hash every file of ``ckpt_dir`` (fsyncing it) into ``manifest.json``; returns the manifest."""
+    """Hash every file of ``ckpt_dir`` (fsyncing it) into ``manifest.json`` (written and fsynced
+    too: a torn manifest after a power loss would make an intact checkpoint look tampered); returns
+    the manifest."""
     files = {}
     for path in sorted(p for p in ckpt_dir.rglob("*") if p.is_file() and p.name != MANIFEST):
         rel = path.relative_to(ckpt_dir).as_posix()
         files[rel] = {"sha256": file_sha256(path, fsync=True), "size": path.stat().st_size}
     manifest = {"step": step, "created": time.time(), "files": files}
-    (ckpt_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(ckpt_dir / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
