@@ -29,7 +29,6 @@ what to do: ``CheckpointLoadError``, ``DataError``, ``PrepareError``, ``ConfigEr
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.digest import file_sha256
 from engine.eval_store import HELD_OUT, EvalData, StoredEval, store_eval
 from engine.rundir import RunPaths, run_dir_of
 
@@ -59,14 +59,6 @@ def user_errors() -> tuple[type[Exception], ...]:
     from engine.evaluate import NoHeldOutData
 
     return (CheckpointEvalError, CheckpointLoadError, ConfigError, DataError, PrepareError, NoHeldOutData)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def held_out_split(run_dir: Path, ckpt_dir: Path):
@@ -142,7 +134,7 @@ def load_eval_data(data: str | os.PathLike | None, ckpt_dir: Path, run_dir: Path
         ident = {
             "kind": "shards",
             "path": str(path.resolve()),
-            "sha256": _sha256(path / SHARDS_MANIFEST),
+            "sha256": file_sha256(path / SHARDS_MANIFEST),
             "split": split,
         }
         return tokens, mask, ident, None
@@ -154,7 +146,7 @@ def load_eval_data(data: str | os.PathLike | None, ckpt_dir: Path, run_dir: Path
     if not path.exists():
         raise CheckpointEvalError(f"{path}: data file not found")
     tokens, mask = _file_tokens(path, ckpt_dir, seq_len)
-    ident = {"kind": "file", "path": str(path.resolve()), "sha256": _sha256(path)}
+    ident = {"kind": "file", "path": str(path.resolve()), "sha256": file_sha256(path)}
     return tokens, mask, ident, None
 
 

@@ -7,7 +7,6 @@ cockpit can list, show and verify checkpoints without importing the torch stack.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from engine.atomic import atomic_write_text
 from engine.config import ConfigError, read_run_config
+from engine.digest import file_sha256
 from engine.eval_store import StoredEval, read_evals
 from engine.protocol import Checkpoint, Eval, Event, Metrics
 from engine.rundir import CHECKPOINT_PREFIX, RunPaths, checkpoint_step
@@ -25,17 +25,6 @@ MODEL_CONFIG = "config.json"  #: the model config (save_pretrained)
 WEIGHTS = "model.safetensors"  #: the weights (save_pretrained, safe serialization, one shard)
 TRAINING_STATE = "training_state.pt"  #: optimizer, scheduler, RNG states, data position, counters
 MANIFEST = "manifest.json"  #: step + sha256 and size of every other file
-
-
-def file_sha256(path: Path, fsync: bool = False) -> str:
-    """The sha256 of the file ``path``; ``fsync`` also flushes it to disk (when it was just written)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-        if fsync:
-            os.fsync(f.fileno())
-    return h.hexdigest()
 
 
 def write_manifest(ckpt_dir: Path, step: int) -> dict:

@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from engine.checkpoint_index import MODEL_CONFIG, file_sha256, list_checkpoints, read_manifest
+from engine.checkpoint_index import MODEL_CONFIG, list_checkpoints, read_manifest
+from engine.digest import file_sha256
 from engine.protocol import Event, Metrics, decode_events
 from engine.rundir import RunPaths, checkpoint_step, run_dir_of
 

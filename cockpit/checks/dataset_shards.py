@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from cockpit.checks.base import CheckContext, CheckResult, result
 from cockpit.checks.dataset_findings import QUOTED, enough_tokens, quote_problems
 from engine.data.manifest import ShardSummary, inspect_shards
+from engine.digest import file_sha256
 
 
 def check_shards(ctx: CheckContext) -> list[CheckResult]:
@@ -137,7 +137,7 @@ def _shard_tokenizer_result(cfg, path: Path, shards: ShardSummary) -> CheckResul
             f"with sha256 {theirs[:12]}…{where}",
             shards_sha256=theirs,
         )
-    ours = hashlib.sha256(file.read_bytes()).hexdigest()
+    ours = file_sha256(file)
     data: dict[str, Any] = {"shards_sha256": theirs, "tokenizer_sha256": ours}
     if ours != theirs:
         return result(

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.digest import file_sha256
 from engine.data.manifest import (
     MANIFEST,
     Manifest,
@@ -63,7 +64,7 @@ def _tokenizer_json(tokenizer_dir: str | os.PathLike) -> Path:
 
 def tokenizer_sha256(tokenizer_dir: str | os.PathLike) -> str:
     """The sha256 of the tokenizer's ``tokenizer.json``: what a shard directory is tied to."""
-    return hashlib.sha256(_tokenizer_json(tokenizer_dir).read_bytes()).hexdigest()
+    return file_sha256(_tokenizer_json(tokenizer_dir))
 
 
 def tokenizer_vocab_size(tokenizer_dir: str | os.PathLike) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.digest import file_sha256
 from engine.atomic import atomic_open
 from engine.data.text import tokenize_file
 
@@ -26,22 +27,14 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def cache_key(corpus: Path, tokenizer_path: Path, eos_token_id: int, kind: str = "text", unit: str = "auto") -> str:
     """sha256 over the corpus, each file of the tokenizer (a directory, or its tokenizer.json), the
     end-of-text id appended after each document, the text kind and the document unit."""
     files = sorted(p for p in tokenizer_path.iterdir() if p.is_file()) if tokenizer_path.is_dir() else [tokenizer_path]
     h = hashlib.sha256(f"tokens v{FORMAT} kind={kind} unit={unit} eos={eos_token_id}\n".encode())
-    h.update(f"corpus {_file_digest(corpus)}\n".encode())
+    h.update(f"corpus {file_sha256(corpus)}\n".encode())
     for p in files:
-        h.update(f"tokenizer {p.name} {_file_digest(p)}\n".encode())
+        h.update(f"tokenizer {p.name} {file_sha256(p)}\n".encode())
     return h.hexdigest()
 
 
