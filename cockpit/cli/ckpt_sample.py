@@ -88,9 +88,12 @@ def sample(
         info = {"checkpoint": str(ckpt), "step": loaded.step, "prompt": text, **vars(out)}
         typer.echo(json.dumps(info, indent=2))
         return
+    from engine import units
+
+    speed = units.rate(out.completion_tokens / out.seconds) if out.seconds > 0 else units.DASH
     typer.echo(
         f"[{out.prompt_tokens} prompt + {out.completion_tokens} generated tokens, finish {out.finish_reason},"
-        f" {out.seconds:.1f}s]",
+        f" {out.seconds:.2f}s, {speed}]",
         err=True,
     )
 
