@@ -1,0 +1,257 @@
+"""Copying a checkpoint directory from one filesystem to another (fsspec URLs), verified: the one
+transfer under background uploads, `cockpit ckpt upload` and `cockpit ckpt sync`. Torch-free.
+
+A destination is an fsspec URL: ``file:///mnt/backup``, ``sftp://user@host/path`` (fsspec's
+paramiko SFTP), ``s3://bucket/prefix`` (s3fs; any S3-compatible endpoint through the usual
+``AWS_ENDPOINT_URL`` / ``AWS_*`` environment or ``~/.aws``), ``gs://bucket/prefix`` (gcsfs, when
+installed). Credentials come from the environment and the libraries' own configuration, never from a
+URL that is written down: :func:`redact` is how a URL appears in events, logs and messages.
+
+:func:`copy_checkpoint` copies file by file, the manifest last, so a directory holding
+``manifest.json`` is complete: a reader that finds the manifest knows every file it lists is there.
+Each file goes to ``<name>.part`` first, is hashed as it is sent, renamed into place, and read back
+and hashed again: a copy counts only when the bytes at the far end match the manifest's sha256.
+A file already at the far end with the manifest's size and sha256 is not sent again, so an
+interrupted copy resumes where it stopped (per file: a half-sent file is sent again). A failure is
+retried with exponential backoff and jitter; the last one raises :class:`TransferError` naming the
+file and the destination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from engine.checkpoint_index import MANIFEST
+
+#: Bytes per read and write.
+CHUNK_BYTES = 4 << 20
+#: Suffix of a file while it is being written at the far end.
+PART_SUFFIX = ".part"
+
+
+class TransferError(RuntimeError):
+    """A copy failed after its retries; the message names the file, the destination and why."""
+
+
+def redact(url: str) -> str:
+    """``url`` without a password or token (``sftp://user:secret@host/p`` -> ``sftp://user@host/p``),
+    and without a query string (where signed URLs keep their keys): how a URL may be shown."""
+    parts = urlsplit(url)
+    if not parts.scheme or parts.scheme == "file":
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    if parts.username:
+        host = f"{parts.username}@{host}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def open_url(url: str) -> tuple[Any, str]:
+    """The fsspec filesystem of ``url`` and the path within it. A scheme whose library is missing
+    raises TransferError saying what to install."""
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url)
+    except ImportError as exc:
+        raise TransferError(f"{redact(url)}: {exc}") from None
+    except ValueError as exc:  # an unknown protocol
+        raise TransferError(f"{redact(url)}: {exc}") from None
+
+
+def join(root: str, *parts: str) -> str:
+    """``root/part/...`` with single slashes (fsspec paths use ``/`` on every filesystem)."""
+    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a copy stands: bytes done of the whole checkpoint, and the file being sent."""
+
+    bytes_done: int
+    bytes_total: int
+    file: str
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    files_sent: int
+    """Files sent this time."""
+    files_skipped: int
+    """Files already at the far end, intact (an earlier, interrupted copy)."""
+    bytes_sent: int
+    bytes_total: int
+
+
+def read_manifest_at(fs: Any, directory: str) -> dict:
+    """The manifest of the checkpoint ``directory`` on ``fs``; ValueError when missing or unreadable."""
+    return _manifest_and_bytes(fs, directory)[0]
+
+
+def _manifest_and_bytes(fs: Any, directory: str) -> tuple[dict, bytes]:
+    path = join(directory, MANIFEST)
+    try:
+        with fs.open(path, "rb") as f:
+            raw = f.read()
+        manifest = json.loads(raw.decode("utf-8"))
+        if not isinstance(manifest.get("files"), dict):
+            raise ValueError("no 'files' table")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: missing (the checkpoint is not complete there)") from None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path}: unreadable ({exc})") from None
+    return manifest, raw
+
+
+def remote_sha256(fs: Any, path: str) -> str:
+    """The sha256 of ``path`` on ``fs``, read back in chunks."""
+    h = hashlib.sha256()
+    with fs.open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK_BYTES), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _intact(fs: Any, path: str, meta: dict) -> bool:
+    try:
+        if fs.size(path) != meta.get("size"):
+            return False
+        return remote_sha256(fs, path) == meta.get("sha256")
+    except (FileNotFoundError, OSError):
+        return False
+
+
+def verify_copy(fs: Any, directory: str, manifest: dict | None = None) -> list[str]:
+    """Problems of the copy at ``directory`` on ``fs`` against ``manifest`` (default: the manifest
+    found there); [] when every file is present with its size and sha256."""
+    if manifest is None:
+        try:
+            manifest = read_manifest_at(fs, directory)
+        except ValueError as exc:
+            return [str(exc)]
+    problems = []
+    for rel, meta in manifest["files"].items():
+        path = join(directory, rel)
+        if not fs.exists(path):
+            problems.append(f"{rel}: missing")
+        elif fs.size(path) != meta.get("size"):
+            problems.append(f"{rel}: size {fs.size(path)}, manifest says {meta.get('size')}")
+        elif remote_sha256(fs, path) != meta.get("sha256"):
+            problems.append(f"{rel}: sha256 differs from the manifest")
+    return problems
+
+
+def _send(src_fs: Any, src: str, dst_fs: Any, dst: str, expect_sha: str | None, on_bytes: Callable[[int], None]):
+    """One file: to ``dst.part`` (hashing what is sent), renamed into place, read back and checked."""
+    part = dst + PART_SUFFIX
+    parent = dst.rsplit("/", 1)[0]
+    if parent:
+        dst_fs.makedirs(parent, exist_ok=True)
+    h = hashlib.sha256()
+    with src_fs.open(src, "rb") as fin, dst_fs.open(part, "wb") as fout:
+        for block in iter(lambda: fin.read(CHUNK_BYTES), b""):
+            h.update(block)
+            fout.write(block)
+            on_bytes(len(block))
+    if expect_sha is not None and h.hexdigest() != expect_sha:
+        dst_fs.rm(part)
+        raise TransferError(f"{src}: changed while it was read (its sha256 is not the manifest's)")
+    if dst_fs.exists(dst):
+        dst_fs.rm(dst)
+    dst_fs.mv(part, dst)
+    if expect_sha is not None and remote_sha256(dst_fs, dst) != expect_sha:
+        raise TransferError(f"{dst}: the copy's sha256 differs from the manifest after writing")
+
+
+def retrying(
+    what: str,
+    attempt: Callable[[], Any],
+    retries: int = 5,
+    base_delay: float = 0.5,
+    max_delay: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[int, Exception, float], None] | None = None,
+) -> Any:
+    """``attempt()``, again after a failure (``retries`` more times), waiting ``base_delay * 2**n``
+    (at most ``max_delay``) with full jitter in between. The last failure raises TransferError
+    naming ``what``; ``on_retry(n, error, delay)`` hears of each retry."""
+    for n in range(retries + 1):
+        try:
+            return attempt()
+        except (OSError, TransferError, EOFError, ValueError, TimeoutError) as exc:
+            if n == retries:
+                raise TransferError(f"{what}: {exc} (gave up after {retries + 1} tries)") from exc
+            delay = random.uniform(0, min(max_delay, base_delay * 2**n))
+            if on_retry is not None:
+                on_retry(n + 1, exc, delay)
+            sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def copy_checkpoint(
+    src_fs: Any,
+    src_dir: str,
+    dst_fs: Any,
+    dst_dir: str,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    retries: int = 5,
+    base_delay: float = 0.5,
+    on_retry: Callable[[int, Exception, float], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CopyResult:
+    """Copy the checkpoint ``src_dir`` on ``src_fs`` to ``dst_dir`` on ``dst_fs``, verified, the
+    manifest last (see the module's docstring). The source must hold its manifest (a complete
+    checkpoint); ValueError otherwise. TransferError when a file cannot be copied after retries."""
+    manifest, manifest_bytes = _manifest_and_bytes(src_fs, src_dir)
+    files = manifest["files"]
+    total = sum(int(meta.get("size") or 0) for meta in files.values())
+    done, sent, skipped, sent_bytes = 0, 0, 0, 0
+    dst_label = redact(dst_dir) if "://" in dst_dir else dst_dir
+
+    for rel, meta in sorted(files.items()):
+        dst = join(dst_dir, rel)
+        size = int(meta.get("size") or 0)
+        if _intact(dst_fs, dst, meta):
+            skipped += 1
+            done += size
+            if progress is not None:
+                progress(Progress(done, total, rel))
+            continue
+        start = done
+
+        def attempt(rel=rel, dst=dst, start=start, meta=meta) -> None:
+            nonlocal done
+            done = start
+
+            def on_bytes(n: int) -> None:
+                nonlocal done
+                done += n
+                if progress is not None:
+                    progress(Progress(done, total, rel))
+
+            _send(src_fs, join(src_dir, rel), dst_fs, dst, meta.get("sha256"), on_bytes)
+
+        retrying(f"{rel} -> {dst_label}", attempt, retries, base_delay, on_retry=on_retry, sleep=sleep)
+        sent += 1
+        sent_bytes += size
+    # the manifest last (as it is, byte for byte): its presence at the far end says the copy is complete
+
+    def write_manifest() -> None:
+        path = join(dst_dir, MANIFEST)
+        with dst_fs.open(path + PART_SUFFIX, "wb") as f:
+            f.write(manifest_bytes)
+        if dst_fs.exists(path):
+            dst_fs.rm(path)
+        dst_fs.mv(path + PART_SUFFIX, path)
+
+    retrying(f"{MANIFEST} -> {dst_label}", write_manifest, retries, base_delay, on_retry=on_retry, sleep=sleep)
+    return CopyResult(files_sent=sent, files_skipped=skipped, bytes_sent=sent_bytes, bytes_total=total)

@@ -1,0 +1,151 @@
+"""engine.transfer on real directories (file://): a verified copy, the manifest last, resuming an
+interrupted copy without sending again what arrived intact, a corrupted far copy found and replaced,
+retries with backoff, and URLs shown without their secrets."""
+
+from __future__ import annotations
+
+import os
+
+import fsspec
+import pytest
+from fsspec.implementations.local import LocalFileSystem
+
+from engine.checkpoint_index import MANIFEST, write_manifest
+from engine.transfer import (
+    PART_SUFFIX,
+    TransferError,
+    copy_checkpoint,
+    open_url,
+    read_manifest_at,
+    redact,
+    retrying,
+    verify_copy,
+)
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    ckpt = tmp_path / "run" / "checkpoints" / "checkpoint-10"
+    (ckpt / "sub").mkdir(parents=True)
+    (ckpt / "model.safetensors").write_bytes(os.urandom(3 << 20))
+    (ckpt / "config.json").write_text('{"a": 1}\n')
+    (ckpt / "sub" / "x.bin").write_bytes(b"x" * 1000)
+    write_manifest(ckpt, 10)
+    return ckpt
+
+
+class FailingWrites(LocalFileSystem):
+    """A real local filesystem whose first ``fail`` opens for writing raise, as a dropped link does."""
+
+    cachable = False
+
+    def __init__(self, fail: int, **kwargs):
+        super().__init__(**kwargs)
+        self.fail = fail
+        self.writes = 0
+
+    def _open(self, path, mode="rb", **kwargs):
+        if "w" in mode:
+            self.writes += 1
+            if self.writes <= self.fail:
+                raise ConnectionResetError(f"connection dropped writing {path}")
+        return super()._open(path, mode, **kwargs)
+
+
+def test_copy_is_verified_and_the_manifest_comes_last(checkpoint, tmp_path):
+    local = fsspec.filesystem("file")
+    dst = str(tmp_path / "remote" / "checkpoint-10")
+    seen = []
+    result = copy_checkpoint(local, str(checkpoint), local, dst, progress=seen.append)
+    manifest = read_manifest_at(local, str(checkpoint))
+    assert result.files_sent == len(manifest["files"]) == 3 and result.files_skipped == 0
+    assert result.bytes_total == sum(m["size"] for m in manifest["files"].values()) == seen[-1].bytes_done
+    assert verify_copy(local, dst) == []
+    assert (tmp_path / "remote" / "checkpoint-10" / MANIFEST).read_bytes() == (checkpoint / MANIFEST).read_bytes()
+    assert not list((tmp_path / "remote").rglob(f"*{PART_SUFFIX}"))
+    done = [p.bytes_done for p in seen]
+    assert done == sorted(done)
+
+
+def test_an_interrupted_copy_resumes_and_a_corrupted_file_is_sent_again(checkpoint, tmp_path):
+    local = fsspec.filesystem("file")
+    dst = tmp_path / "remote" / "checkpoint-10"
+    copy_checkpoint(local, str(checkpoint), local, str(dst))
+    (dst / MANIFEST).unlink()  # as if the copy had stopped before its manifest
+    with open(dst / "model.safetensors", "r+b") as f:  # and one file arrived damaged
+        f.write(b"\0\0\0\0")
+    assert verify_copy(local, str(dst), read_manifest_at(local, str(checkpoint))) == [
+        "model.safetensors: sha256 differs from the manifest"
+    ]
+    again = copy_checkpoint(local, str(checkpoint), local, str(dst))
+    assert (again.files_sent, again.files_skipped) == (1, 2)
+    assert verify_copy(local, str(dst)) == []
+
+
+def test_a_dropped_connection_is_retried_with_backoff(checkpoint, tmp_path):
+    flaky = FailingWrites(fail=2)
+    local = fsspec.filesystem("file")
+    delays, retries = [], []
+    result = copy_checkpoint(
+        local,
+        str(checkpoint),
+        flaky,
+        str(tmp_path / "remote" / "c"),
+        base_delay=0.01,
+        sleep=delays.append,
+        on_retry=lambda n, exc, delay: retries.append((n, str(exc))),
+    )
+    assert result.files_sent == 3 and verify_copy(local, str(tmp_path / "remote" / "c")) == []
+    assert [n for n, _ in retries] == [1, 2] and "connection dropped" in retries[0][1]
+    assert all(0 <= d <= 0.01 * 2**i for i, d in enumerate(delays))
+
+
+def test_giving_up_names_the_file_and_the_destination(checkpoint, tmp_path):
+    with pytest.raises(TransferError, match=r"config\.json -> .*remote.*gave up after 3 tries"):
+        copy_checkpoint(
+            fsspec.filesystem("file"),
+            str(checkpoint),
+            FailingWrites(fail=100),
+            str(tmp_path / "remote"),
+            retries=2,
+            sleep=lambda s: None,
+        )
+    assert not (tmp_path / "remote" / MANIFEST).exists()
+
+
+def test_a_source_without_its_manifest_is_refused(checkpoint, tmp_path):
+    (checkpoint / MANIFEST).unlink()
+    local = fsspec.filesystem("file")
+    with pytest.raises(ValueError, match="manifest.json: missing"):
+        copy_checkpoint(local, str(checkpoint), local, str(tmp_path / "remote"))
+
+
+def test_retrying_waits_with_exponential_backoff_and_full_jitter():
+    calls, delays = [], []
+
+    def attempt():
+        calls.append(1)
+        if len(calls) < 4:
+            raise TimeoutError("slow")
+        return "ok"
+
+    assert retrying("x", attempt, retries=5, base_delay=1.0, max_delay=3.0, sleep=delays.append) == "ok"
+    assert len(delays) == 3 and all(0 <= d <= cap for d, cap in zip(delays, (1.0, 2.0, 3.0), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("sftp://me:hunter2@host:2222/backups", "sftp://me@host:2222/backups"),
+        ("s3://bucket/prefix?X-Amz-Signature=abc", "s3://bucket/prefix"),
+        ("file:///mnt/backup", "file:///mnt/backup"),
+        ("/plain/path", "/plain/path"),
+    ],
+)
+def test_redact_keeps_no_secret(url, shown):
+    assert redact(url) == shown
+
+
+def test_an_unknown_scheme_is_named():
+    with pytest.raises(TransferError, match="nosuch://x"):
+        open_url("nosuch://x/y")
