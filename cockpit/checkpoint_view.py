@@ -22,8 +22,9 @@ from typing import Any
 from cockpit.event_tail import EventTail
 from engine.checkpoint_compare import ComparedCheckpoint, compare_checkpoints
 from engine.checkpoint_index import CheckpointRecord, config_summary, list_checkpoints, read_manifest
-from engine.protocol import Checkpoint, Eval, Event, Metrics
+from engine.protocol import Checkpoint, Eval, Event, Metrics, Upload
 from engine.rundir import RunPaths
+from engine.upload_status import UploadFold
 
 #: Integrity of a checkpoint in the viewer, until and after it is verified.
 NOT_VERIFIED, CHECKING, VERIFIED, FAILED = "not verified", "checking…", "verified", "FAILED"
@@ -50,6 +51,8 @@ class CheckpointSource:
         self._tail = EventTail(self.paths.events)
         #: The events ``list_checkpoints`` describes checkpoints with (metrics, evals, checkpoints).
         self._events: list[Event] = []
+        #: The run's ``upload`` events, folded as read (progress events are not kept).
+        self._uploads = UploadFold()
         self._signature: tuple | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -73,10 +76,13 @@ class CheckpointSource:
             if signature == self._signature or self._closed:
                 return None
             self._signature = signature
-            self._events.extend(e for e in self._tail.read() if isinstance(e, Metrics | Eval | Checkpoint))
-            self.snapshot = ViewerSnapshot(
-                records=tuple(list_checkpoints(self.run_dir, self._events)), revision=self.snapshot.revision + 1
-            )
+            for event in self._tail.read():
+                if isinstance(event, Upload):
+                    self._uploads.apply(event)
+                elif isinstance(event, Metrics | Eval | Checkpoint):
+                    self._events.append(event)
+            records = list_checkpoints(self.run_dir, self._events, uploads=self._uploads)
+            self.snapshot = ViewerSnapshot(records=tuple(records), revision=self.snapshot.revision + 1)
             return self.snapshot
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 from cockpit.event_tail import DirWatch, EventTail
@@ -33,6 +34,7 @@ from engine.protocol import (
     make_command,
 )
 from engine.rundir import RunPaths, pid_alive, read_status
+from engine.upload_status import upload_count
 
 #: Seconds between looks at the file when no filesystem event comes (some network filesystems
 #: report none), and between liveness checks of the engine.
@@ -241,6 +243,8 @@ def summarize_run(run_dir: Path, state: RunState | None = None) -> dict:
         "last_checkpoint": max(saved, key=lambda c: c.step).path if saved else status.get("last_checkpoint"),
         "alive": bool(status.get("alive")),
         "updated": _last_change(run_dir),
+        # checkpoint copies at the upload targets by state: copies, done, uploading, queued, failed
+        "uploads": asdict(upload_count(state.uploads)),
     }
 
 

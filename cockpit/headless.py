@@ -26,6 +26,17 @@ def _ppl(value: float | None) -> str:
     return units.DASH if value is None else f"{value:.2f}"
 
 
+def _upload_line(event: P.Upload) -> str | None:
+    """A line when an upload ends (done and verified, or failed); queued and progress events are
+    not printed (progress comes about once a second per transfer)."""
+    if event.action == "done":
+        size = f" ({units.nbytes(event.bytes_total)})" if event.bytes_total is not None else ""
+        return f"upload done: {event.path} -> {event.target}{size}, verified"
+    if event.action == "failed":
+        return f"upload FAILED: {event.path} -> {event.target}: {event.error or 'unknown error'}"
+    return None
+
+
 def format_event(event: P.Event, max_steps: int | None) -> str | None:
     """One line for an event worth printing, or None. A value that was not finite (null on the
     wire) reads "nan" for a loss and "—" otherwise."""
@@ -48,6 +59,8 @@ def format_event(event: P.Event, max_steps: int | None) -> str | None:
         size = f" ({units.nbytes(event.size_bytes)})" if event.size_bytes else ""
         err = f": {event.error}" if event.error else ""
         return f"checkpoint {event.action}: {event.path}{size}{err}"
+    if isinstance(event, P.Upload):
+        return _upload_line(event)
     if isinstance(event, P.Eval):
         return f"eval at step {event.step}: loss {_loss(event.loss)}  ppl {_ppl(event.perplexity)}"
     if isinstance(event, P.Log) and event.level in ("warning", "error", "info"):

@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from engine import protocol as P
 from engine import units
 from engine.protocol import CONNECTING, DEAD, ENDED_STATES, TERMINAL_STATES
+from engine.upload_status import UploadCopy, UploadFold
 
 #: Log entries kept for the log tail.
 MAX_LOG_ENTRIES = 1000
@@ -44,6 +45,8 @@ class Checkpoint:
     size_bytes: int | None = None
     error: str | None = None
     ts: float | None = None
+    #: Its copy at each upload target (``engine.upload_status``), latest state each.
+    uploads: tuple[UploadCopy, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ class RunState:
 
     #: Checkpoints by step, in the order first seen.
     checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
+    #: Each checkpoint's copies at the upload targets (progress events collapse to the latest).
+    uploads: UploadFold = field(default_factory=UploadFold)
 
     logs: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=MAX_LOG_ENTRIES))
     log_total: int = 0
@@ -260,11 +265,13 @@ class RunState:
             self._log(ts, "error", f"checkpoint at step {step} failed: {ckpt.error or 'unknown error'}")
 
     def _on_upload(self, e: P.Upload, ts: float) -> None:
+        copy = self.uploads.apply(e)
         what = f"{e.path} → {e.target}"
         if e.action == "queued":
             self._log(ts, "upload", f"upload queued: {what}")
         elif e.action == "done":
-            self._log(ts, "upload", f"upload done: {what}")
+            size = f" ({units.nbytes(copy.bytes_total)}, verified)" if copy.bytes_total is not None else " (verified)"
+            self._log(ts, "upload", f"upload done: {what}{size}")
         elif e.action == "failed":
             self.errors += 1
             self._log(ts, "error", f"upload failed: {what}: {e.error or 'unknown error'}")
@@ -367,5 +374,6 @@ class RunState:
         )
 
     def checkpoint_rows(self) -> tuple[Checkpoint, ...]:
-        """Checkpoints, newest step first."""
-        return tuple(sorted(self.checkpoints.values(), key=lambda c: c.step, reverse=True))
+        """Checkpoints, newest step first, each with its upload copies."""
+        rows = sorted(self.checkpoints.values(), key=lambda c: c.step, reverse=True)
+        return tuple(replace(c, uploads=self.uploads.copies(c.path)) if c.path else c for c in rows)

@@ -18,8 +18,9 @@ from engine.atomic import atomic_write_text
 from engine.config import ConfigError, read_run_config
 from engine.digest import file_sha256
 from engine.eval_store import StoredEval, read_evals
-from engine.protocol import Checkpoint, Eval, Event, Metrics
+from engine.protocol import Checkpoint, Eval, Event, Metrics, Upload
 from engine.rundir import CHECKPOINT_PREFIX, RunPaths, checkpoint_step
+from engine.upload_status import UploadCopy, UploadFold
 
 MODEL_CONFIG = "config.json"  #: the model config (save_pretrained)
 WEIGHTS = "model.safetensors"  #: the weights (save_pretrained, safe serialization, one shard)
@@ -110,6 +111,8 @@ class CheckpointRecord:
     """The perplexity of the newest stored evaluation."""
     stored_eval_data: str | None = None
     """What the newest stored evaluation scored, in words (``held-out split``, ``file x.txt (sha256 ...)``)."""
+    uploads: tuple[UploadCopy, ...] = ()
+    """Its copy at each upload target, as the run's ``upload`` events tell it (``engine.upload_status``)."""
 
 
 def dir_size(path: Path) -> int:
@@ -125,12 +128,18 @@ def _written(path: Path) -> float:
 
 
 def list_checkpoints(
-    run_dir: str | os.PathLike, events: Iterable[Event], stored: list[StoredEval] | None = None
+    run_dir: str | os.PathLike,
+    events: Iterable[Event],
+    stored: list[StoredEval] | None = None,
+    uploads: UploadFold | None = None,
 ) -> list[CheckpointRecord]:
     """The checkpoints under ``run_dir/checkpoints``, oldest first, described with the run's
     ``events`` (the typed events of its events file) and its ``stored`` evaluations (read from its
-    ``evals/`` when None; unreadable ones are skipped)."""
+    ``evals/`` when None; unreadable ones are skipped). The ``upload`` events among ``events`` are
+    folded into ``uploads`` (a new fold when None): a caller that keeps the fold sees the copies of
+    checkpoints no longer on disk too, and one that follows a file passes each event once."""
     paths = RunPaths(Path(run_dir))
+    uploads = UploadFold() if uploads is None else uploads
     if stored is None:
         stored, _ = read_evals(paths.root)
     stored_by_step: dict[int, list[StoredEval]] = {}
@@ -147,6 +156,8 @@ def list_checkpoints(
             losses.append((event.step, event.loss))
         elif isinstance(event, Eval):
             evals[event.step] = event
+        elif isinstance(event, Upload):
+            uploads.apply(event)
     found = sorted(
         (step, p)
         for p in (paths.checkpoints.glob(f"{CHECKPOINT_PREFIX}*") if paths.checkpoints.is_dir() else ())
@@ -181,6 +192,7 @@ def list_checkpoints(
                 stored_eval_loss=newest.loss if newest else None,
                 stored_perplexity=newest.perplexity if newest else None,
                 stored_eval_data=newest.data.describe() if newest else None,
+                uploads=uploads.copies(paths.relative(path)),
             )
         )
     return records

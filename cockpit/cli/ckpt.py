@@ -1,5 +1,6 @@
 """`cockpit ckpt`: a run's checkpoints: `view` them full-screen (cockpit/cli/ckpt_view.py), `list` them, `show` one,
-`verify` one against its manifest, `compare` two; `export` one (cockpit/cli/ckpt_export.py), `plot` the run
+`verify` one against its manifest, `compare` two, `status`: each one's local and uploaded copies
+(cockpit/cli/ckpt_status.py); `export` one (cockpit/cli/ckpt_export.py), `plot` the run
 (cockpit/cli/ckpt_plot.py), `eval` one and `gate` it (cockpit/cli/ckpt_eval.py), `sample` one (cockpit/cli/ckpt_sample.py)."""
 
 from __future__ import annotations
@@ -262,6 +263,9 @@ def register(app: typer.Typer) -> None:
     ckpt_app.command("show")(show)
     ckpt_app.command("verify")(verify)
     ckpt_app.command("compare")(compare)
+    from cockpit.cli.ckpt_status import status_cmd
+
+    ckpt_app.command("status")(status_cmd)
     from cockpit.cli.ckpt_eval import eval_cmd, gate_cmd
     from cockpit.cli.ckpt_export import export
     from cockpit.cli.ckpt_plot import plot

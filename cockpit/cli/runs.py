@@ -48,12 +48,13 @@ def runs(
     runs_dir: Path = RUNS_DIR_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """List runs with state, step, last loss and last checkpoint."""
+    """List runs with state, step, last loss, last checkpoint and, where a run uploads, its copies' state."""
     import json
 
     from cockpit.client import iter_runs, summarize_run
     from engine import units
     from engine.protocol import DEAD
+    from engine.upload_status import UploadCount
 
     summaries = [summarize_run(r) for r in iter_runs(runs_dir)]
     if as_json:
@@ -72,20 +73,30 @@ def runs(
         ("step", "right"),
         ("loss", "right"),
         ("last checkpoint", "left"),
+        *([("uploads", "left")] if any(s["uploads"]["copies"] for s in summaries) else []),
     ):
         table.add_column(col, justify=justify)
     colors = {"running": "green", "finished": "cyan", "stopped": "yellow", "failed": "red", DEAD: "red"}
     for s in summaries:
         step = "--" if s["step"] is None else (f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"]))
         state = s["state"]
+        uploads = UploadCount(**s["uploads"])
         table.add_row(
             s["name"],
             f"[{colors.get(state, 'white')}]{state}[/]",
             step,
             units.loss(s["loss"]),
             s["last_checkpoint"] or "--",
+            *([_uploads_text(uploads)] if len(table.columns) > 5 else []),
         )
     Console().print(table)
+
+
+def _uploads_text(uploads) -> str:
+    """The uploads cell of ``cockpit runs``: ``3/3 uploaded``, ``1 failed · 2/3 uploaded`` in red, ``--`` without."""
+    if not uploads.copies:
+        return "--"
+    return f"[red]{uploads.text()}[/]" if uploads.failed else uploads.text()
 
 
 def stop(

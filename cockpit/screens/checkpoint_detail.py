@@ -1,5 +1,5 @@
-"""One checkpoint in full: the run and model it belongs to, its metrics, and its files with their
-sizes and sha256 from the manifest. ``escape`` goes back to the viewer."""
+"""One checkpoint in full: the run and model it belongs to, its metrics, its copy at each upload
+target, and its files with their sizes and sha256 from the manifest. ``escape`` goes back to the viewer."""
 
 from __future__ import annotations
 
@@ -19,6 +19,25 @@ from cockpit.widgets.checkpoint_list import perplexity
 from cockpit.widgets.key_bar import KeyBar
 from engine import units
 from engine.checkpoint_index import CheckpointRecord
+from engine.upload_status import UPLOADING, UploadCopy
+
+_UPLOAD_STYLE = {"done": "green", "failed": "bold red", "uploading": "yellow", "queued": "dim"}
+
+
+def render_uploads(copies: tuple[UploadCopy, ...]) -> Table:
+    """Each target's copy: its state (with the percent sent while uploading), bytes, and why it failed."""
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False, expand=True)
+    table.add_column("upload target", no_wrap=True, overflow="ellipsis", ratio=3)
+    table.add_column("state", no_wrap=True, width=15)
+    table.add_column("bytes", justify="right", no_wrap=True, width=17)
+    table.add_column("error", overflow="fold", ratio=2)
+    for c in copies:
+        state = c.state
+        if c.state == UPLOADING and c.fraction is not None:
+            state += f" {units.percent(100 * c.fraction)}"
+        sent = units.bytes_pair(c.bytes_done, c.bytes_total) if c.bytes_done is not None else units.DASH
+        table.add_row(c.target, Text(state, style=_UPLOAD_STYLE.get(c.state, "")), sent, Text(c.error or "", "red"))
+    return table
 
 
 def render_detail(detail: CheckpointDetail, integrity: str | None) -> Group:
@@ -64,7 +83,8 @@ def render_detail(detail: CheckpointDetail, integrity: str | None) -> Group:
         files.add_column("sha256", no_wrap=True, overflow="ellipsis", ratio=5, style="dim")
         for rel, size, sha in detail.files:
             files.add_row(rel, units.nbytes(size), sha or units.DASH)
-    return Group(head, Text(""), config, Text(""), metrics, *stored, Text(""), files)
+    uploads = [Text(""), render_uploads(r.uploads)] if r.uploads else []
+    return Group(head, Text(""), config, Text(""), metrics, *stored, *uploads, Text(""), files)
 
 
 class CheckpointDetailScreen(Screen):

@@ -1,7 +1,9 @@
 """The checkpoint viewer's table: one row per checkpoint of a run, newest first.
 
 Set ``view`` (a :class:`ListView`: the records, which are marked, each one's integrity, and the
-time the ages are counted from) to redraw; the row keys are the steps (``str(step)``).
+time the ages are counted from) to redraw; the row keys are the steps (``str(step)``). The upload
+column (``2/2 ✓``, ``↑ 45%``, ``queued``, ``✗ failed``: ``engine.upload_status.upload_cell``) shows
+once the run has uploaded anything.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from textual.widgets import DataTable
 from cockpit.checkpoint_view import CHECKING, FAILED, NOT_VERIFIED, VERIFIED
 from engine import units
 from engine.checkpoint_index import CheckpointRecord
+from engine.upload_status import upload_cell
 
 #: (key, header, width, right-aligned) of each column.
 COLUMNS = (
@@ -27,11 +30,14 @@ COLUMNS = (
     ("age", "written", 11, True),
     ("size", "size", 8, True),
     ("integrity", "integrity", 12, False),
+    ("upload", "upload", 8, False),
     ("flags", "", 11, False),
 )
 
 #: Columns left out below :data:`WIDE` cells (the detail pane shows them): the table fits 80 columns.
 NARROW_DROPS = frozenset({"ppl", "age", "size"})
+#: Columns shown only when some checkpoint of the run has an upload.
+UPLOAD_COLUMNS = frozenset({"upload"})
 WIDE = 96
 
 _INTEGRITY_STYLE = {VERIFIED: "green", FAILED: "bold red", CHECKING: "yellow", NOT_VERIFIED: "dim"}
@@ -78,12 +84,16 @@ class CheckpointList(DataTable):
     def on_resize(self) -> None:
         self._layout()
 
-    def _layout(self) -> None:
-        """The columns that fit the width (see :data:`NARROW_DROPS`), then the rows."""
+    def _layout(self) -> bool:
+        """The columns that fit the width (see :data:`NARROW_DROPS`) and the run (see
+        :data:`UPLOAD_COLUMNS`), then the rows; False when the columns were already those."""
         narrow = self.size.width < WIDE
-        keys = tuple(c[0] for c in COLUMNS if not (narrow and c[0] in NARROW_DROPS))
+        uploads = any(r.uploads for r in self.view.records)
+        keys = tuple(
+            c[0] for c in COLUMNS if not (narrow and c[0] in NARROW_DROPS) and (uploads or c[0] not in UPLOAD_COLUMNS)
+        )
         if keys == self._keys:
-            return
+            return False
         self._keys = keys
         keep = self.selected_step
         self.clear(columns=True)
@@ -91,9 +101,10 @@ class CheckpointList(DataTable):
             if key in keys:
                 self.add_column(Text(header, justify="right" if right else "left"), key=key, width=width)
         self._rebuild(keep)
+        return True
 
     def watch_view(self) -> None:
-        if self.is_mounted and self._keys:
+        if self.is_mounted and self._keys and not self._layout():
             self._rebuild()
 
     @property
@@ -123,6 +134,7 @@ class CheckpointList(DataTable):
                 "age": Text(age(view.now, r.written), justify="right"),
                 "size": Text(units.nbytes(r.size_bytes), justify="right"),
                 "integrity": Text(state, style=_INTEGRITY_STYLE.get(state, "")),
+                "upload": Text(*upload_cell(r.uploads)),
                 "flags": Text(flags, style="bold yellow" if r.best else ("red" if not r.complete else "")),
             }
             self.add_row(*(cells[k] for k in self._keys), key=str(r.step))

@@ -1,4 +1,6 @@
-"""The run's checkpoints, newest first: step, why it was written, size on disk, path."""
+"""The run's checkpoints, newest first: step, why it was written, size on disk, path; once the run
+uploads, each checkpoint's copies too (``↑ 45% 18.6 MiB``, ``2/2 ✓``, ``✗ failed``: the latest of its
+``upload`` events, ``engine.upload_status.upload_cell``), the size dropped where the panel is narrow."""
 
 from __future__ import annotations
 
@@ -10,6 +12,18 @@ from textual.widgets import DataTable
 from cockpit.run_state import Checkpoint
 from engine import units
 from engine.rundir import CHECKPOINTS
+from engine.upload_status import upload_cell
+
+#: (key, header, width, right-aligned) of each column, in order; "upload" only once the run uploads.
+COLUMNS = (
+    ("step", "Step", 7, True),
+    ("reason", "Reason", 8, False),
+    ("upload", "Upload", 14, False),
+    ("size", "Size", 8, True),
+    ("path", "Path", 18, False),
+)
+#: Cells below which the upload column is narrow (no bytes) and the size is left out: 80 columns.
+WIDE = 45
 
 
 def _short(path: str) -> str:
@@ -38,16 +52,37 @@ class CheckpointTable(DataTable):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=False, show_cursor=True)
         self._by_key: dict[str, Checkpoint] = {}
+        self._keys: tuple[str, ...] = ()
+        self._wide = True
 
     def on_mount(self) -> None:
-        self.add_column(Text("Step", justify="right"), key="step", width=7)
-        self.add_column("Reason", key="reason", width=8)
-        self.add_column(Text("Size", justify="right"), key="size", width=8)
-        self.add_column("Path", key="path", width=18)
+        self._layout()
+
+    def on_resize(self) -> None:
+        self._layout()
+
+    def _layout(self) -> bool:
+        """The columns for the width and the run (see :data:`COLUMNS`), then the rows; False when
+        they were already those."""
+        uploads = any(c.uploads for c in self.checkpoints)
+        wide = self.size.width >= WIDE
+        if not uploads:
+            keys = ("step", "reason", "size", "path")
+        else:
+            keys = ("step", "reason", "upload", "size", "path") if wide else ("step", "reason", "upload", "path")
+        if keys == self._keys and wide == self._wide:
+            return False
+        self._keys, self._wide = keys, wide
+        self.clear(columns=True)
+        for key, header, width, right in COLUMNS:
+            if key in keys:
+                width = width if key != "upload" or wide else 8
+                self.add_column(Text(header, justify="right" if right else "left"), key=key, width=width)
         self._rebuild()
+        return True
 
     def watch_checkpoints(self) -> None:
-        if self.is_mounted and self.columns:
+        if self.is_mounted and self._keys and not self._layout():
             self._rebuild()
 
     def _rebuild(self) -> None:
@@ -64,17 +99,22 @@ class CheckpointTable(DataTable):
                 style, reason = "dim strike", "pruned"
             else:
                 style, reason = "red", "failed"
-            self.add_row(
-                Text(f"{c.step:,}", style=style or "", justify="right"),
-                Text(reason, style="red" if c.action == "failed" else ("dim" if c.action == "pruned" else "")),
-                Text(
+            cells = {
+                "step": Text(f"{c.step:,}", style=style or "", justify="right"),
+                "reason": Text(
+                    reason, style="red" if c.action == "failed" else ("dim" if c.action == "pruned" else "")
+                ),
+                "upload": Text(*upload_cell(c.uploads, wide=self._wide)),
+                "size": Text(
                     units.nbytes(c.size_bytes) if c.size_bytes is not None else units.DASH,
                     style=style or "",
                     justify="right",
                 ),
-                Text(_short(c.path) if c.action != "failed" else (c.error or _short(c.path)), style=style or ""),
-                key=key,
-            )
+                "path": Text(
+                    _short(c.path) if c.action != "failed" else (c.error or _short(c.path)), style=style or ""
+                ),
+            }
+            self.add_row(*(cells[k] for k in self._keys), key=key)
         if self.row_count:
             self.move_cursor(row=min(max(cursor, 0), self.row_count - 1), animate=False)
         saved = [c for c in self.checkpoints if c.action == "saved"]
