@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from tui_helpers import GPU_H100, T0, finished_run, fixture_events, screen_still, wait_for, write_run
+from tui_helpers import GPU_H100, T0, finished_run, fixture_events, screen_still, wait_for, with_uploads, write_run
 
 from cockpit.app import make_app
 from cockpit.screens.confirm import ConfirmScreen
@@ -70,3 +70,34 @@ def test_stop_confirmation_dialog(snap_compare, tmp_path, size):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=ask)
+
+
+def _live(run, events) -> None:
+    """``run`` (written from ``events``) looks alive: its status.json names this process."""
+    import json
+    import os
+
+    status = json.loads((run / "status.json").read_text())
+    status["pid"] = os.getpid()
+    (run / "status.json").write_text(json.dumps(status))
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+def test_uploading_run(snap_compare, tmp_path, size):
+    """A live run at step 300 of 400 whose checkpoints upload to two targets: 100 done on both (and
+    pruned), 200 failed on one, 300 in progress (the checkpoint panel's upload column; at 80 columns
+    without the bytes and the size)."""
+    events = fixture_events(run="live-run", max_steps=400)
+    saved = next(i for i, e in enumerate(events) if e["type"] == "checkpoint" and e.get("step") == 300)
+    run = write_run(tmp_path / "live-run", with_uploads(events[: saved + 2]), state="running")
+    _live(run, events)
+    app = make_app(run)
+
+    async def loaded(pilot) -> None:
+        await wait_for(lambda: app.dashboard is not None and app.dashboard.caught_up, 20, what="the run")
+        app.dashboard.stop_following()
+        app.dashboard.clock = lambda: T0 + 80.0  # elapsed and ETA tick on the clock while running
+        app.dashboard.refresh_view()
+        await screen_still(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=loaded)

@@ -1,16 +1,13 @@
 """SVG snapshots of the checkpoint viewer: the list, a checkpoint's detail, a comparison and the plot,
-at 120x40 and 80x24. The run is written from fixed events with small checkpoint directories of fixed
+at 120x40 and 80x24 (the list and the detail of a run that uploads its checkpoints). The run is written from fixed events with small checkpoint directories of fixed
 bytes and manifest times, and the viewer's clock is pinned, so the pictures are the same everywhere.
 Regenerate after a deliberate visual change with
 ``pytest tests/test_viewer_snapshots.py --snapshot-update`` and look at the SVGs."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from tui_helpers import T0, fixture_events, screen_still, wait_for, write_run
+from tui_helpers import T0, fixture_events, screen_still, viewer_run, wait_for, with_uploads
 
 from cockpit.app import make_app
 from cockpit.screens.checkpoint_compare import CheckpointCompareScreen
@@ -18,30 +15,8 @@ from cockpit.screens.checkpoint_detail import CheckpointDetailScreen
 from cockpit.screens.checkpoint_plot import CheckpointPlotScreen
 from cockpit.screens.checkpoint_viewer import CheckpointViewerScreen
 from cockpit.widgets.checkpoint_list import CheckpointList
-from engine.checkpoint_index import write_manifest
 
 SIZES = [(120, 40), (80, 24)]
-MODEL_CONFIG = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
-
-
-def viewer_run(root: Path) -> Path:
-    """The fixture run of the dashboard snapshots (checkpoints saved at 100, 200 and 300, 100 pruned)
-    with the two kept checkpoint directories on disk: fixed files, a manifest, ``latest``."""
-    run = write_run(root / "demo-run", fixture_events(run="demo-run"))
-    for i, step in enumerate((200, 300)):
-        ckpt = run / "checkpoints" / f"checkpoint-{step}"
-        ckpt.mkdir(parents=True)
-        (ckpt / "config.json").write_text(json.dumps(MODEL_CONFIG, indent=1), encoding="utf-8")
-        (ckpt / "model.safetensors").write_bytes(bytes(range(256)) * (40 + 8 * i))
-        (ckpt / "training_state.pt").write_bytes(b"\x00" * 1000 * (3 + i))
-        write_manifest(ckpt, step)
-        manifest = json.loads((ckpt / "manifest.json").read_text())
-        manifest["created"] = T0 + 2.1 + step * 0.25 + 0.5
-        (ckpt / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-    (run / "checkpoints" / "latest").write_text("checkpoint-300\n", encoding="utf-8")
-    return run
-
-
 async def _list(pilot) -> CheckpointViewerScreen:
     app = pilot.app
     await wait_for(lambda: isinstance(app.screen, CheckpointViewerScreen) and app.screen.loaded, 10, what="the list")
@@ -60,7 +35,8 @@ def test_list(snap_compare, tmp_path, size):
         await pilot.press("space")
         await screen_still(pilot)
 
-    assert snap_compare(make_app(viewer_run(tmp_path), checkpoints=True), terminal_size=size, run_before=run_before)
+    run = viewer_run(tmp_path, with_uploads(fixture_events(run="demo-run")))
+    assert snap_compare(make_app(run, checkpoints=True), terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -71,7 +47,8 @@ def test_detail(snap_compare, tmp_path, size):
         await wait_for(lambda: isinstance(pilot.app.screen, CheckpointDetailScreen), 5, what="the detail")
         await screen_still(pilot)
 
-    assert snap_compare(make_app(viewer_run(tmp_path), checkpoints=True), terminal_size=size, run_before=run_before)
+    run = viewer_run(tmp_path, with_uploads(fixture_events(run="demo-run")))
+    assert snap_compare(make_app(run, checkpoints=True), terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.parametrize("size", SIZES)

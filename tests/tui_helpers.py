@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.checkpoint_index import write_manifest
 from engine.protocol import encode, make_event
 
 REPO = Path(__file__).resolve().parents[1]
@@ -159,6 +160,53 @@ def fixture_events(
     return out
 
 
+#: Upload targets of the fixture uploads (as the engine names them: credentials removed).
+TARGET_A = "file:///mnt/backup/runs"
+TARGET_B = "s3://ckpt-bucket/runs"
+UPLOAD_BYTES = 41_300_000
+
+
+def _ckpt(step: int) -> str:
+    return f"checkpoints/checkpoint-{step}"
+
+
+#: (action, step, target, bytes_done, error) of the fixture uploads of a run checkpointed at 100
+#: (later pruned), 200 and 300: 100 done on both targets (progress collapses to the latest), 200
+#: done on A and failed on B, 300 uploading to A (45%) and queued for B.
+UPLOAD_PLAN: tuple[tuple[str, int, str, int | None, str | None], ...] = (
+    ("queued", 100, TARGET_A, None, None),
+    ("queued", 100, TARGET_B, None, None),
+    ("progress", 100, TARGET_A, 10_000_000, None),
+    ("progress", 100, TARGET_A, 30_000_000, None),
+    ("done", 100, TARGET_A, UPLOAD_BYTES, None),
+    ("progress", 100, TARGET_B, 20_000_000, None),
+    ("done", 100, TARGET_B, UPLOAD_BYTES, None),
+    ("queued", 200, TARGET_A, None, None),
+    ("queued", 200, TARGET_B, None, None),
+    ("done", 200, TARGET_A, UPLOAD_BYTES, None),
+    ("progress", 200, TARGET_B, 5_000_000, None),
+    ("failed", 200, TARGET_B, None, "connection reset by peer (after 5 tries)"),
+    ("queued", 300, TARGET_A, None, None),
+    ("queued", 300, TARGET_B, None, None),
+    ("progress", 300, TARGET_A, 9_000_000, None),
+    ("progress", 300, TARGET_A, 18_585_000, None),
+)
+
+
+def with_uploads(events: list[dict], plan=UPLOAD_PLAN) -> list[dict]:
+    """``events`` followed by the ``upload`` events of ``plan`` (seq and time carry on, 0.5 s apart)."""
+    out = list(events)
+    run, seq, ts = out[-1]["run"], out[-1]["seq"], out[-1]["ts"]
+    for i, (action, step, target, done, error) in enumerate(plan, 1):
+        payload: dict[str, Any] = {"action": action, "path": _ckpt(step), "target": target}
+        if done is not None:
+            payload.update(bytes_done=done, bytes_total=UPLOAD_BYTES)
+        if error is not None:
+            payload["error"] = error
+        out.append(make_event("upload", run, seq + i, ts=round(ts + 0.5 * i, 3), **payload))
+    return out
+
+
 def write_run(run_dir: Path, events: list[dict], state: str | None = None) -> Path:
     """A run directory holding ``events`` and a status.json of a run whose engine has exited."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -178,6 +226,28 @@ def write_run(run_dir: Path, events: list[dict], state: str | None = None) -> Pa
     (run_dir / "status.json").write_text(json.dumps(status, indent=1) + "\n", encoding="utf-8")
     (run_dir / "run.yaml").write_text("name: demo-run\npreset: tiny\n", encoding="utf-8")
     return run_dir
+
+
+MODEL_CONFIG = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
+
+
+def viewer_run(root: Path, events: list[dict] | None = None) -> Path:
+    """The fixture run of the dashboard snapshots (checkpoints saved at 100, 200 and 300, 100 pruned)
+    with the two kept checkpoint directories on disk: fixed files, a manifest, ``latest``. ``events``:
+    the run's events instead of the fixture's (of the run named demo-run)."""
+    run = write_run(root / "demo-run", events if events is not None else fixture_events(run="demo-run"))
+    for i, step in enumerate((200, 300)):
+        ckpt = run / "checkpoints" / f"checkpoint-{step}"
+        ckpt.mkdir(parents=True)
+        (ckpt / "config.json").write_text(json.dumps(MODEL_CONFIG, indent=1), encoding="utf-8")
+        (ckpt / "model.safetensors").write_bytes(bytes(range(256)) * (40 + 8 * i))
+        (ckpt / "training_state.pt").write_bytes(b"\x00" * 1000 * (3 + i))
+        write_manifest(ckpt, step)
+        manifest = json.loads((ckpt / "manifest.json").read_text())
+        manifest["created"] = T0 + 2.1 + step * 0.25 + 0.5
+        (ckpt / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    (run / "checkpoints" / "latest").write_text("checkpoint-300\n", encoding="utf-8")
+    return run
 
 
 def finished_run(run_dir: Path, **kwargs: Any) -> Path:
