@@ -17,6 +17,8 @@ from cockpit.screens.checkpoint_viewer import CheckpointViewerScreen
 from cockpit.widgets.checkpoint_list import CheckpointList
 
 SIZES = [(120, 40), (80, 24)]
+
+
 async def _list(pilot) -> CheckpointViewerScreen:
     app = pilot.app
     await wait_for(lambda: isinstance(app.screen, CheckpointViewerScreen) and app.screen.loaded, 10, what="the list")

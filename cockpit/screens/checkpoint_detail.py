@@ -28,8 +28,8 @@ def render_uploads(copies: tuple[UploadCopy, ...]) -> Table:
     """Each target's copy: its state (with the percent sent while uploading), bytes, and why it failed."""
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False, expand=True)
     table.add_column("upload target", no_wrap=True, overflow="ellipsis", ratio=3)
-    table.add_column("state", no_wrap=True, width=15)
-    table.add_column("bytes", justify="right", no_wrap=True, width=17)
+    table.add_column("state", no_wrap=True, width=14)
+    table.add_column("bytes", justify="right", no_wrap=True, width=15)
     table.add_column("error", overflow="fold", ratio=2)
     for c in copies:
         state = c.state
