@@ -100,6 +100,11 @@ class UploadFold:
     def __bool__(self) -> bool:
         return bool(self._copies)
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UploadFold) and other._copies == self._copies
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
 
 def _percent(copies: tuple[UploadCopy, ...]) -> float | None:
     """Bytes sent over bytes to send, over every copy whose total is known, in percent."""
@@ -143,14 +148,11 @@ class UploadCount:
     failed: int = 0
 
     def text(self) -> str:
-        """``3/3 uploaded``, ``1 failed · 2/3 uploaded``, ``↑ 1 · 2/3 uploaded``; ``—`` without uploads."""
+        """``3/3 uploaded``, ``1 failed · 2/3 uploaded``; ``—`` without uploads."""
         if not self.copies:
             return units.DASH
-        parts = [f"{self.failed} failed"] if self.failed else []
-        if self.uploading:
-            parts.append(f"↑ {self.uploading}")
-        parts.append(f"{self.done}/{self.copies} uploaded")
-        return " · ".join(parts)
+        done = f"{self.done}/{self.copies} uploaded"
+        return f"{self.failed} failed · {done}" if self.failed else done
 
 
 def upload_count(fold: UploadFold) -> UploadCount:

@@ -68,7 +68,7 @@ def test_fold_failed_keeps_the_reason_until_retried_and_two_targets_add_up():
     assert upload_cell((b,))[0] == "↑ 50%"
     count = upload_count(fold)
     assert (count.copies, count.failed, count.uploading) == (2, 1, 1)
-    assert count.text() == "1 failed · ↑ 1 · 0/2 uploaded"
+    assert count.text() == "1 failed · 0/2 uploaded"
     # a retry clears the reason; a queued copy starts again from nothing sent
     retried = fold.apply(_up(5, "queued", TARGET_A))
     assert (retried.state, retried.error, retried.bytes_done) == (QUEUED, None, 0)
@@ -139,7 +139,7 @@ def test_ckpt_status_lists_every_copy_and_runs_counts_them(tmp_path):
 
     result = runner.invoke(cli, ["runs", "--runs-dir", str(tmp_path)], env={"COLUMNS": "160"})
     assert result.exit_code == 0 and "uploads" in result.output
-    assert "1 failed · ↑ 1 · 3/6 uploaded" in result.output
+    assert "1 failed · 3/6 uploaded" in result.output
     summary = json.loads(runner.invoke(cli, ["runs", "--runs-dir", str(tmp_path), "--json"]).output)[0]
     assert summary["uploads"] == {"copies": 6, "done": 3, "uploading": 1, "queued": 1, "failed": 1}
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from cockpit.cli.ckpt import JSON_OPTION
 from cockpit.cli.runs import RUNS_DIR_OPTION, find_run_or_exit
-from engine.upload_status import UploadCopy
+
+if TYPE_CHECKING:  # `cockpit --help` loads no pydantic: the protocol is imported when the command runs
+    from engine.upload_status import UploadCopy
 
 #: The local copy's state: on disk with its manifest, on disk without one (never finished), deleted
 #: by retention, gone for another reason; with ``--verify``: matches its manifest or not.
