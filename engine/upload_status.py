@@ -107,7 +107,7 @@ class UploadFold:
 
 
 def _percent(copies: tuple[UploadCopy, ...]) -> float | None:
-    """Bytes sent over bytes to send, over every copy whose total is known, in percent."""
+    """Bytes sent over bytes to send, over ``copies`` whose total is known, in percent."""
     known = [c for c in copies if c.bytes_total]
     total = sum(c.bytes_total or 0 for c in known)
     if not total:
@@ -116,8 +116,9 @@ def _percent(copies: tuple[UploadCopy, ...]) -> float | None:
 
 
 def upload_cell(copies: tuple[UploadCopy, ...], wide: bool = False) -> tuple[str, str]:
-    """A checkpoint's uploads in a table cell, and its style: ``—`` (none), ``failed``, ``↑ 45%``
-    (``wide``: with the bytes sent), ``queued``, ``2/2 ✓`` (every target done and verified). A failure
+    """A checkpoint's uploads in a table cell, and its style: ``—`` (none), ``✗ failed``, ``↑ 45%``
+    (how far the transfers under way are; ``wide``: with the bytes they sent), ``queued``, ``1/2 ✓``
+    (some targets done, the others waiting), ``2/2 ✓`` (every target done and verified). A failure
     shows first: it is what a person must act on."""
     if not copies:
         return units.DASH, "dim"
@@ -125,7 +126,7 @@ def upload_cell(copies: tuple[UploadCopy, ...], wide: bool = False) -> tuple[str
     if FAILED in states:
         return "✗ failed", "bold red"
     if UPLOADING in states:
-        pct = _percent(copies)
+        pct = _percent(tuple(c for c in copies if c.state == UPLOADING))
         text = "↑ " + (units.percent(pct) if pct is not None else "…")
         if wide:
             sent = sum(c.bytes_done or 0 for c in copies if c.state == UPLOADING)

@@ -66,6 +66,9 @@ def test_fold_failed_keeps_the_reason_until_retried_and_two_targets_add_up():
     assert (b.target, b.state) == (TARGET_B, UPLOADING)
     assert upload_cell((a, b)) == ("✗ failed", "bold red")  # a failure shows before progress
     assert upload_cell((b,))[0] == "↑ 50%"
+    waiting = UploadFold().apply(_up(9, "queued", TARGET_A, done=0))
+    assert upload_cell((b, waiting))[0] == "↑ 50%"  # the percent of the transfer under way
+    assert upload_cell((waiting,)) == ("queued", "dim")
     count = upload_count(fold)
     assert (count.copies, count.failed, count.uploading) == (2, 1, 1)
     assert count.text() == "1 failed · 0/2 uploaded"
@@ -85,7 +88,7 @@ def test_index_run_state_and_headless_read_the_same_uploads(tmp_path):
     assert sorted(records) == [200, 300]  # 100 was pruned
     assert [(c.target, c.state) for c in records[200].uploads] == [(TARGET_A, DONE), (TARGET_B, FAILED)]
     assert records[200].uploads[1].error == "connection reset by peer (after 5 tries)"
-    assert [(c.state, c.bytes_done) for c in records[300].uploads] == [(UPLOADING, 18_585_000), (QUEUED, None)]
+    assert [(c.state, c.bytes_done) for c in records[300].uploads] == [(UPLOADING, 18_585_000), (QUEUED, 0)]
 
     state = RunState()
     state.apply_all(events)

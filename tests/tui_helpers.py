@@ -174,33 +174,35 @@ def _ckpt(step: int) -> str:
 #: (later pruned), 200 and 300: 100 done on both targets (progress collapses to the latest), 200
 #: done on A and failed on B, 300 uploading to A (45%) and queued for B.
 UPLOAD_PLAN: tuple[tuple[str, int, str, int | None, str | None], ...] = (
-    ("queued", 100, TARGET_A, None, None),
-    ("queued", 100, TARGET_B, None, None),
+    ("queued", 100, TARGET_A, 0, None),
+    ("queued", 100, TARGET_B, 0, None),
     ("progress", 100, TARGET_A, 10_000_000, None),
     ("progress", 100, TARGET_A, 30_000_000, None),
     ("done", 100, TARGET_A, UPLOAD_BYTES, None),
     ("progress", 100, TARGET_B, 20_000_000, None),
     ("done", 100, TARGET_B, UPLOAD_BYTES, None),
-    ("queued", 200, TARGET_A, None, None),
-    ("queued", 200, TARGET_B, None, None),
+    ("queued", 200, TARGET_A, 0, None),
+    ("queued", 200, TARGET_B, 0, None),
     ("done", 200, TARGET_A, UPLOAD_BYTES, None),
     ("progress", 200, TARGET_B, 5_000_000, None),
     ("failed", 200, TARGET_B, None, "connection reset by peer (after 5 tries)"),
-    ("queued", 300, TARGET_A, None, None),
-    ("queued", 300, TARGET_B, None, None),
+    ("queued", 300, TARGET_A, 0, None),
+    ("queued", 300, TARGET_B, 0, None),
     ("progress", 300, TARGET_A, 9_000_000, None),
     ("progress", 300, TARGET_A, 18_585_000, None),
 )
 
 
 def with_uploads(events: list[dict], plan=UPLOAD_PLAN) -> list[dict]:
-    """``events`` followed by the ``upload`` events of ``plan`` (seq and time carry on, 0.5 s apart)."""
+    """``events`` followed by the ``upload`` events of ``plan`` (seq and time carry on, 0.5 s apart),
+    as the engine writes them: each with the bytes to send, and the bytes sent but when failed."""
     out = list(events)
     run, seq, ts = out[-1]["run"], out[-1]["seq"], out[-1]["ts"]
     for i, (action, step, target, done, error) in enumerate(plan, 1):
         payload: dict[str, Any] = {"action": action, "path": _ckpt(step), "target": target}
+        payload["bytes_total"] = UPLOAD_BYTES
         if done is not None:
-            payload.update(bytes_done=done, bytes_total=UPLOAD_BYTES)
+            payload["bytes_done"] = done
         if error is not None:
             payload["error"] = error
         out.append(make_event("upload", run, seq + i, ts=round(ts + 0.5 * i, 3), **payload))
