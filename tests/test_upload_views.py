@@ -182,3 +182,15 @@ async def test_the_viewer_shows_uploads_as_they_start(tmp_path):
         await wait_for(lambda: "connection reset" in screen_text(app), what="the failed target reason")
         text = screen_text(app)
         assert "upload target" in text and TARGET_A in text and "done" in text and "failed" in text
+
+
+async def test_the_home_counts_each_runs_uploads(tmp_path):
+    from cockpit.app import make_app
+    from cockpit.screens.home import HomeScreen
+
+    viewer_run(tmp_path / "runs", with_uploads(fixture_events(run="demo-run")))
+    app = make_app(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(120, 24)):
+        await wait_for(lambda: isinstance(app.screen, HomeScreen) and app.screen.summaries, what="the runs")
+        await wait_for(lambda: "1 failed · 3/6 uploaded" in screen_text(app), what="the uploads column")
+        assert "uploads" in screen_text(app)

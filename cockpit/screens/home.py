@@ -23,8 +23,9 @@ from cockpit.client import RunFolds, iter_runs, summarize_run
 from cockpit.screens.dashboard import OpenCheckpoints
 from cockpit.widgets.key_bar import KeyBar
 from engine import units
+from engine.upload_status import UploadCount
 
-#: The columns of the list of runs.
+#: The columns of the list of runs ("uploads" only while some run has uploaded: see ``cockpit runs``).
 COLUMNS = ("run", "state", "step", "loss", "last checkpoint", "updated")
 #: Seconds between re-reads of the runs.
 REFRESH_S = 3.0
@@ -104,7 +105,8 @@ class HomeScreen(Screen):
         table = self.query_one("#runs", DataTable)
         keep = table.cursor_row
         table.clear(columns=True)  # the columns fit what is shown now, not the widest value ever shown
-        table.add_columns(*COLUMNS)
+        uploads = any(s["uploads"]["copies"] for s in self.summaries)
+        table.add_columns(*COLUMNS, *(["uploads"] if uploads else []))
         now = self.clock()
         for s in self.summaries:
             step = (
@@ -114,7 +116,9 @@ class HomeScreen(Screen):
             state = f"[{style}]{s['state']}[/]" if style else s["state"]
             checkpoint = Path(s["last_checkpoint"]).name if s["last_checkpoint"] else "--"
             age = f"{units.duration(now - s['updated'])} ago" if s["updated"] else "--"
-            table.add_row(s["name"], state, step, units.loss(s["loss"]), checkpoint, age, key=s["path"])
+            count = UploadCount(**s["uploads"])
+            copies = [f"[red]{count.text()}[/]" if count.failed else count.text()] if uploads else []
+            table.add_row(s["name"], state, step, units.loss(s["loss"]), checkpoint, age, *copies, key=s["path"])
         if self.summaries:
             table.move_cursor(row=min(keep, len(self.summaries) - 1))
         self.query_one("#home-empty", Static).update(
