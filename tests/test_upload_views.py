@@ -130,6 +130,8 @@ def test_ckpt_status_lists_every_copy_and_runs_counts_them(tmp_path):
     listed = json.loads(runner.invoke(cli, ["ckpt", "list", str(run), "--json"]).output)
     assert {"step", "directory", "complete", "latest", "best", "uploads"} <= set(listed[0])
     assert listed[1]["uploads"] == by_step[300]["uploads"]
+    table = runner.invoke(cli, ["ckpt", "list", str(run)], env={"COLUMNS": "160"}).output
+    assert "upload" in table and "✗ failed" in table and "↑ 45%" in table
 
     (run / "checkpoints" / "checkpoint-200" / "config.json").write_text("{}")  # tampered
     result = runner.invoke(cli, ["ckpt", "status", str(run), "--verify"], env={"COLUMNS": "160"})

@@ -96,7 +96,10 @@ def list_cmd(
     table = Table(
         title=f"checkpoints of {run_dir}", title_justify="left", box=None, pad_edge=False, header_style="bold"
     )
+    from engine.upload_status import upload_cell
+
     stored = any(r.stored_evals for r in records)
+    uploaded = any(r.uploads for r in records)  # `ckpt status` has each target's copy
     numeric = ("step", "loss", "eval", "ppl", "stored", "size")
     for col in (
         "step",
@@ -107,6 +110,7 @@ def list_cmd(
         *(["stored"] if stored else []),
         "size",
         "written",
+        *(["upload"] if uploaded else []),
         "",
     ):
         table.add_column(col, justify="right" if col in numeric else "left", no_wrap=True)
@@ -121,6 +125,7 @@ def list_cmd(
             *([units.loss(r.stored_eval_loss) if r.stored_evals else "--"] if stored else []),
             units.nbytes(r.size_bytes),
             time.strftime("%m-%d %H:%M", time.localtime(r.written)),
+            *([upload_cell(r.uploads)[0] if r.uploads else "--"] if uploaded else []),
             " ".join(flags),
         )
     Console().print(table)
