@@ -54,16 +54,30 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def open_url(url: str) -> tuple[Any, str]:
-    """The fsspec filesystem of ``url`` and the path within it. A scheme whose library is missing
-    raises TransferError saying what to install."""
+#: What to install for a scheme whose library is an optional extra.
+MISSING_LIBRARY = {
+    "gs": "gcsfs is not installed; install it with: pip install 'cockpit[gcs]'",
+    "gcs": "gcsfs is not installed; install it with: pip install 'cockpit[gcs]'",
+}
+
+
+def open_url(url: str, **storage_options: Any) -> tuple[Any, str]:
+    """The fsspec filesystem of ``url`` and the path within it. ``storage_options`` go to the
+    filesystem (``skip_instance_cache=True`` for a fresh connection); an ``sftp://`` URL also gets
+    what the user's ssh config says of its host (``engine.sftp.sftp_options``). A scheme whose
+    library is missing raises TransferError saying what to install; so does an unreadable ssh config."""
     import fsspec
 
+    scheme = urlsplit(url).scheme
     try:
-        return fsspec.core.url_to_fs(url)
+        if scheme == "sftp":
+            from engine.sftp import sftp_options
+
+            storage_options = {**sftp_options(url), **storage_options}
+        return fsspec.core.url_to_fs(url, **storage_options)
     except ImportError as exc:
-        raise TransferError(f"{redact(url)}: {exc}") from None
-    except ValueError as exc:  # an unknown protocol
+        raise TransferError(f"{redact(url)}: {MISSING_LIBRARY.get(scheme) or exc}") from None
+    except ValueError as exc:  # an unknown protocol, an unreadable ssh config
         raise TransferError(f"{redact(url)}: {exc}") from None
 
 
