@@ -110,6 +110,12 @@ def read_manifest_at(fs: Any, directory: str) -> dict:
     return _manifest_and_bytes(fs, directory)[0]
 
 
+def read_manifest_and_bytes(fs: Any, directory: str) -> tuple[dict, bytes]:
+    """The manifest of ``directory`` on ``fs`` and its bytes as stored (to compare two copies byte
+    for byte); ValueError when missing or unreadable."""
+    return _manifest_and_bytes(fs, directory)
+
+
 def _manifest_and_bytes(fs: Any, directory: str) -> tuple[dict, bytes]:
     path = join(directory, MANIFEST)
     try:
