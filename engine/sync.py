@@ -55,7 +55,11 @@ def remote_checkpoints(fs: Any, run_root: str) -> list[int]:
     steps = []
     for entry in entries:
         step = checkpoint_step(entry["name"].rstrip("/").rsplit("/", 1)[-1])
-        if step is not None and entry.get("type") == "directory" and fs.exists(join(folder, checkpoint_name(step), MANIFEST)):
+        if (
+            step is not None
+            and entry.get("type") == "directory"
+            and fs.exists(join(folder, checkpoint_name(step), MANIFEST))
+        ):
             steps.append(step)
     return sorted(steps)
 

@@ -32,7 +32,9 @@ def free_port() -> int:
 
 
 def find_sshd() -> str | None:
-    return shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)), None)
+    return shutil.which("sshd") or next(
+        (p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)), None
+    )
 
 
 def sshd_or_skip() -> str:
@@ -49,7 +51,9 @@ def sshd_or_skip() -> str:
         )
         sshd = find_sshd()
     if sshd is None or shutil.which("ssh-keygen") is None:
-        pytest.skip("OpenSSH server (sshd, ssh-keygen) is not installed and could not be: apt-get install openssh-server")
+        pytest.skip(
+            "OpenSSH server (sshd, ssh-keygen) is not installed and could not be: apt-get install openssh-server"
+        )
     return sshd
 
 

@@ -88,7 +88,11 @@ def test_sync_watch_pulls_a_live_run_and_resumes_after_a_kill(make_run_dir, star
     (stopped / MANIFEST).unlink()
     (stopped / "config.json").write_text("{}")
     third = subprocess.run(
-        [sys.executable, "-m", "cockpit", "ckpt", "sync", url, str(dest)], cwd=REPO, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "cockpit", "ckpt", "sync", url, str(dest)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert third.returncode == 0, third.stderr
     assert f"{remote[1]}: resumed, verified: 1 file(s) sent" in third.stdout
@@ -103,7 +107,10 @@ def test_bad_input_exits_2_saying_what(tmp_path, sshd_server):
     cases = [
         ([f"{sshd_server.url}{tmp_path}/nope", str(tmp_path / "d")], "no such directory on 127.0.0.1"),
         ([f"{sshd_server.url}{tmp_path}", str(tmp_path / "d")], "not a run directory"),
-        ([f"sftp://{sshd_server.user}@127.0.0.1:{closed}/x", str(tmp_path / "d")], f"nothing answers on 127.0.0.1:{closed}"),
+        (
+            [f"sftp://{sshd_server.user}@127.0.0.1:{closed}/x", str(tmp_path / "d")],
+            f"nothing answers on 127.0.0.1:{closed}",
+        ),
         ([str(tmp_path), str(tmp_path / "a-file")], "is a file"),
         ([str(tmp_path), str(tmp_path / "d"), "--watch", "0"], "--watch 0"),
     ]

@@ -86,7 +86,12 @@ def _probe(id: str, url: str, shown: str, timeout: float, stage: list[str]) -> C
             fs.rm(probe)
         if back != payload:
             return result(
-                id, TITLE, "fail", f"{shown}: a probe file written there read back different", "check the target's storage", url=shown
+                id,
+                TITLE,
+                "fail",
+                f"{shown}: a probe file written there read back different",
+                "check the target's storage",
+                url=shown,
             )
         free = _free_bytes(fs, scheme, root)
     finally:
@@ -95,7 +100,12 @@ def _probe(id: str, url: str, shown: str, timeout: float, stage: list[str]) -> C
             client.close()
     space = f"{units.nbytes(free)} free" if free is not None else "free space unknown (not reported by the store)"
     return result(
-        id, TITLE, "ok", f"{shown}: reachable, writable (a probe file written, read back, removed); {space}", url=shown, free_bytes=free
+        id,
+        TITLE,
+        "ok",
+        f"{shown}: reachable, writable (a probe file written, read back, removed); {space}",
+        url=shown,
+        free_bytes=free,
     )
 
 
@@ -109,7 +119,9 @@ def _free_bytes(fs: Any, scheme: str, root: str) -> int | None:
     return None
 
 
-def explain(exc: BaseException, url: str, timeout: float = PROBE_TIMEOUT_S, connecting: bool = False) -> tuple[str, str]:
+def explain(
+    exc: BaseException, url: str, timeout: float = PROBE_TIMEOUT_S, connecting: bool = False
+) -> tuple[str, str]:
     """What ``exc``, raised reaching (``connecting``) or writing ``url``, means, and what to do about it."""
     from engine.transfer import TransferError
 
@@ -135,19 +147,31 @@ def explain(exc: BaseException, url: str, timeout: float = PROBE_TIMEOUT_S, conn
             "in ~/.ssh/config (or the file COCKPIT_SSH_CONFIG names)"
         )
     if name == "NoCredentialsError":
-        return "no credentials found", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or configure ~/.aws/credentials"
+        return (
+            "no credentials found",
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or configure ~/.aws/credentials",
+        )
     if scheme == "sftp" and connecting and isinstance(exc, FileNotFoundError):
         keys = _keys_tried(url)
         if "key file" in keys:
             return f"cannot log in: {keys}", "fix IdentityFile in your ssh config, or create the key (ssh-keygen)"
     if isinstance(exc, PermissionError):
         who = "these credentials" if scheme in ("s3", "s3a", "gs", "gcs") else "this user"
-        return f"permission denied writing under the target ({text})", f"give {who} write access there, or choose another target"
+        return (
+            f"permission denied writing under the target ({text})",
+            f"give {who} write access there, or choose another target",
+        )
     if scheme in ("s3", "s3a", "gs", "gcs") and (isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text):
         bucket = host
-        return f"the bucket {bucket!r} does not exist ({text})", f"create it (e.g. `aws s3 mb {scheme}://{bucket}`) or fix the URL"
+        return (
+            f"the bucket {bucket!r} does not exist ({text})",
+            f"create it (e.g. `aws s3 mb {scheme}://{bucket}`) or fix the URL",
+        )
     if isinstance(exc, FileNotFoundError):
-        return f"no such directory, and it could not be made ({text})", "create the directory, or fix the path in the URL"
+        return (
+            f"no such directory, and it could not be made ({text})",
+            "create the directory, or fix the path in the URL",
+        )
     return f"{name}: {text}", "check the URL, the server and the credentials"
 
 

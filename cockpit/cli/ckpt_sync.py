@@ -36,10 +36,16 @@ class Totals:
 
 
 def sync(
-    src_url: str = typer.Argument(..., metavar="SRC_URL", help="The remote run directory: sftp://[user@]host[:port]/abs/path/runs/RUN, "
-    "s3://bucket/prefix/RUN, file:///path, ... (the host's key from ~/.ssh/config; S3 from the AWS_* environment)."),
+    src_url: str = typer.Argument(
+        ...,
+        metavar="SRC_URL",
+        help="The remote run directory: sftp://[user@]host[:port]/abs/path/runs/RUN, "
+        "s3://bucket/prefix/RUN, file:///path, ... (the host's key from ~/.ssh/config; S3 from the AWS_* environment).",
+    ),
     dest: Path = typer.Argument(..., metavar="DIR", help="The local run directory to pull into (made when missing)."),
-    watch: float | None = typer.Option(None, "--watch", help="Look again every SECONDS until Ctrl-C.", metavar="SECONDS"),
+    watch: float | None = typer.Option(
+        None, "--watch", help="Look again every SECONDS until Ctrl-C.", metavar="SECONDS"
+    ),
 ) -> None:
     """Pull every complete checkpoint (manifest present, copy verified) of a run on another machine into
     DIR/checkpoints/, with its run.yaml and events.jsonl; an interrupted pull resumes without sending again
@@ -94,7 +100,9 @@ def _open_source(url: str, shown: str) -> tuple[Any, str]:
             fail(f"{shown}: no such directory on {urlsplit(url).hostname or 'this machine'}")
         run_yaml = RunPaths(Path(root)).run_yaml.name
         if not fs.exists(join(root, run_yaml)) and not fs.isdir(join(root, CHECKPOINTS)):
-            fail(f"{shown}: not a run directory (neither {run_yaml} nor {CHECKPOINTS}/ there); give the run's directory")
+            fail(
+                f"{shown}: not a run directory (neither {run_yaml} nor {CHECKPOINTS}/ there); give the run's directory"
+            )
     except typer.Exit:
         raise
     except Exception as exc:
