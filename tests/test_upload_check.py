@@ -71,3 +71,13 @@ def test_check_upload_reads_the_configs_targets(tmp_path):
     assert only.id == "upload.target.1" and only.status == "ok"
     (skip,) = check_upload(CheckContext(config_path=None, cfg=SimpleNamespace()))
     assert skip.status == "skip" and "no upload target" in skip.detail
+
+
+def test_free_space_is_weighed_against_the_checkpoints_uploaded(tmp_path):
+    url = f"file://{tmp_path}/t"
+    (none_fits,) = check_upload_targets([url], checkpoint_bytes=10**18, checkpoints=3)
+    assert none_fits.status == "fail" and none_fits.blocking and "not even one fits" in none_fits.detail
+    (some_fit,) = check_upload_targets([url], checkpoint_bytes=1, checkpoints=10**18)
+    assert some_fit.status == "warn" and not some_fit.blocking and "only" in some_fit.detail
+    (all_fit,) = check_upload_targets([url], checkpoint_bytes=1, checkpoints=3)
+    assert all_fit.status == "ok" and "the run uploads 3 checkpoint(s)" in all_fit.detail

@@ -35,13 +35,27 @@ def check_upload(ctx: CheckContext) -> list[CheckResult]:
         return [
             result("upload.target", TITLE, "skip", "no upload target configured: checkpoints stay in the run directory")
         ]
-    return check_upload_targets(targets)
+    each, count = None, 1
+    total_params = (ctx.model or {}).get("total_params")  # found by the memory check, which runs first
+    if total_params:
+        from cockpit.checks.machine import checkpoint_bytes
+
+        train = ctx.cfg.train
+        each = checkpoint_bytes(total_params)
+        count = (train.max_steps // train.save_every if train.save_every else 0) + 1  # each saved one, the final one
+    return check_upload_targets(targets, checkpoint_bytes=each, checkpoints=count)
 
 
-def check_upload_targets(urls: list[str], timeout: float = PROBE_TIMEOUT_S) -> list[CheckResult]:
+def check_upload_targets(
+    urls: list[str], timeout: float = PROBE_TIMEOUT_S, checkpoint_bytes: int | None = None, checkpoints: int = 1
+) -> list[CheckResult]:
     """One result per target URL (ids ``upload.target.1``, ``upload.target.2``, ...): ok when it
-    was reached and a probe file written, read back and removed there; a blocking fail otherwise."""
-    return [_check_one(f"upload.target.{i}", url, timeout) for i, url in enumerate(urls, start=1)]
+    was reached and a probe file written, read back and removed there; a blocking fail otherwise.
+    With ``checkpoint_bytes`` (the size of one checkpoint) and where the free space is known: a fail
+    when not even one fits, a warning when fewer than ``checkpoints`` (what the run will upload) do."""
+    return [
+        _check_one(f"upload.target.{i}", url, timeout, checkpoint_bytes, checkpoints) for i, url in enumerate(urls, 1)
+    ]
 
 
 def _storage_options(scheme: str, timeout: float) -> dict[str, Any]:
@@ -53,20 +67,51 @@ def _storage_options(scheme: str, timeout: float) -> dict[str, Any]:
     return options
 
 
-def _check_one(id: str, url: str, timeout: float) -> CheckResult:
+def _check_one(id: str, url: str, timeout: float, each: int | None, count: int) -> CheckResult:
     from engine.transfer import redact
+    from engine.units import nbytes
 
     shown = redact(url)
     stage = ["connect"]
     try:
-        return _probe(id, url, shown, timeout, stage)
+        free = _probe(url, timeout, stage)
+    except ReadBackDiffers:
+        return result(
+            id,
+            TITLE,
+            "fail",
+            f"{shown}: a probe file written there read back different",
+            "check the target's storage",
+            url=shown,
+        )
     except Exception as exc:  # a check never raises: whatever went wrong is the finding
         detail, fix = explain(exc, url, timeout, connecting=stage[0] == "connect")
         return result(id, TITLE, "fail", f"{shown}: {detail}", fix, url=shown)
+    detail = f"{shown}: reachable, writable (a probe file written, read back, removed); "
+    data = {"url": shown, "free_bytes": free, "checkpoint_bytes": each, "checkpoints": count}
+    if free is None:
+        return result(id, TITLE, "ok", detail + "free space unknown (not reported by the store)", **data)
+    detail += f"{nbytes(free)} free"
+    if each is None:
+        return result(id, TITLE, "ok", detail, **data)
+    detail += f"; the run uploads {count} checkpoint(s) of ~{nbytes(each)}"
+    if free < each:
+        return result(
+            id, TITLE, "fail", f"{detail}: not even one fits", "free space there, or choose another target", **data
+        )
+    if free < each * count:
+        fix = "free space there, or have older copies removed as the run goes"
+        return result(id, TITLE, "warn", f"{detail}: only {free // each} fit", fix, **data)
+    return result(id, TITLE, "ok", detail, **data)
 
 
-def _probe(id: str, url: str, shown: str, timeout: float, stage: list[str]) -> CheckResult:
-    from engine import units
+class ReadBackDiffers(Exception):
+    """The probe file read back from a target is not what was written."""
+
+
+def _probe(url: str, timeout: float, stage: list[str]) -> int | None:
+    """Reach ``url``, write a probe file there, read it back, remove it: the free bytes there (None
+    when the store does not say); ReadBackDiffers when the probe came back different."""
     from engine.transfer import join, open_url
 
     scheme = urlsplit(url).scheme or "file"
@@ -85,28 +130,12 @@ def _probe(id: str, url: str, shown: str, timeout: float, stage: list[str]) -> C
         finally:
             fs.rm(probe)
         if back != payload:
-            return result(
-                id,
-                TITLE,
-                "fail",
-                f"{shown}: a probe file written there read back different",
-                "check the target's storage",
-                url=shown,
-            )
-        free = _free_bytes(fs, scheme, root)
+            raise ReadBackDiffers
+        return _free_bytes(fs, scheme, root)
     finally:
         client = getattr(fs, "client", None)  # sftp: close the connection the check opened
         if client is not None and hasattr(client, "close"):
             client.close()
-    space = f"{units.nbytes(free)} free" if free is not None else "free space unknown (not reported by the store)"
-    return result(
-        id,
-        TITLE,
-        "ok",
-        f"{shown}: reachable, writable (a probe file written, read back, removed); {space}",
-        url=shown,
-        free_bytes=free,
-    )
 
 
 def _free_bytes(fs: Any, scheme: str, root: str) -> int | None:
