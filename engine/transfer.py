@@ -131,10 +131,22 @@ def _manifest_and_bytes(fs: Any, directory: str) -> tuple[dict, bytes]:
     return manifest, raw
 
 
+def pipelined(f: Any, reading: bool) -> Any:
+    """``f`` with paramiko's pipelining on when it is an SFTP file (fsspec leaves it off): reads
+    prefetched, writes not waiting for each acknowledgement; some 15x faster both ways. A write error
+    still raises, at close."""
+    if reading and hasattr(f, "prefetch"):
+        f.prefetch()
+    elif not reading and hasattr(f, "set_pipelined"):
+        f.set_pipelined(True)
+    return f
+
+
 def remote_sha256(fs: Any, path: str) -> str:
     """The sha256 of ``path`` on ``fs``, read back in chunks."""
     h = hashlib.sha256()
     with fs.open(path, "rb") as f:
+        pipelined(f, reading=True)
         for block in iter(lambda: f.read(CHUNK_BYTES), b""):
             h.update(block)
     return h.hexdigest()
@@ -177,6 +189,8 @@ def _send(src_fs: Any, src: str, dst_fs: Any, dst: str, expect_sha: str | None, 
         dst_fs.makedirs(parent, exist_ok=True)
     h = hashlib.sha256()
     with src_fs.open(src, "rb") as fin, dst_fs.open(part, "wb") as fout:
+        pipelined(fin, reading=True)
+        pipelined(fout, reading=False)
         for block in iter(lambda: fin.read(CHUNK_BYTES), b""):
             h.update(block)
             fout.write(block)

@@ -41,7 +41,7 @@ def lines_about(log: Path, state: str) -> list[str]:
 
 
 def test_sync_watch_pulls_a_live_run_and_resumes_after_a_kill(make_run_dir, start_engine, sshd_server, tmp_path):
-    run_dir = make_run_dir("live", {"train.max_steps": 24, "train.save_every": 4, "train.eval_every": 0})
+    run_dir = make_run_dir("live", {"train.max_steps": 12, "train.save_every": 3, "train.eval_every": 0})
     dest = tmp_path / "pulled"
     url = f"{sshd_server.url}{run_dir}"
     env = {**os.environ, **sshd_server.env}
@@ -57,7 +57,7 @@ def test_sync_watch_pulls_a_live_run_and_resumes_after_a_kill(make_run_dir, star
     second = start_sync(url, dest, second_log, env, "--watch", "0.1")
     assert engine.wait(timeout=120) == 0
     remote = sorted(p.name for p in RunPaths(run_dir).checkpoints.iterdir() if checkpoint_step(p.name) is not None)
-    assert len(remote) == 6
+    assert len(remote) == 4
 
     def all_named():
         text = second_log.read_text()
@@ -96,7 +96,7 @@ def test_sync_watch_pulls_a_live_run_and_resumes_after_a_kill(make_run_dir, star
     )
     assert third.returncode == 0, third.stderr
     assert f"{remote[1]}: resumed, verified: 1 file(s) sent" in third.stdout
-    assert "sync: 1 checkpoint(s) pulled, 5 already here; 1 file(s) sent" in third.stdout
+    assert "sync: 1 checkpoint(s) pulled, 3 already here; 1 file(s) sent" in third.stdout
     assert verify_copy(local, str(stopped)) == []
 
 
