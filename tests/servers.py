@@ -68,17 +68,33 @@ class SshServer:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
 
+    def stop(self) -> None:
+        """Stop the server and drop every connection it holds (its per-connection processes too)."""
+        import psutil
 
-def start_sshd(root: Path) -> SshServer:
+        children = psutil.Process(self.proc.pid).children(recursive=True)
+        self.proc.kill()
+        self.proc.wait(10)
+        for child in children:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+
+
+def start_sshd(root: Path, port: int | None = None) -> SshServer:
+    """An sshd with its keys and config in ``root`` (made there the first time; a second start in the
+    same ``root`` and ``port`` is the same server back after a stop)."""
     sshd = sshd_or_skip()
     keygen = ["ssh-keygen", "-q", "-t", "ed25519", "-N", ""]
     for name in ("host_key", "client_key"):
-        subprocess.run([*keygen, "-f", str(root / name)], check=True, capture_output=True)
+        if not (root / name).exists():
+            subprocess.run([*keygen, "-f", str(root / name)], check=True, capture_output=True)
     (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
     (root / "authorized_keys").chmod(0o600)
     if os.geteuid() == 0 and not PRIVSEP_DIR.is_dir():
         PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     (root / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host_key'}\n"
         f"AuthorizedKeysFile {root / 'authorized_keys'}\nPidFile {root / 'sshd.pid'}\n"
@@ -87,7 +103,7 @@ def start_sshd(root: Path) -> SshServer:
     )
     # what a user writes in ~/.ssh/config for the host
     (root / "ssh_config").write_text(f"Host 127.0.0.1\n  IdentityFile {root / 'client_key'}\n  IdentitiesOnly yes\n")
-    log = open(root / "sshd.log", "wb")
+    log = open(root / "sshd.log", "ab")
     proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(root / "sshd_config")], stdout=log, stderr=log)
     deadline = time.monotonic() + 10
     while True:

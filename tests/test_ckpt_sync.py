@@ -1,7 +1,8 @@
 """`cockpit ckpt sync` against a live run over SFTP (a real engine saving every few steps, a real
 sshd on loopback serving its run directory): each checkpoint pulled once it is complete, verified,
 never a half-written one; the sync killed (SIGKILL) and started again finishes without sending again
-what had verified, and a pull stopped before its manifest resumes per file. Bad input exits 2."""
+what had verified, and a pull stopped before its manifest resumes per file; the server going away
+and coming back is one warning and a reconnect. Bad input exits 2."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from helpers import wait_for
 from typer.testing import CliRunner
 
 from cockpit.cli import app
-from engine.checkpoint_index import MANIFEST
+from engine.checkpoint_index import MANIFEST, write_manifest
 from engine.rundir import RunPaths, checkpoint_step
 from engine.transfer import verify_copy
 
@@ -33,6 +34,14 @@ def start_sync(url: str, dest: Path, log: Path, env: dict[str, str], *extra: str
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def make_checkpoint(run: Path, step: int) -> None:
+    """A small complete checkpoint of ``step`` in the run directory ``run``."""
+    ckpt = RunPaths(run).checkpoint_dir(step)
+    ckpt.mkdir(parents=True)
+    (ckpt / "model.safetensors").write_bytes(os.urandom(20_000))
+    write_manifest(ckpt, step)
 
 
 def lines_about(log: Path, state: str) -> list[str]:
@@ -117,3 +126,32 @@ def test_bad_input_exits_2_saying_what(tmp_path, sshd_server):
     for args, message in cases:
         res = runner.invoke(app, ["ckpt", "sync", *args])
         assert res.exit_code == 2 and message in res.output, (args, res.output)
+
+
+def test_watch_rides_out_a_dropped_connection(tmp_path):
+    from servers import start_sshd
+
+    (tmp_path / "sshd").mkdir()
+    server = start_sshd(tmp_path / "sshd")  # its own server: this test stops it
+    run, dest, log = tmp_path / "run", tmp_path / "here", tmp_path / "sync.log"
+    make_checkpoint(run, 1)
+    (run / "run.yaml").write_text("name: run\n")
+    sync = start_sync(f"{server.url}{run}", dest, log, {**os.environ, **server.env}, "--watch", "0.1")
+    try:
+        wait_for(lambda: lines_about(log, "pulled"), timeout=30)
+        server.stop()  # the server goes away, every connection with it
+        make_checkpoint(run, 2)
+        wait_for(lambda: "warning:" in log.read_text(), timeout=30)
+        server = start_sshd(tmp_path / "sshd", server.port)
+        wait_for(lambda: "checkpoint-2" in lines_about(log, "pulled"), timeout=30)
+        sync.send_signal(signal.SIGINT)
+        assert sync.wait(timeout=30) == 0
+    finally:
+        if sync.poll() is None:
+            sync.kill()
+        server.stop()
+    out = log.read_text()
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert warnings and len(set(warnings)) == len(warnings), out  # said once, not once per look
+    assert "connection dropped" in warnings[0] and "trying again every 0.1 s" in warnings[0]
+    assert out.index("reached again") < out.index("checkpoint-2: pulled") and "sync: 2 checkpoint(s) pulled" in out

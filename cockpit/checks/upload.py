@@ -168,6 +168,10 @@ def explain(
         return f"nothing answers on {where} (connection refused)", "is the server running, and is the port right?"
     if isinstance(exc, (TimeoutError, socket.timeout)) or name in ("ConnectTimeoutError", "ReadTimeoutError"):
         return f"{where or url} did not answer within {timeout:g} s", "check the host is up and reachable from here"
+    if isinstance(exc, (EOFError, ConnectionResetError, BrokenPipeError)) or any(
+        s in text for s in ("Socket is closed", "connection dropped")
+    ):
+        return f"the connection dropped ({text})", "check the network and that the server is up"
     if name == "EndpointConnectionError":
         return f"cannot reach the endpoint ({text})", "check AWS_ENDPOINT_URL (or the endpoint in ~/.aws/config)"
     if name == "AuthenticationException":

@@ -62,20 +62,30 @@ def sync(
     fs, root = _open_source(src_url, shown)
     totals = Totals()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` ends it as Ctrl-C does: with the summary
+    said = None  # the last problem reported, so that a long outage is one warning, not one per look
     try:
         while True:
-            try:
-                _one_pass(fs, root, dest, totals)
-            except Exception as exc:  # the link dropped, the server went away: said, and tried again next look
+            error = None
+            if fs is None:
+                fs, error = _reconnect(src_url)
+                if fs is not None and said is not None:
+                    typer.echo(f"{shown}: reached again")
+                    said = None
+            if fs is not None:
+                try:
+                    _one_pass(fs, root, dest, totals)
+                except Exception as exc:  # the link dropped, the server went away: said, tried again next look
+                    fs, error = None, exc
+            if error is not None:
                 if watch is None:
-                    fail(f"{shown}: {_reason(exc, src_url)}", code=1)
-                typer.echo(f"warning: {shown}: {_reason(exc, src_url)}; trying again in {watch:g} s", err=True)
-                fs = None
+                    fail(f"{shown}: {_reason(error, src_url)}", code=1)
+                reason = _reason(error, src_url)
+                if reason != said:
+                    typer.echo(f"warning: {shown}: {reason}; trying again every {watch:g} s", err=True)
+                said = reason
             if watch is None:
                 break
             time.sleep(watch)
-            if fs is None:
-                fs = _reconnect(src_url)
     except KeyboardInterrupt:
         typer.echo("interrupted")
     typer.echo(totals.line(dest))
@@ -110,21 +120,20 @@ def _open_source(url: str, shown: str) -> tuple[Any, str]:
     return fs, root
 
 
-def _reconnect(url: str) -> Any:
+def _reconnect(url: str) -> tuple[Any, Exception | None]:
+    """A fresh connection to the source: ``(fs, None)``, or ``(None, why not)``."""
     from engine.transfer import open_url
 
     try:
-        return open_url(url, skip_instance_cache=True)[0]
-    except Exception:
-        return None  # still away: the next pass says so
+        return open_url(url, skip_instance_cache=True)[0], None
+    except Exception as exc:
+        return None, exc
 
 
 def _one_pass(fs: Any, root: str, dest: Path, totals: Totals) -> None:
     from engine import units
     from engine.sync import mark_latest, pull_checkpoint, pull_run_files, remote_checkpoints
 
-    if fs is None:
-        raise ConnectionError("not connected")
     pull_run_files(fs, root, dest)
     for step in remote_checkpoints(fs, root):
         name = f"checkpoint-{step}"
