@@ -5,8 +5,8 @@ configuration, and the free space of a directory on the server. Torch-free.
 the ssh configuration the user already has, so that a host ``ssh host`` reaches is a host an upload
 reaches: ``~/.ssh/config`` (or the file ``COCKPIT_SSH_CONFIG`` names) gives ``HostName``, ``User``,
 ``Port`` and ``IdentityFile`` for a ``Host`` entry matching the URL's host; without an
-``IdentityFile`` paramiko tries the ssh agent and ``~/.ssh/id_*`` as ``ssh`` does. A password is never
-read from a URL or a config: keys or the agent only.
+``IdentityFile`` paramiko tries the ssh agent and ``~/.ssh/id_*`` as ``ssh`` does. Nothing here
+supplies a password: keys or the agent.
 """
 
 from __future__ import annotations

@@ -137,8 +137,6 @@ def _one_pass(fs: Any, root: str, dest: Path, totals: Totals) -> None:
     pull_run_files(fs, root, dest)
     for step in remote_checkpoints(fs, root):
         name = f"checkpoint-{step}"
-        if name in totals.pulled or name in totals.here:
-            continue
         last = [time.monotonic()]
 
         def progress(p, name=name, last=last) -> None:
@@ -151,9 +149,10 @@ def _one_pass(fs: Any, root: str, dest: Path, totals: Totals) -> None:
         if got.state == "vanished":
             typer.echo(f"{name}: gone at the source (pruned) before it was pulled; skipped")
             continue
-        if got.state == "here":
-            totals.here.append(name)
-            typer.echo(f"{name}: already here ({got.files_skipped} files, {units.nbytes(got.bytes_total)})")
+        if got.state == "here":  # each look compares the manifests: a checkpoint saved again is pulled again
+            if name not in totals.here and name not in totals.pulled:
+                totals.here.append(name)
+                typer.echo(f"{name}: already here ({got.files_skipped} files, {units.nbytes(got.bytes_total)})")
         else:
             totals.pulled.append(name)
             totals.files_sent += got.files_sent
