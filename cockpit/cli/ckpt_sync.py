@@ -61,7 +61,8 @@ def sync(
     shown = redact(src_url)
     fs, root = _open_source(src_url, shown)
     totals = Totals()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` ends it as Ctrl-C does: with the summary
+    # `kill` ends it as Ctrl-C does: with the summary
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if watch is not None else False
     said = None  # the last problem reported, so that a long outage is one warning, not one per look
     try:
         while True:
@@ -88,6 +89,9 @@ def sync(
             time.sleep(watch)
     except KeyboardInterrupt:
         typer.echo("interrupted")
+    finally:
+        if previous is not False:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     typer.echo(totals.line(dest))
 
 
