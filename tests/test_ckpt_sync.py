@@ -96,16 +96,10 @@ def test_sync_watch_pulls_a_live_run_and_resumes_after_a_kill(make_run_dir, star
     stopped = RunPaths(dest).checkpoints / remote[1]
     (stopped / MANIFEST).unlink()
     (stopped / "config.json").write_text("{}")
-    third = subprocess.run(
-        [sys.executable, "-m", "cockpit", "ckpt", "sync", url, str(dest)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert third.returncode == 0, third.stderr
-    assert f"{remote[1]}: resumed, verified: 1 file(s) sent" in third.stdout
-    assert "sync: 1 checkpoint(s) pulled, 3 already here; 1 file(s) sent" in third.stdout
+    third = CliRunner().invoke(app, ["ckpt", "sync", url, str(dest)])  # sshd_server's ssh config is in os.environ
+    assert third.exit_code == 0, third.output
+    assert f"{remote[1]}: resumed, verified: 1 file(s) sent" in third.output
+    assert "sync: 1 checkpoint(s) pulled, 3 already here; 1 file(s) sent" in third.output
     assert verify_copy(local, str(stopped)) == []
 
 
