@@ -54,16 +54,30 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def open_url(url: str) -> tuple[Any, str]:
-    """The fsspec filesystem of ``url`` and the path within it. A scheme whose library is missing
-    raises TransferError saying what to install."""
+#: What to install for a scheme whose library is an optional extra.
+MISSING_LIBRARY = {
+    "gs": "gcsfs is not installed; install it with: pip install 'cockpit[gcs]'",
+    "gcs": "gcsfs is not installed; install it with: pip install 'cockpit[gcs]'",
+}
+
+
+def open_url(url: str, **storage_options: Any) -> tuple[Any, str]:
+    """The fsspec filesystem of ``url`` and the path within it. ``storage_options`` go to the
+    filesystem (``skip_instance_cache=True`` for a fresh connection); an ``sftp://`` URL also gets
+    what the user's ssh config says of its host (``engine.sftp.sftp_options``). A scheme whose
+    library is missing raises TransferError saying what to install; so does an unreadable ssh config."""
     import fsspec
 
+    scheme = urlsplit(url).scheme
     try:
-        return fsspec.core.url_to_fs(url)
+        if scheme == "sftp":
+            from engine.sftp import sftp_options
+
+            storage_options = {**sftp_options(url), **storage_options}
+        return fsspec.core.url_to_fs(url, **storage_options)
     except ImportError as exc:
-        raise TransferError(f"{redact(url)}: {exc}") from None
-    except ValueError as exc:  # an unknown protocol
+        raise TransferError(f"{redact(url)}: {MISSING_LIBRARY.get(scheme) or exc}") from None
+    except ValueError as exc:  # an unknown protocol, an unreadable ssh config
         raise TransferError(f"{redact(url)}: {exc}") from None
 
 
@@ -96,6 +110,12 @@ def read_manifest_at(fs: Any, directory: str) -> dict:
     return _manifest_and_bytes(fs, directory)[0]
 
 
+def read_manifest_and_bytes(fs: Any, directory: str) -> tuple[dict, bytes]:
+    """The manifest of ``directory`` on ``fs`` and its bytes as stored (to compare two copies byte
+    for byte); ValueError when missing or unreadable."""
+    return _manifest_and_bytes(fs, directory)
+
+
 def _manifest_and_bytes(fs: Any, directory: str) -> tuple[dict, bytes]:
     path = join(directory, MANIFEST)
     try:
@@ -111,10 +131,22 @@ def _manifest_and_bytes(fs: Any, directory: str) -> tuple[dict, bytes]:
     return manifest, raw
 
 
+def pipelined(f: Any, reading: bool) -> Any:
+    """``f`` with paramiko's pipelining on when it is an SFTP file (fsspec leaves it off): reads
+    prefetched, writes not waiting for each acknowledgement; some 15x faster both ways. A write error
+    still raises, at close."""
+    if reading and hasattr(f, "prefetch"):
+        f.prefetch()
+    elif not reading and hasattr(f, "set_pipelined"):
+        f.set_pipelined(True)
+    return f
+
+
 def remote_sha256(fs: Any, path: str) -> str:
     """The sha256 of ``path`` on ``fs``, read back in chunks."""
     h = hashlib.sha256()
     with fs.open(path, "rb") as f:
+        pipelined(f, reading=True)
         for block in iter(lambda: f.read(CHUNK_BYTES), b""):
             h.update(block)
     return h.hexdigest()
@@ -157,6 +189,8 @@ def _send(src_fs: Any, src: str, dst_fs: Any, dst: str, expect_sha: str | None, 
         dst_fs.makedirs(parent, exist_ok=True)
     h = hashlib.sha256()
     with src_fs.open(src, "rb") as fin, dst_fs.open(part, "wb") as fout:
+        pipelined(fin, reading=True)
+        pipelined(fout, reading=False)
         for block in iter(lambda: fin.read(CHUNK_BYTES), b""):
             h.update(block)
             fout.write(block)

@@ -10,6 +10,8 @@ Fixtures:
                     process still running at the end of the session is killed; only for tests where
                     the process is the point (signals, kill, the socket, launch, the lock, several
                     processes): anything else trains in-process with helpers.train_in_process(run_dir)
+  sshd_server       (session) a real OpenSSH sshd on 127.0.0.1 with a throwaway key (sftp:// tests)
+  s3_server         (session) moto's S3-compatible server on loopback (s3:// tests)
 """
 
 from __future__ import annotations
@@ -101,3 +103,41 @@ def chat_checkpoint(tmp_path_factory) -> Path:
     ckpt = latest_checkpoint(run_dir)
     assert ckpt is not None
     return ckpt
+
+
+@pytest.fixture(scope="session")
+def sshd_server(tmp_path_factory):
+    """A real OpenSSH sshd on 127.0.0.1 with a throwaway key pair (tests/servers.py): ``.url`` is
+    ``sftp://USER@127.0.0.1:PORT``; its ssh client config (``COCKPIT_SSH_CONFIG``) is set in this
+    process's environment for the session and in ``.env`` for subprocesses."""
+    from servers import start_sshd
+
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    saved = {key: os.environ.get(key) for key in server.env}
+    os.environ.update(server.env)
+    yield server
+    _restore_env(saved)
+    server.proc.terminate()
+    server.proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3-compatible server on loopback (tests/servers.py), reached through the ``AWS_*``
+    environment (``AWS_ENDPOINT_URL``), set in this process for the session and in ``.env``."""
+    from servers import start_s3
+
+    server = start_s3()
+    saved = {key: os.environ.get(key) for key in server.env}
+    os.environ.update(server.env)
+    yield server
+    _restore_env(saved)
+    server.server.stop()
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

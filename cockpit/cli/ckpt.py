@@ -1,7 +1,8 @@
 """`cockpit ckpt`: a run's checkpoints: `view` them full-screen (cockpit/cli/ckpt_view.py), `list` them, `show` one,
 `verify` one against its manifest, `compare` two, `status`: each one's local and uploaded copies
 (cockpit/cli/ckpt_status.py); `export` one (cockpit/cli/ckpt_export.py), `plot` the run
-(cockpit/cli/ckpt_plot.py), `eval` one and `gate` it (cockpit/cli/ckpt_eval.py), `sample` one (cockpit/cli/ckpt_sample.py)."""
+(cockpit/cli/ckpt_plot.py), `eval` one and `gate` it (cockpit/cli/ckpt_eval.py), `sample` one
+(cockpit/cli/ckpt_sample.py), `sync` a remote run's checkpoints here (cockpit/cli/ckpt_sync.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from cockpit.cli.runs import RUNS_DIR_OPTION, find_run_or_exit
 
 ckpt_app = typer.Typer(
     help="A run's checkpoints: view them full-screen, list them, show one, verify, compare, export, evaluate and gate "
-    "one, sample from one, plot the run.",
+    "one, sample from one, plot the run, see each one's copies (status), sync a remote run's checkpoints here.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -282,4 +283,7 @@ def register(app: typer.Typer) -> None:
     from cockpit.cli.ckpt_sample import sample
 
     ckpt_app.command("sample")(sample)
+    from cockpit.cli.ckpt_sync import sync
+
+    ckpt_app.command("sync")(sync)
     app.add_typer(ckpt_app, name="ckpt")

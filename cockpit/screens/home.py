@@ -63,7 +63,7 @@ class NewRun(Message):
 class HomeScreen(Screen):
     BINDINGS = [
         Binding("n", "new_run", "New run"),
-        Binding("enter", "open_run", "Open", show=True),
+        Binding("enter", "open_run", "Open", priority=True),  # over the table's own (hidden) enter, so it shows
         Binding("v", "checkpoints", "View checkpoints"),
         Binding("r", "refresh", "Refresh"),
     ]
