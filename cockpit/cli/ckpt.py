@@ -1,6 +1,7 @@
 """`cockpit ckpt`: a run's checkpoints: `view` them full-screen (cockpit/cli/ckpt_view.py), `list` them, `show` one,
 `verify` one against its manifest, `compare` two; `export` one (cockpit/cli/ckpt_export.py), `plot` the run
-(cockpit/cli/ckpt_plot.py), `eval` one and `gate` it (cockpit/cli/ckpt_eval.py), `sample` one (cockpit/cli/ckpt_sample.py)."""
+(cockpit/cli/ckpt_plot.py), `eval` one and `gate` it (cockpit/cli/ckpt_eval.py), `sample` one (cockpit/cli/ckpt_sample.py),
+`upload` them (cockpit/cli/ckpt_upload.py)."""
 
 from __future__ import annotations
 
@@ -273,4 +274,7 @@ def register(app: typer.Typer) -> None:
     from cockpit.cli.ckpt_sample import sample
 
     ckpt_app.command("sample")(sample)
+    from cockpit.cli.ckpt_upload import upload
+
+    ckpt_app.command("upload")(upload)
     app.add_typer(ckpt_app, name="ckpt")
