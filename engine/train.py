@@ -62,7 +62,7 @@ def run(
     if main_process and cfg.upload.targets:
         from engine.uploads import Uploader
 
-        uploader = Uploader(paths, cfg.upload.targets, cfg.upload.retries, bus.emit)
+        uploader = Uploader(paths, cfg.upload.targets, cfg.upload.retries, bus.emit, log=trainer.info)
         trainer.checkpoints.uploads = uploader
 
     def finish_uploads() -> None:  # idempotent; before the terminal status, so its events precede it

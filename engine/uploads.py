@@ -55,8 +55,10 @@ class Uploader:
         emit: Callable[..., Any],
         base_delay: float = 0.5,
         run_id: str | None = None,
+        log: Callable[..., None] | None = None,
     ):
         self.paths, self.targets, self.retries, self.emit = paths, list(targets), retries, emit
+        self._log = log
         self.base_delay = base_delay
         self.run_id = run_id or paths.run_id
         self.queue = UploadQueue(paths)
@@ -72,7 +74,11 @@ class Uploader:
     # --- the training side ---------------------------------------------------------------------
 
     def log(self, message: str, level: str = "info") -> None:
-        self.emit("log", level=level, message=message)
+        """A ``log`` event (through ``log`` when given: the engine's, which also writes engine.log)."""
+        if self._log is not None:
+            self._log(message, level=level)
+        else:
+            self.emit("log", level=level, message=message)
 
     def start(self, steps: list[int] | None = None, background: bool = True, again: bool = False) -> None:
         """Queue ``steps`` (default: every complete local checkpoint) for every target where its copy is
@@ -102,7 +108,11 @@ class Uploader:
         for target in self.targets:
             self._enqueue(step, target, again=True)
         for entry in self.queue.entries():
-            if entry.state == "failed" and entry.target in self.targets and self.paths.checkpoint_dir(entry.step).is_dir():
+            if (
+                entry.state == "failed"
+                and entry.target in self.targets
+                and self.paths.checkpoint_dir(entry.step).is_dir()
+            ):
                 self._enqueue(entry.step, entry.target)
 
     def hold_reason(self, step: int) -> str | None:
@@ -174,7 +184,12 @@ class Uploader:
                 last[0] = now
                 self.queue.set(step, target, "uploading", durable=False, bytes_done=p.bytes_done)
                 self.emit(
-                    "upload", action="progress", path=rel, target=shown, bytes_done=p.bytes_done, bytes_total=p.bytes_total
+                    "upload",
+                    action="progress",
+                    path=rel,
+                    target=shown,
+                    bytes_done=p.bytes_done,
+                    bytes_total=p.bytes_total,
                 )
 
         def on_retry(n: int, exc: Exception, delay: float) -> None:

@@ -16,13 +16,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import events_of, wait_for
 from typer.testing import CliRunner
 
 from cockpit.cli import app
 from engine.transfer import open_url, verify_copy
 from engine.upload_queue import UploadQueue
 from engine.uploads import remote_dir
-from helpers import events_of, wait_for
 
 runner = CliRunner()
 
@@ -108,10 +108,13 @@ def test_retention_keeps_an_unverified_checkpoint_and_prunes_it_once_verified(up
     step = int(events[kept[0]]["message"].split()[1].rsplit("-", 1)[1])
     path = f"checkpoints/checkpoint-{step}"
     verified = next(
-        i for i, e in enumerate(events) if e["type"] == "upload" and e["action"] == "done" and e["path"] == path
-        and e["target"] == flaky
+        i
+        for i, e in enumerate(events)
+        if e["type"] == "upload" and e["action"] == "done" and e["path"] == path and e["target"] == flaky
     )
-    pruned = next(i for i, e in enumerate(events) if e["type"] == "checkpoint" and e["action"] == "pruned" and e["path"] == path)
+    pruned = next(
+        i for i, e in enumerate(events) if e["type"] == "checkpoint" and e["action"] == "pruned" and e["path"] == path
+    )
     assert failed[0] < kept[0] < verified < pruned  # deleted only after its copy verified
     assert sorted(p.name for p in (run_dir / "checkpoints").glob("checkpoint-*")) == ["checkpoint-20"]
 
@@ -180,9 +183,11 @@ def test_config_refuses_a_target_with_credentials(tmp_path):
 
 def test_engine_killed_mid_upload_resumes_without_resending_verified_files(make_run_dir, start_engine, tmp_path):
     """The first copy blocks on a FIFO where its weights go (a target that stops answering); the engine
-    is killed there, and started again (resumed) it sends only what was not verified."""
+    is killed there, and started again (resumed, in this process) it sends only what was not verified."""
     remote = tmp_path / "remote"
-    run_dir = make_run_dir("killed", {"train.max_steps": 10, "train.save_every": 5, "upload.targets": [f"file://{remote}"]})
+    run_dir = make_run_dir(
+        "killed", {"train.max_steps": 10, "train.save_every": 5, "upload.targets": [f"file://{remote}"]}
+    )
     ckpt = remote / run_dir.name / "checkpoints" / "checkpoint-5"
     ckpt.mkdir(parents=True)
     os.mkfifo(ckpt / "model.safetensors.part")  # opening it to write blocks until someone reads
@@ -203,31 +208,15 @@ def test_engine_killed_mid_upload_resumes_without_resending_verified_files(make_
     assert states[5] == "uploading"
     (ckpt / "model.safetensors.part").unlink()
 
-    proc = start_engine_resumed(run_dir)
-    assert proc.wait(timeout=120) == 0, (run_dir / "logs" / "engine.log").read_text()
+    from helpers import train_in_process
+
+    assert train_in_process(run_dir, resume="latest") == 0, (run_dir / "logs" / "engine.log").read_text()
     for step in (5, 10):
         assert remote_problems(f"file://{remote}", run_dir.name, step) == []
     for name, mtime in sent_before.items():
         assert (ckpt / name).stat().st_mtime_ns == mtime, f"{name} was sent again"
     log = (run_dir / "logs" / "engine.log").read_text()
     assert "already there intact" in log
-
-
-def start_engine_resumed(run_dir: Path):
-    import subprocess
-    import sys
-
-    repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(repo)}
-    with open(run_dir / "logs" / "engine.log", "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "engine", "--run-dir", str(run_dir), "--resume", "latest"],
-            cwd=repo,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
 
 
 def _paths(run_dir: Path):

@@ -20,8 +20,9 @@ from cockpit.cli.runs import RUNS_DIR_OPTION, find_run_or_exit
 def upload(
     run: str = typer.Argument(..., help="The run: a run directory or name."),
     checkpoint: str | None = typer.Argument(
-        None, help="One checkpoint: its step or name (checkpoint-<step>). Default: every complete checkpoint "
-        "whose copy is not verified yet."
+        None,
+        help="One checkpoint: its step or name (checkpoint-<step>). Default: every complete checkpoint "
+        "whose copy is not verified yet.",
     ),
     all_: bool = typer.Option(
         False, "--all", help="Every complete checkpoint; verified copies are checked again and repaired if changed."
@@ -29,7 +30,9 @@ def upload(
     to: list[str] = typer.Option(
         [], "--to", help="Upload to this fsspec URL instead of the run's upload.targets (repeatable)."
     ),
-    retries: int | None = typer.Option(None, "--retries", min=0, help="Tries after a failed file (default: upload.retries)."),
+    retries: int | None = typer.Option(
+        None, "--retries", min=0, help="Tries after a failed file (default: upload.retries)."
+    ),
     runs_dir: Path = RUNS_DIR_OPTION,
 ) -> None:
     """Upload a run's checkpoints to its targets (or --to URL), verified, with progress lines."""
