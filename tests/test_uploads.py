@@ -25,6 +25,7 @@ from engine.upload_queue import UploadQueue
 from engine.uploads import remote_dir
 
 runner = CliRunner()
+SECRET = "sekrit-4f1d9c2b7e"  # in the engine's environment, as s3fs would read it
 
 
 def uploads_of(run_dir: Path) -> list[dict]:
@@ -68,7 +69,7 @@ def uploaded_run(make_run_dir, tmp_path_factory):
     watcher = threading.Thread(target=unblock, daemon=True)
     watcher.start()
     try:
-        code = train_in_process(run_dir)
+        code = train_in_process(run_dir, env={"AWS_SECRET_ACCESS_KEY": SECRET})
     finally:
         done.set()
         watcher.join()
@@ -91,6 +92,10 @@ def test_every_checkpoint_is_uploaded_verified_with_its_events_in_order(uploaded
     assert last["bytes_done"] == last["bytes_total"] > 0
     states = {(e.step, e.target): e.state for e in UploadQueue(_paths(run_dir)).entries()}
     assert set(states.values()) == {"done"} and len(states) == 8
+    # a secret of the environment appears nowhere in the run directory or the copies
+    for root in (run_dir, *(Path(open_url(t)[1]) for t in targets)):
+        for path in root.rglob("*"):
+            assert not path.is_file() or SECRET.encode() not in path.read_bytes(), path
     # the terminal status comes after the last upload event
     types = [e["type"] for e in events_of(run_dir)]
     assert types.index("upload") < len(types) - 1 and events_of(run_dir)[-1]["state"] == "finished"

@@ -67,7 +67,10 @@ def upload(
             "run this once it has ended"
         )
     try:
-        events = EventLog(paths.events, paths.run_id)
+        try:
+            events = EventLog(paths.events, paths.run_id)
+        except (OSError, RuntimeError) as exc:
+            fail(f"{paths.events}: cannot append the upload events: {exc}")
         uploader = Uploader(paths, targets, cfg.upload.retries if retries is None else retries, _Printer(events.append))
         steps = uploader.local_steps()
         if checkpoint is not None:
