@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from engine.checkpoint_index import MANIFEST
 from engine.rundir import CHECKPOINT_PREFIX, RunPaths, checkpoint_step
 from engine.transfer import Progress, TransferError, copy_checkpoint, join, open_url, read_manifest_at, redact
 from engine.upload_queue import UploadQueue
@@ -99,7 +100,7 @@ class Uploader:
         root = self.paths.checkpoints
         if not root.is_dir():
             return []
-        steps = (checkpoint_step(p.name) for p in root.glob(f"{CHECKPOINT_PREFIX}*") if (p / "manifest.json").is_file())
+        steps = (checkpoint_step(p.name) for p in root.glob(f"{CHECKPOINT_PREFIX}*") if (p / MANIFEST).is_file())
         return sorted(s for s in steps if s is not None)
 
     def submit(self, step: int) -> None:
