@@ -28,7 +28,7 @@ def upload(
         False, "--all", help="Every complete checkpoint; verified copies are checked again and repaired if changed."
     ),
     to: list[str] = typer.Option(
-        [], "--to", help="Upload to this fsspec URL instead of the run's upload.targets (repeatable)."
+        [], "--to", metavar="URL", help="Upload to this fsspec URL instead of the run's upload.targets (repeatable)."
     ),
     retries: int | None = typer.Option(
         None, "--retries", min=0, help="Tries after a failed file (default: upload.retries)."
