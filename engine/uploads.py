@@ -21,6 +21,8 @@ the retries, with the reason; the checkpoint is tried again at the next save and
 from __future__ import annotations
 
 import collections
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -145,6 +147,7 @@ class Uploader:
     # --- the upload thread ---------------------------------------------------------------------
 
     def _work(self) -> None:
+        _lower_priority()
         while True:
             with self._cond:
                 while not self._jobs and not self._closing:
@@ -261,6 +264,20 @@ class Uploader:
                 "warning",
             )
         return left
+
+
+#: The upload thread's nice value (Linux: per thread): on a machine whose CPUs also train (a CPU run,
+#: data loading), reading and hashing a checkpoint yields to the training threads.
+UPLOAD_NICE = 19
+
+
+def _lower_priority() -> None:
+    if sys.platform != "linux":  # elsewhere the call would name a process, not this thread
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), UPLOAD_NICE)
+    except OSError:
+        pass
 
 
 def _local_fs():
