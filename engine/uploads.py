@@ -210,12 +210,13 @@ class Uploader:
                 retries=self.retries,
                 base_delay=self.base_delay,
                 on_retry=on_retry,
+                sleep=self._backoff,
             )
         except _Cancelled:
             self.queue.set(step, target, "queued")
             raise
-        except (TransferError, ValueError, OSError) as exc:
-            error = _one_line(exc)
+        except Exception as exc:  # TransferError after the retries, or a library's own (paramiko's SSHException)
+            error = _one_line(exc) if isinstance(exc, (TransferError, OSError)) else f"{type(exc).__name__}: {exc}"
             self.queue.set(step, target, "failed", error=error)
             self.results[(step, target)] = error
             self.emit("upload", action="failed", path=rel, target=shown, bytes_total=total or None, error=error)
@@ -235,6 +236,11 @@ class Uploader:
             f"{result.files_skipped} already there intact"
         )
         return True
+
+    def _backoff(self, seconds: float) -> None:
+        """The wait between tries; ``finish`` cuts it short."""
+        if self._cancel.wait(seconds):
+            raise _Cancelled
 
     # --- the end -------------------------------------------------------------------------------
 

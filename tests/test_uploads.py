@@ -228,3 +228,29 @@ def _paths(run_dir: Path):
     from engine.rundir import RunPaths
 
     return RunPaths(run_dir)
+
+
+def test_finish_stops_waiting_after_stop_wait_and_says_what_is_left(uploaded_run, tmp_path):
+    """The end of a run with a target that keeps failing: the wait is bounded (a backoff is cut short),
+    the copy left stays queued for the next start, and a log line says how to finish it."""
+    import shutil
+    import time
+
+    from engine.rundir import RunPaths
+    from engine.uploads import Uploader
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(uploaded_run[0] / "checkpoints" / "checkpoint-20", run_dir / "checkpoints" / "checkpoint-20")
+    (tmp_path / "blocker").write_text("")
+    target = f"file://{tmp_path}/blocker/x"
+    said: list[tuple[str, dict]] = []
+    uploader = Uploader(RunPaths(run_dir), [target], 50, lambda t, **p: said.append((t, p)), base_delay=10)
+    uploader.start()
+    t0 = time.monotonic()
+    left = uploader.finish(0.3)
+    assert time.monotonic() - t0 < 3
+    assert left == [f"checkpoints/checkpoint-20 -> {target}"]
+    lines = [p["message"] for t, p in said if t == "log"]
+    assert any("try 2 of 51" in m for m in lines), lines  # retried with backoff before it
+    assert any(m.startswith("1 checkpoint upload(s) left") and "`cockpit ckpt upload " in m for m in lines), lines
+    assert UploadQueue(RunPaths(run_dir)).get(20, target).state == "queued"  # the next start carries on
