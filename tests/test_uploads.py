@@ -254,3 +254,15 @@ def test_finish_stops_waiting_after_stop_wait_and_says_what_is_left(uploaded_run
     assert any("try 2 of 51" in m for m in lines), lines  # retried with backoff before it
     assert any(m.startswith("1 checkpoint upload(s) left") and "`cockpit ckpt upload " in m for m in lines), lines
     assert UploadQueue(RunPaths(run_dir)).get(20, target).state == "queued"  # the next start carries on
+
+
+def test_ckpt_upload_refuses_a_live_run(uploaded_run):
+    from engine.rundir import RunLock
+
+    run_dir = uploaded_run[0]
+    lock = RunLock(run_dir)  # what a live engine holds
+    try:
+        result = runner.invoke(app, ["ckpt", "upload", str(run_dir)])
+    finally:
+        lock.release()
+    assert result.exit_code == 2 and "the run is live" in result.output and "its engine uploads" in result.output
