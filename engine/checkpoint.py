@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,10 +191,17 @@ def save_checkpoint(
     return SavedCheckpoint(path=final, step=step, size_bytes=size)
 
 
-def prune(checkpoints_dir: str | os.PathLike, limit: int, keep_steps: set[int | None]) -> list[tuple[int, Path]]:
+def prune(
+    checkpoints_dir: str | os.PathLike,
+    limit: int,
+    keep_steps: set[int | None],
+    hold: Callable[[int], str | None] | None = None,
+) -> list[tuple[int, Path]]:
     """Delete the oldest checkpoints under ``checkpoints_dir`` until at most ``limit`` are left,
     never those of ``keep_steps`` (the newest, the best held-out loss's); returns the ``(step,
-    directory)`` of each one deleted, oldest first. Nothing is deleted when ``limit`` is 0."""
+    directory)`` of each one deleted, oldest first. Nothing is deleted when ``limit`` is 0.
+    ``hold(step)``: a reason to keep a checkpoint that would be deleted (its upload is not verified
+    yet), or None; a held checkpoint counts as deleted, so a newer one is not deleted in its place."""
     if not limit:
         return []
     root = Path(checkpoints_dir)
@@ -208,8 +216,10 @@ def prune(checkpoints_dir: str | os.PathLike, limit: int, keep_steps: set[int | 
             break
         if step in keep_steps:
             continue
-        shutil.rmtree(path, ignore_errors=True)
         excess -= 1
+        if hold is not None and hold(step) is not None:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
         pruned.append((step, path))
     return pruned
 

@@ -260,6 +260,40 @@ class DistributedConfig(_Section):
     """FSDP settings (with ``strategy: fsdp``)."""
 
 
+class UploadConfig(_Section):
+    """Copies of every complete checkpoint on other machines, made in the background while training
+    goes on (engine/uploads.py): ``<target>/<run id>/checkpoints/checkpoint-<step>/``, the layout of a
+    run directory, each copy verified against the checkpoint's manifest before it counts. Off while
+    ``targets`` is empty."""
+
+    targets: list[str] = []
+    """Where copies go, as fsspec URLs: ``file:///mnt/backup``, ``sftp://user@host/path`` (keys
+    from the ssh agent or ``~/.ssh``), ``s3://bucket/prefix`` (``AWS_*`` environment or ``~/.aws``;
+    ``AWS_ENDPOINT_URL`` for S3-compatible stores), ``gs://bucket/prefix``
+    (``GOOGLE_APPLICATION_CREDENTIALS``). Credentials never go here: a URL with a password or token
+    (``user:secret@``) or a query string is refused. With targets, a checkpoint past
+    ``train.save_total_limit`` is deleted only once every target holds a verified copy."""
+    retries: int = Field(5, ge=0, le=100)
+    """Tries after a failed file transfer, with exponential backoff and jitter (0.5 s, 1 s, 2 s, ...)
+    before an upload counts as failed; a failed upload is tried again at the next checkpoint and at
+    the next start."""
+    stop_wait_s: float = Field(300.0, ge=0)
+    """At the end of a run (finished, stopped or failed), wait this many seconds at most for the
+    uploads still to do; what is left then is said in a log line, and ``cockpit ckpt upload RUN``
+    finishes it."""
+
+    @field_validator("targets")
+    @classmethod
+    def _no_credentials(cls, value: list[str]) -> list[str]:
+        from engine.transfer import check_target
+
+        for url in value:
+            check_target(url)  # ValueError names the URL (redacted) and where credentials go instead
+        if len(set(value)) != len(value):
+            raise ValueError("a target is listed twice")
+        return value
+
+
 class RunConfig(_Section):
     """One training run, as written in a config file and resolved into ``run.yaml``."""
 
@@ -286,6 +320,8 @@ class RunConfig(_Section):
     """Machine telemetry."""
     events: EventsConfig = EventsConfig()
     """Live event channel."""
+    upload: UploadConfig = UploadConfig()
+    """Background uploads of every checkpoint to other machines."""
 
     @field_validator("preset")
     @classmethod

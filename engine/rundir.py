@@ -72,6 +72,7 @@ class RunPaths:
     engine_log = _Within("logs", "engine.log")  #: the engine's stdout and stderr
     tensorboard = _Within("tensorboard")  #: TensorBoard event files
     evals = _Within("evals")  #: evaluations made after the fact (ckpt eval, gates), one JSON each
+    uploads = _Within("uploads")  #: the upload queue (engine/upload_queue.py)
 
     def latest_name(self) -> str | None:
         """The checkpoint directory name ``checkpoints/latest`` holds ("" when it is empty); None

@@ -1,5 +1,6 @@
 """A run's checkpoints as the main process writes them: the ``checkpoint`` events (saved, failed,
-pruned), and pruning past ``train.save_total_limit``. The layout and the atomic write are
+pruned), pruning past ``train.save_total_limit``, and handing each saved checkpoint to the uploads
+(engine.uploads; pruning then spares a checkpoint until every target holds a verified copy). The layout and the atomic write are
 engine.checkpoint's; when to save and the gathering every process takes part in are the loop's
 (``Trainer.save``).
 """
@@ -20,6 +21,8 @@ class CheckpointWriter:
 
     def __init__(self, paths: RunPaths, bus, save_total_limit: int, info: Callable[..., None]):
         self.paths, self.bus, self.limit, self.info = paths, bus, save_total_limit, info
+        self.uploads = None  # an engine.uploads.Uploader when the run has upload targets
+        self._held: set[int] = set()  # steps kept past the limit for their uploads (said once each)
 
     def write(
         self,
@@ -56,17 +59,28 @@ class CheckpointWriter:
             reason=reason,
             duration_s=round(duration, 4),
         )
+        if self.uploads is not None:
+            self.uploads.submit(step)
         self.prune(keep)
         print(f"saved {rel} ({units.nbytes(saved.size_bytes)}, {reason}) in {duration:.1f}s", flush=True)
 
     def prune(self, keep: set[int | None]) -> None:
         """Delete the oldest checkpoints beyond ``train.save_total_limit``, sparing the steps in
-        ``keep`` (the newest, the best held-out loss's); a ``checkpoint pruned`` event for each."""
-        for step, path in prune(self.paths.checkpoints, self.limit, keep):
+        ``keep`` (the newest, the best held-out loss's); a ``checkpoint pruned`` event for each. With
+        uploads, a checkpoint whose copies are not all verified is kept, and a log line says why."""
+        for step, path in prune(self.paths.checkpoints, self.limit, keep, self._hold if self.uploads else None):
+            self._held.discard(step)
             self.bus.emit(
                 "checkpoint",
                 action="pruned",
                 step=step,
                 path=self.paths.relative(path),
-                reason=f"save_total_limit {self.limit}",
+                reason=f"save_total_limit {self.limit}" + (", its uploads verified" if self.uploads else ""),
             )
+
+    def _hold(self, step: int) -> str | None:
+        reason = self.uploads.hold_reason(step)
+        if reason is not None and step not in self._held:
+            self._held.add(step)
+            self.info(f"kept {self.paths.checkpoint_rel(step)} past save_total_limit {self.limit}: {reason}")
+        return reason

@@ -4,7 +4,9 @@
       EventBus (main process; NullBus on the others), signals (Controls), telemetry
       Trainer.build(), Trainer.configure_model()        engine.trainer, engine.build
       engine.resume.restore()                           with --resume: Trainer.load_state_dict
+      Uploader.start()                                  with upload targets: background uploads (engine.uploads)
       Trainer.fit()                                     the loop; "finished", "stopped" or "failed"
+      Uploader.finish(upload.stop_wait_s)               wait for the uploads left, say what is not done
       the terminal ``status`` event; a failure is an ``error`` event first; the bus closed last
 
 With several processes (``accelerate launch``), the main process owns the event bus and the
@@ -56,6 +58,22 @@ def run(
     trainer = Trainer(cfg, paths, bus, controls, main_process)
     telemetry = Telemetry(bus, cfg.telemetry.interval_s) if cfg.telemetry.enabled and main_process else None
 
+    uploader = None
+    if main_process and cfg.upload.targets:
+        from engine.uploads import Uploader
+
+        uploader = Uploader(paths, cfg.upload.targets, cfg.upload.retries, bus.emit, log=trainer.info)
+        trainer.checkpoints.uploads = uploader
+
+    def finish_uploads() -> None:  # idempotent; before the terminal status, so its events precede it
+        nonlocal uploader
+        if uploader is not None:
+            if uploader.pending():
+                trainer.info(f"waiting up to {cfg.upload.stop_wait_s:g}s for {len(uploader.pending())} upload(s)")
+            uploader.finish(cfg.upload.stop_wait_s)
+            uploader = None
+            trainer.checkpoints.prune({trainer.step, trainer.best_eval_step})  # what is verified now may go
+
     def stop_telemetry() -> None:  # idempotent; its last sample must precede the terminal status
         if telemetry is not None:
             telemetry.stop()
@@ -70,11 +88,14 @@ def run(
             trainer.set_state("starting")
         if telemetry is not None:
             telemetry.start()
+        if uploader is not None:
+            uploader.start()  # what an earlier engine left, and checkpoints without a verified copy
         trainer.build()
         trainer.configure_model()
         if resume is not None:
             restore(trainer, resume)
         final = trainer.fit()
+        finish_uploads()
         stop_telemetry()
         trainer.set_state(
             final, trainer.failure_reason or controls.stop_reason or f"reached max_steps ({cfg.train.max_steps})"
@@ -92,6 +113,10 @@ def run(
         )  # says what to fix; no class name needed
         message = str(exc) if user_error else f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc()
+        try:
+            finish_uploads()
+        except Exception as upload_exc:  # the run's own error is the one to report
+            print(f"uploads: {type(upload_exc).__name__}: {upload_exc}", file=sys.stderr, flush=True)
         stop_telemetry()
         bus.emit("error", message=message, traceback=tb, step=trainer.step)
         trainer.set_state("failed", message)

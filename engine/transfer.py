@@ -54,6 +54,35 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+#: Where each scheme's library takes its credentials from (what a refused URL's message says).
+CREDENTIALS_FROM = (
+    "credentials come from the environment or the library's own configuration: the ssh agent or ~/.ssh keys "
+    "(sftp://), AWS_* variables or ~/.aws (s3://), GOOGLE_APPLICATION_CREDENTIALS (gs://)"
+)
+
+
+def check_target(url: str) -> str:
+    """``url`` when it may be written down as an upload target: an fsspec URL with a known scheme and
+    no password, token or query string (they would end up in ``run.yaml`` and the events);
+    ValueError naming the (redacted) URL and what to write instead."""
+    from fsspec.registry import known_implementations
+
+    parts = urlsplit(url)
+    if not parts.scheme or "://" not in url:
+        raise ValueError(f"{url!r}: not a URL; write file:///absolute/path, sftp://user@host/path, s3://bucket/prefix")
+    if parts.scheme not in known_implementations:
+        raise ValueError(f"{redact(url)}: unknown scheme {parts.scheme!r} (file, sftp, s3, gs, ...)")
+    if parts.password is not None:
+        raise ValueError(f"{redact(url)}: holds a password or token; {CREDENTIALS_FROM}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{redact(url)}: has a query string (signed keys); {CREDENTIALS_FROM}")
+    if parts.scheme == "file" and parts.netloc:
+        raise ValueError(f"{url}: a file:// URL takes an absolute path: file:///{parts.netloc}{parts.path}")
+    if not parts.path.strip("/") and parts.scheme == "file":
+        raise ValueError(f"{url}: no directory")
+    return url
+
+
 #: What to install for a scheme whose library is an optional extra.
 MISSING_LIBRARY = {
     "gs": "gcsfs is not installed; install it with: pip install 'cockpit[gcs]'",

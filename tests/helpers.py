@@ -29,13 +29,13 @@ def wait_for(predicate, timeout: float = 90.0, interval: float = 0.05):
     raise AssertionError("timed out waiting")
 
 
-def train_in_process(run_dir: Path, env: dict[str, str] | None = None) -> int:
+def train_in_process(run_dir: Path, env: dict[str, str] | None = None, resume: str | None = None) -> int:
     """Train the run of ``run_dir/run.yaml`` in this process and return the engine's exit code.
 
     The same engine as ``python -m engine --run-dir run_dir`` (``engine.train.run``), without the
     process around it: no run-directory lock, and a ``Controls`` whose signal handlers are not
     installed. Its output goes to ``logs/engine.log`` as the subprocess's does. ``env`` is set for the
-    run only; torch's thread count and Accelerate's singleton
+    run only; ``resume``: ``latest`` or a checkpoint path, as ``--resume``. torch's thread count and Accelerate's singleton
     state are restored afterwards, so runs do not leak into each other or into other tests."""
     import torch
     from accelerate.state import AcceleratorState, GradientState
@@ -57,7 +57,12 @@ def train_in_process(run_dir: Path, env: dict[str, str] | None = None) -> int:
         for key, value in (env or {}).items():
             mp.setenv(key, value)
         try:
-            return run(run_dir, cfg, Controls())
+            point = None
+            if resume is not None:
+                from engine.resume import load_resume_point, resolve_checkpoint
+
+                point = load_resume_point(resolve_checkpoint(run_dir, resume))
+            return run(run_dir, cfg, Controls(), resume=point)
         finally:
             torch.set_num_threads(threads)
             AcceleratorState._reset_state(reset_partial_state=True)

@@ -2,7 +2,8 @@
 `verify` one against its manifest, `compare` two, `status`: each one's local and uploaded copies
 (cockpit/cli/ckpt_status.py); `export` one (cockpit/cli/ckpt_export.py), `plot` the run
 (cockpit/cli/ckpt_plot.py), `eval` one and `gate` it (cockpit/cli/ckpt_eval.py), `sample` one
-(cockpit/cli/ckpt_sample.py), `sync` a remote run's checkpoints here (cockpit/cli/ckpt_sync.py)."""
+(cockpit/cli/ckpt_sample.py), `upload` them (cockpit/cli/ckpt_upload.py), `sync` a remote run's checkpoints
+here (cockpit/cli/ckpt_sync.py)."""
 
 from __future__ import annotations
 
@@ -286,4 +287,8 @@ def register(app: typer.Typer) -> None:
     from cockpit.cli.ckpt_sync import sync
 
     ckpt_app.command("sync")(sync)
+
+    from cockpit.cli.ckpt_upload import upload
+
+    ckpt_app.command("upload")(upload)
     app.add_typer(ckpt_app, name="ckpt")
