@@ -266,3 +266,29 @@ def test_ckpt_upload_refuses_a_live_run(uploaded_run):
     finally:
         lock.release()
     assert result.exit_code == 2 and "the run is live" in result.output and "its engine uploads" in result.output
+
+
+def test_the_engine_uploads_to_a_real_sftp_server_and_s3_and_no_secret_reaches_the_run(
+    make_run_dir, sshd_server, s3_server, tmp_path
+):
+    """Background uploads through the real protocols: OpenSSH's sftp on loopback (key from the ssh
+    config) and an S3-compatible server (credentials from AWS_* in the environment, as a user sets
+    them); the secret key the S3 client used is nowhere in the run directory."""
+    import fsspec
+    from helpers import train_in_process
+
+    fsspec.filesystem("s3", skip_instance_cache=True).mkdir("cockpit-uploads")
+    sftp_root = tmp_path / "sftp-copies"
+    targets = [f"{sshd_server.url}{sftp_root}", "s3://cockpit-uploads/runs"]
+    run_dir = make_run_dir(
+        "remote-up", {"train.max_steps": 6, "train.save_every": 3, "upload.targets": targets, "upload.retries": 1}
+    )
+    assert train_in_process(run_dir) == 0, (run_dir / "logs" / "engine.log").read_text()
+    for target in targets:
+        for step in (3, 6):
+            assert remote_problems(target, run_dir.name, step) == [], (target, step)
+    done = {(e["target"], e["path"]) for e in uploads_of(run_dir) if e["action"] == "done"}
+    assert len(done) == 4
+    secret = s3_server.env["AWS_SECRET_ACCESS_KEY"].encode()
+    for path in run_dir.rglob("*"):
+        assert not path.is_file() or secret not in path.read_bytes(), path
