@@ -1,4 +1,4 @@
-"""The work the checkpoint viewer runs on one checkpoint (verify, evaluate, export, sample),
+"""The work the checkpoint viewer runs on one checkpoint (verify, evaluate, export, sample, upload),
 each in a child process (``cockpit.offload.run_in_child``), so neither torch nor a long hash ever
 runs in the app's process.
 
@@ -191,8 +191,23 @@ SAMPLE = CheckpointAction(
     ),
 )
 
+
+def _uploaded(result: dict) -> ActionOutcome:
+    """``engine.upload_now.upload_checkpoint``'s dict -> which targets hold a verified copy."""
+    failed = result["failed"]
+    if failed:
+        return ActionOutcome(
+            False,
+            f"{len(failed)} of {len(failed) + len(result['verified'])} copies failed",
+            tuple(f"{target}: {error}" for target, error in failed.items()),
+        )
+    return ActionOutcome(True, f"verified at {', '.join(result['verified'])}")
+
+
+UPLOAD = CheckpointAction("upload", "Upload", "engine.upload_now:upload_checkpoint", summarize=_uploaded)
+
 #: The actions the viewer's ``checkpoint_action`` binding can name.
-ACTIONS: dict[str, CheckpointAction] = {a.name: a for a in (VERIFY, EVALUATE, EXPORT, SAMPLE)}
+ACTIONS: dict[str, CheckpointAction] = {a.name: a for a in (VERIFY, EVALUATE, EXPORT, SAMPLE, UPLOAD)}
 
 
 def run_action(action: CheckpointAction, ckpt_dir: Path, on_progress: Callable[[Any], None], cancel) -> ActionOutcome:

@@ -224,6 +224,38 @@ async def test_evaluate_export_and_sample_ask_first_then_run_in_a_child(run_dir,
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file() and str(out) in exported.summary
 
 
+async def test_upload_copies_to_the_runs_targets_verified_or_says_why_not(run_dir, records, tmp_path):
+    import yaml
+
+    from engine.transfer import open_url, verify_copy
+    from engine.uploads import remote_dir
+
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    app = make_app(copy, checkpoints=True)
+    first = records[0]
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _viewer(pilot)
+        await _select(pilot, first.step)
+        await pilot.press("u")  # no upload.targets yet: refused, saying so
+        await wait_for(lambda: ("upload", first.step) in screen.outcomes, 30, what="the refusal")
+        refused = screen.outcomes.pop(("upload", first.step))
+        assert not refused.ok and "no upload.targets" in refused.summary
+        run_yaml = RunPaths(copy).run_yaml
+        cfg = yaml.safe_load(run_yaml.read_text())
+        target = f"file://{tmp_path / 'backup'}"
+        cfg["upload"] = {**cfg.get("upload", {}), "targets": [target]}
+        run_yaml.write_text(yaml.safe_dump(cfg))
+        await pilot.press("u")
+        await wait_for(lambda: ("upload", first.step) in screen.outcomes, 30, what="the upload")
+        outcome = screen.outcomes[("upload", first.step)]
+        assert outcome.ok and target in outcome.summary, outcome
+        text = await settled_text(app, "1/1")
+        assert any(f" {first.step} " in line and "1/1" in line for line in text.splitlines())
+    fs, root = open_url(target)
+    assert verify_copy(fs, remote_dir(root, copy.name, first.directory)) == []
+
+
 async def test_resume_asks_first_and_a_refused_checkpoint_leaves_nothing(run_dir, records, tmp_path):
     copy = tmp_path / run_dir.name
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("*.safetensors", "*.pt"))

@@ -36,64 +36,33 @@ def upload(
     runs_dir: Path = RUNS_DIR_OPTION,
 ) -> None:
     """Upload a run's checkpoints to its targets (or --to URL), verified, with progress lines."""
-    from engine.config import ConfigError, read_run_config
-    from engine.eventlog import EventLog
-    from engine.rundir import RunLock, RunLocked, RunPaths
-    from engine.transfer import check_target
-    from engine.uploads import Uploader
+    from engine.rundir import RunPaths
+    from engine.upload_now import UploadRefused, upload_now
 
     run_dir = find_run_or_exit(run, runs_dir)
     paths = RunPaths(run_dir)
     if checkpoint is not None and all_:
         fail("give one checkpoint or --all, not both")
+    step = None if checkpoint is None else _step_of(checkpoint)
     try:
-        cfg = read_run_config(run_dir)
-    except ConfigError as exc:
-        fail(str(exc))
-    for url in to:
-        try:
-            check_target(url)
-        except ValueError as exc:
-            fail(f"--to {exc}")
-    targets = list(to) or cfg.upload.targets
-    if not targets:
-        fail(f"{paths.run_yaml}: the run has no upload.targets; give one with --to URL")
-    try:
-        lock = RunLock(run_dir)
-    except RunLocked as exc:
-        who = f"engine pid {exc.pid}" if exc.pid else "an engine"
-        fail(
-            f"{run_dir}: the run is live ({who}): its engine uploads its own checkpoints (upload.targets); "
-            "run this once it has ended"
+        results = upload_now(
+            run_dir,
+            step=step,
+            again=all_ or checkpoint is not None,
+            targets=to,
+            retries=retries,
+            on_event=_print_event,
         )
-    try:
-        try:
-            events = EventLog(paths.events, paths.run_id)
-        except (OSError, RuntimeError) as exc:
-            fail(f"{paths.events}: cannot append the upload events: {exc}")
-        uploader = Uploader(paths, targets, cfg.upload.retries if retries is None else retries, _Printer(events.append))
-        steps = uploader.local_steps()
-        if checkpoint is not None:
-            step = _step_of(checkpoint)
-            if step not in steps:
-                fail(
-                    f"{checkpoint}: no complete checkpoint of step {step} in {paths.checkpoints} "
-                    f"(`cockpit ckpt list {run}` lists them)"
-                )
-            steps = [step]
-        uploader.start(steps, background=False, again=all_ or checkpoint is not None)
-        if not uploader.pending():
-            typer.echo("nothing to upload: every complete checkpoint has a verified copy at " + ", ".join(targets))
-            return
-        uploader.run_all()
-    finally:
-        lock.release()
-    failed = {k: v for k, v in uploader.results.items() if v is not None}
-    done = len(uploader.results) - len(failed)
-    typer.echo(f"{done} upload(s) verified, {len(failed)} failed")
+    except UploadRefused as exc:
+        fail(str(exc))
+    if not results:
+        typer.echo("nothing to upload: every complete checkpoint has a verified copy")
+        return
+    failed = {k: v for k, v in results.items() if v is not None}
+    typer.echo(f"{len(results) - len(failed)} upload(s) verified, {len(failed)} failed")
     if failed:
-        for (step, target), error in sorted(failed.items()):
-            typer.echo(f"failed: {paths.checkpoint_rel(step)} -> {target}: {error}", err=True)
+        for (failed_step, target), error in sorted(failed.items()):
+            typer.echo(f"failed: {paths.checkpoint_rel(failed_step)} -> {target}: {error}", err=True)
         raise typer.Exit(1)
 
 
@@ -106,23 +75,17 @@ def _step_of(ref: str) -> int:
     return step
 
 
-class _Printer:
-    """The uploader's ``emit``: appends to the run's events and prints a line per upload event."""
+def _print_event(type_: str, payload: dict) -> None:
+    """A line for each ``log`` and ``upload`` event the upload appends."""
+    from engine import units
 
-    def __init__(self, append):
-        self.append = append
-
-    def __call__(self, type_: str, **payload) -> None:
-        from engine import units
-
-        self.append(type_, **payload)
-        if type_ == "log":
-            typer.echo(f"[{payload['level']}] {payload['message']}", err=payload["level"] != "info")
-            return
-        if type_ != "upload":
-            return
-        head = f"{payload['path']} -> {payload['target']}: {payload['action']}"
-        if payload["action"] == "failed":
-            typer.echo(f"{head}: {payload.get('error')}", err=True)
-        else:
-            typer.echo(f"{head} {units.bytes_pair(payload.get('bytes_done'), payload.get('bytes_total'))}")
+    if type_ == "log":
+        typer.echo(f"[{payload['level']}] {payload['message']}", err=payload["level"] != "info")
+        return
+    if type_ != "upload":
+        return
+    head = f"{payload['path']} -> {payload['target']}: {payload['action']}"
+    if payload["action"] == "failed":
+        typer.echo(f"{head}: {payload.get('error')}", err=True)
+    else:
+        typer.echo(f"{head} {units.bytes_pair(payload.get('bytes_done'), payload.get('bytes_total'))}")

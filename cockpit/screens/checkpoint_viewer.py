@@ -87,6 +87,7 @@ class CheckpointViewerScreen(Screen):
         Binding("e", "checkpoint_action('evaluate')", "Eval"),
         Binding("x", "checkpoint_action('export')", "Export"),
         Binding("s", "checkpoint_action('sample')", "Sample"),
+        Binding("u", "checkpoint_action('upload')", "Upload"),
         Binding("r", "resume", "Resume"),
         Binding("escape", "back", "Back"),
     ]

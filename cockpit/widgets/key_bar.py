@@ -65,19 +65,22 @@ class KeyBar(Static):
 
     def _render_keys(self) -> None:
         """The keys in one line; when they do not fit, the app's own keys (quit) are left out, and
-        escape (back/cancel, the way out of every screen) too when that makes the rest fit; else the
-        line ends in an ellipsis."""
+        escape (back/cancel, the way out of every screen) too when that makes the rest fit, at a pinch
+        with one space less after each key; else the line ends in an ellipsis."""
         keys = self._keys
         width = self.size.width or self.app.size.width
         options = [[k for k in keys if not any(k[i] for i in leave_out)] for leave_out in ((), (5,), (5, 6))]
         fitting = [keys for keys in options if sum(len(k[0]) + len(k[1]) + 3 for k in keys) <= width]
-        chosen = fitting[0] if fitting else options[1]  # escape is left out only when that makes the rest fit
+        # escape is left out only when that makes the rest fit; else one space less after each key
+        chosen, gap = (fitting[0], " ") if fitting else (options[2], "")
+        if not fitting and sum(len(k[0]) + len(k[1]) + 2 for k in chosen) > width:
+            chosen, gap = options[1], " "
         text = Text(no_wrap=True, overflow="ellipsis")
         spans = []
         for key, description, enabled, action, node, _app, _escape in chosen:
             start = len(text)
             text.append(f" {key} ", style="bold" if enabled else "dim")
-            text.append(f"{description} ", style="" if enabled else "dim")
+            text.append(f"{description}{gap}", style="" if enabled else "dim")
             spans.append((start, len(text), action, node))
         self.spans = spans
         self.update(text)
