@@ -52,6 +52,46 @@ class FailingWrites(LocalFileSystem):
         return super()._open(path, mode, **kwargs)
 
 
+class DropsMidFile(LocalFileSystem):
+    """A real local filesystem whose connection drops once, after 1 MiB of the first big file is written."""
+
+    cachable = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dropped = False
+
+    def _open(self, path, mode="rb", **kwargs):
+        f = super()._open(path, mode, **kwargs)
+        if "w" not in mode or self.dropped:
+            return f
+        fs, write = self, f.write
+        written = 0
+
+        def dropping_write(data):
+            nonlocal written
+            written += len(data)
+            if written > (1 << 20) and not fs.dropped:
+                fs.dropped = True
+                raise ConnectionResetError("connection dropped mid-file")
+            return write(data)
+
+        f.write = dropping_write
+        return f
+
+
+def test_a_connection_dropped_mid_file_leaves_a_part_file_then_the_retry_completes(checkpoint, tmp_path):
+    local = fsspec.filesystem("file")
+    dropping = DropsMidFile()
+    dst = tmp_path / "remote" / "c"
+    retries = []
+    copy_checkpoint(
+        local, str(checkpoint), dropping, str(dst), sleep=lambda s: None, on_retry=lambda *a: retries.append(a)
+    )
+    assert dropping.dropped and len(retries) == 1 and "mid-file" in str(retries[0][1])
+    assert verify_copy(local, str(dst)) == [] and not list(dst.rglob(f"*{PART_SUFFIX}"))
+
+
 def test_copy_is_verified_and_the_manifest_comes_last(checkpoint, tmp_path):
     local = fsspec.filesystem("file")
     dst = str(tmp_path / "remote" / "checkpoint-10")
