@@ -74,76 +74,85 @@ def test_cli_bad_topology_exits_2(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_match_one_with_the_same_global_batch(tmp_path, engine_data_dir):
+def test_two_cpu_processes_match_one_and_stop_together_on_a_stop_command(tmp_path, engine_data_dir):
+    """Two CPU processes (torchrun, gloo) with half the micro batch each log the losses of one process
+    with the whole batch; a stop command reaches rank 0 only, the processes agree on it at their next
+    control sync, so both leave the loop at the same step and write one final checkpoint together,
+    which then resumes in one process (full state dicts do not depend on the process count)."""
+    import time
+
+    from helpers import wait_for
+
+    from engine.rundir import read_status
+
+    max_steps = 60
     config = tmp_path / "ddp.yaml"
-    overrides = {"runs_dir": str(tmp_path / "runs"), "train.max_steps": 20, "train.log_every": 1}
+    overrides = {"runs_dir": str(tmp_path / "runs"), "train.max_steps": max_steps, "train.log_every": 1}
     config.write_text(small_run_config(engine_data_dir, overrides).to_yaml())
-    config_path, one_cfg = prepare_config(str(config), ["train.micro_batch_size=16"])
-    one_dir = new_run_dir(one_cfg, config_path, tmp_path / "one")  # the reference: one process, trained in this one
-    assert train_in_process(one_dir) == 0, (one_dir / "logs" / "engine.log").read_text()
-    base = [sys.executable, "-m", "cockpit", "run", str(config), "--headless"]
-    two = subprocess.run(
-        base + ["--run-dir", str(tmp_path / "two"), "--set", "train.micro_batch_size=8", "--nproc", "2"],
+    run_dir = tmp_path / "two"
+    started = subprocess.run(
+        [sys.executable, "-m", "cockpit", "run", str(config), "--detach", "--nproc", "2", "--run-dir", str(run_dir)]
+        + ["--set", "train.micro_batch_size=8"],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=60,
     )
-    assert two.returncode == 0, two.stdout + two.stderr + (tmp_path / "two/logs/engine.log").read_text()
+    assert started.returncode == 0, started.stdout + started.stderr
+    wait_for(lambda: any(e["type"] == "metrics" and e["step"] >= 3 for e in events_of(run_dir)), timeout=120)
+    result = CliRunner().invoke(app, ["stop", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    wait_for(lambda: read_status(run_dir).get("state") == "stopped", timeout=60)
+    deadline = time.monotonic() + 30
+    while read_status(run_dir).get("alive") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    config_path, one_cfg = prepare_config(str(config), ["train.micro_batch_size=16"])
+    one_dir = new_run_dir(one_cfg, config_path, tmp_path / "one")  # the reference: one process, in this one
+    assert train_in_process(one_dir) == 0, (one_dir / "logs" / "engine.log").read_text()
 
-    events = events_of(tmp_path / "two")
+    events = events_of(run_dir)
     assert [e["seq"] for e in events] == list(range(len(events)))  # rank 0 alone writes events
+    last = events[-1]
+    assert last["type"] == "status" and last["state"] == "stopped" and last["reason"] == "stop command"
+    stopped_at = last["step"]
+    assert 3 < stopped_at < max_steps
     hellos = [e for e in events if e["type"] == "hello"]
     assert len(hellos) == 1 and hellos[0]["world_size"] == 2
     assert (
-        hellos[0]["tokens_per_step"]
-        == next(e for e in events_of(tmp_path / "one") if e["type"] == "hello")["tokens_per_step"]
+        hellos[0]["tokens_per_step"] == next(e for e in events_of(one_dir) if e["type"] == "hello")["tokens_per_step"]
     )
-
-    loss_one = {e["step"]: e["loss"] for e in events_of(tmp_path / "one") if e["type"] == "metrics"}
+    loss_one = {e["step"]: e["loss"] for e in events_of(one_dir) if e["type"] == "metrics"}
     loss_two = {e["step"]: e["loss"] for e in events if e["type"] == "metrics"}
-    assert sorted(loss_two) == list(range(1, 21))
-    for step in loss_one:
+    assert sorted(loss_two) == list(range(1, stopped_at + 1))
+    for step in loss_two:
         assert loss_two[step] == pytest.approx(loss_one[step], abs=1e-4), step
 
-    checkpoints = sorted(p.name for p in (tmp_path / "two/checkpoints").iterdir() if p.is_dir())
-    assert checkpoints == ["checkpoint-20"]  # one complete checkpoint, no leftover temporary
-    ckpt = tmp_path / "two/checkpoints/checkpoint-20"
-    from engine.checkpoint import verify_checkpoint
+    saved = [e for e in events if e["type"] == "checkpoint" and e["action"] == "saved"]
+    assert len(saved) == 1 and saved[0]["step"] == stopped_at
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir() if p.is_dir())
+    assert checkpoints == [f"checkpoint-{stopped_at}"]  # one complete checkpoint, no leftover temporary
+    ckpt = run_dir / saved[0]["path"]
+    from engine.checkpoint import load_training_state, verify_checkpoint
 
     assert verify_checkpoint(ckpt) == []
-    manifest = json.loads((ckpt / "manifest.json").read_text())
-    assert manifest["step"] == 20
+    assert json.loads((ckpt / "manifest.json").read_text())["step"] == stopped_at
     from transformers import AutoModelForCausalLM
-
-    AutoModelForCausalLM.from_pretrained(ckpt)
-    from engine.checkpoint import load_training_state
 
     names = {n for n, _ in AutoModelForCausalLM.from_pretrained(ckpt).named_parameters()}
     assert set(load_training_state(ckpt)["optimizer"]["state"]) == names  # full, by name, no "module." prefix
+    log = (run_dir / "logs" / "engine.log").read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
 
-    # The DDP checkpoint resumes in one process: full state dicts do not depend on the process count.
     resumed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cockpit",
-            "run",
-            str(config),
-            "--headless",
-            "--resume",
-            str(ckpt),
-            "--set",
-            "train.max_steps=22",
-            "--set",
-            "train.micro_batch_size=8",
-        ],
+        [sys.executable, "-m", "cockpit", "run", str(config), "--headless", "--resume", str(ckpt)]
+        + ["--set", f"train.max_steps={stopped_at + 2}", "--set", "train.micro_batch_size=8"],
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    after = [e for e in events_of(tmp_path / "two") if e["type"] == "metrics" and e["seq"] > events[-1]["seq"]]
-    assert [e["step"] for e in after] == [21, 22] and all(e["loss"] < loss_two[1] for e in after)
+    after = [e for e in events_of(run_dir) if e["type"] == "metrics" and e["seq"] > events[-1]["seq"]]
+    assert [e["step"] for e in after] == [stopped_at + 1, stopped_at + 2]
+    assert all(e["loss"] < loss_two[1] for e in after)
 
 
 def test_fsdp_is_accelerates_fsdp2_plugin_on_gpus_and_refused_on_cpus():
@@ -181,43 +190,3 @@ def test_cli_fsdp_on_cpu_processes_exits_2(tmp_path):
     )
     assert result.exit_code == 2 and "distributed.strategy fsdp needs CUDA GPUs" in result.output
     assert not (tmp_path / "r").exists()  # refused before anything was made
-
-
-@pytest.mark.slow
-def test_two_cpu_processes_stop_together_on_a_stop_command(tmp_path, engine_data_dir):
-    """A command reaches rank 0 only; the processes agree on it at their next control sync, so
-    both leave the loop at the same step and write one final checkpoint together."""
-    import time
-
-    from helpers import wait_for
-
-    from engine.rundir import read_status
-
-    config = tmp_path / "ddp.yaml"
-    overrides = {"runs_dir": str(tmp_path / "runs"), "train.max_steps": 100_000, "train.log_every": 1}
-    config.write_text(small_run_config(engine_data_dir, overrides).to_yaml())
-    run_dir = tmp_path / "run"
-    started = subprocess.run(
-        [sys.executable, "-m", "cockpit", "run", str(config), "--detach", "--nproc", "2", "--run-dir", str(run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert started.returncode == 0, started.stdout + started.stderr
-    wait_for(lambda: any(e["type"] == "metrics" and e["step"] >= 3 for e in events_of(run_dir)), timeout=120)
-    result = CliRunner().invoke(app, ["stop", str(run_dir)])
-    assert result.exit_code == 0, result.output
-    wait_for(lambda: read_status(run_dir).get("state") == "stopped", timeout=60)
-    deadline = time.monotonic() + 30
-    while read_status(run_dir).get("alive") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    events = events_of(run_dir)
-    last = events[-1]
-    assert last["type"] == "status" and last["state"] == "stopped" and last["reason"] == "stop command"
-    saved = [e for e in events if e["type"] == "checkpoint" and e["action"] == "saved"]
-    assert len(saved) == 1 and saved[0]["step"] == last["step"] > 3
-    from engine.checkpoint import verify_checkpoint
-
-    assert verify_checkpoint(run_dir / saved[0]["path"]) == []
-    log = (run_dir / "logs" / "engine.log").read_text(errors="replace")
-    assert "Traceback" not in log, log[-3000:]

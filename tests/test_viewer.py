@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from cockpit.app import make_app
 from cockpit.checkpoint_view import FAILED, VERIFIED
+from cockpit.ckpt_actions import ACTIONS
 from cockpit.cli import app as cli_app
 from cockpit.client import read_events
 from cockpit.screens.ask_text import AskTextScreen
@@ -171,10 +172,27 @@ async def test_verify_flags_a_tampered_checkpoint(run_dir, records, tmp_path):
         assert records[0].reason in row
 
 
-async def test_evaluate_export_and_sample_ask_first_then_run_in_a_child(run_dir, records, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", sorted(ACTIONS))
+def test_each_action_names_a_function_that_takes_its_arguments(name, tmp_path):
+    """What the child will call: the target imports, and takes the checkpoint directory, the action's
+    keyword arguments, the question's answer and ``progress`` (export runs for real in
+    tests/test_ckpt_export.py, the others in the Pilot tests here)."""
+    import importlib
+    import inspect
+
+    action = ACTIONS[name]
+    module, _, function = action.target.partition(":")
+    fn = getattr(importlib.import_module(module), function)
+    answer = action.question.argument("answer") if action.question else {}
+    inspect.signature(fn).bind(str(tmp_path), **action.kwargs, **answer, progress=print)
+    if action.question and action.question.default:
+        assert action.question.default(tmp_path / "run", 12) == "exports/run-step12"
+
+
+async def test_evaluate_and_sample_ask_first_then_run_in_a_child(run_dir, records, tmp_path, monkeypatch):
     """e on a checkpoint without an eval: blank data = the held-out split; the stored eval appears in
-    its row (marked *). x: the export's directory is asked with a default under ./exports. s: a
-    prompt (markup-like text stays text); a blank prompt runs nothing."""
+    its row (marked *). x asks where to export (escape: nothing runs). s: a prompt (markup-like text
+    stays text); a blank prompt runs nothing."""
     from engine.eval_store import read_evals
 
     copy = tmp_path / run_dir.name
@@ -200,7 +218,8 @@ async def test_evaluate_export_and_sample_ask_first_then_run_in_a_child(run_dir,
         await pilot.press("enter")
         await pilot.press("x")
         await wait_for(lambda: isinstance(app.screen, AskTextScreen), 5, what="the export question")
-        await pilot.press("enter")
+        assert app.screen.query_one("#answer").value == f"exports/{copy.name}-step{last.step}"
+        await pilot.press("escape")
         await pilot.press("s")
         await wait_for(lambda: isinstance(app.screen, AskTextScreen), 5, what="the prompt")
         await pilot.press("enter")  # blank: nothing runs
@@ -208,10 +227,9 @@ async def test_evaluate_export_and_sample_ask_first_then_run_in_a_child(run_dir,
         await pilot.press("s")
         await wait_for(lambda: isinstance(app.screen, AskTextScreen), 5, what="the prompt")
         await pilot.press(*"[b]once[/]", "enter")
-        await wait_for(lambda: len(screen.outcomes) == 3, 90, what="the three actions")
-        evaluated, exported = screen.outcomes[("evaluate", last.step)], screen.outcomes[("export", last.step)]
-        sampled = screen.outcomes[("sample", last.step)]
-        assert evaluated.ok and exported.ok and sampled.ok, (evaluated, exported, sampled)
+        await wait_for(lambda: len(screen.outcomes) == 2, 90, what="the two actions")
+        evaluated, sampled = screen.outcomes[("evaluate", last.step)], screen.outcomes[("sample", last.step)]
+        assert evaluated.ok and sampled.ok, (evaluated, sampled)
         assert "tokens in" in sampled.summary and sampled.details
         stored = read_evals(copy)
         stored, _ = stored
@@ -220,8 +238,6 @@ async def test_evaluate_export_and_sample_ask_first_then_run_in_a_child(run_dir,
         text = await settled_text(app, units.loss(stored[0].loss) + "*")
         row = next(line for line in text.splitlines() if f" {last.step} " in line and last.reason in line)
         assert units.loss(stored[0].loss) + "*" in row
-    out = tmp_path / "exports" / f"{copy.name}-step{last.step}"
-    assert (out / "model.safetensors").is_file() and (out / "README.md").is_file() and str(out) in exported.summary
 
 
 async def test_upload_copies_to_the_runs_targets_verified_or_says_why_not(run_dir, records, tmp_path):
