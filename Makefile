@@ -12,7 +12,8 @@ TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
 HEADLESS ?=
 PYTEST_ARGS ?=
-# Test processes (pytest-xdist): one per core, at most four.
+# Test processes (pytest-xdist): one per core, at most four; an idle one takes tests queued for another
+# (worksteal), so a few long tests do not leave one core waiting at the end.
 JOBS ?= auto
 
 BIN := $(VENV)/bin
@@ -35,7 +36,7 @@ demo: $(STAMP)
 	$(BIN)/cockpit run demo $(if $(HEADLESS),--headless)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) --maxprocesses 4 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --maxprocesses 4 --dist worksteal $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) runs data .pytest_cache
