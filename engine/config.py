@@ -277,6 +277,9 @@ class UploadConfig(_Section):
     """Tries after a failed file transfer, with exponential backoff and jitter (0.5 s, 1 s, 2 s, ...)
     before an upload counts as failed; a failed upload is tried again at the next checkpoint and at
     the next start."""
+    parallel_files: int = Field(2, ge=1, le=16)
+    """Files of one checkpoint sent at a time (threads; each verified on its own). Over SFTP always
+    one: its one channel per connection would only interleave them."""
     stop_wait_s: float = Field(300.0, ge=0)
     """At the end of a run (finished, stopped or failed), wait this many seconds at most for the
     uploads still to do; what is left then is said in a log line, and ``cockpit ckpt upload RUN``

@@ -62,7 +62,14 @@ def run(
     if main_process and cfg.upload.targets:
         from engine.uploads import Uploader
 
-        uploader = Uploader(paths, cfg.upload.targets, cfg.upload.retries, bus.emit, log=trainer.info)
+        uploader = Uploader(
+            paths,
+            cfg.upload.targets,
+            cfg.upload.retries,
+            bus.emit,
+            log=trainer.info,
+            parallel_files=cfg.upload.parallel_files,
+        )
         trainer.checkpoints.uploads = uploader
 
     def finish_uploads() -> None:  # idempotent; before the terminal status, so its events precede it

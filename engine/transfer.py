@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -270,42 +271,63 @@ def copy_checkpoint(
     base_delay: float = 0.5,
     on_retry: Callable[[int, Exception, float], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    workers: int = 1,
 ) -> CopyResult:
     """Copy the checkpoint ``src_dir`` on ``src_fs`` to ``dst_dir`` on ``dst_fs``, verified, the
-    manifest last (see the module's docstring). The source must hold its manifest (a complete
-    checkpoint); ValueError otherwise. TransferError when a file cannot be copied after retries."""
+    manifest last (see the module's docstring), ``workers`` files at a time (threads; one at a time
+    over SFTP, whose one channel per connection would only interleave them). The source must hold
+    its manifest (a complete checkpoint); ValueError otherwise. TransferError when a file cannot be
+    copied after retries (the files in flight beside it are finished first). ``progress`` and
+    ``on_retry`` are called from one thread at a time."""
     manifest, manifest_bytes = _manifest_and_bytes(src_fs, src_dir)
     files = manifest["files"]
     total = sum(int(meta.get("size") or 0) for meta in files.values())
-    done, sent, skipped, sent_bytes = 0, 0, 0, 0
     dst_label = redact(dst_dir) if "://" in dst_dir else dst_dir
-
+    lock = threading.Lock()
+    skipped_bytes, skipped, to_send = 0, 0, []
     for rel, meta in sorted(files.items()):
-        dst = join(dst_dir, rel)
-        size = int(meta.get("size") or 0)
-        if _intact(dst_fs, dst, meta):
-            skipped += 1
-            done += size
+        if _intact(dst_fs, join(dst_dir, rel), meta):
+            skipped, skipped_bytes = skipped + 1, skipped_bytes + int(meta.get("size") or 0)
             if progress is not None:
-                progress(Progress(done, total, rel))
-            continue
-        start = done
+                progress(Progress(skipped_bytes, total, rel))
+        else:
+            to_send.append((rel, meta))
+    sent_of: dict[str, int] = {}  # bytes of each file sent so far (its current try)
 
-        def attempt(rel=rel, dst=dst, start=start, meta=meta) -> None:
-            nonlocal done
-            done = start
+    def locked_retry(n: int, exc: Exception, delay: float) -> None:
+        if on_retry is not None:
+            with lock:
+                on_retry(n, exc, delay)
+
+    def send(rel: str, meta: dict) -> None:
+        def attempt() -> None:
+            with lock:
+                sent_of[rel] = 0
 
             def on_bytes(n: int) -> None:
-                nonlocal done
-                done += n
-                if progress is not None:
-                    progress(Progress(done, total, rel))
+                with lock:
+                    sent_of[rel] += n
+                    if progress is not None:
+                        progress(Progress(skipped_bytes + sum(sent_of.values()), total, rel))
 
-            _send(src_fs, join(src_dir, rel), dst_fs, dst, meta.get("sha256"), on_bytes)
+            _send(src_fs, join(src_dir, rel), dst_fs, join(dst_dir, rel), meta.get("sha256"), on_bytes)
 
-        retrying(f"{rel} -> {dst_label}", attempt, retries, base_delay, on_retry=on_retry, sleep=sleep)
-        sent += 1
-        sent_bytes += size
+        retrying(f"{rel} -> {dst_label}", attempt, retries, base_delay, on_retry=locked_retry, sleep=sleep)
+
+    protocols = dst_fs.protocol if isinstance(dst_fs.protocol, tuple) else (dst_fs.protocol,)
+    workers = 1 if {"sftp", "ssh"} & set(protocols) else max(1, workers)
+    if workers == 1 or len(to_send) < 2:
+        for rel, meta in to_send:
+            send(rel, meta)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copy") as pool:
+            futures = [pool.submit(send, rel, meta) for rel, meta in to_send]
+        for future in futures:
+            future.result()  # the first failure, after every file in flight has ended
+    sent_bytes = sum(int(meta.get("size") or 0) for _, meta in to_send)
+    sent = len(to_send)
     # the manifest last (as it is, byte for byte): its presence at the far end says the copy is complete
 
     def write_manifest() -> None:

@@ -73,7 +73,13 @@ def upload_now(
             if on_event is not None:
                 on_event(type_, payload)
 
-        uploader = Uploader(paths, targets, cfg.upload.retries if retries is None else retries, emit)
+        uploader = Uploader(
+            paths,
+            targets,
+            cfg.upload.retries if retries is None else retries,
+            emit,
+            parallel_files=cfg.upload.parallel_files,
+        )
         steps = uploader.local_steps()
         if step is not None:
             if step not in steps:

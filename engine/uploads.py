@@ -59,8 +59,10 @@ class Uploader:
         base_delay: float = 0.5,
         run_id: str | None = None,
         log: Callable[..., None] | None = None,
+        parallel_files: int = 1,
     ):
         self.paths, self.targets, self.retries, self.emit = paths, list(targets), retries, emit
+        self.parallel_files = parallel_files
         self._log = log
         self.base_delay = base_delay
         self.run_id = run_id or paths.run_id
@@ -110,6 +112,10 @@ class Uploader:
         on a target."""
         for target in self.targets:
             self._enqueue(step, target, again=True)
+        self._retry_failed()
+
+    def _retry_failed(self) -> None:
+        """Queue again each copy that failed (its target may be back), of a checkpoint still here."""
         for entry in self.queue.entries():
             if (
                 entry.state == "failed"
@@ -211,6 +217,7 @@ class Uploader:
                 base_delay=self.base_delay,
                 on_retry=on_retry,
                 sleep=self._backoff,
+                workers=self.parallel_files,
             )
         except _Cancelled:
             self.queue.set(step, target, "queued")
@@ -250,13 +257,18 @@ class Uploader:
             return ([self._active] if self._active else []) + list(self._jobs)
 
     def finish(self, wait_s: float) -> list[str]:
-        """Wait up to ``wait_s`` for the queue to empty, then stop the thread (a copy in flight is
-        abandoned and stays queued for the next start). Returns ``checkpoint -> target`` of each copy
+        """Wait up to ``wait_s`` for the queue to empty, try each failed copy once more and wait for
+        those too, then stop the thread (a copy in flight is abandoned and stays queued for the next
+        start). Returns ``checkpoint -> target`` of each copy
         left, and says them in a log line."""
         deadline = time.monotonic() + wait_s
+        for last_try in (False, True):
+            if last_try:  # once what was queued is done: one more try for what failed (a target back since)
+                self._retry_failed()
+            with self._cond:
+                while (self._jobs or self._active) and time.monotonic() < deadline:
+                    self._cond.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
         with self._cond:
-            while (self._jobs or self._active) and time.monotonic() < deadline:
-                self._cond.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
             left = [f"{self.paths.checkpoint_rel(s)} -> {redact(t)}" for s, t in self.pending()]
             self._closing = True
             self._cancel.set()

@@ -189,3 +189,20 @@ def test_redact_keeps_no_secret(url, shown):
 def test_an_unknown_scheme_is_named():
     with pytest.raises(TransferError, match="nosuch://x"):
         open_url("nosuch://x/y")
+
+
+def test_several_files_at_a_time_are_each_verified_and_progress_adds_up(checkpoint, tmp_path):
+    import threading
+
+    local = fsspec.filesystem("file")
+    dst = str(tmp_path / "remote" / "p")
+    seen, threads = [], set()
+
+    def progress(p):
+        seen.append(p.bytes_done)
+        threads.add(threading.current_thread().name)
+
+    result = copy_checkpoint(local, str(checkpoint), local, dst, progress=progress, workers=3)
+    assert result.files_sent == 3 and verify_copy(local, dst) == []
+    assert seen == sorted(seen) and seen[-1] == result.bytes_total
+    assert all(name.startswith("copy") for name in threads)

@@ -114,7 +114,7 @@ def test_retention_keeps_an_unverified_checkpoint_and_prunes_it_once_verified(up
     assert failed and all(events[i]["target"] == flaky for i in failed)
     assert "NotADirectoryError" in events[failed[0]]["error"] or "Not a directory" in events[failed[0]]["error"]
     kept = [i for i, e in enumerate(events) if e["type"] == "log" and e["message"].startswith("kept ")]
-    assert kept and "not verified yet at " + flaky in events[kept[0]]["message"]
+    assert kept and "not verified yet at " in events[kept[0]]["message"] and flaky in events[kept[0]]["message"]
     step = int(events[kept[0]]["message"].split()[1].rsplit("-", 1)[1])
     path = f"checkpoints/checkpoint-{step}"
     verified = next(
