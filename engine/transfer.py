@@ -12,7 +12,9 @@ URL that is written down: :func:`redact` is how a URL appears in events, logs an
 Each file goes to ``<name>.part`` first, is hashed as it is sent, renamed into place, and read back
 and hashed again: a copy counts only when the bytes at the far end match the manifest's sha256.
 A file already at the far end with the manifest's size and sha256 is not sent again, so an
-interrupted copy resumes where it stopped (per file: a half-sent file is sent again). A failure is
+interrupted copy resumes where it stopped; where the protocol appends (file, sftp) a half-sent file
+goes on from its ``.part`` (the whole file is still read back and hashed; a bad ``.part`` costs one
+retry of the whole file), elsewhere (object stores) it is sent again. A failure is
 retried with exponential backoff and jitter; the last one raises :class:`TransferError` naming the
 file and the destination.
 """
@@ -211,20 +213,57 @@ def verify_copy(fs: Any, directory: str, manifest: dict | None = None) -> list[s
     return problems
 
 
-def _send(src_fs: Any, src: str, dst_fs: Any, dst: str, expect_sha: str | None, on_bytes: Callable[[int], None]):
-    """One file: to ``dst.part`` (hashing what is sent), renamed into place, read back and checked."""
+#: Protocols whose files can be appended to: a ``.part`` left by an interrupted copy goes on from
+#: where it stopped instead of from its first byte (object stores write whole objects).
+APPENDABLE = frozenset({"file", "local", "sftp", "ssh"})
+
+
+def _resume_offset(dst_fs: Any, part: str, size: int | None) -> int:
+    """Bytes of ``part`` an interrupted copy left that this one can go on from (0: start over)."""
+    protocols = dst_fs.protocol if isinstance(dst_fs.protocol, tuple) else (dst_fs.protocol,)
+    if not APPENDABLE & set(protocols) or size is None:
+        return 0
+    try:
+        have = dst_fs.size(part)
+    except (FileNotFoundError, OSError):
+        return 0
+    return have if 0 < have < size else 0
+
+
+def _send(
+    src_fs: Any,
+    src: str,
+    dst_fs: Any,
+    dst: str,
+    expect_sha: str | None,
+    on_bytes: Callable[[int], None],
+    size: int | None = None,
+):
+    """One file: to ``dst.part`` (hashing what is sent; going on from a ``.part`` an interrupted copy
+    left, where the protocol appends), renamed into place, read back and checked."""
     part = dst + PART_SUFFIX
     parent = dst.rsplit("/", 1)[0]
     if parent:
         dst_fs.makedirs(parent, exist_ok=True)
     h = hashlib.sha256()
-    with src_fs.open(src, "rb") as fin, dst_fs.open(part, "wb") as fout:
+    offset = _resume_offset(dst_fs, part, size)
+    with src_fs.open(src, "rb") as fin:
         pipelined(fin, reading=True)
-        pipelined(fout, reading=False)
-        for block in iter(lambda: fin.read(CHUNK_BYTES), b""):
+        left = offset
+        while left:  # the part already there: hashed from the source, not sent again
+            block = fin.read(min(CHUNK_BYTES, left))
+            if not block:
+                break
             h.update(block)
-            fout.write(block)
-            on_bytes(len(block))
+            left -= len(block)
+        if offset:
+            on_bytes(offset)
+        with dst_fs.open(part, "ab" if offset else "wb") as fout:
+            pipelined(fout, reading=False)
+            for block in iter(lambda: fin.read(CHUNK_BYTES), b""):
+                h.update(block)
+                fout.write(block)
+                on_bytes(len(block))
     if expect_sha is not None and h.hexdigest() != expect_sha:
         dst_fs.rm(part)
         raise TransferError(f"{src}: changed while it was read (its sha256 is not the manifest's)")
@@ -232,6 +271,7 @@ def _send(src_fs: Any, src: str, dst_fs: Any, dst: str, expect_sha: str | None, 
         dst_fs.rm(dst)
     dst_fs.mv(part, dst)
     if expect_sha is not None and remote_sha256(dst_fs, dst) != expect_sha:
+        dst_fs.rm(dst)  # a resumed part that was not what it seemed: the retry sends the whole file
         raise TransferError(f"{dst}: the copy's sha256 differs from the manifest after writing")
 
 
@@ -310,7 +350,8 @@ def copy_checkpoint(
                     if progress is not None:
                         progress(Progress(skipped_bytes + sum(sent_of.values()), total, rel))
 
-            _send(src_fs, join(src_dir, rel), dst_fs, join(dst_dir, rel), meta.get("sha256"), on_bytes)
+            size = meta.get("size")
+            _send(src_fs, join(src_dir, rel), dst_fs, join(dst_dir, rel), meta.get("sha256"), on_bytes, size)
 
         retrying(f"{rel} -> {dst_label}", attempt, retries, base_delay, on_retry=locked_retry, sleep=sleep)
 

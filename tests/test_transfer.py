@@ -206,3 +206,45 @@ def test_several_files_at_a_time_are_each_verified_and_progress_adds_up(checkpoi
     assert result.files_sent == 3 and verify_copy(local, dst) == []
     assert seen == sorted(seen) and seen[-1] == result.bytes_total
     assert all(name.startswith("copy") for name in threads)
+
+
+class CountsWrites(LocalFileSystem):
+    """A real local filesystem that counts the bytes written through it."""
+
+    cachable = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.written = 0
+
+    def _open(self, path, mode="rb", **kwargs):
+        f = super()._open(path, mode, **kwargs)
+        if "w" in mode or "a" in mode:
+            fs, write = self, f.write
+
+            def counting_write(data):
+                fs.written += len(data)
+                return write(data)
+
+            f.write = counting_write
+        return f
+
+
+@pytest.mark.parametrize("good_part", [True, False])
+def test_a_half_sent_file_goes_on_from_its_part_and_a_bad_part_costs_one_retry(checkpoint, tmp_path, good_part):
+    local, counting = fsspec.filesystem("file"), CountsWrites()
+    dst = tmp_path / "remote" / "c"
+    dst.mkdir(parents=True)
+    weights = (checkpoint / "model.safetensors").read_bytes()
+    half = weights[: 1 << 20] if good_part else b"\0" * (1 << 20)  # an interrupted copy's part (or a damaged one)
+    (dst / f"model.safetensors{PART_SUFFIX}").write_bytes(half)
+    retries = []
+    result = copy_checkpoint(
+        local, str(checkpoint), counting, str(dst), sleep=lambda s: None, on_retry=lambda *a: retries.append(a)
+    )
+    assert result.files_sent == 3 and verify_copy(local, str(dst)) == []
+    others = sum(p.stat().st_size for p in checkpoint.rglob("*") if p.is_file() and p.name != "model.safetensors")
+    if good_part:
+        assert counting.written == len(weights) - (1 << 20) + others and not retries
+    else:
+        assert counting.written == 2 * len(weights) - (1 << 20) + others and len(retries) == 1

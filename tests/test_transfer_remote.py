@@ -79,3 +79,21 @@ def test_a_scheme_whose_library_is_missing_names_what_to_install():
             open_url("gs://bucket/prefix")
     else:
         pytest.skip("gcsfs is installed here")
+
+
+def test_a_half_sent_file_over_sftp_goes_on_from_its_part(checkpoint, sshd_server, tmp_path):
+    """SFTP appends: a ``.part`` an interrupted copy left is continued, not sent again (the first
+    progress of the file already counts its bytes); the result verifies."""
+    local = fsspec.filesystem("file")
+    fs, root = open_url(f"{sshd_server.url}{tmp_path}/remote")
+    dst = join(root, "checkpoint-10")
+    fs.makedirs(dst, exist_ok=True)
+    have = 120_000
+    with fs.open(join(dst, "model.safetensors" + PART_SUFFIX), "wb") as f:
+        f.write((checkpoint / "model.safetensors").read_bytes()[:have])
+    seen = []
+    copy_checkpoint(local, str(checkpoint), fs, dst, progress=seen.append)
+    before = (checkpoint / "config.json").stat().st_size  # sorted: config.json is sent first
+    first = next(p for p in seen if p.file == "model.safetensors")
+    assert first.bytes_done == before + have
+    assert verify_copy(fs, dst) == []
