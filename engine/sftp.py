@@ -7,6 +7,11 @@ reaches: ``~/.ssh/config`` (or the file ``COCKPIT_SSH_CONFIG`` names) gives ``Ho
 ``Port`` and ``IdentityFile`` for a ``Host`` entry matching the URL's host; without an
 ``IdentityFile`` paramiko tries the ssh agent and ``~/.ssh/id_*`` as ``ssh`` does. Nothing here
 supplies a password: keys or the agent.
+
+The server's host key is checked as ``ssh`` checks it (fsspec alone would accept any key): against
+``~/.ssh/known_hosts`` (or the entry's ``UserKnownHostsFile``); a changed key is refused (a
+man-in-the-middle looks like that), and so is an unknown host unless the entry says
+``StrictHostKeyChecking no`` or ``accept-new``; the message says to run ``ssh`` once to accept it.
 """
 
 from __future__ import annotations
@@ -58,7 +63,50 @@ def sftp_options(url: str, timeout: float = CONNECT_TIMEOUT_S) -> dict[str, Any]
         options["username"] = parts.username
     if parts.port:
         options["port"] = parts.port
+    entry = entry if path.is_file() else {}
+    files = entry.get("userknownhostsfile") or "~/.ssh/known_hosts"
+    files = files.split() if isinstance(files, str) else list(files)
+    options["host_key_policy"] = known_hosts_policy(
+        [Path(os.path.expanduser(f)) for f in files], str(entry.get("stricthostkeychecking", "ask")).lower()
+    )
     return options
+
+
+def known_hosts_policy(files: list[Path], strict: str = "ask"):
+    """A paramiko host-key policy that checks the key the server shows against the OpenSSH
+    ``known_hosts`` ``files``: a key that differs from the one recorded raises SSHException (always);
+    an unknown host raises too unless ``strict`` (``StrictHostKeyChecking``) is ``no``/``off`` or
+    ``accept-new``."""
+    import paramiko
+
+    class KnownHosts(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, client, hostname, key) -> None:
+            known = paramiko.HostKeys()
+            for file in files:
+                if file.is_file():
+                    try:
+                        known.load(str(file))
+                    except (OSError, ValueError):
+                        pass
+            recorded = known.lookup(hostname) or {}
+            if recorded:  # the host is known: its key must be the one recorded
+                if recorded.get(key.get_name()) == key:
+                    return
+                raise paramiko.SSHException(
+                    f"the host key of {hostname} differs from the one in {' '.join(map(str, files))}: "
+                    "someone may be in the middle, or the server was reinstalled; check, then fix known_hosts"
+                )
+            if strict in ("no", "off", "accept-new"):
+                return
+            port = hostname.rsplit(":", 1)[1].rstrip("]") if hostname.startswith("[") else None
+            host = hostname.strip("[").split("]")[0]
+            raise paramiko.SSHException(
+                f"{hostname} is not in {' '.join(map(str, files))}: connect once with "
+                f"`ssh {'-p ' + port + ' ' if port else ''}{host}` and accept its key "
+                "(or set StrictHostKeyChecking accept-new for it in the ssh config)"
+            )
+
+    return KnownHosts()
 
 
 def sftp_free_bytes(fs: Any, path: str) -> int | None:

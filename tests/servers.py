@@ -102,7 +102,13 @@ def start_sshd(root: Path, port: int | None = None) -> SshServer:
         "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n"
     )
     # what a user writes in ~/.ssh/config for the host
-    (root / "ssh_config").write_text(f"Host 127.0.0.1\n  IdentityFile {root / 'client_key'}\n  IdentitiesOnly yes\n")
+    (root / "ssh_config").write_text(
+        f"Host 127.0.0.1\n  IdentityFile {root / 'client_key'}\n  IdentitiesOnly yes\n"
+        f"  UserKnownHostsFile {root / 'known_hosts'}\n"
+    )
+    # the server's key, as `ssh` records it once accepted (a port other than 22: [host]:port)
+    host_key = (root / "host_key.pub").read_text().split()[:2]
+    (root / "known_hosts").write_text(f"[127.0.0.1]:{port} {' '.join(host_key)}\n")
     log = open(root / "sshd.log", "ab")
     proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(root / "sshd_config")], stdout=log, stderr=log)
     deadline = time.monotonic() + 10

@@ -64,7 +64,10 @@ def test_copy_verify_and_resume_on_a_real_server(checkpoint, target):
 
 
 def test_sftp_refuses_a_key_it_does_not_know(sshd_server, tmp_path, monkeypatch):
-    (tmp_path / "ssh_config").write_text(f"Host 127.0.0.1\n  IdentityFile {tmp_path / 'nokey'}\n  IdentitiesOnly yes\n")
+    known = sshd_server.key.parent / "known_hosts"
+    (tmp_path / "ssh_config").write_text(
+        f"Host 127.0.0.1\n  IdentityFile {tmp_path / 'nokey'}\n  IdentitiesOnly yes\n  UserKnownHostsFile {known}\n"
+    )
     monkeypatch.setenv("COCKPIT_SSH_CONFIG", str(tmp_path / "ssh_config"))
     with pytest.raises(Exception) as err:
         open_url(f"{sshd_server.url}{tmp_path}", skip_instance_cache=True)

@@ -55,14 +55,37 @@ def test_each_failure_names_what_is_wrong_and_blocks(tmp_path, sshd_server, s3_s
     other = tmp_path / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     config = tmp_path / "ssh_config"
-    config.write_text(f"Host 127.0.0.1\n  IdentityFile {other}\n  IdentitiesOnly yes\n")
+    known = f"  UserKnownHostsFile {sshd_server.key.parent / 'known_hosts'}\n"
+    config.write_text(f"Host 127.0.0.1\n  IdentityFile {other}\n  IdentitiesOnly yes\n{known}")
     monkeypatch.setenv("COCKPIT_SSH_CONFIG", str(config))
     refused = check_upload_targets([f"{sshd_server.url}{tmp_path}"])[0]
     assert refused.status == "fail" and "refused the login" in refused.detail and str(other) in refused.detail
     assert "authorized_keys" in refused.fix
-    config.write_text(f"Host 127.0.0.1\n  IdentityFile {tmp_path / 'gone'}\n  IdentitiesOnly yes\n")
+    config.write_text(f"Host 127.0.0.1\n  IdentityFile {tmp_path / 'gone'}\n  IdentitiesOnly yes\n{known}")
     missing = check_upload_targets([f"{sshd_server.url}{tmp_path}"])[0]
     assert missing.status == "fail" and f"key file {tmp_path / 'gone'}" in missing.detail
+
+
+def test_the_servers_host_key_is_checked_as_ssh_checks_it(tmp_path, sshd_server, monkeypatch):
+    """Unknown host: refused, saying how to accept it (unless StrictHostKeyChecking accept-new); a
+    host key that differs from the recorded one: refused, always."""
+    key = sshd_server.key
+    config = tmp_path / "ssh_config"
+    monkeypatch.setenv("COCKPIT_SSH_CONFIG", str(config))
+    url = f"{sshd_server.url}{tmp_path}"
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    base = f"Host 127.0.0.1\n  IdentityFile {key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {empty}\n"
+    config.write_text(base)
+    unknown = check_upload_targets([url])[0]
+    assert unknown.status == "fail" and "is not in" in unknown.detail and f"ssh -p {sshd_server.port}" in unknown.detail
+    config.write_text(base + "  StrictHostKeyChecking accept-new\n")
+    assert check_upload_targets([url])[0].status == "ok"
+    other = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    empty.write_text(f"[127.0.0.1]:{sshd_server.port} {' '.join(other.with_suffix('.pub').read_text().split()[:2])}\n")
+    changed = check_upload_targets([url])[0]
+    assert changed.status == "fail" and "differs from the one in" in changed.detail
 
 
 def test_check_upload_reads_the_configs_targets(tmp_path):
