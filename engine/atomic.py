@@ -84,3 +84,30 @@ def atomic_write_text(path: str | os.PathLike, text: str, fsync: bool = True) ->
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_open(path, "w", fsync) as f:
         f.write(text)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files an atomic write of ``path`` left when its process was killed
+    mid-write (``.<name>.<pid>-<random>.tmp`` of a process that no longer runs); returns them."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*-*.tmp"):
+        pid = tmp.name[len(path.name) + 2 :].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.atomic import atomic_write_bytes, atomic_write_text
+from engine.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from engine.checkpoint_index import MANIFEST
 from engine.rundir import CHECKPOINTS, RunPaths, checkpoint_name, checkpoint_step
 from engine.transfer import CHUNK_BYTES, Progress, TransferError, copy_checkpoint, join, read_manifest_and_bytes
@@ -107,6 +107,8 @@ def pull_run_files(fs: Any, run_root: str, dest: Path) -> None:
     end; the whole file again when the local one is longer, as for another run), if the source has them."""
     paths = RunPaths(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    for left in (paths.run_yaml, paths.latest):  # what a sync killed mid-write left beside them
+        remove_stale_temporaries(left)
     remote_yaml = join(run_root, paths.run_yaml.name)
     if fs.exists(remote_yaml):
         data = fs.cat(remote_yaml)

@@ -85,3 +85,22 @@ def test_a_missing_directory_raises_and_a_read_mode_is_refused(tmp_path):
     with pytest.raises(ValueError, match="mode 'rb'"):
         AtomicFile(tmp_path / "x", "rb")
     assert listing(tmp_path) == []
+
+
+def test_stale_temporaries_of_a_killed_writer_are_removed_and_a_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from engine.atomic import remove_stale_temporaries
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    target = tmp_path / "latest"
+    stale = tmp_path / f".latest.{dead.pid}-0a1b2c3d.tmp"
+    live = tmp_path / f".latest.{os.getpid()}-0a1b2c3d.tmp"
+    other = tmp_path / f".run.yaml.{dead.pid}-0a1b2c3d.tmp"
+    for p in (stale, live, other):
+        p.write_text("x")
+    assert remove_stale_temporaries(target) == [stale]
+    assert not stale.exists() and live.exists() and other.exists()
