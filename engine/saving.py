@@ -21,8 +21,13 @@ class CheckpointWriter:
 
     def __init__(self, paths: RunPaths, bus, save_total_limit: int, info: Callable[..., None]):
         self.paths, self.bus, self.limit, self.info = paths, bus, save_total_limit, info
-        self.uploads = None  # an engine.uploads.Uploader when the run has upload targets
+        self.uploads = None  # an engine.uploads.Uploader when the run has upload targets (send_to)
         self._held: set[int] = set()  # steps kept past the limit for their uploads (said once each)
+
+    def send_to(self, uploads) -> None:
+        """Hand each checkpoint saved from now on to ``uploads`` (an engine.uploads.Uploader), and
+        spare from pruning each one whose copies it has not verified."""
+        self.uploads = uploads
 
     def write(
         self,

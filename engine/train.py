@@ -70,7 +70,7 @@ def run(
             log=trainer.info,
             parallel_files=cfg.upload.parallel_files,
         )
-        trainer.checkpoints.uploads = uploader
+        trainer.checkpoints.send_to(uploader)
 
     def finish_uploads() -> None:  # idempotent; before the terminal status, so its events precede it
         nonlocal uploader
