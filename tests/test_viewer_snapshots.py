@@ -10,6 +10,7 @@ import pytest
 from tui_helpers import T0, fixture_events, screen_still, viewer_run, wait_for, with_uploads
 
 from cockpit.app import make_app
+from cockpit.screens.ask_text import AskTextScreen
 from cockpit.screens.checkpoint_compare import CheckpointCompareScreen
 from cockpit.screens.checkpoint_detail import CheckpointDetailScreen
 from cockpit.screens.checkpoint_plot import CheckpointPlotScreen
@@ -74,6 +75,19 @@ def test_plot(snap_compare, tmp_path, size):
         await pilot.press("p")
         await wait_for(lambda: isinstance(pilot.app.screen, CheckpointPlotScreen), 5, what="the plot")
         await wait_for(lambda: pilot.app.screen.data is not None, 5, what="the plot's data")
+        await screen_still(pilot)
+
+    assert snap_compare(make_app(viewer_run(tmp_path), checkpoints=True), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_export_question(snap_compare, tmp_path, size):
+    """The question an action asks first (cockpit/screens/ask_text.py): x on a checkpoint."""
+
+    async def run_before(pilot) -> None:
+        await _list(pilot)
+        await pilot.press("x")
+        await wait_for(lambda: isinstance(pilot.app.screen, AskTextScreen), 5, what="the question")
         await screen_still(pilot)
 
     assert snap_compare(make_app(viewer_run(tmp_path), checkpoints=True), terminal_size=size, run_before=run_before)
