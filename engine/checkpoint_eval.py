@@ -185,7 +185,7 @@ def evaluate_checkpoint(
     is. Stores the record in the run's ``evals/`` when ``store`` and the checkpoint is inside a run."""
     import torch
 
-    from engine.checkpoint_model import load_checkpoint
+    from engine.checkpoint_model import check_checkpoint, load_checkpoint
     from engine.evaluate import NoHeldOutData, eval_windows, evaluate, scored_tokens
 
     t0 = time.perf_counter()
@@ -194,6 +194,7 @@ def evaluate_checkpoint(
         raise CheckpointEvalError(f"{ckpt}: not a checkpoint directory")
     if batches is not None and batches < 1:
         raise CheckpointEvalError(f"--batches must be at least 1, got {batches}")
+    step = check_checkpoint(ckpt)  # every file against the manifest before any is read (the tokenizer's too)
     run_dir = run_dir_of(ckpt)
     seq_len, batch_size = _window_settings(run_dir, ckpt)
     tokens, mask, ident, default_batches = load_eval_data(data, ckpt, run_dir, seq_len)  # bad data: before the load
@@ -206,7 +207,7 @@ def evaluate_checkpoint(
             f"(the run's train.seq_len); give more text"
         ) from None
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    loaded = load_checkpoint(ckpt, device=device)
+    loaded = load_checkpoint(ckpt, device=device, verify=False)  # verified above
     loss = evaluate(
         loaded.model,
         tokens,
@@ -219,7 +220,7 @@ def evaluate_checkpoint(
     )
     paths = RunPaths(run_dir) if run_dir is not None else None
     record = StoredEval.new(
-        step=loaded.step,
+        step=step,
         loss=loss,
         checkpoint=paths.relative(ckpt.resolve()) if paths else str(ckpt.resolve()),
         data=EvalData(**ident, seq_len=seq_len, windows=n_windows),

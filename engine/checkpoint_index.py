@@ -20,6 +20,7 @@ from engine.digest import file_sha256
 from engine.eval_store import StoredEval, read_evals
 from engine.protocol import Checkpoint, Eval, Event, Metrics, Upload
 from engine.rundir import CHECKPOINT_PREFIX, RunPaths, checkpoint_step
+from engine.safe_path import UnsafePath, inside, relative_name
 from engine.upload_status import UploadCopy, UploadFold
 
 MODEL_CONFIG = "config.json"  #: the model config (save_pretrained)
@@ -41,16 +42,46 @@ def write_manifest(ckpt_dir: Path, step: int) -> dict:
     return manifest
 
 
+def check_manifest(manifest: object, where: str) -> dict:
+    """``manifest`` (parsed JSON) when it is a manifest whose every entry is safe to use: a mapping
+    with a ``files`` table of plain relative names (``engine.safe_path``: no ``..``, no absolute path)
+    each with a sha256 and a size. ValueError naming ``where`` and the entry otherwise (UnsafePath
+    for a name that would reach outside the checkpoint)."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise ValueError(f"{where}: unreadable (no 'files' table)")
+    for rel, meta in manifest["files"].items():
+        relative_name(rel, where)
+        if rel == MANIFEST:
+            raise UnsafePath(f"{where}: entry {rel!r} names the manifest itself")
+        if not isinstance(meta, dict):
+            raise ValueError(f"{where}: entry {rel!r} is {type(meta).__name__}, not {{sha256, size}}")
+        sha, size = meta.get("sha256"), meta.get("size")
+        if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise ValueError(f"{where}: entry {rel!r} has no sha256 (64 hex digits)")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"{where}: entry {rel!r} has no size (a whole number of bytes)")
+    return manifest
+
+
+def parse_manifest(raw: bytes, where: str) -> dict:
+    """The manifest in ``raw`` (the bytes of a ``manifest.json``), checked (:func:`check_manifest`);
+    ValueError naming ``where`` when it is not JSON or not a safe manifest."""
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ValueError(f"{where}: unreadable ({exc})") from None
+    return check_manifest(manifest, where)
+
+
 def read_manifest(ckpt_dir: str | os.PathLike) -> dict:
-    """The manifest of ``ckpt_dir``; raises ValueError naming the file when it is missing or unreadable."""
+    """The manifest of ``ckpt_dir``, checked (:func:`check_manifest`); raises ValueError naming the
+    file when it is missing, unreadable or names a file outside the checkpoint."""
     path = Path(ckpt_dir) / MANIFEST
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(manifest.get("files"), dict):
-            raise ValueError("no 'files' table")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise ValueError(f"{path}: unreadable ({exc})") from None
-    return manifest
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    return parse_manifest(raw, str(path))
 
 
 def verify_checkpoint(
@@ -67,8 +98,14 @@ def verify_checkpoint(
     for done, (rel, meta) in enumerate(files.items()):
         if progress is not None:
             progress((done, len(files), rel))
-        path = ckpt_dir / rel
-        if not path.is_file():
+        try:
+            path = inside(ckpt_dir, rel, str(ckpt_dir / MANIFEST))
+        except UnsafePath as exc:
+            problems.append(str(exc))
+            continue
+        if path.is_symlink():
+            problems.append(f"{rel}: a symlink (a checkpoint holds plain files)")
+        elif not path.is_file():
             problems.append(f"{rel}: missing")
         elif path.stat().st_size != meta.get("size"):
             problems.append(f"{rel}: size {path.stat().st_size}, manifest says {meta.get('size')}")

@@ -69,6 +69,20 @@ def quiet_progress_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def check_checkpoint(ckpt_dir: str | os.PathLike) -> int | None:
+    """The step of ``ckpt_dir`` (its manifest's) once it holds a model and every file matches its
+    manifest; CheckpointLoadError naming each bad file otherwise. What every command that uses a
+    checkpoint does before it reads any of its files (tokenizer included)."""
+    path = Path(ckpt_dir)
+    for name in (MODEL_CONFIG, WEIGHTS):
+        if not (path / name).is_file():
+            raise CheckpointLoadError(f"{path / name}: missing; {path} is not a complete checkpoint")
+    problems = verify_checkpoint(path)
+    if problems:
+        raise CheckpointLoadError(f"{path}: does not match its manifest: {'; '.join(problems)} (refusing to load it)")
+    return read_manifest(path).get("step")
+
+
 def load_checkpoint(
     ckpt_dir: str | os.PathLike, *, dtype: str = "auto", device: str = "cpu", verify: bool = True
 ) -> LoadedCheckpoint:
@@ -80,17 +94,7 @@ def load_checkpoint(
     from engine.data.tokenizer import load_tokenizer
 
     path = Path(ckpt_dir)
-    for name in (MODEL_CONFIG, WEIGHTS):
-        if not (path / name).is_file():
-            raise CheckpointLoadError(f"{path / name}: missing; {path} is not a complete checkpoint")
-    step = None
-    if verify:
-        problems = verify_checkpoint(path)
-        if problems:
-            raise CheckpointLoadError(
-                f"{path}: does not match its manifest: {'; '.join(problems)} (refusing to load it)"
-            )
-        step = read_manifest(path).get("step")
+    step = check_checkpoint(path) if verify else None
     try:
         tokenizer = load_tokenizer(path)
     except (OSError, ValueError) as exc:

@@ -301,7 +301,8 @@ class RunConfig(_Section):
     """One training run, as written in a config file and resolved into ``run.yaml``."""
 
     name: str | None = None
-    """Run name; the run directory is ``<runs_dir>/<name>-<timestamp>`` unless given explicitly."""
+    """Run name; the run directory is ``<runs_dir>/<name>-<timestamp>`` unless given explicitly. One
+    plain name: no ``/``, ``\\`` or ``..`` (a run directory never lands outside ``runs_dir``)."""
     runs_dir: Path = Path("runs")
     """Where run directories are created."""
     preset: str = "tiny"
@@ -325,6 +326,15 @@ class RunConfig(_Section):
     """Live event channel."""
     upload: UploadConfig = UploadConfig()
     """Background uploads of every checkpoint to other machines."""
+
+    @field_validator("name")
+    @classmethod
+    def _one_component(cls, value: str | None) -> str | None:
+        from engine.safe_path import component
+
+        if value is not None:
+            component(value, "run name")  # UnsafePath (a ValueError): the run directory stays in runs_dir
+        return value
 
     @field_validator("preset")
     @classmethod
@@ -453,6 +463,12 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        value = deep = None
+    else:
+        deep = nesting_depth(value) <= MAX_CONFIG_DEPTH or None
+    if deep is None:
+        raise ConfigError(f"--set {key}=...: the value nests more than {MAX_CONFIG_DEPTH} levels deep")
     return key.split("."), value
 
 
@@ -482,10 +498,62 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+#: A config file larger than this is refused before it is parsed (a real one is a few KiB).
+MAX_CONFIG_BYTES = 1 << 20
+#: Sections and lists nested deeper than this are refused (a real config nests three or four deep).
+MAX_CONFIG_DEPTH = 32
+
+
+def nesting_depth(value: Any) -> int:
+    """How deep mappings and lists nest in ``value`` (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_CONFIG_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    """``text`` parsed as YAML, nested at most MAX_CONFIG_DEPTH deep; ConfigError naming ``where``."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"{where}:{mark.line + 1}" if mark else where
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{at}: invalid YAML: {problem}") from None
+    except RecursionError:
+        data = None
+        depth = MAX_CONFIG_DEPTH + 1
+    else:
+        depth = nesting_depth(data)
+    if depth > MAX_CONFIG_DEPTH:
+        raise ConfigError(
+            f"{where}: nested more than {MAX_CONFIG_DEPTH} levels deep; a config is a few sections of keys "
+            "(every key is documented in engine/config.py)"
+        )
+    return data
+
+
 def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read, override and validate a config file; raises ConfigError with a clear message."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES and path.is_file():
+            raise ConfigError(
+                f"{path}: {size:,} bytes, larger than a config can be ({MAX_CONFIG_BYTES:,}); "
+                "is it the right file? (data goes in data.path, not in the config)"
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
@@ -493,13 +561,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
         raise ConfigError(f"{path}: is a directory, not a config file") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    data = _parse_yaml(text, str(path))
     if data is None:
         raise ConfigError(
             f"{path}: is empty; write the keys to change (every key is documented in "

@@ -107,6 +107,7 @@ def _export(ckpt: Path, out: Path, name: str, stored_evals: list[dict] | None, s
         tokenizer.save_pretrained(tmp)
         facts = card_facts(ckpt, params=model.num_parameters(), dtype=_weights_dtype(model), stored_evals=stored_evals)
         (tmp / CARD).write_text(render_card(facts, load_path=str(out)), encoding="utf-8")
+        _shareable(tmp)
         say(f"moving the export into {out}")
         _replace(tmp, out)
     except BaseException:
@@ -121,6 +122,16 @@ def _export(ckpt: Path, out: Path, name: str, stored_evals: list[dict] | None, s
         params=model.num_parameters(),
         files=files,
     )
+
+
+def _shareable(tree: Path) -> None:
+    """Every file of ``tree`` with the mode a new file gets here (0666 less the umask): the library
+    that writes the weights makes them 0600, the tokenizer files 0644; an export is one thing to share."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in tree.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o666 & ~umask)
 
 
 def _replace(tmp: Path, out: Path) -> None:

@@ -81,7 +81,8 @@ def _data_facts(cfg) -> dict[str, Any]:
     from engine.data.manifest import MANIFEST
 
     path = Path(cfg.data.path)
-    facts: dict[str, Any] = {"source": cfg.data.source, "path": str(path)}
+    # the file's name, not where it lay on the machine that trained (an export is shared): the sha256 names the data
+    facts: dict[str, Any] = {"source": cfg.data.source, "path": path.name}
     target = path / MANIFEST if path.is_dir() else path
     try:
         if target.is_file() and target.stat().st_size <= HASH_LIMIT_BYTES:

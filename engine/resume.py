@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.rundir import LATEST_SPEC, RunPaths
+from engine.rundir import LATEST_SPEC, RunPaths, checkpoint_step
 
 #: training_state.pt key -> what it is, as a refusal names it.
 REQUIRED_STATE = {
@@ -58,7 +58,7 @@ def resolve_checkpoint(run_dir: str | os.PathLike, spec: str) -> Path:
         if name is None:
             raise ResumeError(f"{paths.latest}: no checkpoint to resume from (the file is missing)")
         path = paths.checkpoints / name
-        if not name or not path.is_dir():
+        if checkpoint_step(name) is None or not path.is_dir():  # only ever checkpoint-<step>, never a path
             raise ResumeError(f"{paths.latest} names {name!r}, which is not a checkpoint directory")
         return path
     path = Path(spec)

@@ -268,4 +268,4 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     if name is None:
         return None
     ckpt = paths.checkpoints / name
-    return ckpt if name and ckpt.is_dir() else None
+    return ckpt if checkpoint_step(name) is not None and ckpt.is_dir() else None  # only ever checkpoint-<step>

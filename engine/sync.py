@@ -25,6 +25,9 @@ from engine.checkpoint_index import MANIFEST
 from engine.rundir import CHECKPOINTS, RunPaths, checkpoint_name, checkpoint_step
 from engine.transfer import CHUNK_BYTES, Progress, TransferError, copy_checkpoint, join, read_manifest_and_bytes
 
+#: The mode of the directories a sync makes: a run's directory is its owner's only, as the engine's is.
+PRIVATE_DIR = 0o700
+
 
 @dataclass(frozen=True)
 class Pulled:
@@ -84,7 +87,7 @@ def pull_checkpoint(
             return Pulled(step, "here", files_skipped=len(manifest["files"]), bytes_total=total)
         local_manifest.unlink()  # the source's checkpoint of this step was replaced: not complete here any more
     resumed = local.is_dir()
-    local.mkdir(parents=True, exist_ok=True)
+    local.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
     try:
         result = copy_checkpoint(fs, src, _local_fs(), str(local), progress=progress, retries=retries)
     except (TransferError, ValueError):
@@ -106,7 +109,8 @@ def pull_run_files(fs: Any, run_root: str, dest: Path) -> None:
     """The run's ``run.yaml`` (when it differs) and ``events.jsonl`` (the bytes past the local copy's
     end; the whole file again when the local one is longer, as for another run), if the source has them."""
     paths = RunPaths(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    if not dest.is_dir():  # private, as the engine makes a run directory
+        dest.mkdir(parents=True, mode=PRIVATE_DIR)
     for left in (paths.run_yaml, paths.latest):  # what a sync killed mid-write left beside them
         remove_stale_temporaries(left)
     remote_yaml = join(run_root, paths.run_yaml.name)

@@ -21,8 +21,8 @@ file and the destination.
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import json
 import random
 import threading
 import time
@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from engine.checkpoint_index import MANIFEST
+from engine.checkpoint_index import MANIFEST, parse_manifest
+from engine.safe_path import inside
 
 #: Bytes per read and write.
 CHUNK_BYTES = 4 << 20
@@ -41,6 +42,25 @@ PART_SUFFIX = ".part"
 
 class TransferError(RuntimeError):
     """A copy failed after its retries; the message names the file, the destination and why."""
+
+
+class SourceMismatch(TransferError):
+    """A file read from the source is not what its manifest says (sha256): the source copy is damaged,
+    or it changed while it was read. Tried once more, not five times: a damaged file stays damaged."""
+
+
+#: Errors of the writing side that another try would only repeat: a full disk, a read-only
+#: filesystem, no permission.
+PERMANENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def permanent(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is an error that retrying would only repeat."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in PERMANENT_ERRNOS:
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def redact(url: str) -> str:
@@ -153,14 +173,11 @@ def _manifest_and_bytes(fs: Any, directory: str) -> tuple[dict, bytes]:
     try:
         with fs.open(path, "rb") as f:
             raw = f.read()
-        manifest = json.loads(raw.decode("utf-8"))
-        if not isinstance(manifest.get("files"), dict):
-            raise ValueError("no 'files' table")
     except FileNotFoundError:
         raise ValueError(f"{path}: missing (the checkpoint is not complete there)") from None
-    except (OSError, ValueError, AttributeError) as exc:
+    except OSError as exc:
         raise ValueError(f"{path}: unreadable ({exc})") from None
-    return manifest, raw
+    return parse_manifest(raw, path), raw  # ValueError (UnsafePath) naming a bad or escaping entry
 
 
 def pipelined(f: Any, reading: bool) -> Any:
@@ -266,7 +283,9 @@ def _send(
                 on_bytes(len(block))
     if expect_sha is not None and h.hexdigest() != expect_sha:
         dst_fs.rm(part)
-        raise TransferError(f"{src}: changed while it was read (its sha256 is not the manifest's)")
+        raise SourceMismatch(
+            f"{src}: its sha256 is not the manifest's (the source copy is damaged, or it changed while it was read)"
+        )
     if dst_fs.exists(dst):
         dst_fs.rm(dst)
     dst_fs.mv(part, dst)
@@ -287,10 +306,16 @@ def retrying(
     """``attempt()``, again after a failure (``retries`` more times), waiting ``base_delay * 2**n``
     (at most ``max_delay``) with full jitter in between. The last failure raises TransferError
     naming ``what``; ``on_retry(n, error, delay)`` hears of each retry."""
+    mismatches = 0
     for n in range(retries + 1):
         try:
             return attempt()
         except (OSError, TransferError, EOFError, ValueError, TimeoutError) as exc:
+            mismatches += isinstance(exc, SourceMismatch)
+            if permanent(exc):
+                raise TransferError(f"{what}: {exc}") from exc
+            if mismatches > 1 or (mismatches and n == retries):
+                raise SourceMismatch(f"{what}: {exc} (twice)") from exc
             if n == retries:
                 raise TransferError(f"{what}: {exc} (gave up after {retries + 1} tries)") from exc
             delay = random.uniform(0, min(max_delay, base_delay * 2**n))
@@ -298,6 +323,11 @@ def retrying(
                 on_retry(n + 1, exc, delay)
             sleep(delay)
     raise AssertionError("unreachable")
+
+
+def _is_local(fs: Any) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return bool({"file", "local"} & set(protocols))
 
 
 def copy_checkpoint(
@@ -321,6 +351,10 @@ def copy_checkpoint(
     ``on_retry`` are called from one thread at a time."""
     manifest, manifest_bytes = _manifest_and_bytes(src_fs, src_dir)
     files = manifest["files"]
+    for fs, root in ((src_fs, src_dir), (dst_fs, dst_dir)):
+        if _is_local(fs):  # a symlink on this machine must not lead a read or a write out of the checkpoint
+            for rel in files:
+                inside(root, rel, join(src_dir, MANIFEST))
     total = sum(int(meta.get("size") or 0) for meta in files.values())
     dst_label = redact(dst_dir) if "://" in dst_dir else dst_dir
     lock = threading.Lock()

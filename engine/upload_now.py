@@ -88,12 +88,35 @@ def upload_now(
                     f"(`cockpit ckpt list {run_dir}` lists them)"
                 )
             steps = [step]
+        bad = _unsafe_manifests(paths, steps)
+        if bad:
+            raise UploadRefused(
+                "refusing to upload: " + "; ".join(bad) + " (nothing was sent; upload the others one by one: "
+                f"cockpit ckpt upload {run_dir} STEP)"
+            )
         uploader.start(steps, background=False, again=again)
         if uploader.pending():
             uploader.run_all()
     finally:
         lock.release()
     return dict(uploader.results)
+
+
+def _unsafe_manifests(paths: RunPaths, steps: list[int]) -> list[str]:
+    """Why each of ``steps`` may not be sent: a manifest that is unreadable or names a file outside
+    its checkpoint (engine.checkpoint_index.read_manifest); [] when all are sound."""
+    from engine.checkpoint_index import MANIFEST, read_manifest
+    from engine.safe_path import inside
+
+    bad = []
+    for step in steps:
+        ckpt = paths.checkpoint_dir(step)
+        try:
+            for rel in read_manifest(ckpt)["files"]:
+                inside(ckpt, rel, str(ckpt / MANIFEST))  # no symlink leading a read out of it
+        except ValueError as exc:
+            bad.append(str(exc))
+    return bad
 
 
 def upload_checkpoint(ckpt_dir: str | os.PathLike, progress: Callable[[Any], None] | None = None) -> dict:

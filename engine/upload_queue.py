@@ -67,6 +67,11 @@ class UploadQueue:
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
             entries = [UploadEntry(**item) for item in raw["entries"]]
+            for entry in entries:  # a step names a directory (checkpoint-<step>): a whole number, nothing else
+                if not isinstance(entry.step, int) or isinstance(entry.step, bool) or entry.step < 0:
+                    raise ValueError(f"step {entry.step!r} is not a step")
+                if not isinstance(entry.target, str):
+                    raise ValueError(f"target {entry.target!r} is not a URL")
         except FileNotFoundError:
             return
         except (OSError, ValueError, TypeError, KeyError) as exc:

@@ -206,6 +206,14 @@ def verify(ckpt_ref: str = CKPT_ARGUMENT, runs_dir: Path = RUNS_DIR_OPTION) -> N
     from engine.checkpoint_index import read_manifest, verify_checkpoint
 
     _, ckpt = resolve_checkpoint(ckpt_ref, runs_dir)
+    from engine.safe_path import UnsafePath
+
+    try:
+        read_manifest(ckpt)  # a manifest naming a file outside the checkpoint is refused, not checked
+    except UnsafePath as exc:
+        fail(str(exc))
+    except ValueError:
+        pass  # missing or unreadable: the verification's own first problem (exit 1)
     problems = verify_checkpoint(ckpt)
     if problems:
         for problem in problems:

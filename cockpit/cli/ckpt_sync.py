@@ -23,14 +23,17 @@ PROGRESS_EVERY_S = 2.0
 class Totals:
     pulled: list[str] = field(default_factory=list)
     here: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    """Checkpoint name -> why it was not pulled (a manifest naming files outside it, a damaged file)."""
     files_sent: int = 0
     bytes_sent: int = 0
 
     def line(self, dest: Path) -> str:
         from engine import units
 
+        refused = f", {len(self.refused)} refused" if self.refused else ""
         return (
-            f"sync: {len(self.pulled)} checkpoint(s) pulled, {len(self.here)} already here; "
+            f"sync: {len(self.pulled)} checkpoint(s) pulled, {len(self.here)} already here{refused}; "
             f"{self.files_sent} file(s) sent ({units.nbytes(self.bytes_sent)}) into {dest}"
         )
 
@@ -78,9 +81,10 @@ def sync(
                 except Exception as exc:  # the link dropped, the server went away: said, tried again next look
                     fs, error = None, exc
             if error is not None:
+                reason = _reason(error, src_url, dest)
                 if watch is None:
-                    fail(f"{shown}: {_reason(error, src_url)}", code=1)
-                reason = _reason(error, src_url)
+                    typer.echo(totals.line(dest))
+                    fail(f"{shown}: {reason}", code=2 if _local_problem(error, dest) else 1)
                 if reason != said:
                     typer.echo(f"warning: {shown}: {reason}; trying again every {watch:g} s", err=True)
                 said = reason
@@ -93,11 +97,51 @@ def sync(
         if previous is not False:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     typer.echo(totals.line(dest))
+    if totals.refused:
+        fail(f"{len(totals.refused)} checkpoint(s) refused: {', '.join(sorted(totals.refused))} (the reasons above)")
 
 
-def _reason(exc: BaseException, url: str) -> str:
+def _local_problem(exc: BaseException | None, dest: Path) -> OSError | None:
+    """The error of this machine's side that ``exc`` is or wraps (a full disk or a read-only
+    filesystem: sync writes only here; no permission on a file under ``dest``), or None when it came
+    from the source."""
+    import errno
+
+    while exc is not None:
+        if isinstance(exc, OSError):
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                return exc
+            if exc.errno in (errno.EACCES, errno.EPERM) and _under(exc.filename, dest):
+                return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _under(filename: object, dest: Path) -> bool:
+    if not isinstance(filename, str):
+        return False
+    path, root = Path(filename).resolve(), dest.resolve()
+    return path == root or root in path.parents
+
+
+def _reason(exc: BaseException, url: str, dest: Path | None = None) -> str:
+    """What went wrong, blaming the side it happened on: this machine's disk under ``dest`` (when
+    something was being written there), or the source."""
+    import errno
+
     from cockpit.checks.upload import explain
+    from engine.transfer import SourceMismatch
 
+    local = _local_problem(exc, dest) if dest is not None else None
+    if local is not None:
+        where = local.filename or dest
+        if local.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"no space left on the disk of {dest} (writing {where}); free some space there, or pull into another directory"
+        if local.errno == errno.EROFS:
+            return f"{dest} is on a read-only filesystem (writing {where}); pull into a writable directory"
+        return f"permission denied writing {where}; pull into a directory you can write, or fix its permissions"
+    if isinstance(exc, SourceMismatch):
+        return f"{exc}; check the source with `cockpit ckpt verify` on its machine"
     detail, fix = explain(exc, url)
     return f"{detail}; {fix}"
 
@@ -137,6 +181,7 @@ def _reconnect(url: str) -> tuple[Any, Exception | None]:
 def _one_pass(fs: Any, root: str, dest: Path, totals: Totals) -> None:
     from engine import units
     from engine.sync import mark_latest, pull_checkpoint, pull_run_files, remote_checkpoints
+    from engine.transfer import SourceMismatch
 
     pull_run_files(fs, root, dest)
     for step in remote_checkpoints(fs, root):
@@ -149,7 +194,15 @@ def _one_pass(fs: Any, root: str, dest: Path, totals: Totals) -> None:
                 last[0] = now
                 typer.echo(f"{name}: {units.nbytes(p.bytes_done)} of {units.nbytes(p.bytes_total)} ({p.file})")
 
-        got = pull_checkpoint(fs, root, dest, step, progress=progress)
+        try:
+            got = pull_checkpoint(fs, root, dest, step, progress=progress)
+        except (ValueError, SourceMismatch) as exc:  # this checkpoint is bad at the source: the others still come
+            why = str(exc)
+            if totals.refused.get(name) != why:
+                typer.echo(f"{name}: refused: {why}; not pulled", err=True)
+            totals.refused[name] = why
+            continue
+        totals.refused.pop(name, None)
         if got.state == "vanished":
             typer.echo(f"{name}: gone at the source (pruned) before it was pulled; skipped")
             continue
