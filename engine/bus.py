@@ -39,7 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.eventlog import EventLog
-from engine.protocol import MAX_LINE_BYTES, ProtocolError, decode_command, encode, make_reply, socket_address
+from engine.protocol import (
+    MAX_LINE_BYTES,
+    CommandError,
+    ProtocolError,
+    decode_command,
+    encode,
+    make_reply,
+    socket_address,
+)
 from engine.rundir import RunPaths
 from engine.statusfile import StatusFile
 
@@ -315,6 +323,9 @@ class EventBus:
     def _handle_line(self, client: _Client, line: bytes) -> None:
         try:
             cmd = decode_command(line)
+        except CommandError as exc:  # a JSON object: the reply carries its id
+            self._send(client, make_reply(exc.id, False, exc.cmd, str(exc)))
+            return
         except ProtocolError as exc:
             self._send(client, make_reply(None, False, error=str(exc)))
             return

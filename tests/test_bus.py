@@ -289,6 +289,24 @@ def test_idle_connections_cannot_lock_out_commands(bus):
         sock.close()
 
 
+def test_an_error_reply_carries_the_id_of_the_line_it_answers(bus):
+    sock = raw_connect(bus)
+    lines = [
+        (b'{"v": 1, "cmd": "rm -rf /", "id": "u-1"}\n', "u-1", None, "unknown command"),
+        (b'{"v": 9, "cmd": "stop", "id": 42}\n', 42, "stop", "protocol version"),
+        (b'{"v": 1, "cmd": "subscribe", "from_seq": -5, "id": "neg"}\n', "neg", "subscribe", "from_seq"),
+        (b'{"v": 1, "id": "no-cmd"}\n', "no-cmd", None, "no 'cmd'"),
+        (b'{"v": 1, "cmd": "stop", "id": [1]}\n', None, "stop", "'id'"),  # no id a reply can carry
+    ]
+    for line, id_, cmd, error in lines:
+        sock.sendall(line)
+        reply = read_lines(sock, 1)[0]
+        assert reply["type"] == "reply" and reply["ok"] is False and error in reply["error"], reply
+        assert (reply["id"], reply["cmd"]) == (id_, cmd), reply
+    assert bus.poll_commands() == []
+    sock.close()
+
+
 def test_a_connection_that_never_subscribes_times_out(bus, monkeypatch):
     monkeypatch.setattr(bus_mod, "IDLE_TIMEOUT_S", 0.3)
     silent = raw_connect(bus)
