@@ -3,12 +3,14 @@
 ``RunClient.follow()`` yields every event of a run (the protocol's models) in ``seq`` order with no
 gap and no duplicate, whether the engine is live (socket), finished (``events.jsonl``), or goes away
 in between. The socket is preferred for its push latency; the file is the fallback and the source
-of truth, tailed from a saved byte offset and woken by filesystem events (see ``event_tail``).
+of truth, tailed from a saved byte offset and woken by filesystem events (see ``event_tail``). A
+socket that turns the follower away (an engine that serves no more viewers) leaves it on the file.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import socket
 import threading
@@ -36,9 +38,13 @@ from engine.protocol import (
 from engine.rundir import RunPaths, pid_alive, read_status
 from engine.upload_status import upload_count
 
+log = logging.getLogger(__name__)
+
 #: Seconds between looks at the file when no filesystem event comes (some network filesystems
 #: report none), and between liveness checks of the engine.
 POLL_S = 1.0
+#: Seconds a follower that the socket turned away follows the file alone before it asks again.
+REFUSED_RETRY_S = 10.0
 
 
 class EngineUnavailable(RuntimeError):
@@ -47,6 +53,10 @@ class EngineUnavailable(RuntimeError):
 
 class CommandRefused(RuntimeError):
     """The engine answered a command with an error."""
+
+
+class SubscribeRefused(ProtocolError):
+    """The engine's socket answered ``subscribe`` with an error: the events are in the file."""
 
 
 _ids = itertools.count(1)
@@ -116,6 +126,8 @@ class RunClient:
         The stream ends after the engine has gone (terminal state reached, or its process died)
         and every event it wrote has been yielded. Without a live socket the file is tailed: each
         byte read once, woken by filesystem events, looked at every ``poll_s`` seconds regardless.
+        A socket that refuses the subscription is left alone for ``REFUSED_RETRY_S`` seconds
+        meanwhile: the follower reads the history and what comes next from the file.
         """
         stop = stop or threading.Event()
         tail = EventTail(self.paths.events)
@@ -124,6 +136,7 @@ class RunClient:
         next_seq = from_seq
         ended = False
         started = time.monotonic()
+        socket_after = started  # the socket is not asked before then (it turned us away)
 
         def from_file() -> Iterator[Event]:
             while pending:
@@ -142,29 +155,34 @@ class RunClient:
         try:
             while not stop.is_set():
                 sock = None
-                try:
-                    sock = connect(self.paths.socket, timeout=2.0)
-                except OSError:
-                    pass
+                if time.monotonic() >= socket_after:
+                    try:
+                        sock = connect(self.paths.socket, timeout=2.0)
+                    except OSError:
+                        pass
                 if sock is not None:
-                    for event in self._follow_socket(sock, next_seq, stop):
-                        if event.seq > next_seq:
-                            # Cannot happen with a correct engine; fill from the file to stay gapless.
-                            ahead = []
-                            for missed in from_file():
-                                if next_seq <= missed.seq < event.seq:
-                                    yield missed
-                                    next_seq = missed.seq + 1
-                                elif missed.seq > event.seq:
-                                    ahead.append(missed)
-                            pending.extend(ahead)
-                        if event.seq < next_seq:
-                            continue
-                        yield event
-                        next_seq = event.seq + 1
-                        ended = ended or _terminal(event)
-                # No live channel (not up yet, gone, or cut off): catch up from the file. The
-                # watch starts first, so that a line appended after this read still wakes the wait.
+                    try:
+                        for event in self._follow_socket(sock, next_seq, stop):
+                            if event.seq > next_seq:
+                                # Cannot happen with a correct engine; fill from the file to stay gapless.
+                                ahead = []
+                                for missed in from_file():
+                                    if next_seq <= missed.seq < event.seq:
+                                        yield missed
+                                        next_seq = missed.seq + 1
+                                    elif missed.seq > event.seq:
+                                        ahead.append(missed)
+                                pending.extend(ahead)
+                            if event.seq < next_seq:
+                                continue
+                            yield event
+                            next_seq = event.seq + 1
+                            ended = ended or _terminal(event)
+                    except SubscribeRefused as exc:
+                        log.info("%s: %s; following events.jsonl", self.paths.root, exc)
+                        socket_after = time.monotonic() + REFUSED_RETRY_S
+                # No live channel (not up yet, gone, cut off, or turned away): catch up from the file.
+                # The watch starts first, so that a line appended after this read still wakes the wait.
                 if watch is None:
                     watch = DirWatch(self.paths.root)
                 yield from catch_up()
@@ -204,7 +222,7 @@ class RunClient:
                             continue  # not one of ours (a newer engine's type, say): skipped, as in the file
                         if isinstance(event, Reply):
                             if not event.ok:
-                                raise ProtocolError(f"engine refused subscribe: {event.error}")
+                                raise SubscribeRefused(f"engine refused subscribe: {event.error}")
                             continue
                         yield event
                     if len(buf) > MAX_LINE_BYTES * 4:

@@ -7,9 +7,12 @@ the disk refuses it): nothing more, so the loop never waits on a client.
 One background thread tails that same file and is the only one that touches sockets. Because the
 file is the single ordered stream, a subscriber gets the history (read from the file up to the
 thread's position) followed by the live lines (everything past that position): no gap, no
-duplicate, and nothing is lost if the thread falls behind. A client that does not read is cut off
-once its backlog passes ``MAX_BACKLOG_BYTES``; it reconnects with ``from_seq`` and loses nothing.
-The thread forwards only whole lines the training thread has written, never a line being written.
+duplicate, and nothing is lost if the thread falls behind. A viewer that does not read is cut off
+once its backlog passes ``MAX_BACKLOG_BYTES`` or its socket has taken nothing for
+``STALL_TIMEOUT_S``; it reconnects with ``from_seq`` and loses nothing. Viewers that read nothing
+cannot lock out a new one either: when ``MAX_SUBSCRIBERS`` are served, a new subscriber takes the
+place of the viewer furthest behind (see :meth:`EventBus._make_room`). The thread forwards only
+whole lines the training thread has written, never a line being written.
 
 Commands arrive on the same thread, are validated, answered at once, and queued for the training
 loop, which drains them with :meth:`EventBus.poll_commands` between steps. Malformed input gets an
@@ -21,25 +24,37 @@ such as ``stop`` always gets in.
 The thread also keeps ``status.json`` (:class:`engine.statusfile.StatusFile`) from the events it forwards.
 
 Why this module is over 400 lines: it is one job, the thread that owns the sockets (bind, accept,
-read and answer commands, subscribe with history, forward, flush, drop, shut down), and its parts
-share that thread's selector and client table; the file appender and status.json are apart.
+read and answer commands, subscribe with history, forward, flush, drop, make room, shut down), and
+its parts share that thread's selector and client table; the file appender and status.json are apart.
 """
 
 from __future__ import annotations
 
+import array
+import fcntl
 import logging
 import os
 import queue
 import selectors
 import socket
 import struct
+import sys
+import termios
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from engine.eventlog import EventLog
-from engine.protocol import MAX_LINE_BYTES, ProtocolError, decode_command, encode, make_reply, socket_address
+from engine.protocol import (
+    MAX_LINE_BYTES,
+    CommandError,
+    ProtocolError,
+    decode_command,
+    encode,
+    make_reply,
+    socket_address,
+)
 from engine.rundir import RunPaths
 from engine.statusfile import StatusFile
 
@@ -49,8 +64,11 @@ log = logging.getLogger(__name__)
 MAX_BACKLOG_BYTES = 8 * 1024 * 1024
 #: Commands waiting for the training loop; more are refused with an error reply.
 MAX_PENDING_COMMANDS = 64
-#: Subscribed connections (viewers) served at once; more subscribe requests are refused.
+#: Subscribed connections (viewers) served at once. A subscriber past them takes the place of the
+#: viewer furthest behind, which is disconnected (and, if it still reads, catches up from the file).
 MAX_SUBSCRIBERS = 32
+#: Seconds a viewer's socket may stay full (the viewer reads nothing) before it is disconnected.
+STALL_TIMEOUT_S = 30.0
 #: Connections served at once. Room is left above MAX_SUBSCRIBERS for commands; when full, the
 #: longest-idle connection that has not subscribed is closed to let a new one in.
 MAX_CLIENTS = MAX_SUBSCRIBERS + 16
@@ -60,10 +78,13 @@ IDLE_TIMEOUT_S = 10.0
 _READ_CHUNK = 4 * 1024 * 1024
 #: An index entry (seq -> file offset) every this many events, for fast history reads.
 _INDEX_EVERY = 256
+#: The ioctl that tells how many bytes sent on a Unix socket its peer has not read yet (Linux's
+#: SIOCOUTQ, which is TIOCOUTQ); None where there is none, and only the bus's own backlog counts.
+_SIOCOUTQ = getattr(termios, "TIOCOUTQ", None) if sys.platform.startswith("linux") else None
 
 
 class _Client:
-    __slots__ = ("sock", "fd", "inbuf", "outbuf", "from_seq", "limit", "last_active")
+    __slots__ = ("sock", "fd", "inbuf", "outbuf", "from_seq", "limit", "last_active", "subscribed_at", "last_sent")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
@@ -73,6 +94,21 @@ class _Client:
         self.from_seq: int | None = None  # None until subscribed
         self.limit = MAX_BACKLOG_BYTES
         self.last_active = time.monotonic()  # of its last input
+        self.subscribed_at = 0.0
+        self.last_sent = 0.0  # when its socket last took bytes (or it subscribed)
+
+    def unread(self) -> int:
+        """Bytes queued for this client that it has not read: the bus's backlog plus what its socket
+        holds (as the kernel counts it, overhead included)."""
+        queued = 0
+        if _SIOCOUTQ is not None:
+            buf = array.array("i", [0])
+            try:
+                fcntl.ioctl(self.fd, _SIOCOUTQ, buf)
+                queued = buf[0]
+            except OSError:
+                pass
+        return len(self.outbuf) + queued
 
 
 class EventBus:
@@ -100,6 +136,7 @@ class EventBus:
         self._index: list[tuple[int, int]] = [(0, 0)]
         self._clients: dict[int, _Client] = {}
         self._status = StatusFile(self.paths.status, self.run_id, self.pid, heartbeat_s)
+        #: Viewers disconnected for falling behind: backlog past the cap, stalled, or their place taken.
         self.dropped_clients = 0
 
         self._sel = selectors.DefaultSelector()
@@ -258,10 +295,27 @@ class EventBus:
         return True
 
     def _expire_idle(self) -> None:
-        """Close connections that have not subscribed and said nothing for IDLE_TIMEOUT_S."""
-        cutoff = time.monotonic() - IDLE_TIMEOUT_S
-        for client in [c for c in self._clients.values() if c.from_seq is None and c.last_active < cutoff]:
-            self._drop(client)
+        """Close connections that have not subscribed and said nothing for IDLE_TIMEOUT_S, and
+        viewers whose socket has taken nothing for STALL_TIMEOUT_S while their backlog waits."""
+        now = time.monotonic()
+        for client in list(self._clients.values()):
+            if client.from_seq is None and client.last_active < now - IDLE_TIMEOUT_S:
+                self._drop(client)
+            elif client.from_seq is not None and client.outbuf and client.last_sent < now - STALL_TIMEOUT_S:
+                self.dropped_clients += 1
+                self._drop(client)
+
+    def _make_room(self) -> None:
+        """Disconnect the viewer furthest behind, to serve a new one in its place: the one whose
+        socket has been full longest, else the one with the most bytes it has not read, else (all
+        keep up) the latest to subscribe, so that the viewers of long standing stay. It loses
+        nothing: it reconnects from its last seq or, turned away, reads the file."""
+        now = time.monotonic()
+        viewers = [c for c in self._clients.values() if c.from_seq is not None]
+        victim = max(viewers, key=lambda c: (now - c.last_sent if c.outbuf else 0.0, c.unread(), c.subscribed_at))
+        log.info("event bus: %d viewers; disconnecting the one furthest behind for a new one", len(viewers))
+        self.dropped_clients += 1
+        self._drop(victim)
 
     @staticmethod
     def _same_user(sock: socket.socket) -> bool:
@@ -315,6 +369,9 @@ class EventBus:
     def _handle_line(self, client: _Client, line: bytes) -> None:
         try:
             cmd = decode_command(line)
+        except CommandError as exc:  # a JSON object: the reply carries its id
+            self._send(client, make_reply(exc.id, False, exc.cmd, str(exc)))
+            return
         except ProtocolError as exc:
             self._send(client, make_reply(None, False, error=str(exc)))
             return
@@ -324,13 +381,7 @@ class EventBus:
                 self._send(client, make_reply(id_, False, name, "already subscribed on this connection"))
                 return
             if sum(c.from_seq is not None for c in self._clients.values()) >= MAX_SUBSCRIBERS:
-                self._send(
-                    client,
-                    make_reply(
-                        id_, False, name, f"too many viewers ({MAX_SUBSCRIBERS}); close one and subscribe again"
-                    ),
-                )
-                return
+                self._make_room()
             self._send(client, make_reply(id_, True, name))
             self._subscribe(client, cmd["from_seq"])
             return
@@ -360,6 +411,7 @@ class EventBus:
             else:
                 history = chunk
         client.from_seq = from_seq
+        client.subscribed_at = client.last_sent = time.monotonic()
         client.limit = MAX_BACKLOG_BYTES + len(history)
         client.outbuf += history
         self._flush(client)
@@ -382,8 +434,12 @@ class EventBus:
             chunk = os.pread(self._reader.fileno(), min(self.event_log.size - self._offset, _READ_CHUNK), self._offset)
             complete = chunk[: chunk.rfind(b"\n") + 1]
             if not complete:
-                return
+                break
             self._forward(complete)
+            self._flush_all()  # per chunk: a viewer past its cap is dropped before the next
+        self._flush_all()
+
+    def _flush_all(self) -> None:
         for client in list(self._clients.values()):
             if client.outbuf:
                 self._flush(client)
@@ -420,6 +476,7 @@ class EventBus:
                 self._drop(client)
                 return
             del client.outbuf[:n]
+            client.last_sent = time.monotonic()
         if len(client.outbuf) > client.limit:
             self.dropped_clients += 1
             self._drop(client)  # too slow: it reconnects from its last seq and loses nothing

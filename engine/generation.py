@@ -34,6 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 END_OF_TURN = "<|im_end|>"
 #: The most stop strings one request may give (as OpenAI's API).
 MAX_STOP = 4
+#: A generous bound on the characters of prompt text one token stands for: a prompt longer than the
+#: model's context length times this is refused without being tokenized (``check_prompt_length``).
+CHARS_PER_TOKEN = 64
 
 
 class GenerationError(ValueError):
@@ -196,16 +199,41 @@ def _processors(settings: GenerationSettings):
     return out
 
 
+def context_length(loaded) -> int | None:
+    """The most tokens the model reads, prompt and output together (its ``max_position_embeddings``)."""
+    return getattr(loaded.model.config, "max_position_embeddings", None) or None
+
+
+def check_prompt_length(loaded, text: str) -> None:
+    """GenerationError when ``text`` has more characters than any prompt the model reads could: more
+    than its context length times the characters one token can stand for (``CHARS_PER_TOKEN``, or the
+    longest token of the vocabulary where that is longer). Cheap (the text is not tokenized, the
+    vocabulary looked at only past the first bound), so a huge prompt is refused before the tokenizer
+    spends seconds on it; ``prompt_tokens`` checks it first, and then the tokens themselves."""
+    limit = context_length(loaded)
+    if not limit or len(text) <= limit * CHARS_PER_TOKEN:
+        return
+    longest = max(map(len, loaded.tokenizer.get_vocab()), default=0)  # a token's text: at least its characters
+    bound = limit * max(CHARS_PER_TOKEN, longest)
+    if len(text) > bound:
+        raise GenerationError(
+            f"the prompt is too long: {len(text)} characters, more than {limit} tokens can hold ({bound});"
+            f" this model reads at most {limit} tokens in all"
+        )
+
+
 def prompt_tokens(loaded, text: str) -> list[int]:
     """The token ids of ``text`` as generation reads them; GenerationError when there are more than the
-    model reads (its ``max_position_embeddings``), so no room is left to generate."""
+    model reads (``context_length``), so no room is left to generate (and, before tokenizing, when the
+    text is too long for that to be possible: ``check_prompt_length``)."""
+    check_prompt_length(loaded, text)
     tokenizer = loaded.tokenizer
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     if not ids:  # an empty prompt: start from end of text, as a document starts after one
         ids = [tokenizer.eos_token_id]
-    limit = getattr(loaded.model.config, "max_position_embeddings", None)
+    limit = context_length(loaded)
     if limit and len(ids) >= limit:
-        raise GenerationError(f"the prompt is {len(ids)} tokens; this model reads at most {limit} in all")
+        raise GenerationError(f"the prompt is too long: {len(ids)} tokens; this model reads at most {limit} in all")
     return ids
 
 
@@ -232,7 +260,7 @@ def _pieces(
     device = next(model.parameters()).device
     prompt_ids = prompt_tokens(loaded, text)
     progress.prompt_tokens = len(prompt_ids)
-    limit = getattr(model.config, "max_position_embeddings", None)
+    limit = context_length(loaded)
     max_new = min(settings.max_new_tokens, limit - len(prompt_ids)) if limit else settings.max_new_tokens
     processors = _processors(settings)
     sampler = None

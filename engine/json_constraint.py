@@ -7,9 +7,9 @@ untrained model cannot spend its tokens on blanks. xgrammar lets raw control cha
 string, which JSON allows only escaped: tokens holding one are masked too (compact JSON needs none
 of them).
 
-A schema is checked first (``check_schema``: a valid JSON Schema, by ``jsonschema``, that xgrammar
-can compile), so a bad one is refused up front, naming where it came from, never in the middle of a
-generation. The tokenizer's side (xgrammar's TokenizerInfo and compiler) is built once per tokenizer.
+A schema is checked first (``check_schema``: nested at most ``MAX_SCHEMA_DEPTH`` deep, a valid JSON
+Schema, by ``jsonschema``, that xgrammar can compile), so a bad one is refused up front, naming where
+it came from, never in the middle of a generation. The tokenizer's side (xgrammar's TokenizerInfo and compiler) is built once per tokenizer.
 """
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.generation import GenerationError
+
+#: The deepest a JSON schema may nest objects and arrays inside one another (``{}`` is 1 deep): far
+#: more than any real schema needs, and shallow enough that ``jsonschema``'s and xgrammar's recursion
+#: through it stays well inside Python's recursion limit.
+MAX_SCHEMA_DEPTH = 64
+_TOO_DEEP = f"the JSON schema is nested more than {MAX_SCHEMA_DEPTH} deep (objects and arrays inside one another)"
 
 _COMPILERS: dict[int, Any] = {}  # id(tokenizer) -> (tokenizer, vocab size, compiler, control-character mask)
 
@@ -40,6 +46,8 @@ def read_schema(path: str | os.PathLike) -> dict:
         raise JsonSchemaError(f"{path}: cannot read the JSON schema ({exc})") from None
     except ValueError as exc:
         raise JsonSchemaError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise JsonSchemaError(f"{path}: {_TOO_DEEP}") from None
     try:
         check_schema(schema)
     except JsonSchemaError as exc:
@@ -51,6 +59,8 @@ def check_schema(schema: Any) -> None:
     """JsonSchemaError unless ``schema`` is a valid JSON Schema that xgrammar can compile."""
     if not isinstance(schema, dict):
         raise JsonSchemaError(f"a JSON schema is an object, not {type(schema).__name__}")
+    if nested_deeper(schema, MAX_SCHEMA_DEPTH):
+        raise JsonSchemaError(_TOO_DEEP)
     from jsonschema import SchemaError
     from jsonschema.validators import validator_for
 
@@ -65,6 +75,21 @@ def check_schema(schema: Any) -> None:
         xgrammar.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False)
     except Exception as exc:  # xgrammar raises RuntimeError (and others) for what it does not support
         raise JsonSchemaError(f"a JSON schema that cannot be enforced ({type(exc).__name__}: {exc})") from None
+
+
+def nested_deeper(value: Any, limit: int) -> bool:
+    """Whether the JSON ``value`` has objects and arrays nested more than ``limit`` deep (a container
+    holding no container is 1 deep). Without recursion, so any depth can be measured."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def _compiler(tokenizer, vocab_size: int, stop_ids: list[int]):

@@ -75,6 +75,17 @@ class ProtocolError(ValueError):
     """A line that is not a valid event or command; the message says what is wrong."""
 
 
+class CommandError(ProtocolError):
+    """A command line that is a JSON object but not a valid command. ``id`` is the line's own id
+    (when it is a string or an integer) and ``cmd`` its command name (when it is a known one), so
+    that the error reply names the request it answers."""
+
+    def __init__(self, message: str, id_: str | int | None = None, cmd: str | None = None):
+        super().__init__(message)
+        self.id = id_
+        self.cmd = cmd
+
+
 # --- models -------------------------------------------------------------------------------------
 
 
@@ -567,16 +578,23 @@ def decode_events(lines: Iterable[bytes]) -> Iterator[Event]:
 
 
 def decode_command(line: bytes | str) -> Command:
-    """Parse and validate one command line into its model; raises ProtocolError naming the problem."""
+    """Parse and validate one command line into its model; raises ProtocolError naming the problem:
+    a :class:`CommandError`, with the line's id, once the line is a JSON object."""
     obj = _parse_line(line)
-    check_version(obj)
+    id_ = obj.get("id")
+    if not isinstance(id_, (str, int)) or isinstance(id_, bool):
+        id_ = None  # not an id a reply can carry (the model says so, below, for a known command)
     cmd = obj.get("cmd")
-    if not isinstance(cmd, str):
-        raise ProtocolError("command has no 'cmd' string")
-    cls = COMMAND_MODELS.get(cmd)
-    if cls is None:
-        raise ProtocolError(f"unknown command {cmd!r} (known: {', '.join(sorted(COMMANDS))})")
-    return _validate(cls, f"{cmd} command", obj)
+    known = cmd if isinstance(cmd, str) and cmd in COMMAND_MODELS else None
+    try:
+        check_version(obj)
+        if not isinstance(cmd, str):
+            raise ProtocolError("command has no 'cmd' string")
+        if known is None:
+            raise ProtocolError(f"unknown command {cmd!r} (known: {', '.join(sorted(COMMANDS))})")
+        return _validate(COMMAND_MODELS[known], f"{cmd} command", obj)
+    except ProtocolError as exc:
+        raise CommandError(str(exc), id_, known) from None
 
 
 # --- Unix socket paths ------------------------------------------------------------------------

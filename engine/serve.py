@@ -11,7 +11,11 @@ per piece of text, a last chunk with the finish reason (and usage, with
 
 One generation at a time: the model is not thread-safe, so requests wait on one lock, and the
 generation itself runs in a worker thread so the server keeps answering (``/v1/models``, errors)
-meanwhile. A request a client got wrong is a 4xx with the OpenAI error object; a generation that
+meanwhile. Whatever else may take long runs in a worker thread too, never on the event loop: reading
+the body (JSON, at most ``MAX_BODY`` bytes nested at most ``MAX_BODY_DEPTH`` deep), rendering the chat
+template, checking a JSON schema, and measuring the prompt, which is first bounded by its characters
+(``engine.generation.check_prompt_length``: a prompt far longer than the model reads is refused
+untokenized) and then tokenized under the generation lock, as the tokenizer is the generation's. A request a client got wrong is a 4xx with the OpenAI error object; a generation that
 fails is a 500 with its message (or an error event mid-stream), and the server goes on serving.
 """
 
@@ -31,8 +35,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from engine.generation import GenerationError, Stream, prompt_text, prompt_tokens, stream
-from engine.json_constraint import JsonSchemaError
+from engine.generation import GenerationError, Stream, check_prompt_length, prompt_text, prompt_tokens, stream
+from engine.json_constraint import JsonSchemaError, nested_deeper
 from engine.openai_api import (
     ApiError,
     ChatRequest,
@@ -46,6 +50,8 @@ log = logging.getLogger("cockpit.serve")
 
 #: The largest request body read; a longer one is a 413 (a prompt this long would not fit a model anyway).
 MAX_BODY = 8 << 20
+#: The deepest a request body may nest objects and arrays (a JSON schema in it: ``MAX_SCHEMA_DEPTH``).
+MAX_BODY_DEPTH = 128
 
 
 def _error(exc: ApiError) -> JSONResponse:
@@ -59,16 +65,7 @@ async def _body(request: Request, model: type, model_id: str):
         raw += part
         if len(raw) > MAX_BODY:
             raise ApiError(413, f"the body is over {MAX_BODY >> 20} MiB", code="body_too_large")
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, f"the body is not valid JSON ({exc})", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object", code="invalid_json")
-    try:
-        body = model.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(exc) from None
+    body = await asyncio.to_thread(_parse, bytes(raw), model)
     if body.model not in (None, model_id):
         raise ApiError(
             404,
@@ -77,6 +74,37 @@ async def _body(request: Request, model: type, model_id: str):
             "model_not_found",
         )
     return body
+
+
+def _parse(raw: bytes, model: type):
+    """``raw`` read as JSON and validated as ``model`` (in a worker thread: megabytes take a while)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, f"the body is not valid JSON ({exc})", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object", code="invalid_json")
+    for key, value in data.items():
+        if nested_deeper(value, MAX_BODY_DEPTH - 1):
+            raise ApiError(
+                400,
+                f"the body is nested more than {MAX_BODY_DEPTH} deep (at {key!r}): objects and arrays inside one another",
+                key if isinstance(key, str) else None,
+                "too_deep",
+            )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def _check_schema(schema: dict) -> None:
+    from engine.json_constraint import check_schema
+
+    try:
+        check_schema(schema)
+    except JsonSchemaError as exc:
+        raise ApiError(400, str(exc), "response_format.json_schema.schema") from None
 
 
 class Server:
@@ -96,7 +124,7 @@ class Server:
 
     async def chat(self, request: Request) -> Response:
         async def answer(body: ChatRequest) -> Response:
-            text = prompt_text(self.loaded.tokenizer, messages=body.chat_messages())
+            text = await asyncio.to_thread(prompt_text, self.loaded.tokenizer, messages=body.chat_messages())
             schema = body.response_format.schema() if body.response_format else None
             return await self._answer(body, "chat.completion", text, body.generation_settings(), schema)
 
@@ -122,20 +150,20 @@ class Server:
     async def _answer(self, body, kind: str, text: str, settings, schema) -> Response:
         rid = ("chatcmpl-" if kind == "chat.completion" else "cmpl-") + uuid.uuid4().hex
         if schema is not None:
-            from engine.json_constraint import check_schema
-
-            try:
-                check_schema(schema)
-            except JsonSchemaError as exc:
-                raise ApiError(400, str(exc), "response_format.json_schema.schema") from None
-        prompt_tokens(self.loaded, text)  # a prompt too long is a 400 before any stream starts
+            await asyncio.to_thread(_check_schema, schema)
+        # a prompt too long is a 400 before any stream starts: one far too long by its characters at once,
+        # else by its tokens, under the lock (a generation may be using the tokenizer)
+        await asyncio.to_thread(check_prompt_length, self.loaded, text)
         if body.stream:
+            async with self.lock:
+                await asyncio.to_thread(prompt_tokens, self.loaded, text)
             return StreamingResponse(
                 self._events(rid, kind, text, settings, schema, body.include_usage),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache"},
             )
         async with self.lock:
+            await asyncio.to_thread(prompt_tokens, self.loaded, text)
             try:
                 run = stream(self.loaded, text, settings, schema)
                 await asyncio.to_thread(_drain, run)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -10,6 +13,7 @@ from typing import Any
 import pytest
 
 from cockpit.client import read_events
+from engine import protocol as P
 from engine.rundir import RunPaths
 
 
@@ -27,6 +31,59 @@ def wait_for(predicate, timeout: float = 90.0, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise AssertionError("timed out waiting")
+
+
+class RefusingSocket:
+    """A real Unix socket at ``path`` (a run's ``engine.sock``) that answers every subscribe with an
+    error reply, as an engine serving all the viewers it would did before it made room for new ones.
+    ``refused``: how many subscribe requests it has turned away. Use as a context manager."""
+
+    def __init__(self, path: Path, error: str = "too many viewers (32); close one and subscribe again"):
+        self.path = Path(path)
+        self.error = error
+        self.refused = 0
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with P.socket_address(self.path) as addr:
+            self._server.bind(addr)
+        self._server.listen()
+        self._server.settimeout(0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="refusing-socket", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2.0)
+                buf = b""
+                try:
+                    while b"\n" not in buf:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        buf += chunk
+                    if b"\n" in buf:
+                        cmd = json.loads(buf.split(b"\n", 1)[0])
+                        conn.sendall(P.encode(P.make_reply(cmd.get("id"), False, cmd.get("cmd"), self.error)))
+                        self.refused += 1
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._server.close()
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> RefusingSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def train_in_process(run_dir: Path, env: dict[str, str] | None = None, resume: str | None = None) -> int:

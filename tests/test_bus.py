@@ -279,14 +279,94 @@ def test_idle_connections_cannot_lock_out_commands(bus):
     for sock in viewers:
         subscribe(sock)
     answers = [read_lines(sock, 1)[0] for sock in viewers]
-    assert [a["ok"] for a in answers] == [True] * MAX_SUBSCRIBERS + [False]
-    assert "too many viewers" in answers[-1]["error"]
+    assert [a["ok"] for a in answers] == [True] * (MAX_SUBSCRIBERS + 1)  # the last took the place of one
+    assert bus.dropped_clients == 1
     assert RunClient(bus.paths.root).send("stop")["ok"]  # the oldest idle connections made room
     assert [c["cmd"] for c in bus.poll_commands()] == ["stop"]
     bus.emit("log", level="info", message="still live")
     assert read_lines(viewers[0], 1)[0]["message"] == "still live"
     for sock in idle + viewers:
         sock.close()
+
+
+def test_40_viewers_that_never_read_cannot_lock_out_a_new_one(bus):
+    """The attack: 40 connections subscribe and then never read while events flow. Each subscriber
+    past MAX_SUBSCRIBERS takes the place of one of them, so a fresh one still gets in with the whole
+    history, and a viewer that reads keeps its place throughout."""
+    for i in range(200):
+        bus.emit("log", level="info", message=f"history {i} " + "x" * 100)
+    reader = raw_connect(bus)
+    subscribe(reader)
+    assert len(read_lines(reader, 201)) == 201
+    stuck = [raw_connect(bus) for _ in range(40)]
+    for sock in stuck:
+        subscribe(sock)  # and never read
+    for i in range(300):
+        bus.emit("log", level="info", message=f"live {i} " + "y" * 100)
+    assert [e["seq"] for e in read_lines(reader, 300)] == list(range(200, 500))
+    deadline = time.monotonic() + 5
+    while bus.dropped_clients < 40 + 1 - MAX_SUBSCRIBERS and time.monotonic() < deadline:
+        time.sleep(0.02)  # every subscribe handled (the bus made room for the last 9)
+
+    fresh = raw_connect(bus)
+    subscribe(fresh)
+    reply, *history = read_lines(fresh, 501)
+    assert reply["type"] == "reply" and reply["ok"] is True, reply
+    assert [e["seq"] for e in history] == list(range(500))  # the history, all of it
+    assert bus.dropped_clients == 40 + 2 - MAX_SUBSCRIBERS  # one of the stuck made room for each newcomer
+    bus.emit("log", level="info", message="after")
+    assert read_lines(fresh, 1)[0]["message"] == "after"
+    assert read_lines(reader, 1)[0]["message"] == "after"  # the viewer that reads was never the one dropped
+    assert RunClient(bus.paths.root).send("pause")["ok"]
+    for sock in [reader, fresh, *stuck]:
+        sock.close()
+
+
+def test_a_viewer_whose_socket_stays_full_is_dropped_before_its_backlog_cap(bus, monkeypatch):
+    """A viewer that reads nothing is cut off once its socket has taken nothing for STALL_TIMEOUT_S,
+    long before its backlog reaches MAX_BACKLOG_BYTES; a viewer that reads is kept."""
+    monkeypatch.setattr(bus_mod, "STALL_TIMEOUT_S", 1.0)
+    stuck = raw_connect(bus)
+    subscribe(stuck)
+    reader = raw_connect(bus)
+    subscribe(reader)
+    count = 1000
+    received: list[dict] = []
+    reading = threading.Thread(target=lambda: received.extend(read_lines(reader, count + 2, timeout=10)))
+    reading.start()
+    for i in range(count):  # 1 MB: far past the socket's buffer, far below the backlog cap
+        bus.emit("log", level="info", message=f"{i} " + "z" * 1000)
+    assert count * 1000 < MAX_BACKLOG_BYTES // 8
+    deadline = time.monotonic() + 5
+    while bus.dropped_clients == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert bus.dropped_clients == 1
+    bus.emit("log", level="info", message="kept")
+    reading.join(10)
+    assert [e["seq"] for e in received[1:]] == list(range(count + 1)) and received[-1]["message"] == "kept"
+    stuck.settimeout(5)
+    while stuck.recv(1 << 20):  # what its socket held, then the end: the bus closed it
+        pass
+    stuck.close()
+    reader.close()
+
+
+def test_an_error_reply_carries_the_id_of_the_line_it_answers(bus):
+    sock = raw_connect(bus)
+    lines = [
+        (b'{"v": 1, "cmd": "rm -rf /", "id": "u-1"}\n', "u-1", None, "unknown command"),
+        (b'{"v": 9, "cmd": "stop", "id": 42}\n', 42, "stop", "protocol version"),
+        (b'{"v": 1, "cmd": "subscribe", "from_seq": -5, "id": "neg"}\n', "neg", "subscribe", "from_seq"),
+        (b'{"v": 1, "id": "no-cmd"}\n', "no-cmd", None, "no 'cmd'"),
+        (b'{"v": 1, "cmd": "stop", "id": [1]}\n', None, "stop", "'id'"),  # no id a reply can carry
+    ]
+    for line, id_, cmd, error in lines:
+        sock.sendall(line)
+        reply = read_lines(sock, 1)[0]
+        assert reply["type"] == "reply" and reply["ok"] is False and error in reply["error"], reply
+        assert (reply["id"], reply["cmd"]) == (id_, cmd), reply
+    assert bus.poll_commands() == []
+    sock.close()
 
 
 def test_a_connection_that_never_subscribes_times_out(bus, monkeypatch):

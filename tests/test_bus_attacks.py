@@ -141,6 +141,35 @@ def test_events_jsonl_that_cannot_be_written_for_a_while(engine):
     assert_still_serving(run_dir, proc)
 
 
+def test_40_viewers_that_never_read_do_not_lock_out_attach(engine):
+    """40 connections subscribe and never read while the run trains: a fresh viewer still gets in
+    over the socket, with the history from seq 0 and the live steps after it."""
+    run_dir, proc = engine
+    stuck = [P.connect(RunPaths(run_dir).socket, timeout=5) for _ in range(40)]
+    try:
+        for sock in stuck:
+            sock.sendall(P.encode(P.make_command("subscribe", "stuck", from_seq=0)))  # and never read
+        step = last_step(run_dir)
+        wait_for(lambda: last_step(run_dir) > step + 5, timeout=60)  # events flow into their backlogs
+        sock = P.connect(RunPaths(run_dir).socket, timeout=20)
+        with sock:
+            sock.sendall(P.encode(P.make_command("subscribe", "fresh", from_seq=0)))
+            buf, lines = b"", []
+            target = last_step(run_dir) + 2
+            while not any(x.get("type") == "metrics" and x["step"] >= target for x in lines):
+                chunk = sock.recv(1 << 20)
+                assert chunk, f"the engine closed the connection after {lines[:1]}"
+                buf += chunk
+                *done, buf = buf.split(b"\n")
+                lines += [json.loads(x) for x in done if x]
+        assert lines[0]["type"] == "reply" and lines[0]["id"] == "fresh" and lines[0]["ok"], lines[0]
+        assert [e["seq"] for e in lines[1:]] == list(range(len(lines) - 1))  # history, then live, no gap
+    finally:
+        for sock in stuck:
+            sock.close()
+    assert_still_serving(run_dir, proc)
+
+
 def test_40_idle_connections_do_not_stop_cockpit_stop(engine):
     run_dir, proc = engine
     idle = [P.connect(RunPaths(run_dir).socket, timeout=5) for _ in range(40)]

@@ -300,3 +300,35 @@ async def test_log_tail_follows_new_lines_of_a_live_run(tmp_path):
     finally:
         bus.emit("status", state="stopped", step=0)
         bus.close()
+
+
+async def test_attach_reads_the_file_when_the_engine_socket_refuses_it(tmp_path):
+    """The attack's symptom: an engine whose socket refuses the viewer ("too many viewers (32)"). The
+    dashboard shows the history from events.jsonl and keeps following the file, instead of looping
+    on "Reconnecting…" with nothing on screen."""
+    from helpers import RefusingSocket
+
+    from engine.bus import EventBus
+
+    run = tmp_path / "live-run"
+    run.mkdir()
+    (run / "run.yaml").write_text("name: live-run\n", encoding="utf-8")
+    bus = EventBus(run, serve=False)  # alive (this process): the socket is the one below, which refuses
+    try:
+        with RefusingSocket(run / "engine.sock") as refusing:
+            bus.emit("status", state="running", step=0)
+            for i in range(5):
+                bus.emit("log", level="info", message=f"history line {i}")
+            app = make_app(run)
+            async with app.run_test(size=(120, 36)):
+                await wait_for(
+                    lambda: "history line 4" in screen_text(app), timeout=10, what="the history from the file"
+                )
+                bus.emit("log", level="info", message="a line logged after attaching")
+                await wait_for(lambda: "logged after attaching" in screen_text(app), what="the live line")
+                assert "RUNNING" in screen_text(app)
+                assert not any("interrupted" in n or "Reconnecting" in n for n in notifications(app))
+            assert refusing.refused == 1
+    finally:
+        bus.emit("status", state="stopped", step=0)
+        bus.close()

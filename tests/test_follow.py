@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import RefusingSocket
 
 from cockpit import event_tail
 from cockpit.client import RunClient
@@ -163,6 +164,34 @@ def test_follow_falls_back_to_polling_when_no_filesystem_event_comes(tmp_path, m
         bus.close()
     thread.join(10)
     assert not thread.is_alive() and errors == [] and [s for s, _ in got] == [0, 1, 2]
+
+
+def test_follow_reads_the_file_when_the_socket_refuses_it(tmp_path):
+    """An engine's socket that answers subscribe with an error (all its viewers taken): the follower
+    yields the history from events.jsonl and keeps following the file, without raising and without
+    asking the socket again and again."""
+    run = new_run(tmp_path)
+    bus = EventBus(run, serve=False, heartbeat_s=0.2)  # alive (this process); the socket below refuses
+    refusing = RefusingSocket(run / "engine.sock")
+    try:
+        bus.emit("status", state="running", step=0)
+        for i in range(99):
+            bus.emit("log", level="info", message=f"history {i}")
+        stop = threading.Event()
+        thread, got, errors = follow_in_thread(RunClient(run), stop, poll_s=0.2)
+        wait_until(lambda: len(got) == 100 or errors, timeout=5.0)
+        assert errors == [] and [seq for seq, _ in got] == list(range(100))  # the history, from the file
+        for i in range(3):
+            seq = bus.emit("log", level="info", message=f"live {i}")
+            wait_until(lambda seq=seq: len(got) > seq or errors, timeout=5.0)  # and what comes next
+        assert refusing.refused == 1  # turned away once, then left alone
+        bus.emit("status", state="stopped", step=0)
+    finally:
+        refusing.close()
+        bus.close()
+    thread.join(10)
+    assert not thread.is_alive() and errors == []
+    assert [seq for seq, _ in got] == list(range(104))
 
 
 def test_the_watch_ignores_reads(tmp_path):

@@ -161,6 +161,17 @@ def test_cli_sample_refuses_a_bad_schema_file_naming_it(chat_checkpoint, tmp_pat
     assert f"error: {schema}: " in result.stderr and message in result.stderr
 
 
+@pytest.mark.parametrize("levels", [40, 300, 100_000])
+def test_cli_sample_refuses_a_schema_nested_too_deep_in_one_line(chat_checkpoint, tmp_path, levels):
+    """The attack: a schema 300 deep was a RecursionError traceback (100 000 deep: already in json.loads)."""
+    schema = tmp_path / "deep.json"
+    schema.write_text('{"type": "object", "properties": {"a": ' * levels + "{}" + "}}" * levels, encoding="utf-8")
+    result = runner.invoke(app, ["ckpt", "sample", str(chat_checkpoint), "-p", "x", "--json-schema", str(schema)])
+    assert result.exit_code == 2, result.output
+    line = f"error: {schema}: the JSON schema is nested more than 64 deep (objects and arrays inside one another)"
+    assert result.stderr == line + "\n"
+
+
 def test_cli_sample_refuses_bad_settings_naming_the_options(chat_checkpoint):
     result = runner.invoke(app, ["ckpt", "sample", str(chat_checkpoint), "-p", "x", "--temperature", "-1", "-n", "0"])
     assert result.exit_code == 2

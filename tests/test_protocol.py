@@ -232,6 +232,22 @@ def test_malformed_commands_name_the_problem(line, message):
         P.decode_command(line)
 
 
+@pytest.mark.parametrize(
+    "line, id_, cmd",
+    [
+        (b'{"v": 1, "cmd": "explode", "id": "x-1"}', "x-1", None),
+        (b'{"v": 2, "cmd": "stop", "id": 7}', 7, "stop"),
+        (b'{"v": 1, "cmd": "subscribe", "from_seq": -1, "id": "s"}', "s", "subscribe"),
+        (b'{"v": 1, "id": "no-cmd"}', "no-cmd", None),
+        (b'{"v": 1, "cmd": "stop", "id": true}', None, "stop"),
+    ],
+)
+def test_a_malformed_command_object_keeps_its_id_for_the_reply(line, id_, cmd):
+    with pytest.raises(P.CommandError) as caught:
+        P.decode_command(line)
+    assert (caught.value.id, caught.value.cmd) == (id_, cmd)
+
+
 def test_commands_round_trip():
     assert P.COMMANDS == set(P.COMMAND_ARGS) == {"subscribe", "checkpoint_now", "pause", "resume", "stop"}
     for name in P.COMMANDS:

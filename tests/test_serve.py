@@ -90,6 +90,25 @@ def post(url: str, body: bytes | str) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
+def deep_schema(levels: int) -> dict:
+    """A JSON schema of objects ``levels`` deep, each with one property (2 JSON containers a level)."""
+    schema: dict = {"type": "string"}
+    for _ in range(levels):
+        schema = {"type": "object", "properties": {"a": schema}}
+    return schema
+
+
+def _json_schema_format(levels: int) -> dict:
+    return {"response_format": {"type": "json_schema", "json_schema": {"name": "deep", "schema": deep_schema(levels)}}}
+
+
+def _nested_lists(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 def test_models_lists_the_served_checkpoint(client):
     assert [m.id for m in client.models.list()] == [MODEL]
 
@@ -171,6 +190,19 @@ def test_the_client_sees_an_unsupported_request_as_a_bad_request(client):
             "response_format.json_schema.schema",
             "not a valid JSON schema",
         ),
+        (
+            "chat/completions",
+            json.dumps({"messages": [{"role": "user", "content": "x"}], **_json_schema_format(300)}),
+            "response_format",
+            "nested more than 128 deep",
+        ),
+        (
+            "chat/completions",
+            json.dumps({"messages": [{"role": "user", "content": "x"}], **_json_schema_format(40)}),
+            "response_format.json_schema.schema",
+            "nested more than 64 deep",
+        ),
+        ("completions", json.dumps({"prompt": "x", "metadata": _nested_lists(200)}), "metadata", "nested more than"),
     ],
     ids=[
         "malformed-json",
@@ -184,6 +216,9 @@ def test_the_client_sees_an_unsupported_request_as_a_bad_request(client):
         "several-prompts",
         "max-tokens-negative",
         "bad-json-schema",
+        "json-schema-300-deep",
+        "json-schema-40-deep",
+        "body-200-deep",
     ],
 )
 def test_bad_requests_get_a_4xx_with_the_openai_error_shape(base_url, path, body, param, words):
@@ -196,9 +231,50 @@ def test_bad_requests_get_a_4xx_with_the_openai_error_shape(base_url, path, body
     assert status == 200 and after["usage"]["completion_tokens"] == 1
 
 
-def test_a_prompt_longer_than_the_model_reads_is_refused(base_url, loaded):
-    status, answer = post(f"{base_url}/completions", json.dumps({"prompt": "word " * 2000, "stream": True}))
-    assert status == 400 and "this model reads at most" in answer["error"]["message"]
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("counted", ["tokens", "characters"])
+def test_a_prompt_longer_than_the_model_reads_is_refused(base_url, loaded, stream, counted):
+    """Counted in tokens, or, past the model's positions times CHARS_PER_TOKEN, in characters alone."""
+    from engine.generation import CHARS_PER_TOKEN
+
+    limit = loaded.model.config.max_position_embeddings
+    prompt = "word " * (limit if counted == "tokens" else limit * CHARS_PER_TOKEN // 5 + 1)
+    assert len(prompt) <= limit * CHARS_PER_TOKEN if counted == "tokens" else len(prompt) > limit * CHARS_PER_TOKEN
+    status, answer = post(f"{base_url}/completions", json.dumps({"prompt": prompt, "stream": stream}))
+    assert status == 400 and answer["error"]["message"].startswith("the prompt is too long: ")
+    assert f" {counted}" in answer["error"]["message"]
+    assert f"this model reads at most {limit}" in answer["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["completions", "chat/completions"])
+def test_a_huge_prompt_is_refused_untokenized_while_the_server_goes_on_answering(base_url, path):
+    """The attack: a 7.7 MB prompt was tokenized on the event loop (seconds), and /health waited for it.
+    Now it is a 400 by its characters alone, and /health answers at once meanwhile."""
+    text = "word " * 1_540_000
+    body = {"prompt": text} if path == "completions" else {"messages": [{"role": "user", "content": text}]}
+    answer: list = []
+    big = threading.Thread(
+        target=lambda: answer.extend(post(f"{base_url}/{path}", json.dumps({**body, "stream": True})))
+    )
+    big.start()
+    waits = []
+    while not waits or big.is_alive():
+        start = time.monotonic()
+        with urllib.request.urlopen(f"{base_url.removesuffix('/v1')}/health", timeout=30) as response:
+            assert response.status == 200
+        waits.append(time.monotonic() - start)
+    big.join()
+    assert max(waits) < 1.0, waits
+    status, error = answer
+    assert status == 400 and error["error"]["message"].startswith("the prompt is too long: 77")
+    assert "this model reads at most" in error["error"]["message"]
+
+
+def test_a_body_over_the_bound_is_a_413_in_the_error_shape(base_url):
+    from engine.serve import MAX_BODY
+
+    status, answer = post(f"{base_url}/completions", json.dumps({"prompt": "x" * (MAX_BODY + 1)}))
+    assert status == 413 and answer["error"]["code"] == "body_too_large" and "MiB" in answer["error"]["message"]
 
 
 def test_unknown_paths_and_methods_answer_in_the_error_shape(base_url):
