@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.dedup import EXACT, NEAR, Deduplicator
+from engine.data.lines import MAX_LINE_BYTES
 from engine.data.manifest import (
     MANIFEST,
     ShardEntry,
@@ -94,6 +95,9 @@ class PrepareSettings:
     text_unit: str = "auto"
     """Document unit of text inputs: ``line``, ``paragraph``, ``file`` or ``auto`` (chosen per file,
     ``engine.data.formats.choose_text_unit``)."""
+    max_line_bytes: int = MAX_LINE_BYTES
+    """The longest input line (bytes, newline not counted); a longer one is a malformed line, never
+    read whole."""
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -141,8 +145,9 @@ def _fingerprint(sources: list[Source], tokenizer_sha: str, settings: PrepareSet
         ],
         "tokenizer": tokenizer_sha,
         "version": 1,
-        # the units the sources were cut into count, not how they were asked for
-        "settings": {k: v for k, v in settings.to_json().items() if k != "text_unit"},
+        # the units the sources were cut into count, not how they were asked for; a line limit
+        # that every line passed changes nothing
+        "settings": {k: v for k, v in settings.to_json().items() if k not in ("text_unit", "max_line_bytes")},
     }
     return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
 
@@ -234,7 +239,7 @@ def prepare(
     tokenizer, eos = _load_tokenizer(tokenizer_dir)
     vocab = tokenizer.get_vocab_size(with_added_tokens=True)
     dtype = token_dtype(vocab)
-    sources = resolve_sources(inputs, settings.format, settings.text_unit)
+    sources = resolve_sources(inputs, settings.format, settings.text_unit, settings.max_line_bytes)
     tok_sha = tokenizer_sha256(tokenizer_dir)
     fingerprint = _fingerprint(sources, tok_sha, settings)
     out = Path(out_dir)
@@ -385,6 +390,7 @@ def preview(
     n: int = 3,
     fmt: str | None = None,
     text_unit: str = "auto",
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> list[dict]:
     """The first ``n`` valid records of the inputs as the shards will hold them: ``{"path", "line",
     "format", "runs": [(text, learnt), ...], "tokens", "learnt"}``, each run the decoded text of
@@ -393,7 +399,7 @@ def preview(
     ``learnt`` are None."""
     tokenizer, eos = _load_tokenizer(Path(tokenizer_dir)) if tokenizer_dir is not None else (None, None)
     out = []
-    for source in resolve_sources(inputs, fmt, text_unit):
+    for source in resolve_sources(inputs, fmt, text_unit, max_line_bytes):
         for sample in samples(source):
             if len(out) >= n:
                 return out
