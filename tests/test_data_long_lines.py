@@ -1,8 +1,9 @@
 """The over-long line attack (a 200 MB text file of one line): every reader of training data refuses a
 line over the limit (``data.max_line_bytes``, ``--max-line-bytes``; 1 MiB by default) as a
-``file:line`` error without ever holding the line: ``cockpit data validate|stats|prepare``, the
-readiness check, ``cockpit run``'s pre-flight and the engine. The files are just over a small
-limit, or a few MiB over the default one."""
+``file:line`` error without ever holding the line (``cockpit data validate|stats|prepare``, the
+readiness check, ``cockpit run``'s pre-flight and the engine), and a failed ``cockpit data prepare``
+(bad input, an over-long line, interrupted) leaves no ``--out`` it made and nothing it wrote in one
+that was there. The files are just over a small limit, or a few MiB over the default one."""
 
 from __future__ import annotations
 
@@ -132,6 +133,73 @@ def test_validate_lists_an_over_long_line_among_the_others(tmp_path):
     assert len(naming(result, f"{path}:2: line too long")) == 1 and len(naming(result, f"{path}:3: invalid JSON")) == 1
     assert invoke("data", "validate", str(path), "--max-line-bytes", str(2 * SMALL)).exit_code == 2  # the JSON still
     assert naming(invoke("data", "validate", str(path), "--max-line-bytes", str(2 * SMALL)), "too long") == []
+
+
+def prepare_args(src: Path, tok_dir: Path, out: Path) -> list[str]:
+    return ["data", "prepare", "--input", str(src), "--tokenizer", str(tok_dir), "--out", str(out), "--seq-len", "8"]
+
+
+@pytest.mark.parametrize("bad", ["too-long", "not-utf8"])
+def test_a_failed_prepare_leaves_no_out_it_made(tmp_path, tok_dir, bad):
+    rng = random.Random(2)
+    last = b"z" * (SMALL + 10) if bad == "too-long" else b"bad \xc3\x28 byte"
+    src = write(tmp_path / "c.txt", ("\n".join(lines_of(rng, 300)) + "\n").encode(), last + b"\n")
+    sentinel = write(tmp_path / "sentinel.txt", b"keep me\n")
+    out = tmp_path / "made" / "by" / "prepare"
+    limit = ["--max-line-bytes", str(SMALL)] if bad == "too-long" else []  # not-utf8: as the old options had it
+    result = invoke(*prepare_args(src, tok_dir, out), *limit)
+    assert result.exit_code == 2, result.output
+    assert len(naming(result, f"{src}:301:")) == 1, result.output
+    assert not (tmp_path / "made").exists()  # out and the parents it made
+    assert sorted(os.listdir(tmp_path)) == ["c.txt", "sentinel.txt"] and sentinel.read_bytes() == b"keep me\n"
+
+
+@pytest.mark.parametrize("bad", ["too-long", "not-utf8"])
+def test_a_failed_prepare_leaves_an_out_that_was_there_as_it_was(tmp_path, tok_dir, bad):
+    # more than a batch of documents (sources.BATCH_DOCS) before the bad line: shards are finished first
+    rng = random.Random(3)
+    last = b"q" * (SMALL + 1) if bad == "too-long" else b"bad \xc3\x28 byte"
+    src = write(tmp_path / "c.txt", ("\n".join(lines_of(rng, 20_050)) + "\n").encode(), last + b"\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    write(out / "notes.txt", b"mine\n")
+    (out / "sub").mkdir()
+    args = [*prepare_args(src, tok_dir, out), "--shard-tokens", "20000", "--near-dup-threshold", "0"]
+    result = invoke(*args, *(["--max-line-bytes", str(SMALL)] if bad == "too-long" else []))
+    assert result.exit_code == 2, result.output
+    assert len(naming(result, f"{src}:20051:")) == 1, result.output
+    assert sorted(os.listdir(out)) == ["notes.txt", "sub"] and (out / "notes.txt").read_bytes() == b"mine\n"
+    assert sorted(os.listdir(tmp_path)) == ["c.txt", "out"]
+
+
+def test_an_interrupted_prepare_keeps_only_what_a_rerun_continues_from(tmp_path, tok_dir):
+    import json
+
+    from engine.data.prepare import MANIFEST, STATE, PrepareSettings, prepare
+
+    src = write(tmp_path / "c.txt", ("\n".join(lines_of(random.Random(4), 20_050)) + "\n").encode())
+
+    def stop(progress) -> None:
+        raise KeyboardInterrupt
+
+    early = tmp_path / "early"  # no shard finished: nothing to continue from, nothing left
+    with pytest.raises(KeyboardInterrupt):
+        prepare([src], tok_dir, early, PrepareSettings(seq_len=8, near_dedup_threshold=None), progress=stop)
+    assert not early.exists()
+
+    late = tmp_path / "late"  # shards finished: they and the state stay, and a re-run completes
+    settings = PrepareSettings(seq_len=8, near_dedup_threshold=None, shard_tokens=20_000)
+    with pytest.raises(KeyboardInterrupt):
+        prepare([src], tok_dir, late, settings, progress=stop)
+    left = sorted(os.listdir(late))
+    assert STATE in left and "train_000.bin" in left and MANIFEST not in left
+    assert not [name for name in left if name.startswith(".")]  # no temporaries
+    done = json.loads((late / STATE).read_text())["train"]
+    assert set(left) == {STATE, *(s["file"] for s in done)}
+    manifest = prepare([src], tok_dir, late, settings)
+    assert (late / MANIFEST).is_file() and [s["sha256"] for s in manifest["shards"][: len(done)]] == [
+        s["sha256"] for s in done
+    ]
 
 
 # --- the readiness check, cockpit run's pre-flight, the engine -------------------------------

@@ -279,7 +279,8 @@ def prepare(
 ) -> None:
     """Deduplicate (exact and MinHash), filter, tokenize and pack documents into token shards.
 
-    Re-running keeps the shards an interrupted run finished; the manifest is written last."""
+    Re-running keeps the shards an interrupted run finished; the manifest is written last. A run
+    that fails leaves no --out it created (and in one that was there, nothing it wrote)."""
     from engine.data.prepare import PrepareError, PrepareSettings
     from engine.data.prepare import prepare as run_prepare
     from engine.data.quality import QualityRules
@@ -347,12 +348,17 @@ def prepare(
             bar.stop()
             fail(str(exc))
         except KeyboardInterrupt:
+            from engine.data.prepare import STATE
+
             bar.stop()
-            typer.echo(
-                f"interrupted: the finished shards in {out} are kept; run the same command again to "
-                "continue (the manifest is written when it completes)",
-                err=True,
-            )
+            if (out / STATE).is_file():
+                said = (
+                    f"interrupted: the finished shards in {out} are kept; run the same command again to "
+                    "continue (the manifest is written when it completes)"
+                )
+            else:
+                said = f"interrupted before a shard was finished: nothing is kept (what it wrote to {out} is removed)"
+            typer.echo(said, err=True)
             raise typer.Exit(130) from None
     if as_json:
         typer.echo(json.dumps(manifest, indent=1))
