@@ -27,6 +27,7 @@ from accelerate.utils import set_seed
 
 from engine.config import ConfigError, RunConfig, TrainConfig
 from engine.data.demo import generate_demo_corpus
+from engine.data.lines import first_long_line
 from engine.data.text import BatchIterator, DataError, iter_documents, split_tokens, tokenize_file
 from engine.data.token_cache import cached_tokens
 from engine.data.tokenizer import has_tokenizer, load_tokenizer, train_tokenizer
@@ -157,19 +158,24 @@ def prepare_data(cfg: RunConfig, info: Info):
     if not data.path.is_file():
         raise DataError(f"{data.path}: training {'JSONL' if data.source == 'jsonl' else 'text'} not found")
     kind = "jsonl" if data.source == "jsonl" else "text"
+    limit = data.max_line_bytes
     if not has_tokenizer(tok_cfg.path):
-        if next(iter_documents(data.path, kind, data.text_unit), None) is None:  # no tokenizer learnt from nothing
+        # no tokenizer learnt from nothing
+        if next(iter_documents(data.path, kind, data.text_unit, limit), None) is None:
             raise DataError(f"{data.path}: no text to train the tokenizer on (no non-empty document)")
         t0 = time.perf_counter()
         if data.source == "jsonl":  # the tokenizer learns from the documents, not the JSON around them
             from engine.data.shards import jsonl_to_text
 
-            corpus = jsonl_to_text(data.path, tok_cfg.path.parent / f".{tok_cfg.path.name}.corpus-{os.getpid()}.txt")
+            corpus = tok_cfg.path.parent / f".{tok_cfg.path.name}.corpus-{os.getpid()}.txt"
             try:
-                train_tokenizer(corpus, tok_cfg.path, tok_cfg.vocab_size)
+                train_tokenizer(jsonl_to_text(data.path, corpus, limit), tok_cfg.path, tok_cfg.vocab_size)
             finally:
                 corpus.unlink(missing_ok=True)
         else:
+            # the trainer reads the file itself, a line at a time whole: no line over the limit first
+            if (long := first_long_line(data.path, limit)) is not None:
+                raise DataError(str(long))
             train_tokenizer(data.path, tok_cfg.path, tok_cfg.vocab_size)
         tokenizer = load_tokenizer(tok_cfg.path)
         info(
@@ -178,8 +184,9 @@ def prepare_data(cfg: RunConfig, info: Info):
         )
     tokenizer = load_tokenizer(tok_cfg.path)
     if data.source == "demo":  # tokenized once, then read from its cache in the data directory
-        return tokenizer, cached_tokens(data.path, tok_cfg.path, tokenizer, unit=data.text_unit), None
-    return tokenizer, tokenize_file(data.path, tokenizer, kind, data.text_unit), None
+        tokens = cached_tokens(data.path, tok_cfg.path, tokenizer, unit=data.text_unit, max_line_bytes=limit)
+        return tokenizer, tokens, None
+    return tokenizer, tokenize_file(data.path, tokenizer, kind, data.text_unit, limit), None
 
 
 def settle_schedule(train: TrainConfig, n_windows: int, processes: int, info: Info) -> None:

@@ -61,6 +61,11 @@ class DataConfig(_Section):
     val_fraction: float = Field(0.01, ge=0.0, lt=0.5)
     """Share of the token stream held out for validation (its tail). Shards prepared with a
     validation split (``cockpit data prepare --val-fraction``) are evaluated on that split instead."""
+    max_line_bytes: int = Field(1 << 20, ge=1, le=1 << 30)
+    """The longest line a data file (``demo``, ``text``, ``jsonl``) may have, in bytes (its newline
+    not counted; 1 MiB by default). A longer line is refused naming ``file:line`` by ``cockpit
+    check``, the launch's pre-flight and the engine, and is never read into memory whole (``cockpit
+    data validate|stats|prepare --max-line-bytes`` takes the same limit)."""
     demo: DemoDataConfig = DemoDataConfig()
     """Settings of the demo corpus generator (used when ``source`` is ``demo``)."""
 

@@ -3,7 +3,8 @@ valid, and how much there is (samples, characters, tokens, sequences of ``train.
 empty and duplicate samples and over-long samples.
 
 Files are validated line by line with ``engine.data.formats`` (a text file cut into documents by
-``data.text_unit``, as the engine cuts it) and tokenized with the ``tokenizers`` library (no torch,
+``data.text_unit``, as the engine cuts it; a line over ``data.max_line_bytes`` is an error, never
+read whole) and tokenized with the ``tokenizers`` library (no torch,
 no transformers). Every line is always validated; a file larger than
 ``FULL_TOKENIZE_BYTES`` has only an even sample of its lines tokenized, and the token figures say
 they are estimates. Shard directories are checked from their manifest and file sizes, never read.
@@ -99,9 +100,17 @@ def check_format(ctx: CheckContext, path: Path, unit: UnitChoice) -> tuple[str, 
     file is cut into documents)."""
     source = ctx.cfg.data.source
     try:
-        found = detect_format(path)
+        found = detect_format(path, max_line_bytes=ctx.cfg.data.max_line_bytes)
     except FormatError as exc:  # unreadable between the checks
         found = Detection(None, str(exc))
+    if found.too_long:  # not a format problem: the lines check names the lines
+        return "pretrain" if source == "jsonl" else "text", result(
+            "dataset.format",
+            "Format",
+            "skip",
+            f"{path}: not detected: the lines read are all over data.max_line_bytes (see the lines check)",
+            format=None,
+        )
     if found.binary:
         return "text", result(
             "dataset.format",
@@ -162,7 +171,7 @@ def _check_file(ctx: CheckContext) -> list[CheckResult]:
     size = path.stat().st_size
     out = [result("dataset.path", "Data file", "ok", f"{path}: {nbytes(size)}", bytes=size)]
     try:
-        unit = choose_text_unit(path, cfg.data.text_unit)
+        unit = choose_text_unit(path, cfg.data.text_unit, cfg.data.max_line_bytes)
     except FormatError as exc:  # unreadable between the checks
         return out + [result("dataset.format", "Format", "fail", str(exc), "check data.path")]
     fmt, fmt_result = check_format(ctx, path, unit)
@@ -188,7 +197,7 @@ def _check_file(ctx: CheckContext) -> list[CheckResult]:
 
     if fmt == "text":
         summary.unit = unit
-    for sample in iter_samples(path, fmt, unit.unit):
+    for sample in iter_samples(path, fmt, unit.unit, cfg.data.max_line_bytes):
         summary.add(sample)
         if tok is None or sample.text is None or not sample.ok or not sample.text.strip():
             continue

@@ -45,7 +45,7 @@ def _check_head(ctx: CheckContext, path: Path) -> list[CheckResult]:
     from engine.data.textunits import choose_text_unit
 
     try:
-        unit = choose_text_unit(path, ctx.cfg.data.text_unit)
+        unit = choose_text_unit(path, ctx.cfg.data.text_unit, ctx.cfg.data.max_line_bytes)
     except FormatError as exc:
         return [result("dataset.format", "Format", "fail", str(exc), "check data.path")]
     fmt, fmt_result = check_format(ctx, path, unit)
@@ -54,7 +54,7 @@ def _check_head(ctx: CheckContext, path: Path) -> list[CheckResult]:
     summary = Summary(str(path), fmt, max_problems=5)
     if fmt == "text":
         summary.unit = unit
-    for sample in iter_samples(path, fmt, unit.unit):
+    for sample in iter_samples(path, fmt, unit.unit, ctx.cfg.data.max_line_bytes):
         summary.add(sample)
         if summary.bytes >= HEAD_BYTES:
             break

@@ -30,6 +30,13 @@ TEXT_UNIT_OPTION = typer.Option(
     "(auto: paragraph when the file has blank-line separated blocks of several lines, "
     "else line).",
 )
+MAX_LINE_BYTES_OPTION = typer.Option(
+    1 << 20,  # engine.data.lines.MAX_LINE_BYTES, not imported at start-up
+    "--max-line-bytes",
+    min=1,
+    help="Longest line read, in bytes (a longer one is an error naming file:line, never read whole; "
+    "the config's data.max_line_bytes).",
+)
 #: Errors and warnings printed per file (all are counted).
 SHOWN_PROBLEMS = 20
 SHOWN_WARNINGS = 5
@@ -49,11 +56,11 @@ def _text_unit(value: str) -> str:
     return value
 
 
-def _scan(path: Path, fmt: str | None, unit: str):
+def _scan(path: Path, fmt: str | None, unit: str, max_line_bytes: int):
     from engine.data import formats
 
     try:
-        return formats.scan(path, fmt, unit=unit)
+        return formats.scan(path, fmt, unit=unit, max_line_bytes=max_line_bytes)
     except formats.FormatError as exc:
         fail(str(exc))
 
@@ -72,9 +79,11 @@ def validate(
     paths: list[Path] = typer.Argument(..., help="Data files (text or JSONL) or shard directories."),
     fmt: str = FORMAT_OPTION,
     text_unit: str = TEXT_UNIT_OPTION,
+    max_line_bytes: int = MAX_LINE_BYTES_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
-    """Check every line: bad UTF-8, broken JSON, missing or mistyped keys, empty samples.
+    """Check every line: bad UTF-8, broken JSON, missing or mistyped keys, empty samples, lines
+    over --max-line-bytes.
 
     Prints `file:line: problem` for the first problems and a count per kind; exits 2 when any line
     is unusable, 0 when every record can be trained on (warnings such as duplicates included)."""
@@ -101,7 +110,7 @@ def validate(
             continue
         if (why := formats.unreadable(path)) is not None:
             fail(why)
-        summary = _scan(path, wanted, unit)
+        summary = _scan(path, wanted, unit, max_line_bytes)
         report = summary.to_json()
         report["ok"] = summary.errors == 0
         reports.append(report)
@@ -143,6 +152,7 @@ def stats(
     fmt: str = FORMAT_OPTION,
     text_unit: str = TEXT_UNIT_OPTION,
     sample: int = typer.Option(20_000, "--sample", min=100, help="Records tokenized and scored (the first N)."),
+    max_line_bytes: int = MAX_LINE_BYTES_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Records, characters, tokens, length histogram, exact duplicates and quality signals."""
@@ -162,7 +172,7 @@ def stats(
         except ValueError as exc:
             fail(f"--tokenizer {exc}")
     try:
-        report = data_stats(path, wanted, unit, tok, sample)
+        report = data_stats(path, wanted, unit, tok, sample, max_line_bytes)
     except formats.FormatError as exc:
         fail(str(exc))
     if as_json:
@@ -257,6 +267,7 @@ def prepare(
     fmt: str = FORMAT_OPTION,
     text_unit: str = TEXT_UNIT_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Drop malformed lines instead of stopping."),
+    max_line_bytes: int = MAX_LINE_BYTES_OPTION,
     debug: int = typer.Option(
         0,
         "--debug",
@@ -268,7 +279,8 @@ def prepare(
 ) -> None:
     """Deduplicate (exact and MinHash), filter, tokenize and pack documents into token shards.
 
-    Re-running keeps the shards an interrupted run finished; the manifest is written last."""
+    Re-running keeps the shards an interrupted run finished; the manifest is written last. A run
+    that fails leaves no --out it created (and in one that was there, nothing it wrote)."""
     from engine.data.prepare import PrepareError, PrepareSettings
     from engine.data.prepare import prepare as run_prepare
     from engine.data.quality import QualityRules
@@ -296,6 +308,7 @@ def prepare(
         format=_format(fmt),
         skip_invalid=skip_invalid,
         text_unit=_text_unit(text_unit),
+        max_line_bytes=max_line_bytes,
     )
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -304,7 +317,7 @@ def prepare(
 
     console = Console(stderr=True)
     if debug:
-        _print_preview(console, files, tokenizer, debug, _format(fmt), settings.text_unit)
+        _print_preview(console, files, tokenizer, debug, _format(fmt), settings)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -335,12 +348,17 @@ def prepare(
             bar.stop()
             fail(str(exc))
         except KeyboardInterrupt:
+            from engine.data.prepare import STATE
+
             bar.stop()
-            typer.echo(
-                f"interrupted: the finished shards in {out} are kept; run the same command again to "
-                "continue (the manifest is written when it completes)",
-                err=True,
-            )
+            if (out / STATE).is_file():
+                said = (
+                    f"interrupted: the finished shards in {out} are kept; run the same command again to "
+                    "continue (the manifest is written when it completes)"
+                )
+            else:
+                said = f"interrupted before a shard was finished: nothing is kept (what it wrote to {out} is removed)"
+            typer.echo(said, err=True)
             raise typer.Exit(130) from None
     if as_json:
         typer.echo(json.dumps(manifest, indent=1))
@@ -367,14 +385,14 @@ def prepare(
     )
 
 
-def _print_preview(console, inputs: list[Path], tokenizer: Path, n: int, fmt: str | None, text_unit: str) -> None:
+def _print_preview(console, inputs: list[Path], tokenizer: Path, n: int, fmt: str | None, settings) -> None:
     """``--debug``: records as the shards hold them, what the model does not learn from dimmed."""
     from rich.text import Text
 
     from engine.data.prepare import PrepareError, preview
 
     try:
-        samples = preview(inputs, tokenizer, n, fmt, text_unit)
+        samples = preview(inputs, tokenizer, n, fmt, settings.text_unit, settings.max_line_bytes)
     except (PrepareError, ValueError) as exc:
         fail(str(exc))
     for s in samples:

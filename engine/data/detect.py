@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.data.lines import open_data, read_lines
+from engine.data.lines import MAX_LINE_BYTES, LongLine, open_data, read_lines
 from engine.data.manifest import MANIFEST
 from engine.data.records import FORMATS, JSONL_FORMATS, JSONL_SUFFIXES, SCHEMAS
 
@@ -45,9 +45,14 @@ class Detection:
     """How it was decided, e.g. ``keys instruction, output in 50 of the first 50 records``."""
     binary: bool = False
     """The file is not text at all (NUL bytes, or no UTF-8 line)."""
+    too_long: bool = False
+    """Every line read was over the line limit; ``reason`` is the first one's problem
+    (``file:line: line too long ...``)."""
 
     def error(self, path: str | os.PathLike) -> str:
         """The one-line error for a file whose format was not detected, naming it."""
+        if self.too_long:
+            return self.reason
         if self.binary:
             return f"{path}: not a text file ({self.reason}); training data is UTF-8 text or JSONL"
         return f"{path}: unknown format ({self.reason}); name it with --format"
@@ -69,13 +74,16 @@ def _has_nul(path: Path) -> bool:
         return b"\x00" in f.read(BINARY_SNIFF_BYTES)
 
 
-def detect_format(path: str | os.PathLike, max_records: int = DETECT_RECORDS) -> Detection:
+def detect_format(
+    path: str | os.PathLike, max_records: int = DETECT_RECORDS, max_line_bytes: int = MAX_LINE_BYTES
+) -> Detection:
     """The format of a file or shard directory, from its first ``max_records`` readable records.
 
     A directory is ``shards``. A file with a NUL byte in its head is binary (no format). A file is JSONL when its suffix says so (``.jsonl``, ``.ndjson``) or
     most of its first non-blank lines are JSON objects, else ``text``; a JSONL file's format is the
-    one most of its first records' keys match (``classify_record``). Raises FormatError when the
-    path does not exist."""
+    one most of its first records' keys match (``classify_record``). Lines over ``max_line_bytes``
+    are passed over unread; when no other line was read, there is no format and the reason is the
+    first one's ``too_long`` problem. Raises FormatError when the path does not exist."""
     path = Path(path)
     if path.is_dir():
         if (path / MANIFEST).is_file():
@@ -86,7 +94,14 @@ def detect_format(path: str | os.PathLike, max_records: int = DETECT_RECORDS) ->
     votes: dict[str, int] = {}
     keys: dict[str, set[str]] = {}
     objects = lines = undecodable = 0
-    for _, raw in read_lines(path):
+    long_line, long_lines = None, 0
+    for lineno, raw in read_lines(path, max_line_bytes):
+        if isinstance(raw, LongLine):
+            long_line = long_line or raw.problem(str(path), lineno)
+            long_lines += 1
+            if long_lines >= max_records:
+                break
+            continue
         try:
             line = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
@@ -111,6 +126,8 @@ def detect_format(path: str | os.PathLike, max_records: int = DETECT_RECORDS) ->
                 keys.setdefault(fmt, set()).update(k for k in record if k in SCHEMAS[fmt])
         if lines >= max_records:
             break
+    if lines == 0 and long_line is not None and not undecodable:
+        return Detection(None, str(long_line), too_long=True)
     if lines == 0:
         return Detection(
             None,

@@ -6,7 +6,9 @@ format, ``validate_record``, ``sample_text``, ``iter_samples``), ``textunits`` (
 file), ``detect`` (``detect_format``), ``summary`` (``scan``, ``Summary``, ``LengthStats``) and
 ``manifest`` (shard directories: ``inspect_shards``). All are torch-free and numpy-free, so the
 cockpit's readiness check and ``cockpit data validate|stats`` can read a file of any size without
-importing the engine's training stack. Nothing loads a whole file: lines are read one at a time.
+importing the engine's training stack. Nothing loads a whole file: lines are read one at a time,
+and a line over ``max_line_bytes`` (``MAX_LINE_BYTES``, 1 MiB, unless set) is never read whole: it
+is a ``too_long`` error at its line.
 
 Formats (``FORMATS``):
 
@@ -49,6 +51,7 @@ A problem is a ``Problem(path, line, message, kind)`` and renders as ``file:line
     data.jsonl:7: missing key 'output' (instruct)
     data.jsonl:9: 'messages' must be a list, got str
     data.jsonl:11: empty sample
+    data.jsonl:13: line too long (200 MiB; the limit is 1,048,576 bytes): split it into shorter lines, ...
 
 JSON columns count from 1 (as ``json`` reports them), UTF-8 byte offsets within the line from 0 (as
 Python and ``engine.data.text`` report them), so both tools name the same place.
@@ -63,8 +66,10 @@ from __future__ import annotations
 from engine.data.detect import BINARY_SNIFF_BYTES, DETECT_RECORDS, Detection, classify_record, detect_format
 from engine.data.lines import (
     ERROR_KINDS,
+    MAX_LINE_BYTES,
     WARNING_KINDS,
     FormatError,
+    LongLine,
     Problem,
     Sample,
     json_error,
@@ -112,6 +117,7 @@ __all__ = [
     "FORMATS",
     "JSONL_FORMATS",
     "JSONL_SUFFIXES",
+    "MAX_LINE_BYTES",
     "ROLES",
     "SCHEMAS",
     "TEXT_UNITS",
@@ -119,6 +125,7 @@ __all__ = [
     "Detection",
     "FormatError",
     "LengthStats",
+    "LongLine",
     "Problem",
     "Sample",
     "ShardSummary",

@@ -8,6 +8,12 @@ here, so a fault reads the same wherever it is found::
     data.jsonl: is a directory, not a data file
     data.jsonl:5: not UTF-8 (invalid start byte at byte 12)
     data.jsonl:3: invalid JSON (Expecting ',' delimiter at column 17)
+    data.txt:1: line too long (200 MiB; the limit is 1,048,576 bytes): split it into shorter lines, or ...
+
+A line longer than ``max_line_bytes`` (``MAX_LINE_BYTES`` unless set: ``data.max_line_bytes``,
+``--max-line-bytes``) is never held in memory: ``read_lines`` reads it in bounded pieces up to the
+next newline and yields a ``LongLine`` (its size) in its place, which the readers report as a
+``too_long`` error at that line.
 
 JSON columns count from 1 (as ``json`` reports them), UTF-8 byte offsets within the line from 0.
 A problem is a ``Problem(path, line, message, kind)``; kinds in ``ERROR_KINDS`` make a record
@@ -24,10 +30,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.units import nbytes
+
 #: Problem kinds that make a record unusable.
-ERROR_KINDS: tuple[str, ...] = ("utf8", "json", "not_object", "missing_key", "type", "value", "missing")
+ERROR_KINDS: tuple[str, ...] = (
+    "utf8",
+    "json",
+    "not_object",
+    "missing_key",
+    "type",
+    "value",
+    "missing",
+    "too_long",
+)
 #: Problem kinds that leave a record usable.
 WARNING_KINDS: tuple[str, ...] = ("empty", "empty_field", "blank", "duplicate")
+#: The longest line (bytes, its newline not counted) a data file may have unless a limit is given.
+MAX_LINE_BYTES = 1 << 20
+#: Bytes read at a time past the limit of an over-long line, up to its newline.
+SKIP_CHUNK = 64 << 10
 
 
 class FormatError(ValueError):
@@ -112,8 +133,60 @@ def open_data(path: str | os.PathLike):
         raise FormatError(unreadable(path) or f"{path}: cannot be opened") from None
 
 
-def read_lines(path: str | os.PathLike) -> Iterator[tuple[int, bytes]]:
+@dataclass(frozen=True, slots=True)
+class LongLine:
+    """A line over the limit, read past but not kept (``read_lines`` yields it for the line)."""
+
+    nbytes: int
+    """Bytes of the line, newline included."""
+    size: int
+    """Bytes of the line without its newline."""
+    limit: int
+    """The limit it is over (``max_line_bytes``)."""
+
+    def problem(self, name: str, lineno: int) -> Problem:
+        return Problem(name, lineno, too_long_error(self.size, self.limit), "too_long")
+
+
+def too_long_error(size: int, limit: int) -> str:
+    """``line too long (200 MiB; the limit is 1,048,576 bytes): split it ...``: the size, the limit
+    and what to do."""
+    return (
+        f"line too long ({nbytes(size)}; the limit is {limit:,} bytes): split it into shorter lines, "
+        f"or raise the limit (--max-line-bytes, data.max_line_bytes)"
+    )
+
+
+def read_lines(
+    path: str | os.PathLike, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes | LongLine]]:
     """``(line number from 1, raw bytes with the newline)`` of every line of the file at ``path``;
-    FormatError (``unreadable``) when it cannot be opened."""
+    FormatError (``unreadable``) when it cannot be opened. A line of more than ``max_line_bytes``
+    bytes (without its newline) comes as a ``LongLine`` instead: at most ``max_line_bytes + 1`` of
+    its bytes are read at once, the rest in ``SKIP_CHUNK`` pieces that are dropped."""
+    if max_line_bytes < 1:
+        raise ValueError(f"max_line_bytes must be positive, got {max_line_bytes}")
     with open_data(path) as f:
-        yield from enumerate(f, 1)
+        lineno = 0
+        while raw := f.readline(max_line_bytes + 1):
+            lineno += 1
+            if len(raw) <= max_line_bytes or raw.endswith(b"\n"):
+                yield lineno, raw
+                continue
+            total, last = len(raw), raw[-1:]
+            del raw
+            while last != b"\n" and (piece := f.readline(SKIP_CHUNK)):
+                total += len(piece)
+                last = piece[-1:]
+            newline = 1 if last == b"\n" else 0
+            yield lineno, LongLine(total, total - newline, max_line_bytes)
+
+
+def first_long_line(path: str | os.PathLike, max_line_bytes: int = MAX_LINE_BYTES) -> Problem | None:
+    """The first line of the file at ``path`` over ``max_line_bytes``, as a ``too_long`` problem,
+    or None: for code that hands the whole file to a reader that would hold a line whole (the
+    tokenizer trainer)."""
+    for lineno, raw in read_lines(path, max_line_bytes):
+        if isinstance(raw, LongLine):
+            return raw.problem(str(path), lineno)
+    return None

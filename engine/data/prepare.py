@@ -40,9 +40,11 @@ split, the manifest) that reads best in one place; its parts with a job of their
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -51,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.dedup import EXACT, NEAR, Deduplicator
+from engine.data.lines import MAX_LINE_BYTES
 from engine.data.manifest import (
     MANIFEST,
     ShardEntry,
@@ -94,6 +97,9 @@ class PrepareSettings:
     text_unit: str = "auto"
     """Document unit of text inputs: ``line``, ``paragraph``, ``file`` or ``auto`` (chosen per file,
     ``engine.data.formats.choose_text_unit``)."""
+    max_line_bytes: int = MAX_LINE_BYTES
+    """The longest input line (bytes, newline not counted); a longer one is a malformed line, never
+    read whole."""
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -141,8 +147,9 @@ def _fingerprint(sources: list[Source], tokenizer_sha: str, settings: PrepareSet
         ],
         "tokenizer": tokenizer_sha,
         "version": 1,
-        # the units the sources were cut into count, not how they were asked for
-        "settings": {k: v for k, v in settings.to_json().items() if k != "text_unit"},
+        # the units the sources were cut into count, not how they were asked for; a line limit
+        # that every line passed changes nothing
+        "settings": {k: v for k, v in settings.to_json().items() if k not in ("text_unit", "max_line_bytes")},
     }
     return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
 
@@ -220,7 +227,12 @@ def prepare(
     progress: Callable[[Progress], None] | None = None,
 ) -> dict:
     """Prepare ``inputs`` into shards in ``out_dir`` (see the module docstring); returns the
-    manifest, which has ``"skipped": true`` when the directory was complete already."""
+    manifest, which has ``"skipped": true`` when the directory was complete already.
+
+    The inputs and the tokenizer are checked before ``out_dir`` is made. A preparation that fails
+    leaves nothing it made: the directory if it made it (and the parents it made), else the files
+    it wrote; other files of a directory that was there stay. Interrupted (KeyboardInterrupt) after
+    finishing a shard, it keeps its finished shards and state for a re-run to continue from."""
     if settings.seq_len < 1:
         raise PrepareError(f"--seq-len must be positive, got {settings.seq_len}")
     if not 0.0 <= settings.val_fraction < 1.0:
@@ -232,16 +244,102 @@ def prepare(
     if tokenizer_dir.is_file():  # its tokenizer.json named directly
         tokenizer_dir = tokenizer_dir.parent
     tokenizer, eos = _load_tokenizer(tokenizer_dir)
-    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
-    dtype = token_dtype(vocab)
-    sources = resolve_sources(inputs, settings.format, settings.text_unit)
-    tok_sha = tokenizer_sha256(tokenizer_dir)
-    fingerprint = _fingerprint(sources, tok_sha, settings)
+    sources = resolve_sources(inputs, settings.format, settings.text_unit, settings.max_line_bytes)
     out = Path(out_dir)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        created = _make_directory(out)
     except OSError as exc:
         raise PrepareError(f"{out}: cannot create the output directory ({exc.strerror})") from None
+    before = _identities(out)
+    try:
+        return _prepare_into(out, sources, tokenizer_dir, tokenizer, eos, settings, progress, t0)
+    except BaseException as exc:
+        _undo(out, created, before, interrupted=isinstance(exc, KeyboardInterrupt))
+        raise
+
+
+def _make_directory(out: Path) -> Path | None:
+    """Create ``out`` and its missing parents; the topmost directory this call created (None when
+    ``out`` was there). Each level is made with ``exist_ok=False``, so one that another process made
+    meanwhile is never taken for this call's."""
+    missing = [d for d in (out, *out.parents) if not d.exists()]
+    created = None
+    try:
+        for d in reversed(missing):  # the topmost first
+            try:
+                d.mkdir()
+            except FileExistsError:
+                continue
+            created = created or d
+        if not out.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(out))
+    except OSError:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    return created
+
+
+def _identities(out: Path) -> dict[str, tuple[int, int]]:
+    """``name -> (inode, mtime)`` of the files in ``out``: what was there before this preparation."""
+    found = {}
+    for path in out.iterdir():
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        found[path.name] = (st.st_ino, st.st_mtime_ns)
+    return found
+
+
+def _resumable(out: Path) -> set[str]:
+    """The state file and the finished shards (with masks) it lists: what a re-run continues from;
+    empty when there is no state or it lists no shard."""
+    try:
+        state = json.loads((out / STATE).read_text(encoding="utf-8"))
+        shards = [s for s in state["train"] if isinstance(s, dict)]
+    except (OSError, ValueError, TypeError, KeyError):
+        return set()
+    if not shards:
+        return set()
+    return {STATE, *(s.get("file") for s in shards), *(s.get("mask_file") for s in shards)} - {None}
+
+
+def _undo(out: Path, created: Path | None, before: dict[str, tuple[int, int]], interrupted: bool) -> None:
+    """Remove what a failed preparation made: all of it (``created``, the directory it made, with
+    everything in it) or, in a directory that was there, the files it wrote (new ones, and those
+    it wrote over, its state file aside). An interrupted one keeps its state and finished shards,
+    which a re-run continues from."""
+    keep = _resumable(out) if interrupted else set()
+    if created is not None and not keep:
+        shutil.rmtree(created, ignore_errors=True)
+        return
+    for path in list(out.iterdir()):
+        if path.name in keep or not path.is_file() or (path.name == STATE and STATE in before):
+            continue
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if before.get(path.name) != (st.st_ino, st.st_mtime_ns):
+            path.unlink(missing_ok=True)
+
+
+def _prepare_into(
+    out: Path,
+    sources: list[Source],
+    tokenizer_dir: Path,
+    tokenizer,
+    eos: int,
+    settings: PrepareSettings,
+    progress: Callable[[Progress], None] | None,
+    t0: float,
+) -> dict:
+    """``prepare`` once the inputs are resolved, the tokenizer loaded and ``out`` exists."""
+    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
+    dtype = token_dtype(vocab)
+    tok_sha = tokenizer_sha256(tokenizer_dir)
+    fingerprint = _fingerprint(sources, tok_sha, settings)
     existing = inspect_shards(out)
     if existing.ok and existing.manifest.prepare is not None and existing.manifest.prepare.fingerprint == fingerprint:
         return {**existing.manifest.to_json(), "skipped": True}
@@ -385,6 +483,7 @@ def preview(
     n: int = 3,
     fmt: str | None = None,
     text_unit: str = "auto",
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> list[dict]:
     """The first ``n`` valid records of the inputs as the shards will hold them: ``{"path", "line",
     "format", "runs": [(text, learnt), ...], "tokens", "learnt"}``, each run the decoded text of
@@ -393,7 +492,7 @@ def preview(
     ``learnt`` are None."""
     tokenizer, eos = _load_tokenizer(Path(tokenizer_dir)) if tokenizer_dir is not None else (None, None)
     out = []
-    for source in resolve_sources(inputs, fmt, text_unit):
+    for source in resolve_sources(inputs, fmt, text_unit, max_line_bytes):
         for sample in samples(source):
             if len(out) >= n:
                 return out

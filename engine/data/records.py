@@ -12,7 +12,16 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from engine.data.lines import FormatError, Problem, Sample, json_error, read_lines, utf8_problem
+from engine.data.lines import (
+    MAX_LINE_BYTES,
+    FormatError,
+    LongLine,
+    Problem,
+    Sample,
+    json_error,
+    read_lines,
+    utf8_problem,
+)
 from engine.data.textunits import choose_text_unit, iter_text_documents
 
 #: Every format, in the order detection prefers them on a tie.
@@ -136,18 +145,25 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def iter_samples(path: str | os.PathLike, fmt: str, unit: str = "auto") -> Iterator[Sample]:
+def iter_samples(
+    path: str | os.PathLike, fmt: str, unit: str = "auto", max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[Sample]:
     """Every record of the file at ``path`` read as format ``fmt`` (``text``, whose documents are
     cut by ``unit``, or a JSONL format: a line each), with its problems; raises FormatError only when
-    the file cannot be opened."""
+    the file cannot be opened. A line over ``max_line_bytes`` is a ``too_long`` error, never read
+    whole."""
     if fmt != "text" and fmt not in SCHEMAS:
         raise FormatError(f"{path}: {fmt!r} is not a line format (text or one of {', '.join(JSONL_FORMATS)})")
     if fmt == "text":
-        yield from iter_text_documents(path, choose_text_unit(path, unit).unit)
+        chosen = choose_text_unit(path, unit, max_line_bytes).unit
+        yield from iter_text_documents(path, chosen, max_line_bytes)
         return
     name = str(path)
     content = CONTENT_KEYS.get(fmt, ())
-    for lineno, raw in read_lines(path):
+    for lineno, raw in read_lines(path, max_line_bytes):
+        if isinstance(raw, LongLine):
+            yield Sample(lineno, None, [raw.problem(name, lineno)], None, raw.nbytes)
+            continue
         try:
             line = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as exc:

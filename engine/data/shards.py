@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.digest import file_sha256
+from engine.data.lines import MAX_LINE_BYTES
 from engine.data.manifest import (
     MANIFEST,
     Manifest,
@@ -74,13 +75,13 @@ def tokenizer_vocab_size(tokenizer_dir: str | os.PathLike) -> int:
     return Tokenizer.from_file(str(_tokenizer_json(tokenizer_dir))).get_vocab_size(with_added_tokens=True)
 
 
-def jsonl_to_text(path: str | os.PathLike, out: str | os.PathLike) -> Path:
+def jsonl_to_text(path: str | os.PathLike, out: str | os.PathLike, max_line_bytes: int = MAX_LINE_BYTES) -> Path:
     """The documents of a JSONL file as a text file, one per line (newlines inside a document become
-    spaces), e.g. to train a tokenizer on."""
+    spaces), e.g. to train a tokenizer on; DataError at a line over ``max_line_bytes``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
-        for doc in iter_documents(path, "jsonl"):
+        for doc in iter_documents(path, "jsonl", max_line_bytes=max_line_bytes):
             f.write(" ".join(doc.splitlines()) + "\n")
     return out
 

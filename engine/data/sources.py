@@ -35,6 +35,8 @@ class Source:
     bytes: int
     unit: formats.UnitChoice | None = None
     """How a text input is cut into documents (None for JSONL)."""
+    max_line_bytes: int = formats.MAX_LINE_BYTES
+    """The longest line read; a longer one is a ``too_long`` error at its line."""
 
     def to_json(self) -> dict:
         out = {"path": str(self.path), "format": self.format, "bytes": self.bytes}
@@ -49,9 +51,15 @@ def data_files(directory: str | os.PathLike) -> list[Path]:
     return sorted(p for p in Path(directory).iterdir() if p.suffix.lower() in DATA_SUFFIXES and p.is_file())
 
 
-def resolve_sources(inputs: list[str | os.PathLike], fmt: str | None, text_unit: str = "auto") -> list[Source]:
+def resolve_sources(
+    inputs: list[str | os.PathLike],
+    fmt: str | None,
+    text_unit: str = "auto",
+    max_line_bytes: int = formats.MAX_LINE_BYTES,
+) -> list[Source]:
     """The input files with their formats (and document units, for text); PrepareError for a
-    missing file or an unusable format."""
+    missing file or an unusable format (a file of lines over ``max_line_bytes`` only has none:
+    the error names its first ``file:line``)."""
     if not inputs:
         raise PrepareError("no input files")
     sources = []
@@ -61,7 +69,7 @@ def resolve_sources(inputs: list[str | os.PathLike], fmt: str | None, text_unit:
             raise PrepareError(why)
         found = fmt
         if found is None:
-            detection = formats.detect_format(path)
+            detection = formats.detect_format(path, max_line_bytes=max_line_bytes)
             if detection.format is None:
                 raise PrepareError(detection.error(path))
             found = detection.format
@@ -70,10 +78,10 @@ def resolve_sources(inputs: list[str | os.PathLike], fmt: str | None, text_unit:
                 f"{path}: cannot prepare {found!r} data (text, pretrain or one of {', '.join(CHAT_FORMATS)})"
             )
         try:
-            unit = formats.choose_text_unit(path, text_unit) if found == "text" else None
+            unit = formats.choose_text_unit(path, text_unit, max_line_bytes) if found == "text" else None
         except formats.FormatError as exc:
             raise PrepareError(str(exc)) from None
-        sources.append(Source(path.resolve(), found, path.stat().st_size, unit))
+        sources.append(Source(path.resolve(), found, path.stat().st_size, unit, max_line_bytes))
     return sources
 
 
@@ -130,4 +138,5 @@ def iter_batches(sources: list[Source], skip_invalid: bool, dropped: dict[str, i
 
 
 def samples(source: Source) -> Iterator[formats.Sample]:
-    return formats.iter_samples(source.path, source.format, source.unit.unit if source.unit else "line")
+    unit = source.unit.unit if source.unit else "line"
+    return formats.iter_samples(source.path, source.format, unit, source.max_line_bytes)

@@ -7,7 +7,7 @@ files taken as one corpus: a directory of data files).
 
 One streaming pass for the counts; the first ``sample`` records are kept, scored (quality signals)
 and, with a tokenizer, tokenized. FormatError (naming the file) when a file cannot be read as
-data. Torch-free.
+data, or (naming ``file:line``) at its first line over ``max_line_bytes``. Torch-free.
 """
 
 from __future__ import annotations
@@ -37,11 +37,13 @@ def data_stats(
     unit: str = "auto",
     tokenizer=None,
     sample: int = 20_000,
+    max_line_bytes: int = formats.MAX_LINE_BYTES,
 ) -> dict[str, Any]:
     """The stats report of ``path`` (``Summary.to_json`` without its problems, plus ``quality`` and,
     with a ``tokenizers.Tokenizer``, ``tokens``); ``fmt`` None detects the format (of each file).
     Several paths are read in turn and counted as one corpus (``format`` is ``mixed`` when their
-    formats differ; ``text_unit`` is the first text file's)."""
+    formats differ; ``text_unit`` is the first text file's). A line over ``max_line_bytes`` stops
+    it (FormatError, ``file:line: line too long ...``): it is never read whole."""
     from engine.data.quality import QualityRules
     from engine.data.signals import batch_signals
 
@@ -50,15 +52,17 @@ def data_stats(
     found: list[str] = []
     texts: list[str] = []
     for one in paths:
-        detected = fmt or _detected(one)
+        detected = fmt or _detected(one, max_line_bytes)
         found.append(detected)
         unit_of_file = unit
         if detected == "text":
-            choice = formats.choose_text_unit(one, unit)
+            choice = formats.choose_text_unit(one, unit, max_line_bytes)
             summary.unit = summary.unit or choice
             unit_of_file = choice.unit
         records, not_utf8 = summary.records, summary.counts.get("utf8", 0)
-        for s in formats.iter_samples(one, detected, unit_of_file):
+        for s in formats.iter_samples(one, detected, unit_of_file, max_line_bytes):
+            if (long := next((p for p in s.problems if p.kind == "too_long"), None)) is not None:
+                raise formats.FormatError(str(long))
             summary.add(s)
             if s.ok and s.text and s.text.strip() and len(texts) < sample:
                 texts.append(s.text)
@@ -96,9 +100,9 @@ def data_stats(
     return report
 
 
-def _detected(path: str | os.PathLike) -> str:
+def _detected(path: str | os.PathLike, max_line_bytes: int = formats.MAX_LINE_BYTES) -> str:
     """The format of ``path``; FormatError naming it when it has none."""
-    detection = formats.detect_format(path)
+    detection = formats.detect_format(path, max_line_bytes=max_line_bytes)
     if detection.format is None:
         raise formats.FormatError(detection.error(path))
     return detection.format

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.data.detect import detect_format
-from engine.data.lines import ERROR_KINDS, FormatError, Problem, Sample
+from engine.data.lines import ERROR_KINDS, MAX_LINE_BYTES, FormatError, Problem, Sample
 from engine.data.records import iter_samples, normalise
 from engine.data.textunits import UnitChoice, choose_text_unit
 
@@ -207,12 +207,14 @@ def scan(
     max_problems: int = 100,
     unit: str = "auto",
     progress: Callable[[Summary], None] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Summary:
     """Validate and summarise a ``text`` (cut into documents by ``unit``) or JSONL file in one
     streaming pass; ``fmt`` None detects it (FormatError when it cannot be). ``progress`` is called
-    with the summary so far after every record (an exception it raises stops the scan)."""
+    with the summary so far after every record (an exception it raises stops the scan). A line
+    over ``max_line_bytes`` is a ``too_long`` problem, never read whole."""
     if fmt is None:
-        detection = detect_format(path)
+        detection = detect_format(path, max_line_bytes=max_line_bytes)
         if detection.format is None or detection.format == "shards":
             raise FormatError(
                 detection.error(path)
@@ -222,9 +224,9 @@ def scan(
         fmt = detection.format
     summary = Summary(str(path), fmt, max_problems=max_problems)
     if fmt == "text":
-        summary.unit = choose_text_unit(path, unit)
+        summary.unit = choose_text_unit(path, unit, max_line_bytes)
         unit = summary.unit.unit
-    for sample in iter_samples(path, fmt, unit):
+    for sample in iter_samples(path, fmt, unit, max_line_bytes):
         summary.add(sample)
         if progress is not None:
             progress(summary)

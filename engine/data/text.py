@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import torch
 
 # the same reader, and words, as cockpit check and cockpit data validate|prepare
-from engine.data.lines import FormatError
+from engine.data.lines import MAX_LINE_BYTES, FormatError
 from engine.data.records import JSONL_SUFFIXES, iter_samples
 
 #: Documents tokenized per batch call (bounds the memory of the intermediate encodings).
@@ -36,14 +36,17 @@ class DataError(ValueError):
 # --- documents --------------------------------------------------------------------------------
 
 
-def iter_documents(path: str | os.PathLike, kind: str | None = None, unit: str = "auto") -> Iterator[str]:
+def iter_documents(
+    path: str | os.PathLike, kind: str | None = None, unit: str = "auto", max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[str]:
     """The documents of a ``.txt`` file (cut by ``unit``: ``line``, ``paragraph``, ``file`` or
     ``auto``, see ``engine.data.formats``) or ``.jsonl`` file (the ``"text"`` of each object);
-    ``kind`` ("text" or "jsonl") overrides the suffix. Errors name ``file:line``."""
+    ``kind`` ("text" or "jsonl") overrides the suffix. Errors name ``file:line``; a line over
+    ``max_line_bytes`` is one (never read whole)."""
     path = Path(path)
     kind = kind or ("jsonl" if path.suffix.lower() in JSONL_SUFFIXES else "text")
     try:
-        for sample in iter_samples(path, "pretrain" if kind == "jsonl" else "text", unit):
+        for sample in iter_samples(path, "pretrain" if kind == "jsonl" else "text", unit, max_line_bytes):
             if not sample.ok:
                 raise DataError(str(next(p for p in sample.problems if p.is_error)))
             if sample.text is not None and sample.text.strip():
@@ -53,7 +56,11 @@ def iter_documents(path: str | os.PathLike, kind: str | None = None, unit: str =
 
 
 def iter_token_chunks(
-    path: str | os.PathLike, tokenizer, kind: str | None = None, unit: str = "auto"
+    path: str | os.PathLike,
+    tokenizer,
+    kind: str | None = None,
+    unit: str = "auto",
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[np.ndarray]:
     """The token stream of a document file in int32 chunks, end-of-text after every document."""
     eos = tokenizer.eos_token_id
@@ -68,7 +75,7 @@ def iter_token_chunks(
         docs.clear()
         return np.asarray(ids, dtype=np.int32)
 
-    for doc in iter_documents(path, kind, unit):
+    for doc in iter_documents(path, kind, unit, max_line_bytes):
         docs.append(doc)
         if len(docs) >= _CHUNK_DOCS:
             yield flush()
@@ -76,10 +83,17 @@ def iter_token_chunks(
         yield flush()
 
 
-def tokenize_file(path: str | os.PathLike, tokenizer, kind: str = "text", unit: str = "auto") -> np.ndarray:
+def tokenize_file(
+    path: str | os.PathLike,
+    tokenizer,
+    kind: str = "text",
+    unit: str = "auto",
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> np.ndarray:
     """All documents of ``path`` (``text``: cut by ``unit``; ``jsonl``: the ``"text"`` of each
-    object) as one int32 token stream, with ``tokenizer.eos_token_id`` after each document."""
-    parts = list(iter_token_chunks(path, tokenizer, kind, unit))
+    object) as one int32 token stream, with ``tokenizer.eos_token_id`` after each document;
+    DataError at a line over ``max_line_bytes``."""
+    parts = list(iter_token_chunks(path, tokenizer, kind, unit, max_line_bytes))
     if not parts:
         what = 'no line has a non-empty "text"' if kind == "jsonl" else "every line is empty"
         raise DataError(f"{path}: no text ({what})")

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from engine.data.lines import FormatError, Problem, Sample, read_lines, utf8_problem
+from engine.data.lines import MAX_LINE_BYTES, FormatError, LongLine, Problem, Sample, read_lines, utf8_problem
 
 #: What a document of a plain text file is (see the module docstring).
 TextUnit = Literal["auto", "line", "paragraph", "file"]
@@ -53,10 +53,13 @@ class UnitChoice:
         return f"{what} ({self.reason})"
 
 
-def choose_text_unit(path: str | os.PathLike, unit: str = "auto") -> UnitChoice:
+def choose_text_unit(
+    path: str | os.PathLike, unit: str = "auto", max_line_bytes: int = MAX_LINE_BYTES
+) -> UnitChoice:
     """The document unit of the text file at ``path``: ``unit`` itself unless it is ``auto``, which
-    reads the file's head and decides by the rule of the module docstring. FormatError for an
-    unknown unit or a file that cannot be opened."""
+    reads the file's head and decides by the rule of the module docstring (a line over
+    ``max_line_bytes`` counts as a non-blank line, unread). FormatError for an unknown unit or a
+    file that cannot be opened."""
     if unit not in TEXT_UNITS:
         raise FormatError(f"text unit {unit!r}: expected one of {', '.join(TEXT_UNITS)}")
     if unit != "auto":
@@ -64,10 +67,10 @@ def choose_text_unit(path: str | os.PathLike, unit: str = "auto") -> UnitChoice:
     lines = blank = blocks = multiline = 0
     current = 0  # lines of the block being read
     read = 0
-    for _, raw in read_lines(path):
+    for _, raw in read_lines(path, max_line_bytes):
         lines += 1
-        read += len(raw)
-        if raw.strip():
+        read += raw.nbytes if isinstance(raw, LongLine) else len(raw)
+        if isinstance(raw, LongLine) or raw.strip():
             current += 1
         else:
             blank += 1
@@ -92,13 +95,16 @@ def choose_text_unit(path: str | os.PathLike, unit: str = "auto") -> UnitChoice:
     )
 
 
-def iter_text_documents(path: str | os.PathLike, unit: str) -> Iterator[Sample]:
+def iter_text_documents(
+    path: str | os.PathLike, unit: str, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[Sample]:
     """The documents of a plain text file cut by ``unit`` (``line``, ``paragraph`` or ``file``) as
     ``text`` samples: the one reader of text for ``scan``, ``cockpit data prepare`` and the engine.
 
     ``line``: a sample per line (an empty one is an ``empty`` warning). ``paragraph``: a sample per
     block of non-blank lines, joined by newlines; blank lines only separate. ``file``: one sample of
-    every line. An undecodable line makes its document unusable (a ``utf8`` error at that line)."""
+    every line. An undecodable line makes its document unusable (a ``utf8`` error at that line), and
+    so does a line over ``max_line_bytes`` (a ``too_long`` error; it is never read whole)."""
     if unit not in ("line", "paragraph", "file"):
         raise FormatError(f"text unit {unit!r}: expected line, paragraph or file")
     name = str(path)
@@ -117,23 +123,27 @@ def iter_text_documents(path: str | os.PathLike, unit: str) -> Iterator[Sample]:
         found = [] if text.strip() else [Problem(name, start, "empty sample", "empty")]
         return Sample(start, text, found, text, nbytes, nlines)
 
-    for lineno, raw in read_lines(path):
-        try:
-            line = raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError as exc:
-            line, bad = None, utf8_problem(name, lineno, exc)
+    for lineno, raw in read_lines(path, max_line_bytes):
+        if isinstance(raw, LongLine):
+            line, bad, size = None, raw.problem(name, lineno), raw.nbytes
         else:
-            bad = None
+            size = len(raw)
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                line, bad = None, utf8_problem(name, lineno, exc)
+            else:
+                bad = None
         if unit == "line":
             if bad is not None:
-                yield Sample(lineno, None, [bad], None, len(raw))
+                yield Sample(lineno, None, [bad], None, size)
             else:
                 yield Sample(
                     lineno,
                     line,
                     [] if line.strip() else [Problem(name, lineno, "empty sample", "empty")],
                     line,
-                    len(raw),
+                    size,
                 )
             continue
         blank = line is not None and not line.strip()
@@ -142,7 +152,7 @@ def iter_text_documents(path: str | os.PathLike, unit: str) -> Iterator[Sample]:
             lines.clear()
             problems.clear()
             nbytes = nlines = start = 0
-        nbytes += len(raw)
+        nbytes += size
         nlines += 1
         after_blank = blank
         if blank and unit == "paragraph":

@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.digest import file_sha256
 from engine.atomic import atomic_open
+from engine.data.lines import MAX_LINE_BYTES
 from engine.data.text import tokenize_file
 
 log = logging.getLogger(__name__)
@@ -65,15 +66,21 @@ def _store(path: Path, tokens: np.ndarray, corpus: Path) -> None:
 
 
 def cached_tokens(
-    corpus: str | os.PathLike, tokenizer_path: str | os.PathLike, tokenizer, kind: str = "text", unit: str = "auto"
+    corpus: str | os.PathLike,
+    tokenizer_path: str | os.PathLike,
+    tokenizer,
+    kind: str = "text",
+    unit: str = "auto",
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> np.ndarray:
-    """``tokenize_file(corpus, tokenizer, kind, unit)``, from the cache when the corpus, the
-    tokenizer (saved at ``tokenizer_path``) and the unit are those it was made from; otherwise
-    tokenized and cached."""
+    """``tokenize_file(corpus, tokenizer, kind, unit, max_line_bytes)``, from the cache when the
+    corpus, the tokenizer (saved at ``tokenizer_path``) and the unit are those it was made from;
+    otherwise tokenized and cached (the line limit is not part of the key: a corpus that passes it
+    gives the same tokens under any limit)."""
     corpus, tokenizer_path = Path(corpus), Path(tokenizer_path)
     path = cache_path(corpus, cache_key(corpus, tokenizer_path, tokenizer.eos_token_id, kind, unit))
     tokens = _load(path)
     if tokens is None:
-        tokens = tokenize_file(corpus, tokenizer, kind, unit)
+        tokens = tokenize_file(corpus, tokenizer, kind, unit, max_line_bytes)
         _store(path, tokens, corpus)
     return tokens
