@@ -20,6 +20,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.nesting import nested_deeper
+
 
 class ConfigError(ValueError):
     """A config a user wrote is wrong; the message names the file and the key."""
@@ -466,13 +468,12 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {item!r}: empty key")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
+        too_deep = nested_deeper(value, MAX_CONFIG_DEPTH)
     except yaml.YAMLError:
-        value = raw
+        value, too_deep = raw, False
     except RecursionError:
-        value = deep = None
-    else:
-        deep = nesting_depth(value) <= MAX_CONFIG_DEPTH or None
-    if deep is None:
+        value, too_deep = None, True
+    if too_deep:
         raise ConfigError(f"--set {key}=...: the value nests more than {MAX_CONFIG_DEPTH} levels deep")
     return key.split("."), value
 
@@ -509,39 +510,19 @@ MAX_CONFIG_BYTES = 1 << 20
 MAX_CONFIG_DEPTH = 32
 
 
-def nesting_depth(value: Any) -> int:
-    """How deep mappings and lists nest in ``value`` (a scalar: 0), without recursion."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        deepest = max(deepest, depth + 1)
-        if deepest > MAX_CONFIG_DEPTH:
-            break
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
 def _parse_yaml(text: str, where: str) -> Any:
     """``text`` parsed as YAML, nested at most MAX_CONFIG_DEPTH deep; ConfigError naming ``where``."""
     try:
         data = yaml.safe_load(text)
+        too_deep = nested_deeper(data, MAX_CONFIG_DEPTH)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"{where}:{mark.line + 1}" if mark else where
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{at}: invalid YAML: {problem}") from None
     except RecursionError:
-        data = None
-        depth = MAX_CONFIG_DEPTH + 1
-    else:
-        depth = nesting_depth(data)
-    if depth > MAX_CONFIG_DEPTH:
+        data, too_deep = None, True
+    if too_deep:
         raise ConfigError(
             f"{where}: nested more than {MAX_CONFIG_DEPTH} levels deep; a config is a few sections of keys "
             "(every key is documented in engine/config.py)"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.generation import GenerationError
+from engine.nesting import nested_deeper
 
 #: The deepest a JSON schema may nest objects and arrays inside one another (``{}`` is 1 deep): far
 #: more than any real schema needs, and shallow enough that ``jsonschema``'s and xgrammar's recursion
@@ -75,21 +76,6 @@ def check_schema(schema: Any) -> None:
         xgrammar.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False)
     except Exception as exc:  # xgrammar raises RuntimeError (and others) for what it does not support
         raise JsonSchemaError(f"a JSON schema that cannot be enforced ({type(exc).__name__}: {exc})") from None
-
-
-def nested_deeper(value: Any, limit: int) -> bool:
-    """Whether the JSON ``value`` has objects and arrays nested more than ``limit`` deep (a container
-    holding no container is 1 deep). Without recursion, so any depth can be measured."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
 
 
 def _compiler(tokenizer, vocab_size: int, stop_ids: list[int]):

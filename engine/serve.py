@@ -36,7 +36,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from engine.generation import GenerationError, Stream, check_prompt_length, prompt_text, prompt_tokens, stream
-from engine.json_constraint import JsonSchemaError, nested_deeper
+from engine.json_constraint import JsonSchemaError
+from engine.nesting import nested_deeper
 from engine.openai_api import (
     ApiError,
     ChatRequest,

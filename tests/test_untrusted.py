@@ -205,6 +205,9 @@ def test_deeply_nested_yaml_is_one_line_and_exit_2(tmp_path, depth):
     assert result.exit_code == 1 and "nested more than 32 levels deep" in result.output  # a blocking check
     result = runner.invoke(app, ["run", "demo", "--headless", "--set", "model.x=" + "[" * 5000 + "]" * 5000])
     assert result.exit_code == 2 and "nests more than 32 levels" in one_line(result.output)
+    from engine.config import parse_override
+
+    assert parse_override("data.path=[not-yaml") == (["data", "path"], "[not-yaml")  # unparsed: the text as given
 
 
 def test_a_config_of_many_megabytes_is_refused_before_it_is_parsed(tmp_path):
